@@ -1,0 +1,57 @@
+import { z } from 'zod';
+
+const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const flag = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((value) => value === 'true' || value === '1' || value === 'yes');
+
+/**
+ * Every setting the service reads from its environment. Parsed once, at start, by `loadConfig`;
+ * nothing else reads `process.env`. Names and defaults are documented in the README.
+ */
+const ConfigSchema = z.object({
+  DATABASE_URL: z
+    .string()
+    .url()
+    .refine((url) => /^postgres(ql)?:\/\//.test(url), 'must be a postgres:// URL')
+    .optional(),
+  DATA_DIR: z.string().min(1).default('.data/pglite'),
+  ROLE: z.enum(['all', 'api', 'worker']).default('all'),
+  HOST: z.string().min(1).default('0.0.0.0'),
+  PORT: integer(0, 65_535).default(4000),
+  DB_POOL_SIZE: integer(1, 1000).default(10),
+  WORKER_CONCURRENCY: integer(1, 10_000).default(100),
+  WORKER_POLL_INTERVAL_MS: integer(10, 600_000).default(1000),
+  JOB_TIMEOUT_SECONDS: integer(1, 86_400).default(30),
+  MAX_ATTEMPTS: integer(1, 100).default(5),
+  RETRY_BASE_DELAY_MS: integer(0, 3_600_000).default(1000),
+  RETRY_MAX_DELAY_MS: integer(0, 86_400_000).default(300_000),
+  SHUTDOWN_GRACE_MS: integer(0, 600_000).default(10_000),
+  NUMBER_MAX_DIGITS: integer(1, 1000).default(100),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  LOG_PRETTY: flag.default(false),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Reads the settings from `env`, and throws one error naming every invalid value. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const present = Object.fromEntries(
+    Object.keys(ConfigSchema.shape)
+      .filter((key) => env[key] !== undefined && env[key] !== '')
+      .map((key) => [key, env[key]]),
+  );
+  const parsed = ConfigSchema.safeParse(present);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`Invalid configuration:\n  ${problems.join('\n  ')}`);
+  }
+  if (parsed.data.RETRY_MAX_DELAY_MS < parsed.data.RETRY_BASE_DELAY_MS) {
+    throw new ConfigError('Invalid configuration:\n  RETRY_MAX_DELAY_MS: must be at least RETRY_BASE_DELAY_MS');
+  }
+  return parsed.data;
+}

@@ -1,0 +1,33 @@
+import { fileURLToPath } from 'node:url';
+import type { Config } from '../config.ts';
+import type { Logger } from '../logger.ts';
+import type { Database } from './database.ts';
+import { migrate, readMigrations } from './migrate.ts';
+import { openPglite } from './pglite.ts';
+import { openPostgres } from './postgres.ts';
+
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../../prisma/migrations', import.meta.url));
+
+/**
+ * Opens the database the config names (PostgreSQL at DATABASE_URL, else PGlite in DATA_DIR) and
+ * brings its schema up to date before anything else touches it.
+ */
+export async function openDatabase(
+  config: Pick<Config, 'DATABASE_URL' | 'DATA_DIR' | 'DB_POOL_SIZE'>,
+  logger: Logger,
+): Promise<Database> {
+  const db = config.DATABASE_URL
+    ? openPostgres({ connectionString: config.DATABASE_URL, poolSize: config.DB_POOL_SIZE, logger })
+    : await openPglite(config.DATA_DIR);
+  try {
+    await migrate(db, await readMigrations(MIGRATIONS_DIR), logger);
+  } catch (error) {
+    await db.close();
+    throw error;
+  }
+  logger.info(
+    db.kind === 'pglite' ? { database: 'embedded PGlite', dataDir: config.DATA_DIR } : { database: 'PostgreSQL' },
+    'database ready',
+  );
+  return db;
+}

@@ -1,0 +1,34 @@
+import { Decimal } from 'decimal.js';
+import { JobServiceError } from './errors.ts';
+
+/**
+ * decimal.js rounds every result to `precision` significant digits (20 by default, also in
+ * Prisma's copy). Addition needs at most the digits of both operands plus one, and the inputs are
+ * capped far below this, so no sum is ever rounded.
+ */
+const Exact = Decimal.clone({ precision: 1_000_000 });
+
+// Plain decimal notation only: an exponent like 1e999999 would let a short string ask for a
+// million digits.
+const DECIMAL_PATTERN = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$/;
+
+/** Checks a customer's number and returns it in canonical form: no exponent, no `+`, no `-0`. */
+export function parseDecimal(value: string, field: string, maxDigits: number): string {
+  const text = value.trim();
+  if (!DECIMAL_PATTERN.test(text)) {
+    throw new JobServiceError('BAD_USER_INPUT', `${field} must be a decimal number like 12 or -0.5`, field);
+  }
+  const digits = text.replace(/[^0-9]/g, '').length;
+  if (digits > maxDigits) {
+    throw new JobServiceError('BAD_USER_INPUT', `${field} has ${digits} digits; at most ${maxDigits} are allowed`, field);
+  }
+  return canonical(new Exact(text));
+}
+
+export function addDecimals(a: string, b: string): string {
+  return canonical(new Exact(a).plus(b));
+}
+
+function canonical(value: Decimal): string {
+  return value.isZero() ? '0' : value.toFixed();
+}

@@ -1,0 +1,16 @@
+/** Codes the API layers map to HTTP statuses and GraphQL `extensions.code`. */
+export type JobErrorCode = 'BAD_USER_INPUT' | 'NOT_FOUND' | 'CONFLICT' | 'UNAVAILABLE';
+
+/** An expected failure whose message is safe to show to the customer. */
+export class JobServiceError extends Error {
+  override name = 'JobServiceError';
+
+  constructor(
+    readonly code: JobErrorCode,
+    message: string,
+    readonly field?: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}

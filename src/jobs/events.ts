@@ -1,0 +1,104 @@
+import type { Database } from '../db/database.ts';
+import type { Logger } from '../logger.ts';
+import { JOB_EVENTS_CHANNEL, type JobEvent, parseJobEvents } from './queue.ts';
+
+export type JobEventListener = (event: JobEvent) => void;
+
+/**
+ * Fans the process's one LISTEN connection out to everyone in it who waits for a job: the worker
+ * (for any new pending job) and each subscriber (for its own job id). A change written by any
+ * process on the database arrives here, because PostgreSQL is the only bus.
+ */
+export class JobEventHub {
+  private readonly byJob = new Map<string, Set<JobEventListener>>();
+  private readonly batchListeners = new Set<(events: JobEvent[]) => void>();
+  private readonly resyncListeners = new Set<() => void>();
+  private starting: Promise<void> | undefined;
+  private unlisten: (() => Promise<void>) | undefined;
+
+  constructor(
+    private readonly db: Database,
+    private readonly logger: Logger,
+  ) {}
+
+  start(): Promise<void> {
+    this.starting ??= this.db
+      .listen(JOB_EVENTS_CHANNEL, {
+        onNotification: (payload) => this.dispatch(parseJobEvents(payload)),
+        onReconnect: () => this.resync(),
+      })
+      .then(
+        (unlisten) => {
+          this.unlisten = unlisten;
+        },
+        (error: unknown) => {
+          this.starting = undefined;
+          throw error;
+        },
+      );
+    return this.starting;
+  }
+
+  async stop(): Promise<void> {
+    const starting = this.starting;
+    this.starting = undefined;
+    await starting?.catch(() => undefined);
+    const unlisten = this.unlisten;
+    this.unlisten = undefined;
+    await unlisten?.();
+  }
+
+  /** Calls `listener` for every change of job `id`. Returns the function that stops it. */
+  watch(id: string, listener: JobEventListener): () => void {
+    let listeners = this.byJob.get(id);
+    if (!listeners) {
+      listeners = new Set();
+      this.byJob.set(id, listeners);
+    }
+    listeners.add(listener);
+    return () => {
+      listeners.delete(listener);
+      if (listeners.size === 0 && this.byJob.get(id) === listeners) this.byJob.delete(id);
+    };
+  }
+
+  /** Calls `listener` with every batch of events, whatever the job. */
+  onEvents(listener: (events: JobEvent[]) => void): () => void {
+    this.batchListeners.add(listener);
+    return () => this.batchListeners.delete(listener);
+  }
+
+  /** Calls `listener` after the LISTEN connection was lost and restored: events may be missing. */
+  onResync(listener: () => void): () => void {
+    this.resyncListeners.add(listener);
+    return () => this.resyncListeners.delete(listener);
+  }
+
+  /** How many job watchers are registered, for metrics. */
+  get watcherCount(): number {
+    let count = 0;
+    for (const listeners of this.byJob.values()) count += listeners.size;
+    return count;
+  }
+
+  private dispatch(events: JobEvent[]): void {
+    for (const listener of this.batchListeners) this.call(() => listener(events));
+    if (this.byJob.size === 0) return;
+    for (const event of events) {
+      for (const listener of this.byJob.get(event.id) ?? []) this.call(() => listener(event));
+    }
+  }
+
+  private resync(): void {
+    for (const listener of this.resyncListeners) this.call(listener);
+  }
+
+  /** One faulty listener must not starve the others or break the LISTEN connection. */
+  private call(listener: () => void): void {
+    try {
+      listener();
+    } catch (error) {
+      this.logger.error({ err: error }, 'job event listener failed');
+    }
+  }
+}

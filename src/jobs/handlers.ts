@@ -1,0 +1,28 @@
+import { addDecimals } from './decimal.ts';
+
+export interface JobInput {
+  num1: string;
+  num2: string;
+}
+
+export interface JobContext {
+  attempt: number;
+  maxAttempts: number;
+  /** Fires when the worker gives the job up: at shutdown, or when it lost the job to the stale rule. */
+  signal: AbortSignal;
+}
+
+/** Computes a job's result. A thrown error fails the attempt; the worker decides on a retry. */
+export type JobHandler = (input: JobInput, context: JobContext) => string | Promise<string>;
+
+export type JobHandlers = ReadonlyMap<string, JobHandler>;
+
+/** Thrown by a handler when retrying cannot help: the job fails at once. */
+export class PermanentJobError extends Error {
+  override name = 'PermanentJobError';
+}
+
+/** The handlers a worker runs: `add`, and any others the caller plugs in. */
+export function createHandlers(extra: Record<string, JobHandler> = {}): JobHandlers {
+  return new Map<string, JobHandler>([['add', (input) => addDecimals(input.num1, input.num2)], ...Object.entries(extra)]);
+}

@@ -1,0 +1,348 @@
+/**
+ * Every statement that changes a job, in one place. The worker and the job service call these
+ * functions and never write SQL of their own.
+ *
+ * Rules that hold for all of them:
+ * - Each is one statement, so it commits on its own (autocommit) and holds its row locks only for
+ *   the few milliseconds it runs. No transaction spans a network round trip to Node.
+ * - Each state change bumps `version` and is announced on the `job_events` channel by the same
+ *   statement (see `announce`). PostgreSQL delivers a NOTIFY only when its transaction commits, so
+ *   a listener never hears of a change it cannot yet read.
+ * - Writes by a worker are fenced on (id, attempt, status = 'wip'): a worker that lost its job to
+ *   the stale rule, and comes back late, matches no row and changes nothing.
+ */
+import type { Queryable, Statement } from '../db/database.ts';
+import { Prisma, type Job, type JobStatus } from '../generated/prisma/client.ts';
+
+export const JOB_EVENTS_CHANNEL = 'job_events';
+
+/** What a NOTIFY on `job_events` says about one job: enough to decide whether to re-read it. */
+export interface JobEvent {
+  id: string;
+  status: JobStatus;
+  version: number;
+}
+
+/**
+ * The payload lists changes as `id:status:version`, comma-separated, up to 100 to a NOTIFY (about
+ * 5 kB, under PostgreSQL's 8 kB limit). One NOTIFY per change would cost a batch of 20,000 jobs
+ * 20,000 notifications; chunking makes it 200.
+ */
+export function parseJobEvents(payload: string): JobEvent[] {
+  const events: JobEvent[] = [];
+  for (const item of payload.split(',')) {
+    const [id, status, version] = item.split(':');
+    if (id && status && version) events.push({ id, status: status as JobStatus, version: Number(version) });
+  }
+  return events;
+}
+
+/**
+ * A CTE that announces the rows of `changed` and yields one row. The final SELECT must join it,
+ * or PostgreSQL skips a SELECT CTE nobody reads. `job_announce` is defined in the migrations.
+ */
+function announce(changed: string): string {
+  return `announced AS (
+    SELECT job_announce(array_agg(id::text || ':' || status::text || ':' || version::text)) AS count
+    FROM ${changed}
+  )`;
+}
+
+function columns(table: string): string {
+  return `${table}.id, ${table}.kind, ${table}.num1::text AS num1, ${table}.num2::text AS num2,
+  ${table}.result::text AS result, ${table}.status, ${table}.attempt, ${table}.max_attempts AS "maxAttempts",
+  ${table}.last_error AS "lastError", ${table}.run_at AS "runAt", ${table}.priority,
+  ${table}.locked_by AS "lockedBy", ${table}.idempotency_key AS "idempotencyKey", ${table}.owner,
+  ${table}.version, ${table}.created_at AS "createdAt", ${table}.last_updated AS "lastUpdated",
+  ${table}.completed_on AS "completedOn", ${table}.retrieved_at AS "retrievedAt"`;
+}
+
+/** Numbers leave the database as text, so no driver ever rounds them through a float. */
+type JobRow = Omit<Job, 'num1' | 'num2' | 'result'> & { num1: string; num2: string; result: string | null };
+
+function toJob(row: JobRow): Job {
+  return {
+    ...row,
+    num1: new Prisma.Decimal(row.num1),
+    num2: new Prisma.Decimal(row.num2),
+    result: row.result === null ? null : new Prisma.Decimal(row.result),
+  };
+}
+
+export interface NewJob {
+  id: string;
+  kind: string;
+  num1: string;
+  num2: string;
+  maxAttempts: number;
+  runAt: Date | null;
+  priority: number;
+  idempotencyKey: string | null;
+  owner: string;
+}
+
+const insertJobs: Statement = {
+  name: 'jobs_insert',
+  text: `
+  WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::numeric[], $4::numeric[], $5::int[],
+                         $6::timestamptz[], $7::int[], $8::text[], $9::text[])
+      AS i(id, kind, num1, num2, max_attempts, run_at, priority, idempotency_key, owner)
+  ),
+  inserted AS (
+    INSERT INTO job (id, kind, num1, num2, max_attempts, run_at, priority, idempotency_key, owner)
+    SELECT id, kind, num1, num2, max_attempts, coalesce(run_at, now()), priority, idempotency_key, owner
+    FROM input
+    ON CONFLICT (owner, idempotency_key) DO NOTHING
+    RETURNING *
+  ),
+  ${announce('inserted')}
+  SELECT ${columns('inserted')}, inserted.id AS "inputId", true AS created FROM inserted, announced
+  UNION ALL
+  SELECT ${columns('job')}, input.id, false
+  FROM input JOIN job ON job.owner = input.owner AND job.idempotency_key = input.idempotency_key
+  WHERE input.id NOT IN (SELECT id FROM inserted)`,
+};
+
+export interface InsertedJob {
+  job: Job;
+  /** False when the idempotency key matched an existing job, which is returned instead. */
+  created: boolean;
+}
+
+/**
+ * Inserts jobs and returns them keyed by the id each input proposed. An input whose idempotency
+ * key collides with a job committed by a transaction that started after this statement's
+ * snapshot gets no row: the caller retries it, and the retry sees the winner.
+ */
+export async function insertJobsStatement(db: Queryable, jobs: readonly NewJob[]): Promise<Map<string, InsertedJob>> {
+  const rows = await db.query<JobRow & { inputId: string; created: boolean }>(insertJobs, [
+    jobs.map((job) => job.id),
+    jobs.map((job) => job.kind),
+    jobs.map((job) => job.num1),
+    jobs.map((job) => job.num2),
+    jobs.map((job) => job.maxAttempts),
+    jobs.map((job) => job.runAt),
+    jobs.map((job) => job.priority),
+    jobs.map((job) => job.idempotencyKey),
+    jobs.map((job) => job.owner),
+  ]);
+  return new Map(rows.map(({ inputId, created, ...row }) => [inputId, { job: toJob(row), created }]));
+}
+
+export interface ClaimedJob {
+  id: string;
+  kind: string;
+  num1: string;
+  num2: string;
+  attempt: number;
+  maxAttempts: number;
+}
+
+/*
+ * Claiming. Two candidate sets, each read through its own partial index and locked with
+ * FOR UPDATE SKIP LOCKED, so concurrent workers take disjoint rows without waiting on each other:
+ * - `stale`: wip jobs whose heartbeat is older than the timeout; their worker is presumed dead.
+ *   They go first, being the oldest work in the queue.
+ * - `due`: pending jobs whose run_at has passed, by priority, then age. Its LIMIT is what the
+ *   stale set left over. (FOR UPDATE is not allowed inside a UNION, hence two CTEs.)
+ * A stale job that has used its last attempt is failed here instead of being run again: a job
+ * that kills its worker every time must not cycle forever.
+ */
+const claimJobs: Statement = {
+  name: 'jobs_claim',
+  text: `
+  WITH stale AS (
+    SELECT id FROM job
+    WHERE status = 'wip' AND last_updated < now() - make_interval(secs => $3)
+    ORDER BY last_updated
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+  ),
+  due AS (
+    SELECT id FROM job
+    WHERE status = 'pending' AND run_at <= now()
+    ORDER BY priority DESC, run_at, id
+    LIMIT $2 - (SELECT count(*) FROM stale)
+    FOR UPDATE SKIP LOCKED
+  ),
+  claimed AS (
+    UPDATE job SET
+      status = CASE WHEN job.status = 'wip' AND job.attempt >= job.max_attempts
+                    THEN 'failed' ELSE 'wip' END::job_status,
+      attempt = CASE WHEN job.status = 'wip' AND job.attempt >= job.max_attempts
+                     THEN job.attempt ELSE job.attempt + 1 END,
+      last_error = CASE WHEN job.status = 'wip' AND job.attempt >= job.max_attempts
+                        THEN 'timed out: no heartbeat for ' || $3 || ' s on its last attempt'
+                        ELSE job.last_error END,
+      completed_on = CASE WHEN job.status = 'wip' AND job.attempt >= job.max_attempts
+                          THEN now() END,
+      locked_by = CASE WHEN job.status = 'wip' AND job.attempt >= job.max_attempts
+                       THEN NULL ELSE $1 END,
+      last_updated = now(),
+      version = job.version + 1
+    WHERE job.id IN (SELECT id FROM stale UNION ALL SELECT id FROM due)
+    RETURNING job.id, job.kind, job.num1::text AS num1, job.num2::text AS num2, job.attempt,
+              job.max_attempts AS "maxAttempts", job.status, job.version, job.priority, job.run_at
+  ),
+  ${announce('claimed')}
+  SELECT id, kind, num1, num2, attempt, "maxAttempts" FROM claimed, announced WHERE status = 'wip'
+  ORDER BY priority DESC, run_at, id`,
+};
+
+export async function claimJobsStatement(
+  db: Queryable,
+  workerId: string,
+  limit: number,
+  timeoutSeconds: number,
+): Promise<ClaimedJob[]> {
+  return db.query<ClaimedJob>(claimJobs, [workerId, limit, timeoutSeconds]);
+}
+
+export interface Completion {
+  id: string;
+  attempt: number;
+  result: string;
+}
+
+const completeJobs: Statement = {
+  name: 'jobs_complete',
+  text: `
+  WITH done AS (
+    UPDATE job SET status = 'completed', result = c.result, completed_on = now(), last_updated = now(),
+                   locked_by = NULL, version = job.version + 1
+    FROM unnest($1::uuid[], $2::int[], $3::numeric[]) AS c(id, attempt, result)
+    WHERE job.id = c.id AND job.attempt = c.attempt AND job.status = 'wip'
+    RETURNING job.id, job.status, job.version
+  ),
+  ${announce('done')}
+  SELECT id FROM done, announced`,
+};
+
+/** Writes a batch of results. Returns the ids the fence accepted; the others were taken over. */
+export async function completeJobsStatement(db: Queryable, completions: readonly Completion[]): Promise<Set<string>> {
+  const rows = await db.query<{ id: string }>(completeJobs, [
+    completions.map((c) => c.id),
+    completions.map((c) => c.attempt),
+    completions.map((c) => c.result),
+  ]);
+  return new Set(rows.map((row) => row.id));
+}
+
+export interface Failure {
+  id: string;
+  attempt: number;
+  error: string;
+  /** Delay before the next attempt, or null when this failure is final. */
+  retryInMs: number | null;
+}
+
+const failJobs: Statement = {
+  name: 'jobs_fail',
+  text: `
+  WITH failed AS (
+    UPDATE job SET
+      status = CASE WHEN f.retry_in_ms IS NULL THEN 'failed' ELSE 'pending' END::job_status,
+      run_at = CASE WHEN f.retry_in_ms IS NULL THEN job.run_at
+                    ELSE now() + make_interval(secs => f.retry_in_ms / 1000.0) END,
+      completed_on = CASE WHEN f.retry_in_ms IS NULL THEN now() END,
+      last_error = f.error, locked_by = NULL, last_updated = now(), version = job.version + 1
+    FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[]) AS f(id, attempt, error, retry_in_ms)
+    WHERE job.id = f.id AND job.attempt = f.attempt AND job.status = 'wip'
+    RETURNING job.id, job.status, job.version
+  ),
+  ${announce('failed')}
+  SELECT id FROM failed, announced`,
+};
+
+/** Records failed attempts: back to pending with a delay, or failed for good. Fenced. */
+export async function failJobsStatement(db: Queryable, failures: readonly Failure[]): Promise<Set<string>> {
+  const rows = await db.query<{ id: string }>(failJobs, [
+    failures.map((f) => f.id),
+    failures.map((f) => f.attempt),
+    failures.map((f) => f.error),
+    failures.map((f) => f.retryInMs),
+  ]);
+  return new Set(rows.map((row) => row.id));
+}
+
+export interface Held {
+  id: string;
+  attempt: number;
+}
+
+// No version bump and no NOTIFY: a heartbeat changes nothing a customer can see.
+const heartbeat: Statement = {
+  name: 'jobs_heartbeat',
+  text: `
+  UPDATE job SET last_updated = now()
+  FROM unnest($1::uuid[], $2::int[]) AS h(id, attempt)
+  WHERE job.id = h.id AND job.attempt = h.attempt AND job.status = 'wip'
+  RETURNING job.id`,
+};
+
+/** Keeps running jobs out of the stale rule. Returns the ids still held; the rest were lost. */
+export async function heartbeatStatement(db: Queryable, held: readonly Held[]): Promise<Set<string>> {
+  const rows = await db.query<{ id: string }>(heartbeat, [held.map((h) => h.id), held.map((h) => h.attempt)]);
+  return new Set(rows.map((row) => row.id));
+}
+
+/*
+ * Hand-back at shutdown. The interrupted attempt is not counted against the job: `attempt` goes
+ * back down, so the fence value is reused by the next claim. That is safe only because the
+ * releasing worker drops every result it has not yet written before it releases.
+ */
+const releaseJobs: Statement = {
+  name: 'jobs_release',
+  text: `
+  WITH released AS (
+    UPDATE job SET status = 'pending', attempt = job.attempt - 1, locked_by = NULL, run_at = now(),
+                   last_updated = now(), version = job.version + 1
+    FROM unnest($1::uuid[], $2::int[]) AS r(id, attempt)
+    WHERE job.id = r.id AND job.attempt = r.attempt AND job.status = 'wip'
+    RETURNING job.id, job.status, job.version
+  ),
+  ${announce('released')}
+  SELECT id FROM released, announced`,
+};
+
+export async function releaseJobsStatement(db: Queryable, held: readonly Held[]): Promise<Set<string>> {
+  const rows = await db.query<{ id: string }>(releaseJobs, [held.map((h) => h.id), held.map((h) => h.attempt)]);
+  return new Set(rows.map((row) => row.id));
+}
+
+const retrieveJob: Statement = {
+  name: 'job_retrieve',
+  text: `
+  WITH retrieved AS (
+    UPDATE job SET status = 'retrieved', retrieved_at = now(), last_updated = now(), version = version + 1
+    WHERE id = $1 AND owner = $2 AND status = 'completed'
+    RETURNING *
+  ),
+  ${announce('retrieved')}
+  SELECT ${columns('retrieved')} FROM retrieved, announced`,
+};
+
+/** completed → retrieved. Returns null when the job is not (or no longer) completed. */
+export async function retrieveJobStatement(db: Queryable, id: string, owner: string): Promise<Job | null> {
+  const [row] = await db.query<JobRow>(retrieveJob, [id, owner]);
+  return row ? toJob(row) : null;
+}
+
+const cancelJob: Statement = {
+  name: 'job_cancel',
+  text: `
+  WITH cancelled AS (
+    UPDATE job SET status = 'cancelled', completed_on = now(), last_updated = now(), version = version + 1
+    WHERE id = $1 AND owner = $2 AND status = 'pending'
+    RETURNING *
+  ),
+  ${announce('cancelled')}
+  SELECT ${columns('cancelled')} FROM cancelled, announced`,
+};
+
+/** pending → cancelled. Returns null when the job is not pending; the row lock makes it exact. */
+export async function cancelJobStatement(db: Queryable, id: string, owner: string): Promise<Job | null> {
+  const [row] = await db.query<JobRow>(cancelJob, [id, owner]);
+  return row ? toJob(row) : null;
+}

@@ -1,0 +1,177 @@
+import { v7 as uuidv7 } from 'uuid';
+import { z } from 'zod';
+import type { Database } from '../db/database.ts';
+import type { Job, JobStatus } from '../generated/prisma/client.ts';
+import { parseDecimal } from './decimal.ts';
+import { JobServiceError } from './errors.ts';
+import {
+  cancelJobStatement,
+  type InsertedJob,
+  insertJobsStatement,
+  type NewJob,
+  retrieveJobStatement,
+} from './queue.ts';
+
+export type { Job, JobStatus };
+
+export interface AddJobInput {
+  num1: string;
+  num2: string;
+  idempotencyKey?: string | null;
+  runAt?: Date | null;
+  priority?: number | null;
+}
+
+/** Who is asking. Jobs belong to the key that created them; '' while the service has no keys. */
+export interface Caller {
+  owner: string;
+}
+
+export interface JobServiceLimits {
+  maxAttempts: number;
+  numberMaxDigits: number;
+  maxBatchSize: number;
+}
+
+export interface ListJobsArgs {
+  status?: JobStatus | null;
+  first?: number | null;
+  after?: string | null;
+}
+
+export interface JobPage {
+  jobs: Job[];
+  hasNextPage: boolean;
+  endCursor: string | null;
+}
+
+export const MAX_PAGE_SIZE = 100;
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const OptionsSchema = z.object({
+  idempotencyKey: z.string().min(1).max(200).nullish(),
+  runAt: z
+    .date()
+    .refine((date) => !Number.isNaN(date.getTime()), 'must be a valid date')
+    .nullish(),
+  priority: z.number().int().min(-1000).max(1000).nullish(),
+});
+
+/** Ids are UUIDs; anything else cannot name a job, and must not reach a uuid column. */
+function isJobId(id: string): boolean {
+  return UUID_PATTERN.test(id);
+}
+
+/**
+ * The one entry point of the API layers (GraphQL and REST) to jobs. It validates, scopes every
+ * read and write to the caller, and leaves SQL to the queue module.
+ */
+export class JobService {
+  constructor(
+    private readonly db: Database,
+    private readonly limits: JobServiceLimits,
+  ) {}
+
+  async addJob(input: AddJobInput, caller: Caller): Promise<InsertedJob> {
+    const [inserted] = await this.addJobs([input], caller);
+    return inserted!;
+  }
+
+  /** Adds jobs in one statement; the answer keeps the order of `inputs`. */
+  async addJobs(inputs: readonly AddJobInput[], caller: Caller): Promise<InsertedJob[]> {
+    if (inputs.length === 0) throw new JobServiceError('BAD_USER_INPUT', 'give at least one job', 'inputs');
+    if (inputs.length > this.limits.maxBatchSize) {
+      throw new JobServiceError(
+        'BAD_USER_INPUT',
+        `at most ${this.limits.maxBatchSize} jobs fit in one request; got ${inputs.length}`,
+        'inputs',
+      );
+    }
+    const jobs = inputs.map((input, index) => this.toNewJob(input, caller, inputs.length > 1 ? `inputs.${index}.` : ''));
+    let results = new Map<string, InsertedJob>();
+    let missing = jobs;
+    // Only an idempotency key raced by a concurrent request comes back missing; its retry sees
+    // the winner. Three rounds cover any interleaving of two such statements.
+    for (let round = 0; round < 3 && missing.length > 0; round += 1) {
+      const found = await insertJobsStatement(this.db, missing);
+      results = new Map([...results, ...found]);
+      missing = missing.filter((job) => !results.has(job.id));
+    }
+    if (missing.length > 0) {
+      throw new JobServiceError('CONFLICT', 'the idempotency key is in use by a request still running; retry');
+    }
+    return jobs.map((job) => results.get(job.id)!);
+  }
+
+  /** A pure read: it never changes the job. */
+  async getJob(id: string, caller: Caller): Promise<Job | null> {
+    if (!isJobId(id)) return null;
+    return this.db.prisma.job.findFirst({ where: { id, owner: caller.owner } });
+  }
+
+  /**
+   * Hands the result over: a completed job becomes `retrieved`. Any other job is returned as it
+   * is, so calling this twice, or before the job is done, is safe.
+   */
+  async retrieveJob(id: string, caller: Caller): Promise<Job | null> {
+    if (!isJobId(id)) return null;
+    return (await retrieveJobStatement(this.db, id, caller.owner)) ?? this.getJob(id, caller);
+  }
+
+  /** pending → cancelled. A job a worker already took cannot be cancelled. */
+  async cancelJob(id: string, caller: Caller): Promise<Job> {
+    const cancelled = isJobId(id) ? await cancelJobStatement(this.db, id, caller.owner) : null;
+    if (cancelled) return cancelled;
+    const job = await this.getJob(id, caller);
+    if (!job) throw new JobServiceError('NOT_FOUND', `no job with id ${id}`, 'id');
+    if (job.status === 'cancelled') return job;
+    throw new JobServiceError('CONFLICT', `only a pending job can be cancelled; this one is ${job.status}`, 'id');
+  }
+
+  /** Newest first. `after` is the `endCursor` of the previous page. */
+  async listJobs(args: ListJobsArgs, caller: Caller): Promise<JobPage> {
+    const first = args.first ?? 20;
+    if (!Number.isInteger(first) || first < 1 || first > MAX_PAGE_SIZE) {
+      throw new JobServiceError('BAD_USER_INPUT', `first must be between 1 and ${MAX_PAGE_SIZE}`, 'first');
+    }
+    if (args.after != null && !isJobId(args.after)) {
+      throw new JobServiceError('BAD_USER_INPUT', 'after must be a cursor from a previous page', 'after');
+    }
+    // Ids are UUIDv7, so id order is creation order; `lt` keeps paging stable when rows vanish.
+    const rows = await this.db.prisma.job.findMany({
+      where: {
+        owner: caller.owner,
+        ...(args.status ? { status: args.status } : {}),
+        ...(args.after ? { id: { lt: args.after } } : {}),
+      },
+      orderBy: { id: 'desc' },
+      take: first + 1,
+    });
+    const jobs = rows.slice(0, first);
+    return { jobs, hasNextPage: rows.length > first, endCursor: jobs.at(-1)?.id ?? null };
+  }
+
+  private toNewJob(input: AddJobInput, caller: Caller, path: string): NewJob {
+    const options = OptionsSchema.safeParse({
+      idempotencyKey: input.idempotencyKey,
+      runAt: input.runAt,
+      priority: input.priority,
+    });
+    if (!options.success) {
+      const [issue] = options.error.issues;
+      const field = `${path}${issue?.path.join('.') ?? ''}`;
+      throw new JobServiceError('BAD_USER_INPUT', `${field} ${issue?.message ?? 'is invalid'}`, field);
+    }
+    return {
+      id: uuidv7(),
+      kind: 'add',
+      num1: parseDecimal(String(input.num1), `${path}num1`, this.limits.numberMaxDigits),
+      num2: parseDecimal(String(input.num2), `${path}num2`, this.limits.numberMaxDigits),
+      maxAttempts: this.limits.maxAttempts,
+      runAt: options.data.runAt ?? null,
+      priority: options.data.priority ?? 0,
+      idempotencyKey: options.data.idempotencyKey ?? null,
+      owner: caller.owner,
+    };
+  }
+}

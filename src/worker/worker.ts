@@ -1,0 +1,324 @@
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Database } from '../db/database.ts';
+import type { JobEventHub } from '../jobs/events.ts';
+import { parseDecimal } from '../jobs/decimal.ts';
+import { type JobHandlers, PermanentJobError } from '../jobs/handlers.ts';
+import {
+  type ClaimedJob,
+  type Completion,
+  claimJobsStatement,
+  completeJobsStatement,
+  type Failure,
+  failJobsStatement,
+  heartbeatStatement,
+  releaseJobsStatement,
+} from '../jobs/queue.ts';
+import type { Logger } from '../logger.ts';
+import { type BackoffPolicy, retryDelayMs } from './backoff.ts';
+import { WriteBatcher } from './write-batcher.ts';
+
+export interface WorkerOptions {
+  db: Database;
+  hub: JobEventHub;
+  handlers: JobHandlers;
+  logger: Logger;
+  concurrency: number;
+  pollIntervalMs: number;
+  jobTimeoutSeconds: number;
+  retry: BackoffPolicy;
+  shutdownGraceMs: number;
+  /** Defaults to host:pid:random, so a restarted process never reuses an old id. */
+  workerId?: string;
+  random?: () => number;
+}
+
+interface RunningJob {
+  job: ClaimedJob;
+  controller: AbortController;
+  /** `running` until the handler settles, then `writing` until its outcome is stored. */
+  phase: 'running' | 'writing';
+  /** Set when the job was handed back or lost; its outcome must then never be written. */
+  abandoned: boolean;
+  settled: Promise<void>;
+}
+
+const MAX_CLAIM_BACKOFF_MS = 30_000;
+const MAX_RESULT_DIGITS = 10_000;
+
+/**
+ * The loop that runs jobs: claim a batch into the free slots, run each handler, store the outcome.
+ *
+ * It sleeps while there is nothing to do, and wakes when a NOTIFY says a job is pending, when a
+ * slot frees up after a full claim, or after `pollIntervalMs` as a safety net (that also finds
+ * jobs whose `runAt` came due and jobs left stale by a dead worker).
+ */
+export class Worker {
+  readonly id: string;
+  private readonly running = new Map<string, RunningJob>();
+  private completions: WriteBatcher<Completion>;
+  private failures: WriteBatcher<Failure>;
+  private loop: Promise<void> | undefined;
+  /** True from start() until stop() begins; the loop runs while it holds. */
+  private active = false;
+  private stopping: Promise<void> | undefined;
+  private unsubscribe: Array<() => void> = [];
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private wakeRequested = false;
+  private wakeSleeper: (() => void) | undefined;
+  /** The last claim filled every free slot, so more work is probably waiting. */
+  private saturated = false;
+  private startedBefore = false;
+
+  constructor(private readonly options: WorkerOptions) {
+    this.id = options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+    [this.completions, this.failures] = this.createWriters();
+  }
+
+  /** Writers are closed by stop(), so each start gets new ones. */
+  private createWriters(): [WriteBatcher<Completion>, WriteBatcher<Failure>] {
+    const { db, logger } = this.options;
+    return [
+      new WriteBatcher(async (items) => this.reportFenced(items, await completeJobsStatement(db, items), 'result'), {
+        maxBatch: 1000,
+        retryDelayMs: 500,
+        logger,
+        what: 'results',
+      }),
+      new WriteBatcher(async (items) => this.reportFenced(items, await failJobsStatement(db, items), 'failure'), {
+        maxBatch: 1000,
+        retryDelayMs: 500,
+        logger,
+        what: 'failures',
+      }),
+    ];
+  }
+
+  get activeJobs(): number {
+    return this.running.size;
+  }
+
+  /** Starts the loop. Calling it again while it runs does nothing. */
+  async start(): Promise<void> {
+    if (this.loop) return;
+    if (this.stopping) await this.stopping;
+    if (this.loop) return;
+    await this.options.hub.start();
+    if (this.startedBefore) [this.completions, this.failures] = this.createWriters();
+    this.startedBefore = true;
+    this.unsubscribe = [
+      this.options.hub.onEvents((events) => {
+        if (events.some((event) => event.status === 'pending')) this.wake();
+      }),
+      this.options.hub.onResync(() => this.wake()),
+    ];
+    this.active = true;
+    this.loop = this.run();
+    this.options.logger.info({ workerId: this.id, concurrency: this.options.concurrency }, 'worker started');
+  }
+
+  /**
+   * Stops claiming, gives running jobs `shutdownGraceMs` to finish, then hands the rest back as
+   * pending. Safe to call twice, or before `start`.
+   */
+  stop(): Promise<void> {
+    if (!this.loop) return this.stopping ?? Promise.resolve();
+    this.stopping ??= this.shutDown().finally(() => {
+      this.stopping = undefined;
+    });
+    return this.stopping;
+  }
+
+  private async shutDown(): Promise<void> {
+    const loop = this.loop;
+    for (const unsubscribe of this.unsubscribe) unsubscribe();
+    this.unsubscribe = [];
+    this.active = false;
+    this.loop = undefined;
+    this.wake();
+    await loop;
+
+    let graceTimer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all([...this.running.values()].map((entry) => entry.settled)),
+      new Promise((resolve) => {
+        graceTimer = setTimeout(resolve, this.options.shutdownGraceMs);
+      }),
+    ]);
+    clearTimeout(graceTimer);
+
+    const unfinished = [...this.running.values()].filter((entry) => entry.phase === 'running');
+    for (const entry of unfinished) {
+      entry.abandoned = true;
+      entry.controller.abort(new Error('worker is shutting down'));
+    }
+    await Promise.all([this.completions.close(), this.failures.close()]);
+    if (unfinished.length > 0) {
+      const held = unfinished.map((entry) => ({ id: entry.job.id, attempt: entry.job.attempt }));
+      try {
+        const released = await releaseJobsStatement(this.options.db, held);
+        this.options.logger.info({ released: released.size }, 'handed unfinished jobs back');
+      } catch (error) {
+        this.options.logger.warn({ err: error }, 'could not hand jobs back; the stale rule will rescue them');
+      }
+    }
+    this.stopHeartbeat();
+    this.running.clear();
+    this.options.logger.info({ workerId: this.id }, 'worker stopped');
+  }
+
+  private async run(): Promise<void> {
+    const { db, logger, concurrency, pollIntervalMs, jobTimeoutSeconds } = this.options;
+    let claimFailures = 0;
+    while (this.active) {
+      const free = concurrency - this.running.size;
+      if (free <= 0) {
+        // Only a freed slot can help now; a NOTIFY that arrived meanwhile must not make this spin.
+        this.saturated = true;
+        this.wakeRequested = false;
+        await this.sleep(pollIntervalMs);
+        continue;
+      }
+      this.wakeRequested = false;
+      let claimed: ClaimedJob[];
+      try {
+        claimed = await claimJobsStatement(db, this.id, free, jobTimeoutSeconds);
+        claimFailures = 0;
+      } catch (error) {
+        claimFailures += 1;
+        logger.warn({ err: error, failures: claimFailures }, 'claiming jobs failed');
+        await this.sleep(Math.min(MAX_CLAIM_BACKOFF_MS, pollIntervalMs * 2 ** (claimFailures - 1)));
+        continue;
+      }
+      // A job claimed after stop() began would be started with nobody left to finish it.
+      for (const job of claimed) this.execute(job);
+      this.saturated = claimed.length === free;
+      if (!this.saturated && !this.wakeRequested) await this.sleep(pollIntervalMs);
+    }
+  }
+
+  private execute(job: ClaimedJob): void {
+    const entry: RunningJob = {
+      job,
+      controller: new AbortController(),
+      phase: 'running',
+      abandoned: false,
+      settled: Promise.resolve(),
+    };
+    this.running.set(job.id, entry);
+    this.startHeartbeat();
+    this.options.logger.debug({ jobId: job.id, attempt: job.attempt, workerId: this.id }, 'job wip');
+    entry.settled = this.perform(entry).finally(() => {
+      this.running.delete(job.id);
+      if (this.running.size === 0) this.stopHeartbeat();
+      if (this.saturated) this.wake();
+    });
+  }
+
+  private async perform(entry: RunningJob): Promise<void> {
+    const { job, controller } = entry;
+    let outcome: { result: string } | { error: unknown };
+    try {
+      const handler = this.options.handlers.get(job.kind);
+      if (!handler) throw new PermanentJobError(`no handler for job kind "${job.kind}"`);
+      const context = { attempt: job.attempt, maxAttempts: job.maxAttempts, signal: controller.signal };
+      outcome = { result: checkResult(await handler({ num1: job.num1, num2: job.num2 }, context)) };
+    } catch (error) {
+      outcome = { error };
+    }
+    if (entry.abandoned) return;
+    entry.phase = 'writing';
+    if ('result' in outcome) {
+      await this.completions.push({ id: job.id, attempt: job.attempt, result: outcome.result });
+      return;
+    }
+    const final = outcome.error instanceof PermanentJobError || job.attempt >= job.maxAttempts;
+    const retryInMs = final ? null : retryDelayMs(job.attempt, this.options.retry, this.options.random);
+    this.options.logger.debug({ jobId: job.id, attempt: job.attempt, err: outcome.error, retryInMs }, 'job failed');
+    const written = await this.failures.push({ id: job.id, attempt: job.attempt, error: describe(outcome.error), retryInMs });
+    // The retry's NOTIFY arrives before it is due; wake up when it is, instead of at the next poll.
+    if (written && retryInMs !== null && retryInMs < this.options.pollIntervalMs) {
+      setTimeout(() => this.wake(), retryInMs + 10).unref();
+    }
+  }
+
+  private reportFenced(items: ReadonlyArray<{ id: string; attempt: number }>, accepted: Set<string>, what: string) {
+    for (const item of items) {
+      if (!accepted.has(item.id)) {
+        this.options.logger.warn(
+          { jobId: item.id, attempt: item.attempt, workerId: this.id },
+          `${what} discarded: another attempt owns the job now`,
+        );
+      }
+    }
+  }
+
+  /*
+   * One statement refreshes every running job, every third of the timeout, so the stale rule
+   * never takes a live job. A job the statement no longer finds was taken over: its handler is
+   * told to stop, and its outcome is dropped.
+   */
+  private startHeartbeat(): void {
+    if (this.heartbeatTimer) return;
+    const intervalMs = Math.max(100, (this.options.jobTimeoutSeconds * 1000) / 3);
+    this.heartbeatTimer = setInterval(() => void this.beat(), intervalMs);
+    this.heartbeatTimer.unref();
+  }
+
+  private stopHeartbeat(): void {
+    clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
+  }
+
+  private async beat(): Promise<void> {
+    const entries = [...this.running.values()].filter((entry) => entry.phase === 'running' && !entry.abandoned);
+    if (entries.length === 0) return;
+    try {
+      const held = await heartbeatStatement(
+        this.options.db,
+        entries.map((entry) => ({ id: entry.job.id, attempt: entry.job.attempt })),
+      );
+      for (const entry of entries) {
+        if (held.has(entry.job.id) || entry.phase !== 'running') continue;
+        entry.abandoned = true;
+        entry.controller.abort(new Error('the job was taken over by another worker'));
+        this.options.logger.warn({ jobId: entry.job.id, attempt: entry.job.attempt }, 'lost job to the stale rule');
+      }
+    } catch (error) {
+      this.options.logger.warn({ err: error }, 'heartbeat failed');
+    }
+  }
+
+  private wake(): void {
+    this.wakeRequested = true;
+    this.wakeSleeper?.();
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.wakeRequested || !this.active) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const self = this;
+      function done() {
+        clearTimeout(timer);
+        if (self.wakeSleeper === done) self.wakeSleeper = undefined;
+        resolve();
+      }
+      this.wakeSleeper = done;
+    });
+  }
+}
+
+/** Results are stored as numeric; a handler bug must fail its job, not the batch it is written in. */
+function checkResult(value: unknown): string {
+  try {
+    return parseDecimal(String(value), 'result', MAX_RESULT_DIGITS);
+  } catch {
+    throw new PermanentJobError(`the handler returned ${JSON.stringify(value)}, which is not a decimal number`);
+  }
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) return error.message || error.name;
+  return String(error);
+}

@@ -1,0 +1,163 @@
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Database } from '../src/db/database.ts';
+import type { JobEventHub } from '../src/jobs/events.ts';
+import type { JobEvent } from '../src/jobs/queue.ts';
+import type { JobService } from '../src/jobs/service.ts';
+import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
+import { ANONYMOUS, createHub, createService, createWorker, statusOf, waitForJob } from './helpers/jobs.ts';
+
+let testDb: TestDatabase;
+let db: Database;
+let hub: JobEventHub;
+let service: JobService;
+
+beforeAll(async () => {
+  testDb = await createTestDatabase(import.meta.filename);
+  db = testDb.open();
+  hub = createHub(db);
+  await hub.start();
+  service = createService(db);
+});
+
+afterAll(async () => {
+  await hub.stop();
+  await testDb.drop();
+});
+
+/** Collects events until `until` says enough; the deadline only turns a hang into a failure. */
+function collect(subscribe: (push: (event: JobEvent) => void) => () => void, until: (events: JobEvent[]) => boolean) {
+  const events: JobEvent[] = [];
+  return new Promise<JobEvent[]>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      stop();
+      reject(new Error(`incomplete events: ${JSON.stringify(events)}`));
+    }, 15_000);
+    const stop = subscribe((event) => {
+      events.push(event);
+      if (until(events)) {
+        clearTimeout(timer);
+        stop();
+        resolve(events);
+      }
+    });
+  });
+}
+
+describe('job events', () => {
+  it('reach a watcher in the same process, in order, with growing versions', async () => {
+    const { job } = await service.addJob({ num1: '1', num2: '2' }, ANONYMOUS);
+    const events = collect(
+      (push) => hub.watch(job.id, push),
+      (seen) => seen.some((event) => event.status === 'retrieved'),
+    );
+    const worker = createWorker(db, hub);
+    await worker.start();
+    await waitForJob(service, hub, job.id, statusOf('completed'));
+    await service.retrieveJob(job.id, ANONYMOUS);
+    const seen = await events;
+    await worker.stop();
+
+    // The insert's own NOTIFY may land before or after addJob's answer, so `pending` may or may
+    // not be heard by a watcher that starts only then; everything after it must be.
+    const afterInsert = seen.filter((event) => event.status !== 'pending');
+    expect(afterInsert.map((event) => event.status)).toEqual(['wip', 'completed', 'retrieved']);
+    const versions = seen.map((event) => event.version);
+    expect(versions).toEqual([...versions].sort((a, b) => a - b));
+    expect(afterInsert[0]!.version).toBeGreaterThan(job.version);
+  });
+
+  it('reach a listener in another process', async () => {
+    const child = spawn(process.execPath, ['--import', 'tsx', 'test/fixtures/print-job-events.ts', testDb.url], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      const lines = createInterface({ input: child.stdout! });
+      const received: JobEvent[] = [];
+      let ready!: () => void;
+      const isReady = new Promise<void>((resolve) => {
+        ready = resolve;
+      });
+      let onEvent: (() => void) | undefined;
+      lines.on('line', (line) => {
+        if (line === 'ready') ready();
+        else {
+          received.push(JSON.parse(line) as JobEvent);
+          onEvent?.();
+        }
+      });
+      await isReady;
+
+      const { job } = await service.addJob({ num1: '40', num2: '2' }, ANONYMOUS);
+      const worker = createWorker(db, hub);
+      await worker.start();
+      await waitForJob(service, hub, job.id, statusOf('completed'));
+      await worker.stop();
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`child heard ${JSON.stringify(received)}`)), 15_000);
+        onEvent = () => {
+          if (received.some((event) => event.id === job.id && event.status === 'completed')) {
+            clearTimeout(timer);
+            resolve();
+          }
+        };
+        onEvent();
+      });
+      expect(received.filter((event) => event.id === job.id).map((event) => event.status)).toEqual([
+        'pending',
+        'wip',
+        'completed',
+      ]);
+    } finally {
+      child.kill('SIGTERM');
+    }
+  });
+
+  it('announce a large batch in chunks, every job once', async () => {
+    let notifications = 0;
+    const ids = new Set<string>();
+    const stop = hub.onEvents((events) => {
+      if (events.every((event) => event.status === 'pending')) notifications += 1;
+      for (const event of events) ids.add(event.id);
+    });
+    const added = await service.addJobs(
+      Array.from({ length: 250 }, (_, i) => ({ num1: String(i), num2: '0' })),
+      ANONYMOUS,
+    );
+    // Wait until all 250 ids were heard, or give up after two seconds.
+    for (let i = 0; i < 100 && added.some(({ job }) => !ids.has(job.id)); i += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    stop();
+    expect(added.every(({ job }) => ids.has(job.id))).toBe(true);
+    expect(notifications).toBe(3);
+  });
+
+  it('resume after the LISTEN connection is killed, and say so', async () => {
+    const listenerDb = testDb.open();
+    const listenerHub = createHub(listenerDb);
+    let resyncs = 0;
+    listenerHub.onResync(() => {
+      resyncs += 1;
+    });
+    await listenerHub.start();
+    const [terminated] = await db.query<{ count: number }>({
+      name: 'test_kill_listeners',
+      text: `SELECT count(pg_terminate_backend(pid))::int AS count FROM pg_stat_activity
+             WHERE datname = current_database() AND query LIKE 'LISTEN%' AND pid <> pg_backend_pid()`,
+    });
+    expect(terminated?.count).toBeGreaterThan(0);
+
+    for (let i = 0; i < 200 && resyncs === 0; i += 1) await new Promise((resolve) => setTimeout(resolve, 25));
+    expect(resyncs).toBeGreaterThan(0);
+
+    const { job } = await service.addJob({ num1: '9', num2: '9' }, ANONYMOUS);
+    const heard = await collect(
+      (push) => listenerHub.onEvents((events) => events.forEach(push)),
+      (seen) => seen.some((event) => event.id === job.id),
+    );
+    expect(heard.find((event) => event.id === job.id)?.status).toBe('pending');
+    await listenerHub.stop();
+  });
+});

@@ -1,0 +1,48 @@
+import { randomBytes } from 'node:crypto';
+import { basename } from 'node:path';
+import { pino } from 'pino';
+import { inject } from 'vitest';
+import type { Database } from '../../src/db/database.ts';
+import { openPostgres } from '../../src/db/postgres.ts';
+import type { Logger } from '../../src/logger.ts';
+import { databaseUrl, withAdmin } from './admin.ts';
+
+export function testLogger(): Logger {
+  return pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+}
+
+export interface TestDatabase {
+  name: string;
+  url: string;
+  /** Opens a connection pool of the service's own kind on this database. */
+  open(options?: { poolSize?: number; logger?: Logger }): Database;
+  drop(): Promise<void>;
+}
+
+/** A fresh, migrated database for one test file, cloned from the run's template. */
+export async function createTestDatabase(file: string): Promise<TestDatabase> {
+  const label = basename(file).replace(/\.test\.ts$/, '').replace(/[^a-z0-9]/gi, '_').toLowerCase();
+  const name = `test_${label}_${randomBytes(4).toString('hex')}`;
+  const template = inject('templateDatabase');
+  await withAdmin((admin) => admin.query(`CREATE DATABASE ${name} TEMPLATE ${template}`));
+  const url = databaseUrl(name);
+  const opened: Database[] = [];
+  return {
+    name,
+    url,
+    open(options = {}) {
+      const db = openPostgres({
+        connectionString: url,
+        poolSize: options.poolSize ?? 5,
+        logger: options.logger ?? testLogger(),
+        reconnectDelayMs: { initial: 50, max: 500 },
+      });
+      opened.push(db);
+      return db;
+    },
+    async drop() {
+      await Promise.all(opened.map((db) => db.close()));
+      await withAdmin((admin) => admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+    },
+  };
+}

@@ -1,0 +1,48 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openDatabase } from '../src/db/open.ts';
+import { testLogger } from './helpers/database.ts';
+import { ANONYMOUS, createHub, createService, createWorker, statusOf, waitForJob } from './helpers/jobs.ts';
+
+const dataDir = mkdtempSync(join(tmpdir(), 'jobs-pglite-'));
+afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
+
+const config = { DATABASE_URL: undefined, DATA_DIR: dataDir, DB_POOL_SIZE: 1 };
+
+describe('the embedded database', () => {
+  it('runs the whole lifecycle, and keeps the jobs in its data folder', async () => {
+    const db = await openDatabase(config, testLogger());
+    expect(db.kind).toBe('pglite');
+    const hub = createHub(db);
+    const service = createService(db);
+    const worker = createWorker(db, hub);
+    await worker.start();
+
+    const { job } = await service.addJob({ num1: '0.1', num2: '0.2' }, ANONYMOUS);
+    const completed = await waitForJob(service, hub, job.id, statusOf('completed'));
+    expect(completed.result?.toString()).toBe('0.3');
+    expect((await service.retrieveJob(job.id, ANONYMOUS))?.status).toBe('retrieved');
+
+    const batch = await service.addJobs(
+      Array.from({ length: 50 }, (_, i) => ({ num1: String(i), num2: '1' })),
+      ANONYMOUS,
+    );
+    for (const { job: queued } of batch) await waitForJob(service, hub, queued.id, statusOf('completed'));
+    await worker.stop();
+    await hub.stop();
+    await db.close();
+
+    const reopened = await openDatabase(config, testLogger());
+    const again = await createService(reopened).getJob(job.id, ANONYMOUS);
+    expect(again?.status).toBe('retrieved');
+    expect(again?.result?.toString()).toBe('0.3');
+    expect(await reopened.prisma.job.count({ where: { status: 'completed' } })).toBe(50);
+    const applied = await reopened.prisma.$queryRawUnsafe<Array<{ count: number }>>(
+      'SELECT count(*)::int AS count FROM "_prisma_migrations"',
+    );
+    expect(applied[0]?.count).toBe(2);
+    await reopened.close();
+  });
+});

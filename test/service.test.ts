@@ -1,0 +1,257 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Database } from '../src/db/database.ts';
+import { JobServiceError } from '../src/jobs/errors.ts';
+import type { JobEventHub } from '../src/jobs/events.ts';
+import { claimJobsStatement } from '../src/jobs/queue.ts';
+import type { JobService } from '../src/jobs/service.ts';
+import type { Worker } from '../src/worker/worker.ts';
+import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
+import { ANONYMOUS, createHub, createService, createWorker, statusOf, waitForJob } from './helpers/jobs.ts';
+
+let testDb: TestDatabase;
+let db: Database;
+let hub: JobEventHub;
+let service: JobService;
+
+beforeAll(async () => {
+  testDb = await createTestDatabase(import.meta.filename);
+  db = testDb.open();
+  hub = createHub(db);
+  await hub.start();
+  service = createService(db);
+});
+
+afterAll(async () => {
+  await hub.stop();
+  await testDb.drop();
+});
+
+async function countJobs(): Promise<number> {
+  return db.prisma.job.count();
+}
+
+describe('the lifecycle with a worker running', () => {
+  let worker: Worker;
+  beforeAll(async () => {
+    worker = createWorker(db, hub);
+    await worker.start();
+  });
+  afterAll(() => worker.stop());
+
+  it('takes a job from pending through completed to retrieved', async () => {
+    const { job: added, created } = await service.addJob({ num1: '2', num2: '3' }, ANONYMOUS);
+    expect(created).toBe(true);
+    expect(added.status).toBe('pending');
+    expect(added.result).toBeNull();
+    expect(added.completedOn).toBeNull();
+
+    const completed = await waitForJob(service, hub, added.id, statusOf('completed'));
+    expect(completed.result?.toString()).toBe('5');
+    expect(completed.attempt).toBe(1);
+    expect(completed.lockedBy).toBeNull();
+    expect(completed.completedOn).toBeInstanceOf(Date);
+    expect(completed.lastUpdated.getTime()).toBeGreaterThanOrEqual(added.lastUpdated.getTime());
+    expect(completed.version).toBeGreaterThan(added.version);
+
+    const retrieved = await service.retrieveJob(added.id, ANONYMOUS);
+    expect(retrieved?.status).toBe('retrieved');
+    expect(retrieved?.result?.toString()).toBe('5');
+    expect(retrieved?.retrievedAt).toBeInstanceOf(Date);
+    expect(retrieved?.completedOn).toEqual(completed.completedOn);
+
+    const again = await service.retrieveJob(added.id, ANONYMOUS);
+    expect(again?.status).toBe('retrieved');
+    expect(again?.retrievedAt).toEqual(retrieved?.retrievedAt);
+    expect(again?.version).toBe(retrieved?.version);
+  });
+
+  it.each([
+    ['0.1', '0.2', '0.3'],
+    ['9007199254740993', '1', '9007199254740994'],
+    ['-5', '5', '0'],
+    ['-0.000000000000000000000000000001', '0', '-0.000000000000000000000000000001'],
+    ['+007.50', '.5', '8'],
+    ['9'.repeat(60), '1', `1${'0'.repeat(60)}`],
+    [`0.${'3'.repeat(50)}`, `0.${'6'.repeat(50)}`, `0.${'9'.repeat(50)}`],
+  ])('adds %s + %s exactly as %s', async (num1, num2, sum) => {
+    const { job } = await service.addJob({ num1, num2 }, ANONYMOUS);
+    const completed = await waitForJob(service, hub, job.id, statusOf('completed'));
+    expect(completed.result?.toFixed()).toBe(sum);
+  });
+
+  it('runs a batch of 1,000 jobs, answering in input order', async () => {
+    const inputs = Array.from({ length: 1000 }, (_, i) => ({ num1: String(i), num2: '0.5' }));
+    const added = await service.addJobs(inputs, ANONYMOUS);
+    expect(added.map(({ job }) => job.num1.toString())).toEqual(inputs.map((input) => input.num1));
+    expect(new Set(added.map(({ job }) => job.id)).size).toBe(1000);
+    const last = await waitForJob(service, hub, added.at(-1)!.job.id, statusOf('completed'));
+    expect(last.result?.toString()).toBe('999.5');
+    const completed = await db.prisma.job.count({
+      where: { id: { in: added.map(({ job }) => job.id) }, status: 'completed' },
+    });
+    expect(completed).toBe(1000);
+  });
+});
+
+describe('idempotency keys', () => {
+  it('return the first job to a retried submission', async () => {
+    const first = await service.addJob({ num1: '1', num2: '2', idempotencyKey: 'order-17' }, ANONYMOUS);
+    const retried = await service.addJob({ num1: '1', num2: '2', idempotencyKey: 'order-17' }, ANONYMOUS);
+    expect(first.created).toBe(true);
+    expect(retried.created).toBe(false);
+    expect(retried.job.id).toBe(first.job.id);
+    expect(await db.prisma.job.count({ where: { idempotencyKey: 'order-17' } })).toBe(1);
+  });
+
+  it('are scoped to their owner', async () => {
+    const mine = await service.addJob({ num1: '1', num2: '1', idempotencyKey: 'shared' }, { owner: 'key-a' });
+    const theirs = await service.addJob({ num1: '1', num2: '1', idempotencyKey: 'shared' }, { owner: 'key-b' });
+    expect(theirs.created).toBe(true);
+    expect(theirs.job.id).not.toBe(mine.job.id);
+  });
+
+  it('collapse duplicates inside one batch', async () => {
+    const [a, b] = await service.addJobs(
+      [
+        { num1: '4', num2: '4', idempotencyKey: 'twice' },
+        { num1: '4', num2: '4', idempotencyKey: 'twice' },
+      ],
+      ANONYMOUS,
+    );
+    expect(a!.job.id).toBe(b!.job.id);
+    expect([a!.created, b!.created].sort()).toEqual([false, true]);
+  });
+
+  it('hold under concurrent submissions of the same key', async () => {
+    const results = await Promise.all(
+      Array.from({ length: 10 }, () => service.addJob({ num1: '7', num2: '7', idempotencyKey: 'race' }, ANONYMOUS)),
+    );
+    expect(new Set(results.map(({ job }) => job.id)).size).toBe(1);
+    expect(results.filter(({ created }) => created)).toHaveLength(1);
+  });
+});
+
+describe('bad input', () => {
+  it.each([
+    ['abc', 'num1'],
+    ['', 'num1'],
+    ['1e5', 'num1'],
+    ['1e999999', 'num1'],
+    ['NaN', 'num1'],
+    ['Infinity', 'num1'],
+    ['0x10', 'num1'],
+    ['1.2.3', 'num1'],
+    ['- 1', 'num1'],
+    ['1'.repeat(101), 'num1'],
+  ])('rejects %j with BAD_USER_INPUT and writes nothing', async (num1, field) => {
+    const before = await countJobs();
+    const error = await service.addJob({ num1, num2: '1' }, ANONYMOUS).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(JobServiceError);
+    expect(error).toMatchObject({ code: 'BAD_USER_INPUT', field });
+    expect(await countJobs()).toBe(before);
+  });
+
+  it('rejects a whole batch when one input is bad, naming it', async () => {
+    const before = await countJobs();
+    const error = await service
+      .addJobs([{ num1: '1', num2: '1' }, { num1: '1', num2: 'x' }], ANONYMOUS)
+      .catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'BAD_USER_INPUT', field: 'inputs.1.num2' });
+    expect(await countJobs()).toBe(before);
+  });
+
+  it('rejects empty and oversized batches', async () => {
+    await expect(service.addJobs([], ANONYMOUS)).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
+    const small = createService(db, { maxBatchSize: 2 });
+    const three = [1, 2, 3].map((n) => ({ num1: String(n), num2: '0' }));
+    await expect(small.addJobs(three, ANONYMOUS)).rejects.toMatchObject({ code: 'BAD_USER_INPUT', field: 'inputs' });
+  });
+
+  it('rejects an invalid priority, idempotency key or run time', async () => {
+    await expect(service.addJob({ num1: '1', num2: '1', priority: 1.5 }, ANONYMOUS)).rejects.toMatchObject({
+      field: 'priority',
+    });
+    await expect(service.addJob({ num1: '1', num2: '1', idempotencyKey: '' }, ANONYMOUS)).rejects.toMatchObject({
+      field: 'idempotencyKey',
+    });
+    await expect(service.addJob({ num1: '1', num2: '1', runAt: new Date('nope') }, ANONYMOUS)).rejects.toMatchObject({
+      field: 'runAt',
+    });
+  });
+
+  it('treats a malformed or unknown id as no job', async () => {
+    expect(await service.getJob('not-a-uuid', ANONYMOUS)).toBeNull();
+    expect(await service.getJob("'; DROP TABLE job; --", ANONYMOUS)).toBeNull();
+    expect(await service.getJob('00000000-0000-4000-8000-000000000000', ANONYMOUS)).toBeNull();
+    expect(await service.retrieveJob('00000000-0000-4000-8000-000000000000', ANONYMOUS)).toBeNull();
+    await expect(service.cancelJob('nope', ANONYMOUS)).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+});
+
+describe('without a worker', () => {
+  it('cancels only pending jobs', async () => {
+    const { job } = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
+    const cancelled = await service.cancelJob(job.id, ANONYMOUS);
+    expect(cancelled.status).toBe('cancelled');
+    expect((await service.cancelJob(job.id, ANONYMOUS)).status).toBe('cancelled');
+    expect(await claimJobsStatement(db, 'w', 1000, 30).then((jobs) => jobs.some((j) => j.id === job.id))).toBe(false);
+
+    const { job: other } = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
+    await db.prisma.job.update({ where: { id: other.id }, data: { status: 'wip' } });
+    await expect(service.cancelJob(other.id, ANONYMOUS)).rejects.toMatchObject({ code: 'CONFLICT' });
+  });
+
+  it('does not hand a job to another owner', async () => {
+    const { job } = await service.addJob({ num1: '1', num2: '1' }, { owner: 'alice' });
+    expect(await service.getJob(job.id, { owner: 'bob' })).toBeNull();
+    expect(await service.retrieveJob(job.id, { owner: 'bob' })).toBeNull();
+    await expect(service.cancelJob(job.id, { owner: 'bob' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect((await service.getJob(job.id, { owner: 'alice' }))?.id).toBe(job.id);
+  });
+
+  it('leaves a job that is not completed as it is on retrieve', async () => {
+    const { job } = await service.addJob({ num1: '1', num2: '1' }, { owner: 'retrieve-early' });
+    const same = await service.retrieveJob(job.id, { owner: 'retrieve-early' });
+    expect(same?.status).toBe('pending');
+    expect(same?.version).toBe(job.version);
+  });
+
+  it('claims due jobs by priority and leaves future ones alone', async () => {
+    const owner = { owner: 'scheduling' };
+    // Drain what earlier tests left pending, so only this test's jobs are claimable.
+    await claimJobsStatement(db, 'drain', 100_000, 30);
+    const later = await service.addJob({ num1: '1', num2: '0', runAt: new Date(Date.now() + 3_600_000) }, owner);
+    const low = await service.addJob({ num1: '2', num2: '0', priority: -1 }, owner);
+    const high = await service.addJob({ num1: '3', num2: '0', priority: 5 }, owner);
+    const normal = await service.addJob({ num1: '4', num2: '0' }, owner);
+
+    const claimed = await claimJobsStatement(db, 'w1', 10, 30);
+    expect(claimed.map((job) => job.id)).toEqual([high.job.id, normal.job.id, low.job.id]);
+    expect(claimed.every((job) => job.attempt === 1)).toBe(true);
+    expect((await service.getJob(later.job.id, owner))?.status).toBe('pending');
+  });
+
+  it('pages through jobs newest first with a cursor', async () => {
+    const owner = { owner: 'paging' };
+    const added = await service.addJobs(
+      Array.from({ length: 5 }, (_, i) => ({ num1: String(i), num2: '0' })),
+      owner,
+    );
+    const expected = added.map(({ job }) => job.id).reverse();
+    const seen: string[] = [];
+    let after: string | null = null;
+    for (;;) {
+      const page = await service.listJobs({ first: 2, after }, owner);
+      seen.push(...page.jobs.map((job) => job.id));
+      if (!page.hasNextPage) break;
+      after = page.endCursor;
+    }
+    expect(seen).toEqual(expected);
+
+    const filtered = await service.listJobs({ status: 'completed', first: 10 }, owner);
+    expect(filtered.jobs).toEqual([]);
+    await expect(service.listJobs({ first: 0 }, owner)).rejects.toMatchObject({ field: 'first' });
+    await expect(service.listJobs({ first: 101 }, owner)).rejects.toMatchObject({ field: 'first' });
+    await expect(service.listJobs({ after: 'garbage' }, owner)).rejects.toMatchObject({ field: 'after' });
+  });
+});

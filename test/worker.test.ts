@@ -1,0 +1,297 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Database } from '../src/db/database.ts';
+import type { JobEventHub } from '../src/jobs/events.ts';
+import { PermanentJobError } from '../src/jobs/handlers.ts';
+import { claimJobsStatement, completeJobsStatement, failJobsStatement } from '../src/jobs/queue.ts';
+import type { JobService } from '../src/jobs/service.ts';
+import { retryDelayMs } from '../src/worker/backoff.ts';
+import type { Worker } from '../src/worker/worker.ts';
+import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
+import { ANONYMOUS, createHub, createService, createWorker, statusOf, waitForJob } from './helpers/jobs.ts';
+
+let testDb: TestDatabase;
+let db: Database;
+let hub: JobEventHub;
+let service: JobService;
+const workers: Worker[] = [];
+
+beforeAll(async () => {
+  testDb = await createTestDatabase(import.meta.filename);
+  db = testDb.open();
+  hub = createHub(db);
+  await hub.start();
+  service = createService(db);
+});
+
+// A worker left running would claim the next test's jobs; every test stops its own.
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((worker) => worker.stop()));
+  await db.prisma.job.deleteMany();
+});
+
+afterAll(async () => {
+  await hub.stop();
+  await testDb.drop();
+});
+
+function track(worker: Worker): Worker {
+  workers.push(worker);
+  return worker;
+}
+
+function deferred() {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
+
+describe('two workers on one database', () => {
+  it('never run the same job twice, and share the work', async () => {
+    const running = new Set<string>();
+    const runs = new Map<string, number>();
+    const byWorker = { a: 0, b: 0 };
+    const overlaps: string[] = [];
+    const handlerFor = (name: 'a' | 'b') => async (input: { num1: string; num2: string }, context: { attempt: number }) => {
+      const key = `${input.num1}`;
+      if (running.has(key)) overlaps.push(key);
+      running.add(key);
+      runs.set(key, (runs.get(key) ?? 0) + 1);
+      byWorker[name] += 1;
+      // Yield so the other worker gets a chance to claim while this job is held.
+      await new Promise((resolve) => setImmediate(resolve));
+      running.delete(key);
+      return String(Number(input.num1) + Number(input.num2) + context.attempt - 1);
+    };
+    // Each worker has its own pool and LISTEN connection, as two processes would.
+    const dbA = testDb.open();
+    const dbB = testDb.open();
+    const hubA = createHub(dbA);
+    const hubB = createHub(dbB);
+    const a = track(createWorker(dbA, hubA, { handlers: { add: handlerFor('a') }, concurrency: 10 }));
+    const b = track(createWorker(dbB, hubB, { handlers: { add: handlerFor('b') }, concurrency: 10 }));
+    await Promise.all([a.start(), b.start()]);
+
+    const added = await service.addJobs(
+      Array.from({ length: 2000 }, (_, i) => ({ num1: String(i), num2: '1' })),
+      ANONYMOUS,
+    );
+    await waitForJob(service, hub, added.at(-1)!.job.id, statusOf('completed'));
+    for (const { job } of added) await waitForJob(service, hub, job.id, statusOf('completed'));
+
+    expect(overlaps).toEqual([]);
+    expect(runs.size).toBe(2000);
+    expect([...runs.values()].every((count) => count === 1)).toBe(true);
+    expect(byWorker.a).toBeGreaterThan(0);
+    expect(byWorker.b).toBeGreaterThan(0);
+    const rows = await db.prisma.job.findMany({ select: { num1: true, result: true, attempt: true } });
+    expect(rows.every((row) => row.attempt === 1 && row.result?.equals(row.num1.plus(1)))).toBe(true);
+    await Promise.all([a.stop(), b.stop()]);
+    await Promise.all([hubA.stop(), hubB.stop()]);
+  });
+});
+
+describe('a dead worker', () => {
+  it('loses its job to the stale rule, and its late result is fenced off', async () => {
+    const { job } = await service.addJob({ num1: '20', num2: '22' }, ANONYMOUS);
+    const [claimed] = await claimJobsStatement(db, 'dead-worker', 1, 30);
+    expect(claimed?.id).toBe(job.id);
+    expect(claimed?.attempt).toBe(1);
+    // The dead worker stops heartbeating; make its last beat older than the timeout.
+    await db.prisma.job.update({ where: { id: job.id }, data: { lastUpdated: new Date(Date.now() - 3_600_000) } });
+
+    track(createWorker(db, hub, { jobTimeoutSeconds: 30 })).start();
+    const completed = await waitForJob(service, hub, job.id, statusOf('completed'));
+    expect(completed.attempt).toBe(2);
+    expect(completed.result?.toString()).toBe('42');
+
+    const accepted = await completeJobsStatement(db, [{ id: job.id, attempt: 1, result: '-1' }]);
+    expect(accepted.size).toBe(0);
+    const rejectedFailure = await failJobsStatement(db, [{ id: job.id, attempt: 1, error: 'late', retryInMs: null }]);
+    expect(rejectedFailure.size).toBe(0);
+    const after = await service.getJob(job.id, ANONYMOUS);
+    expect(after?.status).toBe('completed');
+    expect(after?.result?.toString()).toBe('42');
+    expect(after?.version).toBe(completed.version);
+  });
+
+  it('fails a job whose last attempt timed out instead of running it again', async () => {
+    const { job } = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
+    await db.prisma.job.update({ where: { id: job.id }, data: { maxAttempts: 1 } });
+    await claimJobsStatement(db, 'dead-worker', 1, 30);
+    await db.prisma.job.update({ where: { id: job.id }, data: { lastUpdated: new Date(Date.now() - 3_600_000) } });
+
+    expect(await claimJobsStatement(db, 'rescuer', 10, 30)).toEqual([]);
+    const failed = await service.getJob(job.id, ANONYMOUS);
+    expect(failed?.status).toBe('failed');
+    expect(failed?.attempt).toBe(1);
+    expect(failed?.lastError).toMatch(/timed out/);
+    expect(failed?.completedOn).toBeInstanceOf(Date);
+  });
+
+  it('does not lose a live long job: its heartbeat keeps the stale rule away', async () => {
+    const release = deferred();
+    let runs = 0;
+    const slow = async () => {
+      runs += 1;
+      await release.promise;
+      return '2';
+    };
+    const first = track(createWorker(testDb.open(), hub, { handlers: { add: slow }, jobTimeoutSeconds: 1 }));
+    await first.start();
+    const { job } = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
+    await waitForJob(service, hub, job.id, statusOf('wip'));
+    const rival = track(createWorker(testDb.open(), createHub(db), { handlers: { add: slow }, jobTimeoutSeconds: 1 }));
+    await rival.start();
+    // Wait through three timeouts' worth of heartbeats, observed in the database.
+    const seen = new Set<number>();
+    while (seen.size < 4) {
+      const current = await service.getJob(job.id, ANONYMOUS);
+      seen.add(current!.lastUpdated.getTime());
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    release.resolve();
+    const completed = await waitForJob(service, hub, job.id, statusOf('completed'));
+    expect(runs).toBe(1);
+    expect(completed.attempt).toBe(1);
+  });
+});
+
+describe('retries', () => {
+  it('back off and then succeed', async () => {
+    const errors: number[] = [];
+    const flaky = (_input: unknown, context: { attempt: number }) => {
+      if (context.attempt < 3) {
+        errors.push(context.attempt);
+        throw new Error(`flaked on attempt ${context.attempt}`);
+      }
+      return '2';
+    };
+    track(createWorker(db, hub, { handlers: { add: flaky } })).start();
+    const { job } = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
+    const completed = await waitForJob(service, hub, job.id, statusOf('completed'));
+    expect(errors).toEqual([1, 2]);
+    expect(completed.attempt).toBe(3);
+    expect(completed.lastError).toBe('flaked on attempt 2');
+  });
+
+  it('end in failed with the last error once attempts run out', async () => {
+    const broken = (_input: unknown, context: { attempt: number }) => {
+      throw new Error(`broken on attempt ${context.attempt}`);
+    };
+    track(createWorker(db, hub, { handlers: { add: broken } })).start();
+    const { job } = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
+    const failed = await waitForJob(service, hub, job.id, statusOf('failed'));
+    expect(failed.attempt).toBe(3);
+    expect(failed.maxAttempts).toBe(3);
+    expect(failed.lastError).toBe('broken on attempt 3');
+    expect(failed.completedOn).toBeInstanceOf(Date);
+    expect(failed.result).toBeNull();
+  });
+
+  it('fail a job whose handler returns something that is not a number, and only that job', async () => {
+    const sloppy = (input: { num1: string }) => (input.num1 === '13' ? 'thirteen' : input.num1);
+    track(createWorker(db, hub, { handlers: { add: sloppy } })).start();
+    const added = await service.addJobs(
+      ['12', '13', '14'].map((num1) => ({ num1, num2: '0' })),
+      ANONYMOUS,
+    );
+    const [twelve, thirteen, fourteen] = await Promise.all(
+      added.map(({ job }) => waitForJob(service, hub, job.id, (j) => j.status !== 'pending' && j.status !== 'wip')),
+    );
+    expect(thirteen?.status).toBe('failed');
+    expect(thirteen?.attempt).toBe(1);
+    expect(thirteen?.lastError).toMatch(/"thirteen", which is not a decimal number/);
+    expect([twelve?.result?.toString(), fourteen?.result?.toString()]).toEqual(['12', '14']);
+  });
+
+  it('stop at once on a permanent error', async () => {
+    const permanent = () => {
+      throw new PermanentJobError('cannot ever work');
+    };
+    track(createWorker(db, hub, { handlers: { add: permanent } })).start();
+    const { job } = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
+    const failed = await waitForJob(service, hub, job.id, statusOf('failed'));
+    expect(failed.attempt).toBe(1);
+    expect(failed.lastError).toBe('cannot ever work');
+  });
+
+  it('wait out their delay before the next claim', async () => {
+    const { job } = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
+    const [claimed] = await claimJobsStatement(db, 'w', 1, 30);
+    await failJobsStatement(db, [{ id: job.id, attempt: claimed!.attempt, error: 'x', retryInMs: 60_000 }]);
+    const pending = await service.getJob(job.id, ANONYMOUS);
+    expect(pending?.status).toBe('pending');
+    expect(pending!.runAt.getTime() - pending!.lastUpdated.getTime()).toBeGreaterThanOrEqual(59_000);
+    expect(await claimJobsStatement(db, 'w', 10, 30)).toEqual([]);
+  });
+
+  it('grow exponentially with jitter, up to the cap', () => {
+    const policy = { baseDelayMs: 1000, maxDelayMs: 10_000 };
+    expect([1, 2, 3, 4, 5].map((attempt) => retryDelayMs(attempt, policy, () => 0))).toEqual([
+      500, 1000, 2000, 4000, 5000,
+    ]);
+    expect([1, 2, 3, 4, 5].map((attempt) => retryDelayMs(attempt, policy, () => 1))).toEqual([
+      1000, 2000, 4000, 8000, 10_000,
+    ]);
+  });
+});
+
+describe('start and stop', () => {
+  it('are idempotent, and stop before start is harmless', async () => {
+    const worker = track(createWorker(db, hub));
+    await worker.stop();
+    await Promise.all([worker.start(), worker.start()]);
+    await Promise.all([worker.stop(), worker.stop()]);
+    await worker.stop();
+    // A stopped worker can start again and still works.
+    await worker.start();
+    const { job } = await service.addJob({ num1: '2', num2: '2' }, ANONYMOUS);
+    expect((await waitForJob(service, hub, job.id, statusOf('completed'))).result?.toString()).toBe('4');
+    await worker.stop();
+  });
+
+  it('lets running jobs finish within the grace period', async () => {
+    const release = deferred();
+    const worker = track(
+      createWorker(db, hub, { handlers: { add: async () => (await release.promise, '7') }, shutdownGraceMs: 10_000 }),
+    );
+    await worker.start();
+    const { job } = await service.addJob({ num1: '3', num2: '4' }, ANONYMOUS);
+    await waitForJob(service, hub, job.id, statusOf('wip'));
+    const stopped = worker.stop();
+    release.resolve();
+    await stopped;
+    const done = await service.getJob(job.id, ANONYMOUS);
+    expect(done?.status).toBe('completed');
+    expect(done?.result?.toString()).toBe('7');
+  });
+
+  it('hands unfinished jobs back as pending after the grace period', async () => {
+    let aborted = false;
+    const stuck = (_input: unknown, context: { signal: AbortSignal }) =>
+      new Promise<string>((_resolve, reject) => {
+        context.signal.addEventListener('abort', () => {
+          aborted = true;
+          reject(context.signal.reason);
+        });
+      });
+    const worker = track(createWorker(db, hub, { handlers: { add: stuck }, shutdownGraceMs: 50 }));
+    await worker.start();
+    const { job } = await service.addJob({ num1: '5', num2: '5' }, ANONYMOUS);
+    await waitForJob(service, hub, job.id, statusOf('wip'));
+    await worker.stop();
+    expect(aborted).toBe(true);
+    const handedBack = await service.getJob(job.id, ANONYMOUS);
+    expect(handedBack?.status).toBe('pending');
+    expect(handedBack?.attempt).toBe(0);
+    expect(handedBack?.lockedBy).toBeNull();
+    expect(handedBack?.lastError).toBeNull();
+
+    track(createWorker(db, hub)).start();
+    const completed = await waitForJob(service, hub, job.id, statusOf('completed'));
+    expect(completed.result?.toString()).toBe('10');
+    expect(completed.attempt).toBe(1);
+  });
+});
