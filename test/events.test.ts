@@ -152,11 +152,14 @@ describe('job events', () => {
     for (let i = 0; i < 200 && resyncs === 0; i += 1) await new Promise((resolve) => setTimeout(resolve, 25));
     expect(resyncs).toBeGreaterThan(0);
 
+    // Listen before adding: the NOTIFY may arrive before addJob's answer does.
+    const heard: JobEvent[] = [];
+    const stopListening = listenerHub.onEvents((events) => heard.push(...events));
     const { job } = await service.addJob({ num1: '9', num2: '9' }, ANONYMOUS);
-    const heard = await collect(
-      (push) => listenerHub.onEvents((events) => events.forEach(push)),
-      (seen) => seen.some((event) => event.id === job.id),
-    );
+    for (let i = 0; i < 200 && !heard.some((event) => event.id === job.id); i += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+    }
+    stopListening();
     expect(heard.find((event) => event.id === job.id)?.status).toBe('pending');
     await listenerHub.stop();
   });
