@@ -28,6 +28,7 @@ const ConfigSchema = z.object({
   RETRY_MAX_DELAY_MS: integer(0, 86_400_000).default(300_000),
   SHUTDOWN_GRACE_MS: integer(0, 600_000).default(10_000),
   NUMBER_MAX_DIGITS: integer(1, 1000).default(100),
+  BATCH_MAX_JOBS: integer(1, 100_000).default(5000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_PRETTY: flag.default(false),
 });

@@ -1,19 +1,30 @@
 import { loadConfig } from './config.ts';
-import { openDatabase } from './db/open.ts';
+import { readMigrations } from './db/migrate.ts';
+import { MIGRATIONS_DIR, openDatabase } from './db/open.ts';
+import { createApp } from './http/app.ts';
+import { HttpServer } from './http/server.ts';
 import { JobEventHub } from './jobs/events.ts';
 import { createHandlers } from './jobs/handlers.ts';
+import { JobService } from './jobs/service.ts';
 import { createLogger } from './logger.ts';
 import { Worker } from './worker/worker.ts';
 
-/** The composition root: config → database → events → worker → signals. */
+/** The composition root: config → database → events → worker → server → signals. */
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config);
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
 
-  const db = await openDatabase(config, logger);
+  const migrations = await readMigrations(MIGRATIONS_DIR);
+  const db = await openDatabase(config, migrations, logger);
   const hub = new JobEventHub(db, logger);
   await hub.start();
+  const jobs = new JobService(db, hub, {
+    maxAttempts: config.MAX_ATTEMPTS,
+    numberMaxDigits: config.NUMBER_MAX_DIGITS,
+    maxBatchSize: config.BATCH_MAX_JOBS,
+  });
+
   const worker =
     config.ROLE === 'api'
       ? undefined
@@ -30,6 +41,17 @@ async function main(): Promise<void> {
         });
   await worker?.start();
 
+  const server =
+    config.ROLE === 'worker'
+      ? undefined
+      : new HttpServer(createApp({ jobs, db, migrations, logger }), {
+          host: config.HOST,
+          port: config.PORT,
+          logger,
+        });
+  const address = await server?.start();
+  if (address) announce(address.port, logger);
+
   let shuttingDown = false;
   const shutDown = (signal: NodeJS.Signals) => {
     if (shuttingDown) {
@@ -38,7 +60,9 @@ async function main(): Promise<void> {
     }
     shuttingDown = true;
     logger.info({ signal }, 'shutting down');
+    // New requests stop first; then the worker finishes or hands back its jobs; pools close last.
     (async () => {
+      await server?.stop();
       await worker?.stop();
       await hub.stop();
       await db.close();
@@ -52,6 +76,34 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', shutDown);
   process.on('SIGINT', shutDown);
+}
+
+function announce(port: number, logger: ReturnType<typeof createLogger>): void {
+  const base = `http://localhost:${port}`;
+  const urls = {
+    graphql: `${base}/graphql`,
+    graphiql: `${base}/graphql`,
+    websocket: `ws://localhost:${port}/graphql`,
+    add: `${base}/api/v1/add/:num1/:num2`,
+    job: `${base}/api/v1/job/:id`,
+    health: `${base}/health`,
+  };
+  logger.info({ urls }, 'listening');
+  if (process.stdout.isTTY) {
+    process.stdout.write(
+      [
+        '',
+        `  GraphiQL (open in a browser)  ${urls.graphiql}`,
+        `  GraphQL over HTTP and SSE      ${urls.graphql}`,
+        `  GraphQL over WebSocket         ${urls.websocket}`,
+        `  REST: add two numbers          curl -X POST ${base}/api/v1/add/2/3`,
+        `  REST: read a job               curl ${urls.job}`,
+        `  Health / readiness             ${urls.health}  ${base}/ready`,
+        '',
+        '',
+      ].join('\n'),
+    );
+  }
 }
 
 main().catch((error: unknown) => {

@@ -18,7 +18,7 @@ beforeAll(async () => {
   db = testDb.open();
   hub = createHub(db);
   await hub.start();
-  service = createService(db);
+  service = createService(db, hub);
 });
 
 afterAll(async () => {
@@ -162,7 +162,7 @@ describe('bad input', () => {
 
   it('rejects empty and oversized batches', async () => {
     await expect(service.addJobs([], ANONYMOUS)).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
-    const small = createService(db, { maxBatchSize: 2 });
+    const small = createService(db, hub, { maxBatchSize: 2 });
     const three = [1, 2, 3].map((n) => ({ num1: String(n), num2: '0' }));
     await expect(small.addJobs(three, ANONYMOUS)).rejects.toMatchObject({ code: 'BAD_USER_INPUT', field: 'inputs' });
   });

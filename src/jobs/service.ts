@@ -1,9 +1,11 @@
+import { Repeater } from '@repeaterjs/repeater';
 import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
 import type { Database } from '../db/database.ts';
 import type { Job, JobStatus } from '../generated/prisma/client.ts';
 import { parseDecimal } from './decimal.ts';
-import { JobServiceError } from './errors.ts';
+import { JobServiceError, jobNotFound } from './errors.ts';
+import type { JobEventHub } from './events.ts';
 import {
   cancelJobStatement,
   type InsertedJob,
@@ -46,6 +48,9 @@ export interface JobPage {
 }
 
 export const MAX_PAGE_SIZE = 100;
+
+/** States a job never leaves. A subscription ends after delivering one. */
+export const FINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['retrieved', 'failed', 'cancelled']);
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 const OptionsSchema = z.object({
@@ -69,6 +74,7 @@ function isJobId(id: string): boolean {
 export class JobService {
   constructor(
     private readonly db: Database,
+    private readonly hub: JobEventHub,
     private readonly limits: JobServiceLimits,
   ) {}
 
@@ -123,7 +129,7 @@ export class JobService {
     const cancelled = isJobId(id) ? await cancelJobStatement(this.db, id, caller.owner) : null;
     if (cancelled) return cancelled;
     const job = await this.getJob(id, caller);
-    if (!job) throw new JobServiceError('NOT_FOUND', `no job with id ${id}`, 'id');
+    if (!job) throw jobNotFound(id);
     if (job.status === 'cancelled') return job;
     throw new JobServiceError('CONFLICT', `only a pending job can be cancelled; this one is ${job.status}`, 'id');
   }
@@ -149,6 +155,71 @@ export class JobService {
     });
     const jobs = rows.slice(0, first);
     return { jobs, hasNextPage: rows.length > first, endCursor: jobs.at(-1)?.id ?? null };
+  }
+
+  /**
+   * The job's state now, then each later state, ending after a final one. It subscribes to the
+   * job's events before it reads, so no change falls between the read and the first event.
+   *
+   * Events only say that the job changed; each is followed by a read of the whole job. When
+   * several changes land before a read, the read shows the latest and the states in between are
+   * not repeated: every message is a real state, versions only grow, and the last state always
+   * arrives. A slow consumer gets the same coalescing instead of an unbounded backlog.
+   */
+  async watchJob(id: string, caller: Caller): Promise<AsyncIterableIterator<Job>> {
+    if (!isJobId(id)) throw jobNotFound(id);
+    let changed = false;
+    let wake: (() => void) | undefined;
+    const poke = () => {
+      changed = true;
+      wake?.();
+    };
+    const unwatch = this.hub.watch(id, poke);
+    const unresync = this.hub.onResync(poke);
+    const release = () => {
+      unwatch();
+      unresync();
+    };
+    let snapshot: Job | null;
+    try {
+      snapshot = await this.getJob(id, caller);
+    } catch (error) {
+      release();
+      throw error;
+    }
+    if (!snapshot) {
+      release();
+      throw jobNotFound(id);
+    }
+    const first = snapshot;
+
+    return new Repeater<Job>(async (push, stop) => {
+      let stopped = false;
+      void stop.then(() => {
+        stopped = true;
+        release();
+        wake?.();
+      });
+      try {
+        let current = first;
+        await push(current);
+        while (!stopped && !FINAL_STATUSES.has(current.status)) {
+          if (!changed) await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+          if (stopped) break;
+          changed = false;
+          const next = await this.getJob(id, caller);
+          if (!next) break;
+          if (next.version > current.version) {
+            current = next;
+            await push(current);
+          }
+        }
+        stop();
+      } catch (error) {
+        stop(error);
+      }
+    });
   }
 
   private toNewJob(input: AddJobInput, caller: Caller, path: string): NewJob {

@@ -1,3 +1,4 @@
+import { isRefusal } from '../db/errors.ts';
 import type { Logger } from '../logger.ts';
 
 interface Pending<T> {
@@ -8,15 +9,6 @@ interface Pending<T> {
 
 /** How often the database may reject one item (not a lost connection) before it is given up. */
 const MAX_REJECTIONS = 3;
-
-/**
- * Whether PostgreSQL refused the statement itself (bad data, a constraint), as opposed to the
- * connection failing. Only a refusal can be blamed on an item; an outage is waited out.
- */
-function isRefusal(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(08|57P)/.test(code);
-}
 
 /**
  * Collects writes and sends them as one statement. It waits for nothing: the first write goes out

@@ -7,8 +7,12 @@ import { testLogger } from './database.ts';
 
 export const ANONYMOUS: Caller = { owner: '' };
 
-export function createService(db: Database, limits: Partial<ConstructorParameters<typeof JobService>[1]> = {}) {
-  return new JobService(db, { maxAttempts: 3, numberMaxDigits: 100, maxBatchSize: 5000, ...limits });
+export function createService(
+  db: Database,
+  hub: JobEventHub,
+  limits: Partial<ConstructorParameters<typeof JobService>[2]> = {},
+) {
+  return new JobService(db, hub, { maxAttempts: 3, numberMaxDigits: 100, maxBatchSize: 5000, ...limits });
 }
 
 export function createWorker(

@@ -1,0 +1,81 @@
+import type { TypedDocumentNode } from '@graphql-typed-document-node/core';
+import { type FormattedExecutionResult, print } from 'graphql';
+import type { Database } from '../../src/db/database.ts';
+import { readMigrations } from '../../src/db/migrate.ts';
+import { MIGRATIONS_DIR } from '../../src/db/open.ts';
+import { type App, createApp } from '../../src/http/app.ts';
+import type { JobEventHub } from '../../src/jobs/events.ts';
+import type { JobService } from '../../src/jobs/service.ts';
+import { testLogger } from './database.ts';
+import { createHub, createService } from './jobs.ts';
+
+export interface TestApp {
+  app: App;
+  hub: JobEventHub;
+  jobs: JobService;
+  close(): Promise<void>;
+}
+
+export async function createTestApp(db: Database, limits: Parameters<typeof createService>[2] = {}): Promise<TestApp> {
+  const hub = createHub(db);
+  await hub.start();
+  const jobs = createService(db, hub, limits);
+  const app = createApp({ jobs, db, migrations: await readMigrations(MIGRATIONS_DIR), logger: testLogger() });
+  return { app, hub, jobs, close: () => hub.stop() };
+}
+
+/** Runs a typed operation in-process, as a client would over HTTP. */
+export async function execute<Result, Variables>(
+  app: App,
+  document: TypedDocumentNode<Result, Variables>,
+  variables?: Variables,
+  headers: Record<string, string> = {},
+): Promise<FormattedExecutionResult<Result>> {
+  const response = await app.fetch('http://yoga/graphql', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify({ query: print(document), variables }),
+  });
+  return (await response.json()) as FormattedExecutionResult<Result>;
+}
+
+/** Sends a raw GraphQL request body and returns the HTTP status and parsed answer. */
+export async function post(app: App, body: unknown): Promise<{ status: number; body: FormattedExecutionResult }> {
+  const response = await app.fetch('http://yoga/graphql', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  return { status: response.status, body: (await response.json()) as FormattedExecutionResult };
+}
+
+export function codes(result: FormattedExecutionResult): unknown[] {
+  return (result.errors ?? []).map((error) => error.extensions?.code);
+}
+
+/** Reads server-sent events from a response body, yielding each `data:` payload parsed. */
+export async function* sseEvents(response: Response): AsyncGenerator<unknown> {
+  const reader = response.body!.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value;
+      let end: number;
+      while ((end = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, end);
+        buffer = buffer.slice(end + 2);
+        const data = block
+          .split('\n')
+          .filter((line) => line.startsWith('data:'))
+          .map((line) => line.slice(5).trim())
+          .join('\n');
+        if (data) yield JSON.parse(data);
+        if (block.startsWith('event: complete')) return;
+      }
+    }
+  } finally {
+    await reader.cancel().catch(() => undefined);
+  }
+}
