@@ -3,25 +3,50 @@ import { type FormattedExecutionResult, print } from 'graphql';
 import type { Database } from '../../src/db/database.ts';
 import { readMigrations } from '../../src/db/migrate.ts';
 import { MIGRATIONS_DIR } from '../../src/db/open.ts';
-import { type App, createApp } from '../../src/http/app.ts';
+import { type ApiLimits, type App, createApp } from '../../src/http/app.ts';
+import { type Authenticator, createAuthenticator } from '../../src/http/auth.ts';
 import type { JobEventHub } from '../../src/jobs/events.ts';
 import type { JobService } from '../../src/jobs/service.ts';
 import { testLogger } from './database.ts';
 import { createHub, createService } from './jobs.ts';
 
+export const TEST_LIMITS: ApiLimits = {
+  maxBodyBytes: 1_000_000,
+  maxDepth: 10,
+  maxCost: 5000,
+  maxTokens: 10_000,
+  maxAliases: 15,
+  maxDirectives: 10,
+};
+
+export interface TestAppOptions {
+  service?: Parameters<typeof createService>[2];
+  apiKeys?: string[];
+  limits?: Partial<ApiLimits>;
+}
+
 export interface TestApp {
   app: App;
+  auth: Authenticator;
   hub: JobEventHub;
   jobs: JobService;
   close(): Promise<void>;
 }
 
-export async function createTestApp(db: Database, limits: Parameters<typeof createService>[2] = {}): Promise<TestApp> {
+export async function createTestApp(db: Database, options: TestAppOptions = {}): Promise<TestApp> {
   const hub = createHub(db);
   await hub.start();
-  const jobs = createService(db, hub, limits);
-  const app = createApp({ jobs, db, migrations: await readMigrations(MIGRATIONS_DIR), logger: testLogger() });
-  return { app, hub, jobs, close: () => hub.stop() };
+  const jobs = createService(db, hub, options.service);
+  const auth = createAuthenticator(options.apiKeys);
+  const app = createApp({
+    jobs,
+    db,
+    migrations: await readMigrations(MIGRATIONS_DIR),
+    logger: testLogger(),
+    auth,
+    limits: { ...TEST_LIMITS, ...options.limits },
+  });
+  return { app, auth, hub, jobs, close: () => hub.stop() };
 }
 
 /** Runs a typed operation in-process, as a client would over HTTP. */
