@@ -26,7 +26,11 @@ export function isConnectionError(error: unknown): boolean {
     const code = codeOf(current);
     if (code && (CONNECTION_CODES.has(code) || /^(08|57P0)/.test(code))) return true;
     const message = current instanceof Error ? current.message : '';
-    if (/Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|DatabaseNotReachable/i.test(message)) {
+    if (
+      /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|DatabaseNotReachable|is not currently accepting connections|the database system is (starting up|shutting down)/i.test(
+        message,
+      )
+    ) {
       return true;
     }
     current = (current as { cause?: unknown }).cause;
@@ -40,5 +44,5 @@ export function isConnectionError(error: unknown): boolean {
  */
 export function isRefusal(error: unknown): boolean {
   const code = codeOf(error);
-  return code !== undefined && /^[0-9A-Z]{5}$/.test(code) && !/^(08|57P)/.test(code);
+  return code !== undefined && /^[0-9A-Z]{5}$/.test(code) && !isConnectionError(error);
 }

@@ -1,8 +1,10 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout } from 'node:timers/promises';
 import { Repeater } from '@repeaterjs/repeater';
 import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
 import type { Database } from '../db/database.ts';
+import { isConnectionError } from '../db/errors.ts';
 import type { Job, JobStatus } from '../generated/prisma/client.ts';
 import { parseDecimal } from './decimal.ts';
 import { JobServiceError, jobNotFound } from './errors.ts';
@@ -49,6 +51,7 @@ export interface JobPage {
 }
 
 export const MAX_PAGE_SIZE = 100;
+const READ_RETRY_MS = 1000;
 
 /** States a job never leaves. A subscription ends after delivering one. */
 export const FINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['retrieved', 'failed', 'cancelled']);
@@ -218,7 +221,17 @@ export class JobService {
           wake = undefined;
           if (stopped) break;
           changed = false;
-          const next = await this.getJob(id, caller);
+          let next: Job | null;
+          try {
+            next = await this.getJob(id, caller);
+          } catch (error) {
+            // While the database is away the subscriber waits: its stream must neither end nor
+            // report a state it cannot confirm. It reads again after the hub's resync, or soon.
+            if (!isConnectionError(error)) throw error;
+            changed = true;
+            await Promise.race([new Promise<void>((resolve) => (wake = resolve)), setTimeout(READ_RETRY_MS)]);
+            continue;
+          }
           if (!next) break;
           if (next.version > current.version) {
             current = next;
