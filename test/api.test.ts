@@ -197,6 +197,17 @@ describe('GraphQL protocol errors', () => {
     ]);
   });
 
+  it('answers a document nested deeper than the parser can recurse as it answers any syntax error', async () => {
+    const syntaxError = await post(api.app, { query: '{ job(' });
+    // One token per level: the stack gives out near 2,000 levels, far below the token limit.
+    const query = `{ jobs(after: ${'['.repeat(9_000)}"x"${']'.repeat(9_000)}) { pageInfo { hasNextPage } } }`;
+    for (let attempt = 0; attempt < 2; attempt += 1) {
+      const { status, body } = await post(api.app, { query });
+      expect(status).toBe(syntaxError.status);
+      expect(codes(body)).toEqual(['GRAPHQL_PARSE_FAILED']);
+    }
+  });
+
   it('answers invalid JSON with a 400 and a coded error', async () => {
     const { status, body } = await post(api.app, '{"query": ');
     expect(status).toBe(400);

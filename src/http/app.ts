@@ -78,6 +78,25 @@ function withCode(error: GraphQLError, code: string): GraphQLError {
 }
 
 /**
+ * graphql-js parses recursively, so a document nested a few thousand brackets deep overflows the
+ * stack before the token or depth limits can refuse it (4 kB of `[` does it). The document is at
+ * fault, not the server: it becomes a parse error, which Yoga's parse cache then remembers.
+ */
+const nestingGuard: Plugin = {
+  onParse() {
+    return ({ result, replaceParseResult }) => {
+      if (result instanceof RangeError) {
+        replaceParseResult(
+          createGraphQLError('the document is nested too deeply to parse', {
+            extensions: { code: 'GRAPHQL_PARSE_FAILED' },
+          }),
+        );
+      }
+    };
+  },
+};
+
+/**
  * The whole HTTP surface as one fetch handler, with no listen(): GraphQL (and GraphiQL) at
  * /graphql, the REST aliases under /api/v1, and the health checks. Tests call `app.fetch`
  * in-process; `server.ts` puts it on a port next to the WebSocket endpoint.
@@ -152,6 +171,7 @@ export function createApp({ jobs, db, migrations, logger, auth, limits }: AppDep
         // through introspection, but keep the error answers short.
         blockFieldSuggestion: { enabled: true },
       }),
+      nestingGuard,
     ],
   });
 }
