@@ -82,6 +82,8 @@ describe('GraphQL mutations', () => {
     ['too many digits', { num1: '9'.repeat(101), num2: '1' }],
     ['a bad priority', { num1: '1', num2: '1', priority: 5000 }],
     ['an empty idempotency key', { num1: '1', num2: '1', idempotencyKey: '' }],
+    ['an idempotency key with a NUL character', { num1: '1', num2: '1', idempotencyKey: 'a\u0000b' }],
+    ['an idempotency key with an unpaired surrogate', { num1: '1', num2: '1', idempotencyKey: 'a\ud800' }],
     ['a runAt before PostgreSQL can store it', { num1: '1', num2: '1', runAt: '-271821-04-20T00:00:00.000Z' }],
     ['a runAt after the year 9999', { num1: '1', num2: '1', runAt: '+010000-01-01T00:00:00.000Z' }],
   ])('addJob rejects %s with BAD_USER_INPUT and writes nothing', async (_label, input) => {

@@ -59,8 +59,17 @@ const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 const EARLIEST_RUN_AT = new Date('0001-01-01T00:00:00.000Z');
 const LATEST_RUN_AT = new Date('9999-12-31T23:59:59.999Z');
 
+// PostgreSQL text cannot hold NUL, and the driver writes an unpaired surrogate as U+FFFD, which
+// would make two different keys one.
+const UNSTORABLE_TEXT = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
 const OptionsSchema = z.object({
-  idempotencyKey: z.string().min(1).max(200).nullish(),
+  idempotencyKey: z
+    .string()
+    .min(1)
+    .max(200)
+    .refine((key) => !UNSTORABLE_TEXT.test(key), 'must not contain NUL characters or unpaired surrogates')
+    .nullish(),
   runAt: z
     .date()
     .refine((date) => !Number.isNaN(date.getTime()), 'must be a valid date')
