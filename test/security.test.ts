@@ -1,6 +1,6 @@
 import { print } from 'graphql';
 import { createClient } from 'graphql-ws';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import type { Database } from '../src/db/database.ts';
 import { HttpServer } from '../src/http/server.ts';
@@ -138,6 +138,26 @@ describe('with API keys', () => {
       await iterator.next().catch(() => undefined);
       expect(await closed).toBe(4403);
       await client.dispose();
+    });
+
+    it('closes a socket that sends an oversized or non-UTF-8 frame, and reports no fault of its own', async () => {
+      const printed = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+      try {
+        const frames: Array<[string | Buffer, number]> = [
+          ['x'.repeat(20_001), 1009],
+          [Buffer.from([0xff, 0xfe]), 1007],
+        ];
+        for (const [frame, code] of frames) {
+          const socket = new WebSocket(url, 'graphql-transport-ws');
+          await new Promise((resolve) => socket.once('open', resolve));
+          const closed = new Promise<number>((resolve) => socket.once('close', resolve));
+          socket.send(frame, { binary: false });
+          expect(await closed).toBe(code);
+        }
+        expect(printed).not.toHaveBeenCalled();
+      } finally {
+        printed.mockRestore();
+      }
     });
 
     it("answers NOT_FOUND for another key's job, and limits operations per connection", async () => {

@@ -141,6 +141,13 @@ export class HttpServer {
       },
       this.sockets,
     );
+    // ws answers a client's broken frame (over maxPayload, or text that is not UTF-8) by closing
+    // the socket with the fitting code (1009, 1007) and emitting 'error'. graphql-ws would print
+    // that to the console as an internal error of ours, once per bad frame; it is the client's.
+    this.sockets.on('connection', (socket) => {
+      socket.removeAllListeners('error');
+      socket.on('error', (error) => options.logger.debug({ err: error }, 'WebSocket client sent a broken frame'));
+    });
     return () => disposable.dispose();
   }
 }
