@@ -160,6 +160,22 @@ describe('with API keys', () => {
       }
     });
 
+    it('closes with 4400 a socket that sends a message only a server may send', async () => {
+      const printed = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+      try {
+        for (const type of ['connection_ack', 'next', 'error']) {
+          const socket = new WebSocket(url, 'graphql-transport-ws');
+          await new Promise((resolve) => socket.once('open', resolve));
+          const closed = new Promise<number>((resolve) => socket.once('close', resolve));
+          socket.send(JSON.stringify({ id: '1', type, payload: type === 'error' ? [] : {} }));
+          expect(await closed).toBe(4400);
+        }
+        expect(printed).not.toHaveBeenCalled();
+      } finally {
+        printed.mockRestore();
+      }
+    });
+
     it("answers NOT_FOUND for another key's job, and limits operations per connection", async () => {
       const id = await addAs(KEY_A);
       const stranger = connect({ authorization: `Bearer ${KEY_B}` });

@@ -1,8 +1,9 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type ExecutionArgs, GraphQLError } from 'graphql';
+import { CloseCode, MessageType } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
-import { WebSocketServer } from 'ws';
+import { type RawData, WebSocketServer } from 'ws';
 import type { Logger } from '../logger.ts';
 import { type App, GRAPHQL_PATH } from './app.ts';
 import type { Authenticator } from './auth.ts';
@@ -18,6 +19,18 @@ export interface HttpServerOptions {
   maxMessageBytes: number;
   /** How long open requests may finish at stop before their sockets are cut. */
   closeGraceMs?: number;
+}
+
+/** Messages only a server may send. graphql-ws takes one from a client for a fault of its own. */
+const SERVER_MESSAGES = new Set<unknown>([MessageType.ConnectionAck, MessageType.Next, MessageType.Error]);
+
+function isServerMessage(data: RawData): boolean {
+  try {
+    const message: unknown = JSON.parse(String(data));
+    return typeof message === 'object' && message !== null && SERVER_MESSAGES.has((message as { type?: unknown }).type);
+  } catch {
+    return false;
+  }
 }
 
 type EnvelopedArgs = ExecutionArgs & {
@@ -147,6 +160,14 @@ export class HttpServer {
     this.sockets.on('connection', (socket) => {
       socket.removeAllListeners('error');
       socket.on('error', (error) => options.logger.debug({ err: error }, 'WebSocket client sent a broken frame'));
+      // Likewise a message only a server sends (connection_ack, next, error): graphql-ws would
+      // print it as its internal error and close with 4500. It is a bad request (4400).
+      const deliver = socket.listeners('message');
+      socket.removeAllListeners('message');
+      socket.on('message', (data, isBinary) => {
+        if (isServerMessage(data)) return socket.close(CloseCode.BadRequest, 'Invalid message received');
+        for (const listener of deliver) listener.call(socket, data, isBinary);
+      });
     });
     return () => disposable.dispose();
   }
