@@ -218,6 +218,22 @@ describe('GraphQL protocol errors', () => {
     expect(codes(body).length).toBeGreaterThan(0);
   });
 
+  it('answers GraphQL parameters that are not JSON with a 400, over GET and as a form', async () => {
+    const csrf = { 'x-graphql-yoga-csrf': '1' };
+    for (const params of ['variables=%7B', 'extensions=%7Bx']) {
+      const get = await api.app.fetch(`http://yoga/graphql?query=%7B__typename%7D&${params}`, { headers: csrf });
+      expect(get.status).toBe(400);
+      expect(codes((await get.json()) as never)).toEqual(['BAD_REQUEST']);
+      const form = await api.app.fetch('http://yoga/graphql', {
+        method: 'POST',
+        headers: { ...csrf, 'content-type': 'application/x-www-form-urlencoded' },
+        body: `query=%7B__typename%7D&${params}`,
+      });
+      expect(form.status).toBe(400);
+      expect(codes((await form.json()) as never)).toEqual(['BAD_REQUEST']);
+    }
+  });
+
   it('serves GraphiQL to a browser', async () => {
     const response = await api.app.fetch('http://yoga/graphql', { headers: { accept: 'text/html' } });
     expect(response.status).toBe(200);

@@ -97,6 +97,27 @@ const nestingGuard: Plugin = {
 };
 
 /**
+ * Yoga reads `variables` and `extensions` from a GET's query string (or a form POST) with a bare
+ * JSON.parse, so `?variables={` threw a SyntaxError that was masked as a 500. The request is
+ * malformed: a 400, as Yoga answers a POST body that is not JSON.
+ */
+const paramsGuard: Plugin = {
+  onRequestParse({ requestParser, setRequestParser }) {
+    if (!requestParser) return;
+    setRequestParser(async (request) => {
+      try {
+        return await requestParser(request);
+      } catch (error) {
+        if (!(error instanceof SyntaxError)) throw error;
+        throw createGraphQLError('variables and extensions must be JSON', {
+          extensions: { code: 'BAD_REQUEST', http: { status: 400 } },
+        });
+      }
+    });
+  },
+};
+
+/**
  * The whole HTTP surface as one fetch handler, with no listen(): GraphQL (and GraphiQL) at
  * /graphql, the REST aliases under /api/v1, and the health checks. Tests call `app.fetch`
  * in-process; `server.ts` puts it on a port next to the WebSocket endpoint.
@@ -172,6 +193,7 @@ export function createApp({ jobs, db, migrations, logger, auth, limits }: AppDep
         blockFieldSuggestion: { enabled: true },
       }),
       nestingGuard,
+      paramsGuard,
     ],
   });
 }
