@@ -1,3 +1,4 @@
+import { request as httpRequest } from 'node:http';
 import { print } from 'graphql';
 import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -302,5 +303,49 @@ describe('job ids', () => {
     const tails = ids.map((id) => BigInt(`0x${id.replace(/-/g, '').slice(13)}`) & ((1n << 74n) - 1n));
     const gaps = tails.slice(1).map((tail, i) => (tail > tails[i]! ? tail - tails[i]! : tails[i]! - tail));
     expect(gaps.every((gap) => gap > 1n << 20n)).toBe(true);
+  });
+});
+
+describe('malformed requests on a real port', () => {
+  let server: HttpServer;
+  let port: number;
+  beforeAll(async () => {
+    server = new HttpServer(api.app, {
+      host: '127.0.0.1',
+      port: 0,
+      logger: testLogger(),
+      auth: api.auth,
+      maxSubscriptionsPerConnection: 2,
+      maxMessageBytes: 20_000,
+    });
+    port = (await server.start()).port;
+  });
+  afterAll(() => server.stop());
+
+  function send(path: string, host: string): Promise<{ status: number; body: string }> {
+    return new Promise((resolve, reject) => {
+      const request = httpRequest({ host: '127.0.0.1', port, path, headers: { host } }, (response) => {
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (body += chunk));
+        response.on('end', () => resolve({ status: response.statusCode!, body }));
+      });
+      request.on('error', reject);
+      request.end();
+    });
+  }
+
+  it('answers a Host header or request target that makes no URL with a 400, not a 500 with a stack', async () => {
+    for (const [path, host] of [
+      ['/health', 'exa mple'],
+      ['/health', '[::1'],
+      ['*', `127.0.0.1:${port}`],
+      ['http://other/health', `127.0.0.1:${port}`],
+    ]) {
+      const { status, body } = await send(path!, host!);
+      expect({ path, host, status }).toEqual({ path, host, status: 400 });
+      expect(JSON.parse(body)).toEqual({ error: { code: 'BAD_REQUEST', message: expect.any(String) } });
+    }
+    expect((await send('/health', `127.0.0.1:${port}`)).status).toBe(200);
   });
 });

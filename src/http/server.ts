@@ -53,7 +53,17 @@ export class HttpServer {
     private readonly app: App,
     private readonly options: HttpServerOptions,
   ) {
-    this.server = createServer(app);
+    this.server = createServer((request, response) => {
+      // The app's adapter builds the request's URL from the Host header and the raw target. When
+      // that is no URL (Host 'a b', target '*' or 'http://…' after a Host with a port), it
+      // answered 500 with a stack trace in the body. The request is malformed.
+      if (!URL.canParse(`http://${request.headers.host ?? 'localhost'}${request.url ?? ''}`)) {
+        response.writeHead(400, { 'content-type': 'application/json; charset=utf-8' });
+        response.end(JSON.stringify({ error: { code: 'BAD_REQUEST', message: 'the Host header or request target is not valid' } }));
+        return;
+      }
+      void app(request, response);
+    });
     this.sockets = new WebSocketServer({ server: this.server, path: GRAPHQL_PATH, maxPayload: options.maxMessageBytes });
   }
 
