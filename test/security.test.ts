@@ -177,6 +177,22 @@ describe('with API keys', () => {
       }
     });
 
+    it('labels parse, validation and operation-name errors with a code, as over HTTP', async () => {
+      const client = connect({ authorization: `Bearer ${KEY_A}` });
+      const codeOf = (payload: { query: string; operationName?: string }) =>
+        client
+          .iterate(payload)
+          .next()
+          .then(
+            () => 'no error',
+            (errors: Array<{ extensions?: { code?: string } }>) => errors[0]?.extensions?.code,
+          );
+      expect(await codeOf({ query: '{ job(' })).toBe('GRAPHQL_PARSE_FAILED');
+      expect(await codeOf({ query: '{ nope }' })).toBe('GRAPHQL_VALIDATION_FAILED');
+      expect(await codeOf({ query: 'query A { __typename }', operationName: 'B' })).toBe('OPERATION_RESOLUTION_FAILURE');
+      await client.dispose();
+    });
+
     it("answers NOT_FOUND for another key's job, and limits operations per connection", async () => {
       const id = await addAs(KEY_A);
       const stranger = connect({ authorization: `Bearer ${KEY_B}` });

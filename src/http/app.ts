@@ -71,7 +71,7 @@ function isExpected(error: unknown): boolean {
  * limits on the request's shape, so they are labelled as failed validation. The label is added in
  * place: Yoga logs every error its mask replaces, and a client's oversized query is no server error.
  */
-function withCode(error: GraphQLError, code: string): GraphQLError {
+export function withCode(error: GraphQLError, code: string): GraphQLError {
   const extensions = error.extensions as Record<string, unknown>;
   extensions['code'] ??= code;
   return error;

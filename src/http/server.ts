@@ -1,11 +1,11 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type ExecutionArgs, GraphQLError } from 'graphql';
+import { type ExecutionArgs, getOperationAST, GraphQLError } from 'graphql';
 import { CloseCode, MessageType } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { type RawData, WebSocketServer } from 'ws';
 import type { Logger } from '../logger.ts';
-import { type App, GRAPHQL_PATH } from './app.ts';
+import { type App, GRAPHQL_PATH, withCode } from './app.ts';
 import type { Authenticator } from './auth.ts';
 
 export interface HttpServerOptions {
@@ -134,14 +134,24 @@ export class HttpServer {
             socket: context.extra.socket,
             params,
           });
+          // Errors returned from here skip Yoga's error masking, so they are labelled as Yoga
+          // labels them over HTTP.
           let document;
           try {
             document = parse(params.query);
           } catch (error) {
-            return [error as never];
+            if (error instanceof GraphQLError) return [withCode(error, 'GRAPHQL_PARSE_FAILED')];
+            throw error;
           }
           const errors = validate(schema, document);
-          if (errors.length > 0) return errors;
+          if (errors.length > 0) return errors.map((error: GraphQLError) => withCode(error, 'GRAPHQL_VALIDATION_FAILED'));
+          if (!getOperationAST(document, params.operationName)) {
+            return [
+              new GraphQLError('Could not determine what operation to execute.', {
+                extensions: { code: 'OPERATION_RESOLUTION_FAILURE' },
+              }),
+            ];
+          }
           let contextValue;
           try {
             contextValue = await contextFactory();
