@@ -193,6 +193,29 @@ describe('with API keys', () => {
       await client.dispose();
     });
 
+    it('answers a document over the depth, alias or directive limits with an error, and keeps the socket', async () => {
+      const printed = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+      const client = connect({ authorization: `Bearer ${KEY_A}` });
+      try {
+        for (const query of [
+          '{ jobs { edges { node { ... on Job { ... on Job { ... on Job { id } } } } } } }',
+          '{ a: jobs { pageInfo { hasNextPage } } b: jobs { pageInfo { hasNextPage } } c: jobs { pageInfo { hasNextPage } } d: jobs { pageInfo { hasNextPage } } }',
+          '{ jobs { nodes { id @include(if: true) @include(if: true) @skip(if: false) } } }',
+        ]) {
+          const errors = await client.iterate({ query }).next().then(
+            () => [],
+            (thrown: Array<{ extensions?: { code?: string } }>) => thrown,
+          );
+          expect(errors.map((error) => error.extensions?.code)).toEqual(['GRAPHQL_VALIDATION_FAILED']);
+        }
+        expect((await client.iterate({ query: '{ __typename }' }).next()).value?.data).toEqual({ __typename: 'Query' });
+        expect(printed).not.toHaveBeenCalled();
+      } finally {
+        printed.mockRestore();
+        await client.dispose();
+      }
+    });
+
     it("answers NOT_FOUND for another key's job, and limits operations per connection", async () => {
       const id = await addAs(KEY_A);
       const stranger = connect({ authorization: `Bearer ${KEY_B}` });

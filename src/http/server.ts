@@ -143,7 +143,14 @@ export class HttpServer {
             if (error instanceof GraphQLError) return [withCode(error, 'GRAPHQL_PARSE_FAILED')];
             throw error;
           }
-          const errors = validate(schema, document);
+          let errors;
+          try {
+            errors = validate(schema, document);
+          } catch (error) {
+            // GraphQL Armor's depth, cost, alias and directive limits throw instead of reporting.
+            if (error instanceof GraphQLError) return [withCode(error, 'GRAPHQL_VALIDATION_FAILED')];
+            throw error;
+          }
           if (errors.length > 0) return errors.map((error: GraphQLError) => withCode(error, 'GRAPHQL_VALIDATION_FAILED'));
           if (!getOperationAST(document, params.operationName)) {
             return [
