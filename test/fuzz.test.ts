@@ -45,6 +45,8 @@ import { createHub, createService } from './helpers/jobs.ts';
 
 const SEED = Number(process.env['FUZZ_SEED'] ?? 20_261_129);
 const SCALE = Number(process.env['FUZZ_SCALE'] ?? 1);
+/** Per test; a category takes a few seconds at scale 1. */
+const TIMEOUT_MS = 60_000 * Math.max(1, SCALE);
 const MAX_BODY_BYTES = 50_000;
 const MAX_BATCH = 20;
 const MAX_DIGITS = 100;
@@ -237,11 +239,13 @@ async function checkGraphQL(request: string, answer: Answer, owner: Owner, accep
     if (answer.status !== 200 || !/graphiql/i.test(answer.text)) fail('HTML that is not GraphiQL', request, answer);
     return undefined;
   }
-  // A client that asked for multipart/mixed gets each result as a JSON part.
+  // A client that asked for multipart/mixed or server-sent events gets each result as a part.
   const bodies = type.startsWith('multipart/mixed')
     ? [...answer.text.matchAll(/\r\n\r\n(\{.*?\})\r\n---/gs)].map((part) => JSON.parse(part[1]!) as unknown)
-    : [answer.json];
-  if (bodies.length === 0) fail('a multipart answer without parts', request, answer);
+    : type.startsWith('text/event-stream')
+      ? [...answer.text.matchAll(/^data: (\{.*\})$/gm)].map((event) => JSON.parse(event[1]!) as unknown)
+      : [answer.json];
+  if (bodies.length === 0) fail('a multipart or event-stream answer without parts', request, answer);
   for (const body of bodies) await checkGraphQLBody(request, answer, owner, body);
   return bodies[0] as GraphQLBody;
 }
@@ -471,7 +475,7 @@ const authorization = fc.constantFrom(
   'Bearer wrong-key-0123456789', `Bearer ${KEY}x`, `Bearer ${'k'.repeat(5000)}`, '', 'Bearer ÿ',
 );
 
-describe('fuzzing the HTTP API in process', () => {
+describe('fuzzing the HTTP API in process', { timeout: TIMEOUT_MS }, () => {
   it('REST: odd paths, numbers, methods and headers', async () => {
     await fuzz('rest', restCase, 3500, (value) => restRequest('rest', 'open', value));
   });
@@ -642,7 +646,7 @@ describe('fuzzing the HTTP API in process', () => {
 // ---------------------------------------------------------------------------------------------
 // Over a real port: raw HTTP request targets, and graphql-ws
 
-describe('fuzzing over a real port', () => {
+describe('fuzzing over a real port', { timeout: TIMEOUT_MS }, () => {
   let server: HttpServer;
   let port: number;
   let existingJob: string;

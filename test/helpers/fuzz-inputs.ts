@@ -487,7 +487,7 @@ const multipart = fc
 export const rawBody: fc.Arbitrary<RawBody> = fc.record(
   {
     contentType: fc.constantFrom(...CONTENT_TYPES),
-    accept: fc.constantFrom('application/json', 'application/graphql-response+json', 'text/html', '*/*', 'text/plain', 'multipart/mixed', 'application/xml'),
+    accept: fc.constantFrom('application/json', 'application/graphql-response+json', 'text/html', '*/*', 'text/plain', 'multipart/mixed', 'text/event-stream', 'application/xml'),
     body: fc.oneof(
       // Valid JSON cut short, or with junk around it.
       validBody.chain((json) => fc.integer({ min: 0, max: json.length - 1 }).map((n) => json.slice(0, n))),
