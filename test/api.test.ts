@@ -46,7 +46,7 @@ describe('GraphQL mutations', () => {
   it('addJob answers with the pending job', async () => {
     const result = await execute(api.app, AddJobDocument, { input: { num1: '0.1', num2: '0.2' } });
     expect(result.errors).toBeUndefined();
-    const { job, created } = result.data!.addJob;
+    const { job, created } = result.data!.addJob!;
     expect(created).toBe(true);
     expect(job).toMatchObject({ status: 'PENDING', num1: '0.1', num2: '0.2', result: null, attempt: 0 });
     expect(job.id).toMatch(/^[0-9a-f-]{36}$/);
@@ -57,22 +57,22 @@ describe('GraphQL mutations', () => {
     const input = { num1: '1', num2: '1', idempotencyKey: 'gql-key' };
     const first = await execute(api.app, AddJobDocument, { input });
     const again = await execute(api.app, AddJobDocument, { input });
-    expect(again.data!.addJob.job.id).toBe(first.data!.addJob.job.id);
-    expect(again.data!.addJob.created).toBe(false);
-    expect(again.data!.addJob.job.idempotencyKey).toBe('gql-key');
+    expect(again.data!.addJob!.job.id).toBe(first.data!.addJob!.job.id);
+    expect(again.data!.addJob!.created).toBe(false);
+    expect(again.data!.addJob!.job.idempotencyKey).toBe('gql-key');
   });
 
   it('addJob takes priority and runAt', async () => {
     const runAt = '2030-01-01T00:00:00.000Z';
     const result = await execute(api.app, AddJobDocument, { input: { num1: '1', num2: '2', priority: 7, runAt } });
-    expect(result.data!.addJob.job).toMatchObject({ priority: 7, runAt });
+    expect(result.data!.addJob!.job).toMatchObject({ priority: 7, runAt });
   });
 
   it('addJobs adds 1,000 jobs in one request, in order', async () => {
     const inputs = Array.from({ length: 1000 }, (_, i) => ({ num1: String(i), num2: '0.5' }));
     const result = await execute(api.app, AddJobsDocument, { inputs });
     expect(result.errors).toBeUndefined();
-    expect(result.data!.addJobs.map(({ job }) => job.num1)).toEqual(inputs.map((input) => input.num1));
+    expect(result.data!.addJobs!.map(({ job }) => job.num1)).toEqual(inputs.map((input) => input.num1));
   });
 
   it.each([
@@ -82,12 +82,28 @@ describe('GraphQL mutations', () => {
     ['too many digits', { num1: '9'.repeat(101), num2: '1' }],
     ['a bad priority', { num1: '1', num2: '1', priority: 5000 }],
     ['an empty idempotency key', { num1: '1', num2: '1', idempotencyKey: '' }],
+    ['an idempotency key with a NUL character', { num1: '1', num2: '1', idempotencyKey: 'a\u0000b' }],
+    ['an idempotency key with an unpaired surrogate', { num1: '1', num2: '1', idempotencyKey: 'a\ud800' }],
+    ['a runAt before PostgreSQL can store it', { num1: '1', num2: '1', runAt: '-271821-04-20T00:00:00.000Z' }],
+    ['a runAt after the year 9999', { num1: '1', num2: '1', runAt: '+010000-01-01T00:00:00.000Z' }],
   ])('addJob rejects %s with BAD_USER_INPUT and writes nothing', async (_label, input) => {
     const before = await countJobs();
     const result = await execute(api.app, AddJobDocument, { input });
     expect(codes(result)).toEqual(['BAD_USER_INPUT']);
-    expect(result.data ?? null).toBeNull();
+    expect(result.data?.addJob ?? null).toBeNull();
     expect(await countJobs()).toBe(before);
+  });
+
+  it('keeps the job an earlier mutation added when a later one in the same document fails', async () => {
+    const before = await countJobs();
+    const { body } = await post(api.app, {
+      query: 'mutation { added: addJob(input: { num1: "1", num2: "2" }) { job { id } } gone: cancelJob(id: "nope") { id } }',
+    });
+    expect(codes(body)).toEqual(['NOT_FOUND']);
+    const data = body.data as { added: { job: { id: string } }; gone: null };
+    expect(data.gone).toBeNull();
+    expect(await db.prisma.job.findUnique({ where: { id: data.added.job.id } })).not.toBeNull();
+    expect(await countJobs()).toBe(before + 1);
   });
 
   it('rejects a decimal sent as a JSON number, which may already have lost digits', async () => {
@@ -132,7 +148,7 @@ describe('GraphQL reads, retrieval and cancellation', () => {
 
   it('job reads without changing; retrieveJob hands over the result once', async () => {
     const added = await execute(api.app, AddJobDocument, { input: { num1: '2', num2: '3' } });
-    const id = added.data!.addJob.job.id;
+    const id = added.data!.addJob!.job.id;
     await waitForJob(api.jobs, api.hub, id, statusOf('completed'));
 
     const read = await execute(api.app, JobDocument, { id });
@@ -142,9 +158,9 @@ describe('GraphQL reads, retrieval and cancellation', () => {
 
     const retrieved = await execute(api.app, RetrieveJobDocument, { id });
     expect(retrieved.data!.retrieveJob).toMatchObject({ status: 'RETRIEVED', result: '5' });
-    expect(retrieved.data!.retrieveJob.retrievedAt).not.toBeNull();
+    expect(retrieved.data!.retrieveJob!.retrievedAt).not.toBeNull();
     const twice = await execute(api.app, RetrieveJobDocument, { id });
-    expect(twice.data!.retrieveJob.retrievedAt).toBe(retrieved.data!.retrieveJob.retrievedAt);
+    expect(twice.data!.retrieveJob!.retrievedAt).toBe(retrieved.data!.retrieveJob!.retrievedAt);
   });
 
   it('unknown and malformed ids are NOT_FOUND everywhere', async () => {
@@ -161,12 +177,12 @@ describe('GraphQL reads, retrieval and cancellation', () => {
     const later = await execute(api.app, AddJobDocument, {
       input: { num1: '1', num2: '1', runAt: '2099-01-01T00:00:00Z' },
     });
-    const cancelled = await execute(api.app, CancelJobDocument, { id: later.data!.addJob.job.id });
-    expect(cancelled.data!.cancelJob.status).toBe('CANCELLED');
+    const cancelled = await execute(api.app, CancelJobDocument, { id: later.data!.addJob!.job.id });
+    expect(cancelled.data!.cancelJob!.status).toBe('CANCELLED');
 
     const done = await execute(api.app, AddJobDocument, { input: { num1: '1', num2: '1' } });
-    await waitForJob(api.jobs, api.hub, done.data!.addJob.job.id, statusOf('completed'));
-    expect(codes(await execute(api.app, CancelJobDocument, { id: done.data!.addJob.job.id }))).toEqual(['CONFLICT']);
+    await waitForJob(api.jobs, api.hub, done.data!.addJob!.job.id, statusOf('completed'));
+    expect(codes(await execute(api.app, CancelJobDocument, { id: done.data!.addJob!.job.id }))).toEqual(['CONFLICT']);
   });
 
   it('jobs pages newest first, filters by status, and checks its arguments', async () => {
@@ -197,10 +213,37 @@ describe('GraphQL protocol errors', () => {
     ]);
   });
 
+  it('answers a document nested deeper than the parser can recurse as it answers any syntax error', async () => {
+    const syntaxError = await post(api.app, { query: '{ job(' });
+    // One token per level: the stack gives out near 2,000 levels, far below the token limit.
+    const query = `{ jobs(after: ${'['.repeat(9_000)}"x"${']'.repeat(9_000)}) { pageInfo { hasNextPage } } }`;
+    for (let attempt = 0; attempt < 2; attempt += 1) {
+      const { status, body } = await post(api.app, { query });
+      expect(status).toBe(syntaxError.status);
+      expect(codes(body)).toEqual(['GRAPHQL_PARSE_FAILED']);
+    }
+  });
+
   it('answers invalid JSON with a 400 and a coded error', async () => {
     const { status, body } = await post(api.app, '{"query": ');
     expect(status).toBe(400);
     expect(codes(body).length).toBeGreaterThan(0);
+  });
+
+  it('answers GraphQL parameters that are not JSON with a 400, over GET and as a form', async () => {
+    const csrf = { 'x-graphql-yoga-csrf': '1' };
+    for (const params of ['variables=%7B', 'extensions=%7Bx']) {
+      const get = await api.app.fetch(`http://yoga/graphql?query=%7B__typename%7D&${params}`, { headers: csrf });
+      expect(get.status).toBe(400);
+      expect(codes((await get.json()) as never)).toEqual(['BAD_REQUEST']);
+      const form = await api.app.fetch('http://yoga/graphql', {
+        method: 'POST',
+        headers: { ...csrf, 'content-type': 'application/x-www-form-urlencoded' },
+        body: `query=%7B__typename%7D&${params}`,
+      });
+      expect(form.status).toBe(400);
+      expect(codes((await form.json()) as never)).toEqual(['BAD_REQUEST']);
+    }
   });
 
   it('serves GraphiQL to a browser', async () => {
@@ -213,7 +256,7 @@ describe('GraphQL protocol errors', () => {
 describe('GraphQL subscription over SSE, in process', () => {
   it('sends the current state at once, then each change, and ends after the final one', async () => {
     const added = await execute(api.app, AddJobDocument, { input: { num1: '20', num2: '22' } });
-    const id = added.data!.addJob.job.id;
+    const id = added.data!.addJob!.job.id;
     const response = await api.app.fetch('http://yoga/graphql', {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'text/event-stream' },

@@ -1,6 +1,7 @@
+import { request as httpRequest } from 'node:http';
 import { print } from 'graphql';
 import { createClient } from 'graphql-ws';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import type { Database } from '../src/db/database.ts';
 import { HttpServer } from '../src/http/server.ts';
@@ -45,7 +46,7 @@ async function rest(method: string, path: string, headers: Record<string, string
 
 async function addAs(key: string): Promise<string> {
   const result = await execute(api.app, AddJobDocument, { input: { num1: '1', num2: '2' } }, bearer(key));
-  return result.data!.addJob.job.id;
+  return result.data!.addJob!.job.id;
 }
 
 describe('with API keys', () => {
@@ -138,6 +139,81 @@ describe('with API keys', () => {
       await iterator.next().catch(() => undefined);
       expect(await closed).toBe(4403);
       await client.dispose();
+    });
+
+    it('closes a socket that sends an oversized or non-UTF-8 frame, and reports no fault of its own', async () => {
+      const printed = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+      try {
+        const frames: Array<[string | Buffer, number]> = [
+          ['x'.repeat(20_001), 1009],
+          [Buffer.from([0xff, 0xfe]), 1007],
+        ];
+        for (const [frame, code] of frames) {
+          const socket = new WebSocket(url, 'graphql-transport-ws');
+          await new Promise((resolve) => socket.once('open', resolve));
+          const closed = new Promise<number>((resolve) => socket.once('close', resolve));
+          socket.send(frame, { binary: false });
+          expect(await closed).toBe(code);
+        }
+        expect(printed).not.toHaveBeenCalled();
+      } finally {
+        printed.mockRestore();
+      }
+    });
+
+    it('closes with 4400 a socket that sends a message only a server may send', async () => {
+      const printed = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+      try {
+        for (const type of ['connection_ack', 'next', 'error']) {
+          const socket = new WebSocket(url, 'graphql-transport-ws');
+          await new Promise((resolve) => socket.once('open', resolve));
+          const closed = new Promise<number>((resolve) => socket.once('close', resolve));
+          socket.send(JSON.stringify({ id: '1', type, payload: type === 'error' ? [] : {} }));
+          expect(await closed).toBe(4400);
+        }
+        expect(printed).not.toHaveBeenCalled();
+      } finally {
+        printed.mockRestore();
+      }
+    });
+
+    it('labels parse, validation and operation-name errors with a code, as over HTTP', async () => {
+      const client = connect({ authorization: `Bearer ${KEY_A}` });
+      const codeOf = (payload: { query: string; operationName?: string }) =>
+        client
+          .iterate(payload)
+          .next()
+          .then(
+            () => 'no error',
+            (errors: Array<{ extensions?: { code?: string } }>) => errors[0]?.extensions?.code,
+          );
+      expect(await codeOf({ query: '{ job(' })).toBe('GRAPHQL_PARSE_FAILED');
+      expect(await codeOf({ query: '{ nope }' })).toBe('GRAPHQL_VALIDATION_FAILED');
+      expect(await codeOf({ query: 'query A { __typename }', operationName: 'B' })).toBe('OPERATION_RESOLUTION_FAILURE');
+      await client.dispose();
+    });
+
+    it('answers a document over the depth, alias or directive limits with an error, and keeps the socket', async () => {
+      const printed = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+      const client = connect({ authorization: `Bearer ${KEY_A}` });
+      try {
+        for (const query of [
+          '{ jobs { edges { node { ... on Job { ... on Job { ... on Job { id } } } } } } }',
+          '{ a: jobs { pageInfo { hasNextPage } } b: jobs { pageInfo { hasNextPage } } c: jobs { pageInfo { hasNextPage } } d: jobs { pageInfo { hasNextPage } } }',
+          '{ jobs { nodes { id @include(if: true) @include(if: true) @skip(if: false) } } }',
+        ]) {
+          const errors = await client.iterate({ query }).next().then(
+            () => [],
+            (thrown: Array<{ extensions?: { code?: string } }>) => thrown,
+          );
+          expect(errors.map((error) => error.extensions?.code)).toEqual(['GRAPHQL_VALIDATION_FAILED']);
+        }
+        expect((await client.iterate({ query: '{ __typename }' }).next()).value?.data).toEqual({ __typename: 'Query' });
+        expect(printed).not.toHaveBeenCalled();
+      } finally {
+        printed.mockRestore();
+        await client.dispose();
+      }
     });
 
     it("answers NOT_FOUND for another key's job, and limits operations per connection", async () => {
@@ -260,11 +336,55 @@ describe('job ids', () => {
       { inputs: Array.from({ length: 10 }, () => ({ num1: '1', num2: '1' })) },
       bearer(KEY_A),
     );
-    const ids = result.data!.addJobs.map(({ job }) => job.id);
+    const ids = result.data!.addJobs!.map(({ job }) => job.id);
     // After the 48-bit time and the version nibble: what remains must differ wildly between
     // ids made in the same millisecond, not count up.
     const tails = ids.map((id) => BigInt(`0x${id.replace(/-/g, '').slice(13)}`) & ((1n << 74n) - 1n));
     const gaps = tails.slice(1).map((tail, i) => (tail > tails[i]! ? tail - tails[i]! : tails[i]! - tail));
     expect(gaps.every((gap) => gap > 1n << 20n)).toBe(true);
+  });
+});
+
+describe('malformed requests on a real port', () => {
+  let server: HttpServer;
+  let port: number;
+  beforeAll(async () => {
+    server = new HttpServer(api.app, {
+      host: '127.0.0.1',
+      port: 0,
+      logger: testLogger(),
+      auth: api.auth,
+      maxSubscriptionsPerConnection: 2,
+      maxMessageBytes: 20_000,
+    });
+    port = (await server.start()).port;
+  });
+  afterAll(() => server.stop());
+
+  function send(path: string, host: string): Promise<{ status: number; body: string }> {
+    return new Promise((resolve, reject) => {
+      const request = httpRequest({ host: '127.0.0.1', port, path, headers: { host } }, (response) => {
+        let body = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk: string) => (body += chunk));
+        response.on('end', () => resolve({ status: response.statusCode!, body }));
+      });
+      request.on('error', reject);
+      request.end();
+    });
+  }
+
+  it('answers a Host header or request target that makes no URL with a 400, not a 500 with a stack', async () => {
+    for (const [path, host] of [
+      ['/health', 'exa mple'],
+      ['/health', '[::1'],
+      ['*', `127.0.0.1:${port}`],
+      ['http://other/health', `127.0.0.1:${port}`],
+    ]) {
+      const { status, body } = await send(path!, host!);
+      expect({ path, host, status }).toEqual({ path, host, status: 400 });
+      expect(JSON.parse(body)).toEqual({ error: { code: 'BAD_REQUEST', message: expect.any(String) } });
+    }
+    expect((await send('/health', `127.0.0.1:${port}`)).status).toBe(200);
   });
 });

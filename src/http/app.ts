@@ -71,11 +71,51 @@ function isExpected(error: unknown): boolean {
  * limits on the request's shape, so they are labelled as failed validation. The label is added in
  * place: Yoga logs every error its mask replaces, and a client's oversized query is no server error.
  */
-function withCode(error: GraphQLError, code: string): GraphQLError {
+export function withCode(error: GraphQLError, code: string): GraphQLError {
   const extensions = error.extensions as Record<string, unknown>;
   extensions['code'] ??= code;
   return error;
 }
+
+/**
+ * graphql-js parses recursively, so a document nested a few thousand brackets deep overflows the
+ * stack before the token or depth limits can refuse it (4 kB of `[` does it). The document is at
+ * fault, not the server: it becomes a parse error, which Yoga's parse cache then remembers.
+ */
+const nestingGuard: Plugin = {
+  onParse() {
+    return ({ result, replaceParseResult }) => {
+      if (result instanceof RangeError) {
+        replaceParseResult(
+          createGraphQLError('the document is nested too deeply to parse', {
+            extensions: { code: 'GRAPHQL_PARSE_FAILED' },
+          }),
+        );
+      }
+    };
+  },
+};
+
+/**
+ * Yoga reads `variables` and `extensions` from a GET's query string (or a form POST) with a bare
+ * JSON.parse, so `?variables={` threw a SyntaxError that was masked as a 500. The request is
+ * malformed: a 400, as Yoga answers a POST body that is not JSON.
+ */
+const paramsGuard: Plugin = {
+  onRequestParse({ requestParser, setRequestParser }) {
+    if (!requestParser) return;
+    setRequestParser(async (request) => {
+      try {
+        return await requestParser(request);
+      } catch (error) {
+        if (!(error instanceof SyntaxError)) throw error;
+        throw createGraphQLError('variables and extensions must be JSON', {
+          extensions: { code: 'BAD_REQUEST', http: { status: 400 } },
+        });
+      }
+    });
+  },
+};
 
 /**
  * The whole HTTP surface as one fetch handler, with no listen(): GraphQL (and GraphiQL) at
@@ -152,6 +192,8 @@ export function createApp({ jobs, db, migrations, logger, auth, limits }: AppDep
         // through introspection, but keep the error answers short.
         blockFieldSuggestion: { enabled: true },
       }),
+      nestingGuard,
+      paramsGuard,
     ],
   });
 }

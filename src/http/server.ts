@@ -1,10 +1,11 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { type ExecutionArgs, GraphQLError } from 'graphql';
+import { type ExecutionArgs, getOperationAST, GraphQLError } from 'graphql';
+import { CloseCode, MessageType } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
-import { WebSocketServer } from 'ws';
+import { type RawData, WebSocketServer } from 'ws';
 import type { Logger } from '../logger.ts';
-import { type App, GRAPHQL_PATH } from './app.ts';
+import { type App, GRAPHQL_PATH, withCode } from './app.ts';
 import type { Authenticator } from './auth.ts';
 
 export interface HttpServerOptions {
@@ -18,6 +19,18 @@ export interface HttpServerOptions {
   maxMessageBytes: number;
   /** How long open requests may finish at stop before their sockets are cut. */
   closeGraceMs?: number;
+}
+
+/** Messages only a server may send. graphql-ws takes one from a client for a fault of its own. */
+const SERVER_MESSAGES = new Set<unknown>([MessageType.ConnectionAck, MessageType.Next, MessageType.Error]);
+
+function isServerMessage(data: RawData): boolean {
+  try {
+    const message: unknown = JSON.parse(String(data));
+    return typeof message === 'object' && message !== null && SERVER_MESSAGES.has((message as { type?: unknown }).type);
+  } catch {
+    return false;
+  }
 }
 
 type EnvelopedArgs = ExecutionArgs & {
@@ -40,7 +53,17 @@ export class HttpServer {
     private readonly app: App,
     private readonly options: HttpServerOptions,
   ) {
-    this.server = createServer(app);
+    this.server = createServer((request, response) => {
+      // The app's adapter builds the request's URL from the Host header and the raw target. When
+      // that is no URL (Host 'a b', target '*' or 'http://…' after a Host with a port), it
+      // answered 500 with a stack trace in the body. The request is malformed.
+      if (!URL.canParse(`http://${request.headers.host ?? 'localhost'}${request.url ?? ''}`)) {
+        response.writeHead(400, { 'content-type': 'application/json; charset=utf-8' });
+        response.end(JSON.stringify({ error: { code: 'BAD_REQUEST', message: 'the Host header or request target is not valid' } }));
+        return;
+      }
+      void app(request, response);
+    });
     this.sockets = new WebSocketServer({ server: this.server, path: GRAPHQL_PATH, maxPayload: options.maxMessageBytes });
   }
 
@@ -111,14 +134,31 @@ export class HttpServer {
             socket: context.extra.socket,
             params,
           });
+          // Errors returned from here skip Yoga's error masking, so they are labelled as Yoga
+          // labels them over HTTP.
           let document;
           try {
             document = parse(params.query);
           } catch (error) {
-            return [error as never];
+            if (error instanceof GraphQLError) return [withCode(error, 'GRAPHQL_PARSE_FAILED')];
+            throw error;
           }
-          const errors = validate(schema, document);
-          if (errors.length > 0) return errors;
+          let errors;
+          try {
+            errors = validate(schema, document);
+          } catch (error) {
+            // GraphQL Armor's depth, cost, alias and directive limits throw instead of reporting.
+            if (error instanceof GraphQLError) return [withCode(error, 'GRAPHQL_VALIDATION_FAILED')];
+            throw error;
+          }
+          if (errors.length > 0) return errors.map((error: GraphQLError) => withCode(error, 'GRAPHQL_VALIDATION_FAILED'));
+          if (!getOperationAST(document, params.operationName)) {
+            return [
+              new GraphQLError('Could not determine what operation to execute.', {
+                extensions: { code: 'OPERATION_RESOLUTION_FAILURE' },
+              }),
+            ];
+          }
           let contextValue;
           try {
             contextValue = await contextFactory();
@@ -141,6 +181,21 @@ export class HttpServer {
       },
       this.sockets,
     );
+    // ws answers a client's broken frame (over maxPayload, or text that is not UTF-8) by closing
+    // the socket with the fitting code (1009, 1007) and emitting 'error'. graphql-ws would print
+    // that to the console as an internal error of ours, once per bad frame; it is the client's.
+    this.sockets.on('connection', (socket) => {
+      socket.removeAllListeners('error');
+      socket.on('error', (error) => options.logger.debug({ err: error }, 'WebSocket client sent a broken frame'));
+      // Likewise a message only a server sends (connection_ack, next, error): graphql-ws would
+      // print it as its internal error and close with 4500. It is a bad request (4400).
+      const deliver = socket.listeners('message');
+      socket.removeAllListeners('message');
+      socket.on('message', (data, isBinary) => {
+        if (isServerMessage(data)) return socket.close(CloseCode.BadRequest, 'Invalid message received');
+        for (const listener of deliver) listener.call(socket, data, isBinary);
+      });
+    });
     return () => disposable.dispose();
   }
 }

@@ -57,11 +57,26 @@ const READ_RETRY_MS = 1000;
 export const FINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['retrieved', 'failed', 'cancelled']);
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+// RFC 3339's years. PostgreSQL's timestamptz stops at 4713 BC, while a JS Date reaches 271821 BC,
+// so without a bound an early date got as far as the INSERT and failed there.
+const EARLIEST_RUN_AT = new Date('0001-01-01T00:00:00.000Z');
+const LATEST_RUN_AT = new Date('9999-12-31T23:59:59.999Z');
+
+// PostgreSQL text cannot hold NUL, and the driver writes an unpaired surrogate as U+FFFD, which
+// would make two different keys one.
+const UNSTORABLE_TEXT = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
 const OptionsSchema = z.object({
-  idempotencyKey: z.string().min(1).max(200).nullish(),
+  idempotencyKey: z
+    .string()
+    .min(1)
+    .max(200)
+    .refine((key) => !UNSTORABLE_TEXT.test(key), 'must not contain NUL characters or unpaired surrogates')
+    .nullish(),
   runAt: z
     .date()
     .refine((date) => !Number.isNaN(date.getTime()), 'must be a valid date')
+    .refine((date) => date >= EARLIEST_RUN_AT && date <= LATEST_RUN_AT, 'must be between the years 1 and 9999')
     .nullish(),
   priority: z.number().int().min(-1000).max(1000).nullish(),
 });

@@ -26,9 +26,12 @@ export function addAddJobTypes(builder: Builder, { Job }: JobTypes) {
       }),
     });
 
+  // Mutation fields are nullable: a document may hold several mutations, run one after another,
+  // and an error in a non-null one would null the whole answer, hiding the jobs the others added.
   builder.mutationField('addJob', (t) =>
     t.field({
       type: AddJobPayload,
+      nullable: true,
       args: { input: t.arg({ type: AddJobInput, required: true }) },
       resolve: (_root, { input }, { jobs, caller }) => serviceCall(() => jobs.addJob(input, caller)),
     }),
@@ -37,6 +40,7 @@ export function addAddJobTypes(builder: Builder, { Job }: JobTypes) {
   builder.mutationField('addJobs', (t) =>
     t.field({
       type: [AddJobPayload],
+      nullable: true,
       description: 'Adds many jobs in one statement. The answer keeps the order of the inputs.',
       args: { inputs: t.arg({ type: [AddJobInput], required: true }) },
       resolve: (_root, { inputs }, { jobs, caller }) => serviceCall(() => jobs.addJobs(inputs, caller)),

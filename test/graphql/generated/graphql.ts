@@ -36,28 +36,28 @@ export type AddJobMutationVariables = Exact<{
 }>;
 
 
-export type AddJobMutation = { addJob: { created: boolean, job: { id: string, status: JobStatus, num1: string, num2: string, result: string | null, attempt: number, maxAttempts: number, lastError: string | null, priority: number, idempotencyKey: string | null, version: number, runAt: string, createdAt: string, lastUpdated: string, completedOn: string | null, retrievedAt: string | null } } };
+export type AddJobMutation = { addJob: { created: boolean, job: { id: string, status: JobStatus, num1: string, num2: string, result: string | null, attempt: number, maxAttempts: number, lastError: string | null, priority: number, idempotencyKey: string | null, version: number, runAt: string, createdAt: string, lastUpdated: string, completedOn: string | null, retrievedAt: string | null } } | null };
 
 export type AddJobsMutationVariables = Exact<{
   inputs: Array<AddJobInput> | AddJobInput;
 }>;
 
 
-export type AddJobsMutation = { addJobs: Array<{ created: boolean, job: { id: string, status: JobStatus, num1: string, num2: string, result: string | null, attempt: number, maxAttempts: number, lastError: string | null, priority: number, idempotencyKey: string | null, version: number, runAt: string, createdAt: string, lastUpdated: string, completedOn: string | null, retrievedAt: string | null } }> };
+export type AddJobsMutation = { addJobs: Array<{ created: boolean, job: { id: string, status: JobStatus, num1: string, num2: string, result: string | null, attempt: number, maxAttempts: number, lastError: string | null, priority: number, idempotencyKey: string | null, version: number, runAt: string, createdAt: string, lastUpdated: string, completedOn: string | null, retrievedAt: string | null } }> | null };
 
 export type RetrieveJobMutationVariables = Exact<{
   id: string | number;
 }>;
 
 
-export type RetrieveJobMutation = { retrieveJob: { id: string, status: JobStatus, num1: string, num2: string, result: string | null, attempt: number, maxAttempts: number, lastError: string | null, priority: number, idempotencyKey: string | null, version: number, runAt: string, createdAt: string, lastUpdated: string, completedOn: string | null, retrievedAt: string | null } };
+export type RetrieveJobMutation = { retrieveJob: { id: string, status: JobStatus, num1: string, num2: string, result: string | null, attempt: number, maxAttempts: number, lastError: string | null, priority: number, idempotencyKey: string | null, version: number, runAt: string, createdAt: string, lastUpdated: string, completedOn: string | null, retrievedAt: string | null } | null };
 
 export type CancelJobMutationVariables = Exact<{
   id: string | number;
 }>;
 
 
-export type CancelJobMutation = { cancelJob: { id: string, status: JobStatus, num1: string, num2: string, result: string | null, attempt: number, maxAttempts: number, lastError: string | null, priority: number, idempotencyKey: string | null, version: number, runAt: string, createdAt: string, lastUpdated: string, completedOn: string | null, retrievedAt: string | null } };
+export type CancelJobMutation = { cancelJob: { id: string, status: JobStatus, num1: string, num2: string, result: string | null, attempt: number, maxAttempts: number, lastError: string | null, priority: number, idempotencyKey: string | null, version: number, runAt: string, createdAt: string, lastUpdated: string, completedOn: string | null, retrievedAt: string | null } | null };
 
 export type JobQueryVariables = Exact<{
   id: string | number;
