@@ -7,6 +7,8 @@ import { JobEventHub } from './jobs/events.ts';
 import { createHandlers } from './jobs/handlers.ts';
 import { JobService } from './jobs/service.ts';
 import { createLogger } from './logger.ts';
+import { createMetrics, registerStateGauges } from './metrics/metrics.ts';
+import { createQueueStatsReader } from './metrics/queue-stats.ts';
 import { Worker } from './worker/worker.ts';
 
 /** The composition root: config → database → events → worker → server → signals. */
@@ -17,13 +19,19 @@ async function main(): Promise<void> {
 
   const migrations = await readMigrations(MIGRATIONS_DIR);
   const db = await openDatabase(config, migrations, logger);
-  const hub = new JobEventHub(db, logger);
+  const metrics = createMetrics({ processMetrics: true });
+  const hub = new JobEventHub(db, logger, { metrics });
   await hub.start();
-  const jobs = new JobService(db, hub, {
-    maxAttempts: config.MAX_ATTEMPTS,
-    numberMaxDigits: config.NUMBER_MAX_DIGITS,
-    maxBatchSize: config.BATCH_MAX_JOBS,
-  });
+  const jobs = new JobService(
+    db,
+    hub,
+    {
+      maxAttempts: config.MAX_ATTEMPTS,
+      numberMaxDigits: config.NUMBER_MAX_DIGITS,
+      maxBatchSize: config.BATCH_MAX_JOBS,
+    },
+    { metrics, logger },
+  );
 
   const worker =
     config.ROLE === 'api'
@@ -38,13 +46,24 @@ async function main(): Promise<void> {
           jobTimeoutSeconds: config.JOB_TIMEOUT_SECONDS,
           retry: { baseDelayMs: config.RETRY_BASE_DELAY_MS, maxDelayMs: config.RETRY_MAX_DELAY_MS },
           shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
+          metrics,
         });
+  registerStateGauges(metrics, {
+    queueStats: createQueueStatsReader(db, {
+      cacheMs: config.METRICS_CACHE_MS,
+      exactCountLimit: config.METRICS_EXACT_COUNT_LIMIT,
+    }),
+    db,
+    hub,
+    worker,
+    logger,
+  });
   await worker?.start();
 
   const server =
     config.ROLE === 'worker'
       ? undefined
-      : new HttpServer(createApp({ jobs, db, migrations, logger }), {
+      : new HttpServer(createApp({ jobs, db, migrations, logger, metrics }), {
           host: config.HOST,
           port: config.PORT,
           logger,
@@ -87,6 +106,7 @@ function announce(port: number, logger: ReturnType<typeof createLogger>): void {
     add: `${base}/api/v1/add/:num1/:num2`,
     job: `${base}/api/v1/job/:id`,
     health: `${base}/health`,
+    metrics: `${base}/metrics`,
   };
   logger.info({ urls }, 'listening');
   if (process.stdout.isTTY) {
@@ -99,6 +119,7 @@ function announce(port: number, logger: ReturnType<typeof createLogger>): void {
         `  REST: add two numbers          curl -X POST ${base}/api/v1/add/2/3`,
         `  REST: read a job               curl ${urls.job}`,
         `  Health / readiness             ${urls.health}  ${base}/ready`,
+        `  Prometheus metrics             ${urls.metrics}`,
         '',
         '',
       ].join('\n'),

@@ -7,7 +7,9 @@ import type { GraphQLContext } from '../graphql/builder.ts';
 import { buildSchema } from '../graphql/schema.ts';
 import type { Caller, JobService } from '../jobs/service.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import { createHealthHandler } from './health.ts';
+import { createMetricsHandler } from './metrics.ts';
 import { createRestHandler } from './rest.ts';
 
 export interface AppDeps {
@@ -15,6 +17,8 @@ export interface AppDeps {
   db: Database;
   migrations: readonly Migration[];
   logger: Logger;
+  /** Served at /metrics when given. */
+  metrics?: Metrics;
 }
 
 export type App = YogaServerInstance<Record<string, unknown>, GraphQLContext>;
@@ -39,14 +43,18 @@ function isExpected(error: unknown): boolean {
  * /graphql, the REST aliases under /api/v1, and the health checks. Tests call `app.fetch`
  * in-process; `server.ts` puts it on a port next to the WebSocket endpoint.
  */
-export function createApp({ jobs, db, migrations, logger }: AppDeps): App {
+export function createApp({ jobs, db, migrations, logger, metrics }: AppDeps): App {
   const rest = createRestHandler({ jobs, logger });
   const health = createHealthHandler({ db, migrations, logger });
+  const metricsHandler = metrics ? createMetricsHandler({ registry: metrics.registry, logger }) : async () => null;
 
   const routes: Plugin = {
     async onRequest({ request, url, endResponse }) {
       if (url.pathname === GRAPHQL_PATH) return;
-      const response = (await health(url.pathname)) ?? (await rest(request, url.pathname, callerOf(request)));
+      const response =
+        (await health(url.pathname)) ??
+        (await metricsHandler(url.pathname)) ??
+        (await rest(request, url.pathname, callerOf(request)));
       endResponse(response ?? Response.json({ error: { code: 'NOT_FOUND', message: 'not found' } }, { status: 404 }));
     },
   };

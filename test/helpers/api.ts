@@ -6,6 +6,8 @@ import { MIGRATIONS_DIR } from '../../src/db/open.ts';
 import { type App, createApp } from '../../src/http/app.ts';
 import type { JobEventHub } from '../../src/jobs/events.ts';
 import type { JobService } from '../../src/jobs/service.ts';
+import { createMetrics, type Metrics, registerStateGauges } from '../../src/metrics/metrics.ts';
+import { createQueueStatsReader } from '../../src/metrics/queue-stats.ts';
 import { testLogger } from './database.ts';
 import { createHub, createService } from './jobs.ts';
 
@@ -13,15 +15,22 @@ export interface TestApp {
   app: App;
   hub: JobEventHub;
   jobs: JobService;
+  /** This app's own registry; pass it to test workers so their counts show at /metrics. */
+  metrics: Metrics;
   close(): Promise<void>;
 }
 
 export async function createTestApp(db: Database, limits: Parameters<typeof createService>[2] = {}): Promise<TestApp> {
-  const hub = createHub(db);
+  const metrics = createMetrics();
+  const logger = testLogger();
+  const hub = createHub(db, metrics);
   await hub.start();
-  const jobs = createService(db, hub, limits);
-  const app = createApp({ jobs, db, migrations: await readMigrations(MIGRATIONS_DIR), logger: testLogger() });
-  return { app, hub, jobs, close: () => hub.stop() };
+  const jobs = createService(db, hub, limits, { metrics, logger });
+  // No cache: a test scrapes right after its workload and must see all of it.
+  const queueStats = createQueueStatsReader(db, { cacheMs: 0, exactCountLimit: 100_000 });
+  registerStateGauges(metrics, { queueStats, db, hub, logger });
+  const app = createApp({ jobs, db, migrations: await readMigrations(MIGRATIONS_DIR), logger, metrics });
+  return { app, hub, jobs, metrics, close: () => hub.stop() };
 }
 
 /** Runs a typed operation in-process, as a client would over HTTP. */
