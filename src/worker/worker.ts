@@ -62,6 +62,11 @@ const MAX_RESULT_DIGITS = 10_000;
 export class Worker {
   readonly id: string;
   private readonly running = new Map<string, RunningJob>();
+  /**
+   * The job each queued write belongs to. Not looked up by id in `running`: a retry can be
+   * claimed again, under the same id, before the write that failed its last attempt returns.
+   */
+  private readonly writers = new WeakMap<Completion | Failure, RunningJob>();
   private completions: WriteBatcher<Completion>;
   private failures: WriteBatcher<Failure>;
   private loop: Promise<void> | undefined;
@@ -222,7 +227,8 @@ export class Worker {
     this.options.metrics?.jobsClaimed.inc({ kind: job.kind });
     this.options.logger.debug({ jobId: job.id, attempt: job.attempt, workerId: this.id }, 'job wip');
     entry.settled = this.perform(entry).finally(() => {
-      this.running.delete(job.id);
+      // A retry of this job may already run under the same id; that entry is not ours to drop.
+      if (this.running.get(job.id) === entry) this.running.delete(job.id);
       if (this.running.size === 0) this.stopHeartbeat();
       if (this.saturated) this.wake();
     });
@@ -242,14 +248,16 @@ export class Worker {
     if (entry.abandoned) return;
     entry.phase = 'writing';
     if ('result' in outcome) {
-      await this.completions.push({ id: job.id, attempt: job.attempt, result: outcome.result });
+      await this.completions.push(this.ownedBy(entry, { id: job.id, attempt: job.attempt, result: outcome.result }));
       if (entry.stored) this.recordCompleted(entry);
       return;
     }
     const permanent = outcome.error instanceof PermanentJobError;
     const final = permanent || job.attempt >= job.maxAttempts;
     const retryInMs = final ? null : retryDelayMs(job.attempt, this.options.retry, this.options.random);
-    await this.failures.push({ id: job.id, attempt: job.attempt, error: describe(outcome.error), retryInMs });
+    await this.failures.push(
+      this.ownedBy(entry, { id: job.id, attempt: job.attempt, error: describe(outcome.error), retryInMs }),
+    );
     if (!entry.stored) return;
     if (retryInMs === null) {
       this.recordFailed(job, permanent ? 'permanent' : 'exhausted', outcome.error);
@@ -261,6 +269,11 @@ export class Worker {
     if (retryInMs !== null && retryInMs < this.options.pollIntervalMs) {
       setTimeout(() => this.wake(), retryInMs + 10).unref();
     }
+  }
+
+  private ownedBy<T extends Completion | Failure>(entry: RunningJob, item: T): T {
+    this.writers.set(item, entry);
+    return item;
   }
 
   private recordCompleted({ job, claimedAt }: RunningJob): void {
@@ -283,10 +296,10 @@ export class Worker {
     this.options.metrics?.jobAttempts.observe({ kind: job.kind, outcome: 'failed' }, job.attempt);
   }
 
-  private reportFenced(items: ReadonlyArray<{ id: string; attempt: number }>, accepted: Set<string>, what: string) {
+  private reportFenced(items: ReadonlyArray<Completion | Failure>, accepted: Set<string>, what: string) {
     for (const item of items) {
-      const entry = this.running.get(item.id);
-      if (entry?.job.attempt === item.attempt) entry.stored = accepted.has(item.id);
+      const entry = this.writers.get(item as Completion | Failure);
+      if (entry) entry.stored = accepted.has(item.id);
       if (!accepted.has(item.id)) {
         this.options.logger.warn(
           { jobId: item.id, attempt: item.attempt, workerId: this.id },
