@@ -10,6 +10,7 @@ import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { createHealthHandler } from './health.ts';
 import { createMetricsHandler } from './metrics.ts';
+import { createRequestLogPlugin } from './request-log.ts';
 import { createRestHandler } from './rest.ts';
 
 export interface AppDeps {
@@ -87,6 +88,6 @@ export function createApp({ jobs, db, migrations, logger, metrics }: AppDeps): A
         return maskError(error, message, false);
       },
     },
-    plugins: [routes],
+    plugins: [createRequestLogPlugin(logger), routes],
   });
 }
