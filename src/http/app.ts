@@ -8,6 +8,7 @@ import { buildSchema } from '../graphql/schema.ts';
 import type { Caller, JobService } from '../jobs/service.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
+import { createGraphiQL, GRAPHIQL_DEFAULT_QUERY } from './graphiql.ts';
 import { createHealthHandler } from './health.ts';
 import { createMetricsHandler } from './metrics.ts';
 import { createRequestLogPlugin } from './request-log.ts';
@@ -48,6 +49,7 @@ export function createApp({ jobs, db, migrations, logger, metrics }: AppDeps): A
   const rest = createRestHandler({ jobs, logger });
   const health = createHealthHandler({ db, migrations, logger });
   const metricsHandler = metrics ? createMetricsHandler({ registry: metrics.registry, logger }) : async () => null;
+  const graphiql = createGraphiQL();
 
   const routes: Plugin = {
     async onRequest({ request, url, endResponse }) {
@@ -55,6 +57,7 @@ export function createApp({ jobs, db, migrations, logger, metrics }: AppDeps): A
       const response =
         (await health(url.pathname)) ??
         (await metricsHandler(url.pathname)) ??
+        (await graphiql.serveAsset(request, url.pathname)) ??
         (await rest(request, url.pathname, callerOf(request)));
       endResponse(response ?? Response.json({ error: { code: 'NOT_FOUND', message: 'not found' } }, { status: 404 }));
     },
@@ -66,7 +69,8 @@ export function createApp({ jobs, db, migrations, logger, metrics }: AppDeps): A
     landingPage: false,
     // Yoga's built-in check would take /health with an empty body; ours answers JSON next to /ready.
     healthCheckEndpoint: `${GRAPHQL_PATH}/health`,
-    graphiql: { title: 'Job service', subscriptionsProtocol: 'WS' },
+    graphiql: { title: 'Job service', subscriptionsProtocol: 'WS', defaultQuery: GRAPHIQL_DEFAULT_QUERY },
+    renderGraphiQL: graphiql.render,
     context: ({ request }) => ({ jobs, caller: callerOf(request), prisma: db.prisma }),
     logging: {
       debug: (...args) => logger.debug(args.map(String).join(' ')),

@@ -1,0 +1,67 @@
+import { gunzipSync } from 'node:zlib';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestApp, type TestApp } from './helpers/api.ts';
+import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
+
+let testDb: TestDatabase;
+let api: TestApp;
+
+beforeAll(async () => {
+  testDb = await createTestDatabase(import.meta.filename);
+  api = await createTestApp(testDb.open());
+});
+
+afterAll(async () => {
+  await api.close();
+  await testDb.drop();
+});
+
+function get(path: string, headers: Record<string, string> = {}) {
+  return api.app.fetch(`http://yoga${path}`, { headers });
+}
+
+/** The same-origin URLs a page loads: stylesheets, scripts and Monaco's workers. */
+function assetsOf(html: string): string[] {
+  return [...html.matchAll(/(?:href|src)="(\/[^"]+)"|"(\/assets\/[^"]+)"/g)].map((match) => match[1] ?? match[2]!);
+}
+
+describe('GraphiQL', () => {
+  it('is served from this service, with no file from another origin', async () => {
+    const response = await get('/graphql', { accept: 'text/html' });
+    expect(response.status).toBe(200);
+    const html = await response.text();
+    expect(html).not.toMatch(/https?:\/\//);
+    const assets = assetsOf(html);
+    expect(assets).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^\/assets\/graphiql\/[\d.]+\/graphiql\.css$/),
+        expect.stringMatching(/\/graphiql\.js$/),
+        expect.stringMatching(/\/graphql\.worker\.js$/),
+      ]),
+    );
+    for (const path of assets) {
+      const asset = await get(path);
+      expect(asset.status, path).toBe(200);
+      expect(asset.headers.get('cache-control')).toMatch(/immutable/);
+      expect((await asset.arrayBuffer()).byteLength).toBeGreaterThan(1000);
+    }
+  });
+
+  it('sends its bundle gzipped to a browser that takes gzip', async () => {
+    const [script] = assetsOf(await (await get('/graphql', { accept: 'text/html' })).text()).filter((path) =>
+      path.endsWith('/graphiql.js'),
+    );
+    const plain = await get(script!);
+    const zipped = await get(script!, { 'accept-encoding': 'gzip, br' });
+    expect(zipped.headers.get('content-encoding')).toBe('gzip');
+    expect(zipped.headers.get('content-type')).toMatch(/^text\/javascript/);
+    const body = Buffer.from(await zipped.arrayBuffer());
+    const original = Buffer.from(await plain.arrayBuffer());
+    expect(gunzipSync(body).equals(original)).toBe(true);
+    expect(body.byteLength).toBeLessThan(original.byteLength / 2);
+  });
+
+  it('answers an unknown asset with a 404', async () => {
+    expect((await get('/assets/graphiql/0.0.0/graphiql.js')).status).toBe(404);
+  });
+});
