@@ -65,3 +65,40 @@ describe('GraphiQL', () => {
     expect((await get('/assets/graphiql/0.0.0/graphiql.js')).status).toBe(404);
   });
 });
+
+describe('the jobs page', () => {
+  it('is served at / with a strict content security policy', async () => {
+    const response = await get('/');
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    expect(response.headers.get('content-security-policy')).toMatch(/default-src 'none'.*script-src 'self'/);
+    const html = await response.text();
+    expect(html).toMatch(/<html lang="en">/);
+    expect(html).toMatch(/<label for="num1">/);
+    expect(html).toMatch(/href="\/graphql"/);
+    expect(html).not.toMatch(/https?:\/\//);
+    expect(html).not.toMatch(/<script>|<style>|style="/);
+  });
+
+  it('loads its script, stylesheet and the graphql-ws client from this service', async () => {
+    const assets = assetsOf(await (await get('/')).text()).filter((path) => path.startsWith('/assets/'));
+    expect(assets).toEqual(['/assets/app.css', '/assets/graphql-ws.js', '/assets/app.js']);
+    const types = await Promise.all(assets.map(async (path) => (await get(path)).headers.get('content-type')));
+    expect(types).toEqual(['text/css; charset=utf-8', 'text/javascript; charset=utf-8', 'text/javascript; charset=utf-8']);
+    expect(await (await get('/assets/graphql-ws.js')).text()).toContain('graphqlWs');
+  });
+
+  it('answers a repeated load with 304 when nothing changed', async () => {
+    const first = await get('/assets/app.js');
+    const etag = first.headers.get('etag')!;
+    expect(first.headers.get('cache-control')).toBe('no-cache');
+    const again = await get('/assets/app.js', { 'if-none-match': etag });
+    expect(again.status).toBe(304);
+  });
+
+  it('refuses other methods', async () => {
+    const response = await api.app.fetch('http://yoga/', { method: 'POST' });
+    expect(response.status).toBe(405);
+    expect((await response.json()).error.code).toBe('METHOD_NOT_ALLOWED');
+  });
+});

@@ -11,6 +11,7 @@ import type { Metrics } from '../metrics/metrics.ts';
 import { createGraphiQL, GRAPHIQL_DEFAULT_QUERY } from './graphiql.ts';
 import { createHealthHandler } from './health.ts';
 import { createMetricsHandler } from './metrics.ts';
+import { createPageHandler } from './page.ts';
 import { createRequestLogPlugin } from './request-log.ts';
 import { createRestHandler } from './rest.ts';
 
@@ -50,6 +51,7 @@ export function createApp({ jobs, db, migrations, logger, metrics }: AppDeps): A
   const health = createHealthHandler({ db, migrations, logger });
   const metricsHandler = metrics ? createMetricsHandler({ registry: metrics.registry, logger }) : async () => null;
   const graphiql = createGraphiQL();
+  const page = createPageHandler();
 
   const routes: Plugin = {
     async onRequest({ request, url, endResponse }) {
@@ -58,6 +60,7 @@ export function createApp({ jobs, db, migrations, logger, metrics }: AppDeps): A
         (await health(url.pathname)) ??
         (await metricsHandler(url.pathname)) ??
         (await graphiql.serveAsset(request, url.pathname)) ??
+        (await page(request, url.pathname)) ??
         (await rest(request, url.pathname, callerOf(request)));
       endResponse(response ?? Response.json({ error: { code: 'NOT_FOUND', message: 'not found' } }, { status: 404 }));
     },
