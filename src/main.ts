@@ -100,6 +100,7 @@ async function main(): Promise<void> {
 function announce(port: number, logger: ReturnType<typeof createLogger>): void {
   const base = `http://localhost:${port}`;
   const urls = {
+    page: `${base}/`,
     graphql: `${base}/graphql`,
     graphiql: `${base}/graphql`,
     websocket: `ws://localhost:${port}/graphql`,
@@ -113,6 +114,7 @@ function announce(port: number, logger: ReturnType<typeof createLogger>): void {
     process.stdout.write(
       [
         '',
+        `  Jobs page (open in a browser) ${urls.page}`,
         `  GraphiQL (open in a browser)  ${urls.graphiql}`,
         `  GraphQL over HTTP and SSE      ${urls.graphql}`,
         `  GraphQL over WebSocket         ${urls.websocket}`,
