@@ -2,9 +2,11 @@ import { loadConfig } from './config.ts';
 import { readMigrations } from './db/migrate.ts';
 import { MIGRATIONS_DIR, openDatabase } from './db/open.ts';
 import { createApp } from './http/app.ts';
+import { createAuthenticator } from './http/auth.ts';
 import { HttpServer } from './http/server.ts';
 import { JobEventHub } from './jobs/events.ts';
 import { createHandlers } from './jobs/handlers.ts';
+import { Pruner } from './jobs/pruner.ts';
 import { JobService } from './jobs/service.ts';
 import { createLogger } from './logger.ts';
 import { createMetrics, registerStateGauges } from './metrics/metrics.ts';
@@ -39,7 +41,7 @@ async function main(): Promise<void> {
       : new Worker({
           db,
           hub,
-          handlers: createHandlers(),
+          handlers: createHandlers({}, { addDelayMs: config.JOB_ADD_DELAY_MS }),
           logger,
           concurrency: config.WORKER_CONCURRENCY,
           pollIntervalMs: config.WORKER_POLL_INTERVAL_MS,
@@ -59,14 +61,41 @@ async function main(): Promise<void> {
     logger,
   });
   await worker?.start();
+  const pruner =
+    config.ROLE === 'api'
+      ? undefined
+      : new Pruner({
+          db,
+          logger,
+          retentionDays: config.RETENTION_DAYS,
+          completedRetentionDays: config.COMPLETED_RETENTION_DAYS,
+          intervalMs: config.PRUNE_INTERVAL_SECONDS * 1000,
+          batchSize: config.PRUNE_BATCH_SIZE,
+        });
+  pruner?.start();
 
+  const auth = createAuthenticator(config.API_KEYS);
+  if (!auth.enabled && config.ROLE !== 'worker') {
+    logger.warn('API_KEYS is not set: the API is open, and every caller sees every job (development mode)');
+  }
+  const limits = {
+    maxBodyBytes: config.MAX_BODY_BYTES,
+    maxDepth: config.GRAPHQL_MAX_DEPTH,
+    maxCost: config.GRAPHQL_MAX_COST,
+    maxTokens: config.GRAPHQL_MAX_TOKENS,
+    maxAliases: config.GRAPHQL_MAX_ALIASES,
+    maxDirectives: config.GRAPHQL_MAX_DIRECTIVES,
+  };
   const server =
     config.ROLE === 'worker'
       ? undefined
-      : new HttpServer(createApp({ jobs, db, migrations, logger, metrics }), {
+      : new HttpServer(createApp({ jobs, db, migrations, logger, auth, limits, metrics }), {
           host: config.HOST,
           port: config.PORT,
           logger,
+          auth,
+          maxSubscriptionsPerConnection: config.WS_MAX_SUBSCRIPTIONS,
+          maxMessageBytes: config.MAX_BODY_BYTES,
         });
   const address = await server?.start();
   if (address) announce(address.port, logger);
@@ -82,6 +111,7 @@ async function main(): Promise<void> {
     // New requests stop first; then the worker finishes or hands back its jobs; pools close last.
     (async () => {
       await server?.stop();
+      await pruner?.stop();
       await worker?.stop();
       await hub.stop();
       await db.close();

@@ -22,7 +22,7 @@ let api: TestApp;
 beforeAll(async () => {
   testDb = await createTestDatabase(import.meta.filename);
   db = testDb.open();
-  api = await createTestApp(db, { maxBatchSize: 1000 });
+  api = await createTestApp(db, { service: { maxBatchSize: 1000 } });
 });
 
 afterAll(async () => {

@@ -26,7 +26,14 @@ beforeAll(async () => {
   testDb = await createTestDatabase(import.meta.filename);
   db = testDb.open();
   api = await createTestApp(db);
-  server = new HttpServer(api.app, { host: '127.0.0.1', port: 0, logger: testLogger() });
+  server = new HttpServer(api.app, {
+    host: '127.0.0.1',
+    port: 0,
+    logger: testLogger(),
+    auth: api.auth,
+    maxSubscriptionsPerConnection: 100,
+    maxMessageBytes: 1_000_000,
+  });
   const { port } = await server.start();
   base = `http://127.0.0.1:${port}`;
   client = createClient({ url: `ws://127.0.0.1:${port}/graphql`, webSocketImpl: WebSocket, lazy: true, retryAttempts: 0 });

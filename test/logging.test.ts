@@ -3,10 +3,12 @@ import type { Database } from '../src/db/database.ts';
 import { readMigrations } from '../src/db/migrate.ts';
 import { MIGRATIONS_DIR } from '../src/db/open.ts';
 import { type App, createApp } from '../src/http/app.ts';
+import { createAuthenticator } from '../src/http/auth.ts';
 import type { JobEventHub } from '../src/jobs/events.ts';
 import { addDecimals } from '../src/jobs/decimal.ts';
 import type { JobService } from '../src/jobs/service.ts';
 import { createLogger } from '../src/logger.ts';
+import { TEST_LIMITS } from './helpers/api.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
 import { ANONYMOUS, createHub, createService, createWorker, statusOf, waitForJob } from './helpers/jobs.ts';
 
@@ -50,7 +52,14 @@ describe('request log', () => {
     const captured = capture('debug');
     lines = captured.lines;
     const jobs = createService(db, hub);
-    app = createApp({ jobs, db, migrations: await readMigrations(MIGRATIONS_DIR), logger: captured.logger });
+    app = createApp({
+      jobs,
+      db,
+      migrations: await readMigrations(MIGRATIONS_DIR),
+      logger: captured.logger,
+      auth: createAuthenticator(undefined),
+      limits: TEST_LIMITS,
+    });
   });
 
   const requests = () => lines.filter((line) => line.msg === 'request');

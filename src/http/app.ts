@@ -1,3 +1,5 @@
+import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { GraphQLError } from 'graphql';
 import { createGraphQLError, createYoga, maskError, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Database } from '../db/database.ts';
@@ -8,18 +10,32 @@ import { buildSchema } from '../graphql/schema.ts';
 import type { Caller, JobService } from '../jobs/service.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
+import type { Authenticator } from './auth.ts';
 import { createGraphiQL, GRAPHIQL_DEFAULT_QUERY } from './graphiql.ts';
 import { createHealthHandler } from './health.ts';
+import { errorResponse } from './json.ts';
 import { createMetricsHandler } from './metrics.ts';
 import { createPageHandler } from './page.ts';
 import { createRequestLogPlugin } from './request-log.ts';
 import { createRestHandler } from './rest.ts';
+
+/** Bounds on what one request may ask for; each is a setting (see src/config.ts). */
+export interface ApiLimits {
+  maxBodyBytes: number;
+  maxDepth: number;
+  maxCost: number;
+  maxTokens: number;
+  maxAliases: number;
+  maxDirectives: number;
+}
 
 export interface AppDeps {
   jobs: JobService;
   db: Database;
   migrations: readonly Migration[];
   logger: Logger;
+  auth: Authenticator;
+  limits: ApiLimits;
   /** Served at /metrics when given. */
   metrics?: Metrics;
 }
@@ -28,9 +44,24 @@ export type App = YogaServerInstance<Record<string, unknown>, GraphQLContext>;
 
 export const GRAPHQL_PATH = '/graphql';
 
-/** Jobs belong to the key that made them; until keys exist everybody is the same caller. */
-function callerOf(_request: Request): Caller {
-  return { owner: '' };
+/** The header every request carries, except a WebSocket one, which may send it at connection init. */
+const CSRF_HEADER = 'x-graphql-yoga-csrf';
+
+function unauthenticated() {
+  return createGraphQLError('a valid API key is required: send Authorization: Bearer <key>', {
+    extensions: { code: 'UNAUTHENTICATED', http: { status: 401, headers: { 'www-authenticate': 'Bearer' } } },
+  });
+}
+
+/** The Authorization header of an HTTP request, or of a WebSocket's connection_init or upgrade. */
+function authorizationOf(initial: Record<string, unknown>): string | null {
+  const request = initial['request'] as Request | undefined;
+  if (request) return request.headers.get('authorization');
+  const params = initial['connectionParams'] as Record<string, unknown> | undefined;
+  if (typeof params?.['authorization'] === 'string') return params['authorization'];
+  const upgrade = initial['req'] as { headers?: Record<string, string | string[] | undefined> } | undefined;
+  const header = upgrade?.headers?.['authorization'];
+  return typeof header === 'string' ? header : null;
 }
 
 /** GraphQL errors we created on purpose carry a code already; everything else is masked. */
@@ -42,11 +73,23 @@ function isExpected(error: unknown): boolean {
 }
 
 /**
+ * Every error a client gets names its kind in `extensions.code`. graphql-js and Yoga label their
+ * own; GraphQL Armor throws bare errors for its depth, cost, token and alias limits, which are
+ * limits on the request's shape, so they are labelled as failed validation. The label is added in
+ * place: Yoga logs every error its mask replaces, and a client's oversized query is no server error.
+ */
+function withCode(error: GraphQLError, code: string): GraphQLError {
+  const extensions = error.extensions as Record<string, unknown>;
+  extensions['code'] ??= code;
+  return error;
+}
+
+/**
  * The whole HTTP surface as one fetch handler, with no listen(): GraphQL (and GraphiQL) at
  * /graphql, the REST aliases under /api/v1, and the health checks. Tests call `app.fetch`
  * in-process; `server.ts` puts it on a port next to the WebSocket endpoint.
  */
-export function createApp({ jobs, db, migrations, logger, metrics }: AppDeps): App {
+export function createApp({ jobs, db, migrations, logger, auth, limits, metrics }: AppDeps): App {
   const rest = createRestHandler({ jobs, logger });
   const health = createHealthHandler({ db, migrations, logger });
   const metricsHandler = metrics ? createMetricsHandler({ registry: metrics.registry, logger }) : async () => null;
@@ -56,13 +99,23 @@ export function createApp({ jobs, db, migrations, logger, metrics }: AppDeps): A
   const routes: Plugin = {
     async onRequest({ request, url, endResponse }) {
       if (url.pathname === GRAPHQL_PATH) return;
-      const response =
+      // Probes, metrics and the static files hold no customer's data and answer without a key
+      // (keep /metrics off the public network); the page's own calls to /graphql need one.
+      const open =
         (await health(url.pathname)) ??
         (await metricsHandler(url.pathname)) ??
         (await graphiql.serveAsset(request, url.pathname)) ??
-        (await page(request, url.pathname)) ??
-        (await rest(request, url.pathname, callerOf(request)));
-      endResponse(response ?? Response.json({ error: { code: 'NOT_FOUND', message: 'not found' } }, { status: 404 }));
+        (await page(request, url.pathname));
+      if (open) return endResponse(open);
+      const caller = auth.authenticate(request.headers.get('authorization'));
+      if (!caller && url.pathname.startsWith('/api/')) {
+        return endResponse(
+          errorResponse(401, 'UNAUTHENTICATED', 'a valid API key is required: send Authorization: Bearer <key>'),
+        );
+      }
+      endResponse(
+        (caller && (await rest(request, url.pathname, caller))) ?? errorResponse(404, 'NOT_FOUND', 'not found'),
+      );
     },
   };
 
@@ -74,7 +127,12 @@ export function createApp({ jobs, db, migrations, logger, metrics }: AppDeps): A
     healthCheckEndpoint: `${GRAPHQL_PATH}/health`,
     graphiql: { title: 'Job service', subscriptionsProtocol: 'WS', defaultQuery: GRAPHIQL_DEFAULT_QUERY },
     renderGraphiQL: graphiql.render,
-    context: ({ request }) => ({ jobs, caller: callerOf(request), prisma: db.prisma }),
+    maxRequestBodySize: limits.maxBodyBytes,
+    context: (initial) => {
+      const caller = auth.authenticate(authorizationOf(initial));
+      if (!caller) throw unauthenticated();
+      return { jobs, caller, prisma: db.prisma };
+    },
     logging: {
       debug: (...args) => logger.debug(args.map(String).join(' ')),
       info: (...args) => logger.info(args.map(String).join(' ')),
@@ -83,7 +141,7 @@ export function createApp({ jobs, db, migrations, logger, metrics }: AppDeps): A
     },
     maskedErrors: {
       maskError(error, message) {
-        if (isExpected(error)) return error as Error;
+        if (isExpected(error)) return withCode(error as GraphQLError, 'GRAPHQL_VALIDATION_FAILED');
         const cause = error instanceof GraphQLError ? error.originalError : error;
         if (isConnectionError(cause)) {
           logger.warn({ err: cause }, 'database unavailable');
@@ -95,6 +153,23 @@ export function createApp({ jobs, db, migrations, logger, metrics }: AppDeps): A
         return maskError(error, message, false);
       },
     },
-    plugins: [createRequestLogPlugin(logger), routes],
+    plugins: [
+      createRequestLogPlugin(logger),
+      routes,
+      // A browser will send a "simple" cross-site request without asking; requiring a custom
+      // header (or a JSON content type) makes every such request preflighted, so a foreign page
+      // cannot make a visitor's browser call the API.
+      useCSRFPrevention({ requestHeaders: [CSRF_HEADER] }),
+      EnvelopArmorPlugin({
+        maxDepth: { n: limits.maxDepth },
+        costLimit: { maxCost: limits.maxCost },
+        maxTokens: { n: limits.maxTokens },
+        maxAliases: { n: limits.maxAliases },
+        maxDirectives: { n: limits.maxDirectives },
+        // Suggestions would hand the schema to anybody probing with typos; it is public anyway
+        // through introspection, but keep the error answers short.
+        blockFieldSuggestion: { enabled: true },
+      }),
+    ],
   });
 }

@@ -1,15 +1,21 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { ExecutionArgs } from 'graphql';
+import { type ExecutionArgs, GraphQLError } from 'graphql';
 import { useServer } from 'graphql-ws/use/ws';
 import { WebSocketServer } from 'ws';
 import type { Logger } from '../logger.ts';
 import { type App, GRAPHQL_PATH } from './app.ts';
+import type { Authenticator } from './auth.ts';
 
 export interface HttpServerOptions {
   host: string;
   port: number;
   logger: Logger;
+  auth: Authenticator;
+  /** Operations one WebSocket may have running at once. */
+  maxSubscriptionsPerConnection: number;
+  /** Largest WebSocket message accepted; a larger one closes the socket. */
+  maxMessageBytes: number;
   /** How long open requests may finish at stop before their sockets are cut. */
   closeGraceMs?: number;
 }
@@ -35,7 +41,7 @@ export class HttpServer {
     private readonly options: HttpServerOptions,
   ) {
     this.server = createServer(app);
-    this.sockets = new WebSocketServer({ server: this.server, path: GRAPHQL_PATH });
+    this.sockets = new WebSocketServer({ server: this.server, path: GRAPHQL_PATH, maxPayload: options.maxMessageBytes });
   }
 
   /** Listens, once. Resolves with the bound address (useful with port 0). */
@@ -72,11 +78,32 @@ export class HttpServer {
 
   private serveGraphqlWs() {
     const { app, options } = this;
+    // Operation ids per connection, to bound what one socket may hold open.
+    const active = new WeakMap<object, Set<string>>();
     const disposable = useServer(
       {
+        // A socket without a valid key is closed at connection_init (4403), before any operation.
+        onConnect: (context) => {
+          const params = context.connectionParams as Record<string, unknown> | undefined;
+          const fromParams = typeof params?.['authorization'] === 'string' ? params['authorization'] : undefined;
+          const fromUpgrade = (context.extra.request as IncomingMessage).headers.authorization;
+          return options.auth.authenticate(fromParams ?? fromUpgrade) !== null;
+        },
+        onComplete: (context, id) => {
+          active.get(context)?.delete(id);
+        },
         execute: (args) => (args as EnvelopedArgs).rootValue.execute(args) as never,
         subscribe: (args) => (args as EnvelopedArgs).rootValue.subscribe(args) as never,
-        onSubscribe: async (context, _id, params) => {
+        onSubscribe: async (context, id, params) => {
+          const ids = active.get(context) ?? new Set<string>();
+          active.set(context, ids);
+          if (ids.size >= options.maxSubscriptionsPerConnection) {
+            return [
+              new GraphQLError(`at most ${options.maxSubscriptionsPerConnection} operations per connection`, {
+                extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' },
+              }),
+            ];
+          }
           const request = context.extra.request as IncomingMessage;
           const { schema, execute, subscribe, contextFactory, parse, validate } = app.getEnveloped({
             ...context,
@@ -92,12 +119,19 @@ export class HttpServer {
           }
           const errors = validate(schema, document);
           if (errors.length > 0) return errors;
+          let contextValue;
+          try {
+            contextValue = await contextFactory();
+          } catch (error) {
+            return [error as GraphQLError];
+          }
+          ids.add(id);
           return {
             schema,
             document,
             operationName: params.operationName,
             variableValues: params.variables,
-            contextValue: await contextFactory(),
+            contextValue,
             rootValue: { execute, subscribe },
           } satisfies EnvelopedArgs;
         },

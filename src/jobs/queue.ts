@@ -481,3 +481,43 @@ export async function queueStatsStatement(db: Queryable, exactCountLimit: number
     oldestDueAgeSeconds: queue!.oldestDueAgeSeconds,
   };
 }
+
+/**
+ * The smallest UUIDv7 of the millisecond `at`. Job ids are UUIDv7, whose first 48 bits are the
+ * creation time, so `id < uuidv7Floor(t)` selects exactly the jobs created before t, and the
+ * (status, id) index serves it as a range scan.
+ */
+export function uuidv7Floor(at: Date): string {
+  const hex = Math.max(0, Math.floor(at.getTime())).toString(16).padStart(12, '0');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-7000-8000-000000000000`;
+}
+
+/*
+ * Retention. A job can only have changed after it was created, so every job whose last change is
+ * older than the cutoff was also created before it: the id bound lets the (status, id) index skip
+ * every younger job, and `last_updated` decides among the rest. Small batches with SKIP LOCKED keep
+ * each delete short and out of the workers' way.
+ */
+const pruneJobs: Statement = {
+  name: 'jobs_prune',
+  text: `
+  WITH doomed AS (
+    SELECT id FROM job
+    WHERE status = ANY($1::job_status[]) AND id < $2::uuid AND last_updated < $3
+    LIMIT $4
+    FOR UPDATE SKIP LOCKED
+  )
+  DELETE FROM job USING doomed WHERE job.id = doomed.id
+  RETURNING job.id`,
+};
+
+/** Deletes up to `limit` jobs in `statuses` whose last change is older than `before`. */
+export async function pruneJobsStatement(
+  db: Queryable,
+  statuses: readonly JobStatus[],
+  before: Date,
+  limit: number,
+): Promise<number> {
+  const rows = await db.query<{ id: string }>(pruneJobs, [statuses, uuidv7Floor(before), before, limit]);
+  return rows.length;
+}

@@ -55,7 +55,14 @@ beforeAll(async () => {
   testDb = await createTestDatabase(import.meta.filename);
   db = testDb.open();
   api = await createTestApp(db);
-  server = new HttpServer(api.app, { host: '127.0.0.1', port: 0, logger: testLogger() });
+  server = new HttpServer(api.app, {
+    host: '127.0.0.1',
+    port: 0,
+    logger: testLogger(),
+    auth: api.auth,
+    maxSubscriptionsPerConnection: 100,
+    maxMessageBytes: 1_000_000,
+  });
   base = `http://127.0.0.1:${(await server.start()).port}`;
   worker = createWorker(db, api.hub, {
     metrics: api.metrics,

@@ -3,7 +3,8 @@ import { type FormattedExecutionResult, print } from 'graphql';
 import type { Database } from '../../src/db/database.ts';
 import { readMigrations } from '../../src/db/migrate.ts';
 import { MIGRATIONS_DIR } from '../../src/db/open.ts';
-import { type App, createApp } from '../../src/http/app.ts';
+import { type ApiLimits, type App, createApp } from '../../src/http/app.ts';
+import { type Authenticator, createAuthenticator } from '../../src/http/auth.ts';
 import type { JobEventHub } from '../../src/jobs/events.ts';
 import type { JobService } from '../../src/jobs/service.ts';
 import { createMetrics, type Metrics, registerStateGauges } from '../../src/metrics/metrics.ts';
@@ -11,8 +12,24 @@ import { createQueueStatsReader } from '../../src/metrics/queue-stats.ts';
 import { testLogger } from './database.ts';
 import { createHub, createService } from './jobs.ts';
 
+export const TEST_LIMITS: ApiLimits = {
+  maxBodyBytes: 1_000_000,
+  maxDepth: 10,
+  maxCost: 5000,
+  maxTokens: 10_000,
+  maxAliases: 15,
+  maxDirectives: 10,
+};
+
+export interface TestAppOptions {
+  service?: Parameters<typeof createService>[2];
+  apiKeys?: string[];
+  limits?: Partial<ApiLimits>;
+}
+
 export interface TestApp {
   app: App;
+  auth: Authenticator;
   hub: JobEventHub;
   jobs: JobService;
   /** This app's own registry; pass it to test workers so their counts show at /metrics. */
@@ -20,17 +37,26 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-export async function createTestApp(db: Database, limits: Parameters<typeof createService>[2] = {}): Promise<TestApp> {
+export async function createTestApp(db: Database, options: TestAppOptions = {}): Promise<TestApp> {
   const metrics = createMetrics();
   const logger = testLogger();
   const hub = createHub(db, metrics);
   await hub.start();
-  const jobs = createService(db, hub, limits, { metrics, logger });
+  const jobs = createService(db, hub, options.service, { metrics, logger });
   // No cache: a test scrapes right after its workload and must see all of it.
   const queueStats = createQueueStatsReader(db, { cacheMs: 0, exactCountLimit: 100_000 });
   registerStateGauges(metrics, { queueStats, db, hub, logger });
-  const app = createApp({ jobs, db, migrations: await readMigrations(MIGRATIONS_DIR), logger, metrics });
-  return { app, hub, jobs, metrics, close: () => hub.stop() };
+  const auth = createAuthenticator(options.apiKeys);
+  const app = createApp({
+    jobs,
+    db,
+    migrations: await readMigrations(MIGRATIONS_DIR),
+    logger,
+    auth,
+    limits: { ...TEST_LIMITS, ...options.limits },
+    metrics,
+  });
+  return { app, auth, hub, jobs, metrics, close: () => hub.stop() };
 }
 
 /** Runs a typed operation in-process, as a client would over HTTP. */
