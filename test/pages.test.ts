@@ -102,3 +102,20 @@ describe('the jobs page', () => {
     expect((await response.json()).error.code).toBe('METHOD_NOT_ALLOWED');
   });
 });
+
+describe('on a service with API keys', () => {
+  it('serves the page, its assets, GraphiQL and /metrics without a key, and nothing else', async () => {
+    const keyed = await createTestApp(testDb.open(), { apiKeys: ['pages-test-key-0123456789'] });
+    try {
+      const status = async (path: string, headers: Record<string, string> = {}) =>
+        (await keyed.app.fetch(`http://yoga${path}`, { headers })).status;
+      for (const path of ['/', '/assets/app.js', '/assets/app.css', '/assets/graphql-ws.js', '/metrics', '/health']) {
+        expect(await status(path), path).toBe(200);
+      }
+      expect(await status('/graphql', { accept: 'text/html' })).toBe(200);
+      expect(await status('/api/v1/add/1/2')).toBe(401);
+    } finally {
+      await keyed.close();
+    }
+  });
+});

@@ -115,6 +115,23 @@ async function openJobsPage(options?: BrowserContextOptions): Promise<Page> {
   return page;
 }
 
+const AUDIT = { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa'] } };
+
+/** axe-core's WCAG A and AA rules (contrast, labels, names, roles…) on the page as it is. */
+async function audit(page: Page) {
+  await page.addScriptTag({ path: createRequire(import.meta.url).resolve('axe-core/axe.min.js') });
+  const violations = await page.evaluate(async (options) => {
+    const axe = (window as unknown as { axe: { run: (context: Document, options: unknown) => Promise<any> } }).axe;
+    const result = await axe.run(document, options);
+    return result.violations.map((violation: any) => ({
+      rule: violation.id,
+      nodes: violation.nodes.map((node: any) => node.target.join(' ')),
+    }));
+  }, AUDIT);
+  return violations;
+}
+
+
 describe('the jobs page', () => {
   it('adds 2 + 3, and the chip turns COMPLETED with the result 5 without a reload', async () => {
     const page = await openJobsPage();
@@ -155,6 +172,68 @@ describe('the jobs page', () => {
     expect(await page.locator('#num1-error').innerText()).toMatch(/plain decimal/);
     expect(await page.evaluate(() => document.activeElement?.id)).toBe('num1');
     expect(await page.locator('#jobs > li').count()).toBe(before);
+  });
+});
+
+describe('the jobs page on a service with API keys', () => {
+  const KEY = 'browser-test-key-0123456789';
+  let keyed: TestApp;
+  let keyedServer: HttpServer;
+  let keyedBase: string;
+
+  beforeAll(async () => {
+    keyed = await createTestApp(db, { apiKeys: [KEY] });
+    keyedServer = new HttpServer(keyed.app, {
+      host: '127.0.0.1',
+      port: 0,
+      logger: testLogger(),
+      auth: keyed.auth,
+      maxSubscriptionsPerConnection: 100,
+      maxMessageBytes: 1_000_000,
+    });
+    keyedBase = `http://127.0.0.1:${(await keyedServer.start()).port}`;
+  });
+
+  afterAll(async () => {
+    await keyedServer.stop();
+    await keyed.close();
+  });
+
+  it('asks for the key, refuses a wrong one, and works with the right one', async () => {
+    // Without the page's policy, so the audit script can run; the other tests keep it.
+    const context = await browser.newContext({ ...DESKTOP, bypassCSP: true });
+    contexts.push(context);
+    const page = await context.newPage();
+    await page.goto(`${keyedBase}/`);
+
+    const key = page.getByLabel('API key', { exact: true });
+    await key.waitFor(PATIENCE);
+    expect(await audit(page)).toEqual([]);
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe('api-key');
+    await page.locator('#live[data-state="closed"]').waitFor(PATIENCE);
+    expect(await page.locator('#live').innerText()).toBe('Live updates need an API key');
+
+    await key.fill('not-the-key-0123456789');
+    await key.press('Enter');
+    await page.getByText('That key was not accepted.').waitFor(PATIENCE);
+
+    await key.fill(KEY);
+    await key.press('Enter');
+    await page.locator('#key-panel').waitFor({ state: 'hidden', ...PATIENCE });
+    await page.locator('#live[data-state="connected"]').waitFor(PATIENCE);
+    // The other tests' jobs belong to nobody with a key: this key's list starts empty.
+    expect(await page.locator('#jobs > li').count()).toBe(0);
+
+    await page.getByLabel('First number').fill('1');
+    await page.getByLabel('Second number').fill('1');
+    await page.getByRole('button', { name: 'Add', exact: true }).click();
+    const job = page.getByRole('listitem').filter({ has: page.getByRole('heading', { name: /^1 \+ 1/ }) });
+    await job.locator('.chip[data-status="COMPLETED"]').waitFor(PATIENCE);
+    expect(await job.getByRole('heading').innerText()).toBe('1 + 1 = 2');
+
+    await page.getByRole('button', { name: 'Forget API key' }).click();
+    await key.waitFor(PATIENCE);
+    expect(await page.locator('#jobs > li').count()).toBe(0);
   });
 });
 
@@ -204,22 +283,6 @@ describe('accessibility and small screens', () => {
     for (const id of completed) await waitForJob(api.jobs, api.hub, id, statusOf('completed'));
     await waitForJob(api.jobs, api.hub, failed, statusOf('failed'));
   });
-
-  const AUDIT = { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa'] } };
-
-  /** axe-core's WCAG A and AA rules (contrast, labels, names, roles…) on the page as it is. */
-  async function audit(page: Page) {
-    await page.addScriptTag({ path: createRequire(import.meta.url).resolve('axe-core/axe.min.js') });
-    const violations = await page.evaluate(async (options) => {
-      const axe = (window as unknown as { axe: { run: (context: Document, options: unknown) => Promise<any> } }).axe;
-      const result = await axe.run(document, options);
-      return result.violations.map((violation: any) => ({
-        rule: violation.id,
-        nodes: violation.nodes.map((node: any) => node.target.join(' ')),
-      }));
-    }, AUDIT);
-    return violations;
-  }
 
   for (const [name, size] of [
     ['desktop', DESKTOP],

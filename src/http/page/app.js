@@ -7,7 +7,10 @@
 const JOB_FIELDS = `
   id status num1 num2 result attempt maxAttempts lastError version
   runAt createdAt lastUpdated completedOn retrievedAt`;
+// At most WS_MAX_SUBSCRIPTIONS (100 by default) operations may share one socket.
 const LIST_SIZE = 50;
+const KEY_STORAGE = 'job-service-api-key';
+const FORBIDDEN = 4403;
 const STATUSES = ['PENDING', 'WIP', 'COMPLETED', 'RETRIEVED', 'FAILED', 'CANCELLED'];
 const FINAL = new Set(['RETRIEVED', 'FAILED', 'CANCELLED']);
 const LABEL = {
@@ -26,12 +29,52 @@ class GraphQLRequestError extends Error {
     super(errors.map((error) => error.message).join('; '));
     this.errors = errors;
   }
+
+  get unauthenticated() {
+    return this.errors.some((error) => error.extensions?.code === 'UNAUTHENTICATED');
+  }
+}
+
+// ---- the API key, when the service asks for one ---------------------------------------------------
+
+let apiKey = sessionStorage.getItem(KEY_STORAGE) ?? '';
+
+function authorization() {
+  return apiKey ? { authorization: `Bearer ${apiKey}` } : {};
+}
+
+function askForKey() {
+  const panel = $('key-panel');
+  $('key-error').textContent = apiKey ? 'That key was not accepted.' : '';
+  $('forget-key').hidden = true;
+  if (!panel.hidden) return;
+  panel.hidden = false;
+  $('api-key').focus();
+}
+
+function keyAccepted() {
+  $('key-panel').hidden = true;
+  $('forget-key').hidden = !apiKey;
+}
+
+/** A new key (or none): every watch starts again on a new socket, and the list is read again. */
+function useKey(key) {
+  apiKey = key;
+  if (key) sessionStorage.setItem(KEY_STORAGE, key);
+  else sessionStorage.removeItem(KEY_STORAGE);
+  for (const id of [...shown.keys()]) forget(id);
+  connectLive();
+  load();
 }
 
 async function graphql(query, variables) {
   const response = await fetch('/graphql', {
     method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json, application/json' },
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/graphql-response+json, application/json',
+      ...authorization(),
+    },
     body: JSON.stringify({ query, variables }),
   });
   let body;
@@ -40,7 +83,11 @@ async function graphql(query, variables) {
   } catch {
     throw new Error(`the service answered HTTP ${response.status}`);
   }
-  if (body.errors?.length) throw new GraphQLRequestError(body.errors);
+  if (body.errors?.length) {
+    const error = new GraphQLRequestError(body.errors);
+    if (error.unauthenticated) askForKey();
+    throw error;
+  }
   return body.data;
 }
 
@@ -49,19 +96,40 @@ async function graphql(query, variables) {
 /** id → { job, element, unsubscribe } for every job on the page. */
 const shown = new Map();
 
-const live = graphqlWs.createClient({
-  url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/graphql`,
-  // A restart or a dropped connection must not end live updates; each subscription is sent again
-  // on the new socket, and its first message is the job as it is then.
-  retryAttempts: Infinity,
-  shouldRetry: () => true,
-  // Connected from the start, so the indicator in the header tells the truth even while no job
-  // is being watched.
-  lazy: false,
-  keepAlive: 20_000,
-});
-live.on('connected', () => setLive('connected', 'Live updates on'));
-live.on('closed', () => setLive('closed', 'Live updates lost: reconnecting…'));
+let live;
+
+function connectLive() {
+  const old = live;
+  live = undefined;
+  old?.dispose();
+  const client = graphqlWs.createClient({
+    url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/graphql`,
+    connectionParams: () => authorization(),
+    // A restart or a dropped connection must not end live updates; each subscription is sent
+    // again on the new socket, and its first message is the job as it is then.
+    retryAttempts: Infinity,
+    shouldRetry: () => true,
+    retryWait: (retries) =>
+      new Promise((resolve) => setTimeout(resolve, Math.min(10_000, 500 * 2 ** retries) + Math.random() * 500)),
+    // Connected from the start, so the indicator in the header tells the truth even while no job
+    // is being watched.
+    lazy: false,
+    keepAlive: 20_000,
+  });
+  client.on('connected', () => {
+    if (client === live) setLive('connected', 'Live updates on');
+  });
+  client.on('closed', (event) => {
+    if (client !== live) return;
+    if (event?.code === FORBIDDEN) {
+      setLive('closed', 'Live updates need an API key');
+      askForKey();
+    } else {
+      setLive('closed', 'Live updates lost: reconnecting…');
+    }
+  });
+  live = client;
+}
 
 function setLive(state, text) {
   const element = $('live');
@@ -73,22 +141,23 @@ function setLive(state, text) {
 function watch(id) {
   const entry = shown.get(id);
   if (!entry || entry.unsubscribe || FINAL.has(entry.job.status)) return;
-  entry.unsubscribe = live.subscribe(
+  // A watch that ends (the job is final, or its socket was replaced) frees its place, unless a
+  // newer watch of the same job took it meanwhile.
+  const release = () => {
+    const current = shown.get(id);
+    if (current?.unsubscribe === stop) current.unsubscribe = undefined;
+  };
+  const stop = live.subscribe(
     { query: `subscription Watch($id: ID!) { jobUpdated(id: $id) { ${JOB_FIELDS} } }`, variables: { id } },
     {
       next: (message) => {
         if (message.data?.jobUpdated) update(message.data.jobUpdated);
       },
-      error: () => {
-        const current = shown.get(id);
-        if (current) current.unsubscribe = undefined;
-      },
-      complete: () => {
-        const current = shown.get(id);
-        if (current) current.unsubscribe = undefined;
-      },
+      error: release,
+      complete: release,
     },
   );
+  entry.unsubscribe = stop;
 }
 
 /** Shows a job's newer state; older or equal versions (a late read) change nothing. */
@@ -127,6 +196,7 @@ function forget(id) {
   entry.unsubscribe?.();
   entry.element.remove();
   shown.delete(id);
+  renderCounts();
 }
 
 // ---- rendering ----------------------------------------------------------------------------------
@@ -256,8 +326,9 @@ async function load() {
       list.append(shown.get(job.id).element);
     }
     renderCounts();
+    keyAccepted();
   } catch (error) {
-    $('jobs-error').textContent = `Could not load the jobs: ${error.message}`;
+    if (!error.unauthenticated) $('jobs-error').textContent = `Could not load the jobs: ${error.message}`;
   } finally {
     button.disabled = false;
   }
@@ -301,7 +372,9 @@ async function submit(event) {
     say(`Added ${sumText(job)}: ${LABEL[job.status].toLowerCase()}`);
   } catch (error) {
     const field = error.errors?.[0]?.extensions?.field;
-    if (field === 'num1' || field === 'num2') {
+    if (error.unauthenticated) {
+      // The key panel says what to do.
+    } else if (field === 'num1' || field === 'num2') {
       setFieldError(field, error.errors[0].message);
       $(field).focus();
     } else {
@@ -319,11 +392,26 @@ async function retrieve(id, button) {
     update(data.retrieveJob);
   } catch (error) {
     button.disabled = false;
-    say(`Could not retrieve the result: ${error.message}`);
+    if (!error.unauthenticated) say(`Could not retrieve the result: ${error.message}`);
   }
+}
+
+function submitKey(event) {
+  event.preventDefault();
+  const key = $('api-key').value.trim();
+  if (!key) {
+    $('key-error').textContent = 'Enter your API key.';
+    $('api-key').focus();
+    return;
+  }
+  $('api-key').value = '';
+  useKey(key);
 }
 
 $('add-form').addEventListener('submit', submit);
 $('refresh').addEventListener('click', load);
+$('key-form').addEventListener('submit', submitKey);
+$('forget-key').addEventListener('click', () => useKey(''));
+connectLive();
 renderCounts();
 load();
