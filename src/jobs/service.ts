@@ -4,10 +4,10 @@ import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
 import type { Database } from '../db/database.ts';
 import type { Job, JobStatus } from '../generated/prisma/client.ts';
-import { parseDecimal } from './decimal.ts';
-import { JobServiceError, jobNotFound } from './errors.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
+import { parseDecimal } from './decimal.ts';
+import { JobServiceError, jobNotFound } from './errors.ts';
 import type { JobEventHub } from './events.ts';
 import {
   cancelJobStatement,

@@ -133,7 +133,8 @@ function connectLive() {
 
 function setLive(state, text) {
   const element = $('live');
-  if (element.dataset.state === state) return;
+  // Only real changes: the element is a live region, and each change is read out.
+  if (element.dataset.state === state && element.textContent === text) return;
   element.dataset.state = state;
   element.textContent = text;
 }
@@ -160,7 +161,7 @@ function watch(id) {
   entry.unsubscribe = stop;
 }
 
-/** Shows a job's newer state; older or equal versions (a late read) change nothing. */
+/** Shows a job's state, unless the page already has a newer one (a late read). */
 function update(job, { announce = true } = {}) {
   const entry = shown.get(job.id);
   if (!entry) return;
