@@ -10,6 +10,8 @@ export default defineConfig({
   },
   test: {
     include: ['test/**/*.test.ts'],
+    // Those drive a real browser: `npm run test:browser`, with vitest.browser.config.ts.
+    exclude: ['test/browser/**'],
     globalSetup: ['test/global-setup.ts'],
     // Tests wait on real PostgreSQL round trips and child processes, never on mocks.
     testTimeout: 30_000,

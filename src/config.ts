@@ -48,6 +48,8 @@ const ConfigSchema = z.object({
   PRUNE_BATCH_SIZE: integer(1, 100_000).default(1000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_PRETTY: flag.default(false),
+  METRICS_CACHE_MS: integer(0, 600_000).default(5000),
+  METRICS_EXACT_COUNT_LIMIT: integer(0, 1_000_000_000).default(100_000),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

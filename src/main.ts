@@ -9,6 +9,8 @@ import { createHandlers } from './jobs/handlers.ts';
 import { Pruner } from './jobs/pruner.ts';
 import { JobService } from './jobs/service.ts';
 import { createLogger } from './logger.ts';
+import { createMetrics, registerStateGauges } from './metrics/metrics.ts';
+import { createQueueStatsReader } from './metrics/queue-stats.ts';
 import { Worker } from './worker/worker.ts';
 
 /** The composition root: config → database → events → worker → server → signals. */
@@ -19,13 +21,19 @@ async function main(): Promise<void> {
 
   const migrations = await readMigrations(MIGRATIONS_DIR);
   const db = await openDatabase(config, migrations, logger);
-  const hub = new JobEventHub(db, logger);
+  const metrics = createMetrics({ processMetrics: true });
+  const hub = new JobEventHub(db, logger, { metrics });
   await hub.start();
-  const jobs = new JobService(db, hub, {
-    maxAttempts: config.MAX_ATTEMPTS,
-    numberMaxDigits: config.NUMBER_MAX_DIGITS,
-    maxBatchSize: config.BATCH_MAX_JOBS,
-  });
+  const jobs = new JobService(
+    db,
+    hub,
+    {
+      maxAttempts: config.MAX_ATTEMPTS,
+      numberMaxDigits: config.NUMBER_MAX_DIGITS,
+      maxBatchSize: config.BATCH_MAX_JOBS,
+    },
+    { metrics, logger },
+  );
 
   const worker =
     config.ROLE === 'api'
@@ -40,7 +48,18 @@ async function main(): Promise<void> {
           jobTimeoutSeconds: config.JOB_TIMEOUT_SECONDS,
           retry: { baseDelayMs: config.RETRY_BASE_DELAY_MS, maxDelayMs: config.RETRY_MAX_DELAY_MS },
           shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
+          metrics,
         });
+  registerStateGauges(metrics, {
+    queueStats: createQueueStatsReader(db, {
+      cacheMs: config.METRICS_CACHE_MS,
+      exactCountLimit: config.METRICS_EXACT_COUNT_LIMIT,
+    }),
+    db,
+    hub,
+    worker,
+    logger,
+  });
   await worker?.start();
   const pruner =
     config.ROLE === 'api'
@@ -70,7 +89,7 @@ async function main(): Promise<void> {
   const server =
     config.ROLE === 'worker'
       ? undefined
-      : new HttpServer(createApp({ jobs, db, migrations, logger, auth, limits }), {
+      : new HttpServer(createApp({ jobs, db, migrations, logger, auth, limits, metrics }), {
           host: config.HOST,
           port: config.PORT,
           logger,
@@ -111,24 +130,28 @@ async function main(): Promise<void> {
 function announce(port: number, logger: ReturnType<typeof createLogger>): void {
   const base = `http://localhost:${port}`;
   const urls = {
+    page: `${base}/`,
     graphql: `${base}/graphql`,
     graphiql: `${base}/graphql`,
     websocket: `ws://localhost:${port}/graphql`,
     add: `${base}/api/v1/add/:num1/:num2`,
     job: `${base}/api/v1/job/:id`,
     health: `${base}/health`,
+    metrics: `${base}/metrics`,
   };
   logger.info({ urls }, 'listening');
   if (process.stdout.isTTY) {
     process.stdout.write(
       [
         '',
+        `  Jobs page (open in a browser) ${urls.page}`,
         `  GraphiQL (open in a browser)  ${urls.graphiql}`,
         `  GraphQL over HTTP and SSE      ${urls.graphql}`,
         `  GraphQL over WebSocket         ${urls.websocket}`,
         `  REST: add two numbers          curl -X POST ${base}/api/v1/add/2/3`,
         `  REST: read a job               curl ${urls.job}`,
         `  Health / readiness             ${urls.health}  ${base}/ready`,
+        `  Prometheus metrics             ${urls.metrics}`,
         '',
         '',
       ].join('\n'),

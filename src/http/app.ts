@@ -9,9 +9,14 @@ import type { GraphQLContext } from '../graphql/builder.ts';
 import { buildSchema } from '../graphql/schema.ts';
 import type { Caller, JobService } from '../jobs/service.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import type { Authenticator } from './auth.ts';
+import { createGraphiQL, GRAPHIQL_DEFAULT_QUERY } from './graphiql.ts';
 import { createHealthHandler } from './health.ts';
 import { errorResponse } from './json.ts';
+import { createMetricsHandler } from './metrics.ts';
+import { createPageHandler } from './page.ts';
+import { createRequestLogPlugin } from './request-log.ts';
 import { createRestHandler } from './rest.ts';
 
 /** Bounds on what one request may ask for; each is a setting (see src/config.ts). */
@@ -31,6 +36,8 @@ export interface AppDeps {
   logger: Logger;
   auth: Authenticator;
   limits: ApiLimits;
+  /** Served at /metrics when given. */
+  metrics?: Metrics;
 }
 
 export type App = YogaServerInstance<Record<string, unknown>, GraphQLContext>;
@@ -122,15 +129,24 @@ const paramsGuard: Plugin = {
  * /graphql, the REST aliases under /api/v1, and the health checks. Tests call `app.fetch`
  * in-process; `server.ts` puts it on a port next to the WebSocket endpoint.
  */
-export function createApp({ jobs, db, migrations, logger, auth, limits }: AppDeps): App {
+export function createApp({ jobs, db, migrations, logger, auth, limits, metrics }: AppDeps): App {
   const rest = createRestHandler({ jobs, logger });
   const health = createHealthHandler({ db, migrations, logger });
+  const metricsHandler = metrics ? createMetricsHandler({ registry: metrics.registry, logger }) : async () => null;
+  const graphiql = createGraphiQL();
+  const page = createPageHandler();
 
   const routes: Plugin = {
     async onRequest({ request, url, endResponse }) {
       if (url.pathname === GRAPHQL_PATH) return;
-      const healthResponse = await health(url.pathname);
-      if (healthResponse) return endResponse(healthResponse);
+      // Probes, metrics and the static files hold no customer's data and answer without a key
+      // (keep /metrics off the public network); the page's own calls to /graphql need one.
+      const open =
+        (await health(url.pathname)) ??
+        (await metricsHandler(url.pathname)) ??
+        (await graphiql.serveAsset(request, url.pathname)) ??
+        (await page(request, url.pathname));
+      if (open) return endResponse(open);
       const caller = auth.authenticate(request.headers.get('authorization'));
       if (!caller && url.pathname.startsWith('/api/')) {
         return endResponse(
@@ -149,7 +165,8 @@ export function createApp({ jobs, db, migrations, logger, auth, limits }: AppDep
     landingPage: false,
     // Yoga's built-in check would take /health with an empty body; ours answers JSON next to /ready.
     healthCheckEndpoint: `${GRAPHQL_PATH}/health`,
-    graphiql: { title: 'Job service', subscriptionsProtocol: 'WS' },
+    graphiql: { title: 'Job service', subscriptionsProtocol: 'WS', defaultQuery: GRAPHIQL_DEFAULT_QUERY },
+    renderGraphiQL: graphiql.render,
     maxRequestBodySize: limits.maxBodyBytes,
     context: (initial) => {
       const caller = auth.authenticate(authorizationOf(initial));
@@ -177,6 +194,7 @@ export function createApp({ jobs, db, migrations, logger, auth, limits }: AppDep
       },
     },
     plugins: [
+      createRequestLogPlugin(logger),
       routes,
       // A browser will send a "simple" cross-site request without asking; requiring a custom
       // header (or a JSON content type) makes every such request preflighted, so a foreign page

@@ -6,6 +6,8 @@ import { z } from 'zod';
 import type { Database } from '../db/database.ts';
 import { isConnectionError } from '../db/errors.ts';
 import type { Job, JobStatus } from '../generated/prisma/client.ts';
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import { parseDecimal } from './decimal.ts';
 import { JobServiceError, jobNotFound } from './errors.ts';
 import type { JobEventHub } from './events.ts';
@@ -48,6 +50,12 @@ export interface JobPage {
   jobs: Job[];
   hasNextPage: boolean;
   endCursor: string | null;
+}
+
+export interface JobServiceOptions {
+  metrics?: Metrics;
+  /** Job state changes made here (created, retrieved, cancelled) are logged at debug. */
+  logger?: Logger;
 }
 
 export const MAX_PAGE_SIZE = 100;
@@ -104,6 +112,7 @@ export class JobService {
     private readonly db: Database,
     private readonly hub: JobEventHub,
     private readonly limits: JobServiceLimits,
+    private readonly options: JobServiceOptions = {},
   ) {}
 
   async addJob(input: AddJobInput, caller: Caller): Promise<InsertedJob> {
@@ -134,7 +143,13 @@ export class JobService {
     if (missing.length > 0) {
       throw new JobServiceError('CONFLICT', 'the idempotency key is in use by a request still running; retry');
     }
-    return jobs.map((job) => results.get(job.id)!);
+    const answer = jobs.map((job) => results.get(job.id)!);
+    for (const { job, created } of answer) {
+      if (!created) continue;
+      this.options.metrics?.jobsCreated.inc({ kind: job.kind });
+      this.options.logger?.debug({ jobId: job.id, kind: job.kind }, 'job pending');
+    }
+    return answer;
   }
 
   /** A pure read: it never changes the job. */
@@ -149,13 +164,18 @@ export class JobService {
    */
   async retrieveJob(id: string, caller: Caller): Promise<Job | null> {
     if (!isJobId(id)) return null;
-    return (await retrieveJobStatement(this.db, id, caller.owner)) ?? this.getJob(id, caller);
+    const retrieved = await retrieveJobStatement(this.db, id, caller.owner);
+    if (retrieved) this.options.logger?.debug({ jobId: id }, 'job retrieved');
+    return retrieved ?? this.getJob(id, caller);
   }
 
   /** pending → cancelled. A job a worker already took cannot be cancelled. */
   async cancelJob(id: string, caller: Caller): Promise<Job> {
     const cancelled = isJobId(id) ? await cancelJobStatement(this.db, id, caller.owner) : null;
-    if (cancelled) return cancelled;
+    if (cancelled) {
+      this.options.logger?.debug({ jobId: id }, 'job cancelled');
+      return cancelled;
+    }
     const job = await this.getJob(id, caller);
     if (!job) throw jobNotFound(id);
     if (job.status === 'cancelled') return job;
@@ -249,6 +269,8 @@ export class JobService {
           }
           if (!next) break;
           if (next.version > current.version) {
+            // lastUpdated is the database's clock: host clock skew shifts this a little.
+            this.options.metrics?.updateDelivery.observe(Math.max(0, Date.now() - next.lastUpdated.getTime()) / 1000);
             current = next;
             await push(current);
           }

@@ -7,6 +7,8 @@ import { type ApiLimits, type App, createApp } from '../../src/http/app.ts';
 import { type Authenticator, createAuthenticator } from '../../src/http/auth.ts';
 import type { JobEventHub } from '../../src/jobs/events.ts';
 import type { JobService } from '../../src/jobs/service.ts';
+import { createMetrics, type Metrics, registerStateGauges } from '../../src/metrics/metrics.ts';
+import { createQueueStatsReader } from '../../src/metrics/queue-stats.ts';
 import { testLogger } from './database.ts';
 import { createHub, createService } from './jobs.ts';
 
@@ -30,23 +32,31 @@ export interface TestApp {
   auth: Authenticator;
   hub: JobEventHub;
   jobs: JobService;
+  /** This app's own registry; pass it to test workers so their counts show at /metrics. */
+  metrics: Metrics;
   close(): Promise<void>;
 }
 
 export async function createTestApp(db: Database, options: TestAppOptions = {}): Promise<TestApp> {
-  const hub = createHub(db);
+  const metrics = createMetrics();
+  const logger = testLogger();
+  const hub = createHub(db, metrics);
   await hub.start();
-  const jobs = createService(db, hub, options.service);
+  const jobs = createService(db, hub, options.service, { metrics, logger });
+  // No cache: a test scrapes right after its workload and must see all of it.
+  const queueStats = createQueueStatsReader(db, { cacheMs: 0, exactCountLimit: 100_000 });
+  registerStateGauges(metrics, { queueStats, db, hub, logger });
   const auth = createAuthenticator(options.apiKeys);
   const app = createApp({
     jobs,
     db,
     migrations: await readMigrations(MIGRATIONS_DIR),
-    logger: testLogger(),
+    logger,
     auth,
     limits: { ...TEST_LIMITS, ...options.limits },
+    metrics,
   });
-  return { app, auth, hub, jobs, close: () => hub.stop() };
+  return { app, auth, hub, jobs, metrics, close: () => hub.stop() };
 }
 
 /** Runs a typed operation in-process, as a client would over HTTP. */
