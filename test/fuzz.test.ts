@@ -349,11 +349,13 @@ function rememberKey(owner: Owner, key: string | null, job: FirstJob) {
 }
 
 type RestPrediction =
-  | { kind: 'health' | 'ready' | 'graphql' }
+  | { kind: 'health' | 'ready' | 'graphql' | 'static' }
   | { kind: 'error'; status: number; code: string; fields?: string[] }
   | { kind: 'preflight' }
   | { kind: 'added'; prediction: Extract<Prediction, { ok: true }> }
   | { kind: 'job'; id: string };
+
+const STATIC_PATHS = new Set(['/', '/assets/app.js', '/assets/app.css', '/assets/graphql-ws.js', '/metrics']);
 
 /** The README's REST API: its routes, statuses and error codes. */
 function predictRest(owner: Owner, methodName: string, pathname: string, headers: Headers): RestPrediction {
@@ -362,6 +364,12 @@ function predictRest(owner: Owner, methodName: string, pathname: string, headers
   if (pathname === '/graphql') return { kind: 'graphql' };
   if (pathname === '/health') return { kind: 'health' };
   if (pathname === '/ready') return { kind: 'ready' };
+  // The jobs page, its files, GraphiQL's files and /metrics: read-only, open, GET or HEAD.
+  if (STATIC_PATHS.has(pathname) || pathname.startsWith('/assets/graphiql/')) {
+    return methodName === 'GET' || methodName === 'HEAD'
+      ? { kind: 'static' }
+      : { kind: 'error', status: 405, code: 'METHOD_NOT_ALLOWED' };
+  }
   const notFound = { kind: 'error', status: 404, code: 'NOT_FOUND' } as const;
   if (!pathname.startsWith('/api/')) return notFound;
   if (owner === 'keyed' && bearerKey(headers.get('authorization')) !== KEY) {
@@ -395,6 +403,13 @@ async function checkRest(owner: Owner, methodName: string, path: string, headers
   const predicted = predictRest(owner, methodName, new URL(`http://yoga${path}`).pathname, headers);
   if (predicted.kind === 'graphql') {
     await checkGraphQL(request, answer, owner);
+    return;
+  }
+  if (predicted.kind === 'static') {
+    // An unknown versioned GraphiQL file is a 404; everything else here is served.
+    if (answer.status !== 200 && answer.status !== 304 && answer.status !== 404) {
+      fail('expected a static file', request, answer);
+    }
     return;
   }
   // HEAD answers may come without a body; their status must still be right.

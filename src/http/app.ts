@@ -143,7 +143,7 @@ export function createApp({ jobs, db, migrations, logger, auth, limits, metrics 
       // (keep /metrics off the public network); the page's own calls to /graphql need one.
       const open =
         (await health(url.pathname)) ??
-        (await metricsHandler(url.pathname)) ??
+        (await metricsHandler(url.pathname, request.method)) ??
         (await graphiql.serveAsset(request, url.pathname)) ??
         (await page(request, url.pathname));
       if (open) return endResponse(open);
