@@ -19,6 +19,7 @@ const ConfigSchema = z.object({
   ROLE: z.enum(['all', 'api', 'worker']).default('all'),
   HOST: z.string().min(1).default('0.0.0.0'),
   PORT: integer(0, 65_535).default(4000),
+  OPS_PORT: integer(0, 65_535).default(9464),
   DB_POOL_SIZE: integer(1, 1000).default(10),
   WORKER_CONCURRENCY: integer(1, 10_000).default(100),
   WORKER_POLL_INTERVAL_MS: integer(10, 600_000).default(1000),

@@ -1,104 +1,19 @@
 import { loadConfig } from './config.ts';
-import { readMigrations } from './db/migrate.ts';
-import { MIGRATIONS_DIR, openDatabase } from './db/open.ts';
-import { createApp } from './http/app.ts';
-import { createAuthenticator } from './http/auth.ts';
-import { HttpServer } from './http/server.ts';
-import { JobEventHub } from './jobs/events.ts';
-import { createHandlers } from './jobs/handlers.ts';
-import { Pruner } from './jobs/pruner.ts';
-import { JobService } from './jobs/service.ts';
 import { createLogger } from './logger.ts';
-import { createMetrics, registerStateGauges } from './metrics/metrics.ts';
-import { createQueueStatsReader } from './metrics/queue-stats.ts';
-import { Worker } from './worker/worker.ts';
+import { startRuntime } from './runtime.ts';
 
-/** The composition root: config → database → events → worker → server → signals. */
+/** The composition root: config → runtime (database, events, worker, server) → signals. */
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config);
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
 
-  const migrations = await readMigrations(MIGRATIONS_DIR);
-  const db = await openDatabase(config, migrations, logger);
-  const metrics = createMetrics({ processMetrics: true });
-  const hub = new JobEventHub(db, logger, { metrics });
-  await hub.start();
-  const jobs = new JobService(
-    db,
-    hub,
-    {
-      maxAttempts: config.MAX_ATTEMPTS,
-      numberMaxDigits: config.NUMBER_MAX_DIGITS,
-      maxBatchSize: config.BATCH_MAX_JOBS,
-    },
-    { metrics, logger },
-  );
-
-  const worker =
-    config.ROLE === 'api'
-      ? undefined
-      : new Worker({
-          db,
-          hub,
-          handlers: createHandlers({}, { addDelayMs: config.JOB_ADD_DELAY_MS }),
-          logger,
-          concurrency: config.WORKER_CONCURRENCY,
-          pollIntervalMs: config.WORKER_POLL_INTERVAL_MS,
-          jobTimeoutSeconds: config.JOB_TIMEOUT_SECONDS,
-          retry: { baseDelayMs: config.RETRY_BASE_DELAY_MS, maxDelayMs: config.RETRY_MAX_DELAY_MS },
-          shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
-          metrics,
-        });
-  registerStateGauges(metrics, {
-    queueStats: createQueueStatsReader(db, {
-      cacheMs: config.METRICS_CACHE_MS,
-      exactCountLimit: config.METRICS_EXACT_COUNT_LIMIT,
-    }),
-    db,
-    hub,
-    worker,
-    logger,
-  });
-  await worker?.start();
-  const pruner =
-    config.ROLE === 'api'
-      ? undefined
-      : new Pruner({
-          db,
-          logger,
-          retentionDays: config.RETENTION_DAYS,
-          completedRetentionDays: config.COMPLETED_RETENTION_DAYS,
-          intervalMs: config.PRUNE_INTERVAL_SECONDS * 1000,
-          batchSize: config.PRUNE_BATCH_SIZE,
-        });
-  pruner?.start();
-
-  const auth = createAuthenticator(config.API_KEYS);
-  if (!auth.enabled && config.ROLE !== 'worker') {
-    logger.warn('API_KEYS is not set: the API is open, and every caller sees every job (development mode)');
+  const runtime = await startRuntime(config, logger);
+  if (runtime.api) announce(runtime.api.port, logger);
+  if (runtime.ops) {
+    const base = `http://localhost:${runtime.ops.port}`;
+    logger.info({ urls: { health: `${base}/health`, ready: `${base}/ready`, metrics: `${base}/metrics` } }, 'worker running');
   }
-  const limits = {
-    maxBodyBytes: config.MAX_BODY_BYTES,
-    maxDepth: config.GRAPHQL_MAX_DEPTH,
-    maxCost: config.GRAPHQL_MAX_COST,
-    maxTokens: config.GRAPHQL_MAX_TOKENS,
-    maxAliases: config.GRAPHQL_MAX_ALIASES,
-    maxDirectives: config.GRAPHQL_MAX_DIRECTIVES,
-  };
-  const server =
-    config.ROLE === 'worker'
-      ? undefined
-      : new HttpServer(createApp({ jobs, db, migrations, logger, auth, limits, metrics }), {
-          host: config.HOST,
-          port: config.PORT,
-          logger,
-          auth,
-          maxSubscriptionsPerConnection: config.WS_MAX_SUBSCRIPTIONS,
-          maxMessageBytes: config.MAX_BODY_BYTES,
-        });
-  const address = await server?.start();
-  if (address) announce(address.port, logger);
 
   let shuttingDown = false;
   const shutDown = (signal: NodeJS.Signals) => {
@@ -108,14 +23,7 @@ async function main(): Promise<void> {
     }
     shuttingDown = true;
     logger.info({ signal }, 'shutting down');
-    // New requests stop first; then the worker finishes or hands back its jobs; pools close last.
-    (async () => {
-      await server?.stop();
-      await pruner?.stop();
-      await worker?.stop();
-      await hub.stop();
-      await db.close();
-    })().then(
+    runtime.stop().then(
       () => process.exit(0),
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');

@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 
 export interface ServiceProcess {
   child: ChildProcess;
-  /** The HTTP port, for a process that serves one. */
+  /** The API's port (ROLE api or all), or the ops port of /health, /ready, /metrics (ROLE worker). */
   port: number | undefined;
   /** Resolves with the exit code (null when killed by a signal). */
   exited: Promise<number | null>;
@@ -20,7 +20,7 @@ export interface ServiceProcess {
  */
 export function startService(env: Record<string, string>): Promise<ServiceProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', ...env, LOG_LEVEL: 'info' },
+    env: { ...process.env, PORT: '0', OPS_PORT: '0', HOST: '127.0.0.1', ...env, LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -44,12 +44,11 @@ export function startService(env: Record<string, string>): Promise<ServiceProces
         return;
       }
       logs.push(entry);
-      const urls = entry['urls'] as { graphql?: string } | undefined;
-      const ready =
-        (role === 'worker' && entry['msg'] === 'worker started') || (role !== 'worker' && urls?.graphql);
-      if (ready) {
+      const urls = entry['urls'] as { graphql?: string; health?: string } | undefined;
+      const url = role === 'worker' ? urls?.health : urls?.graphql;
+      if (url) {
         clearTimeout(timer);
-        const port = urls?.graphql ? Number(new URL(urls.graphql).port) : undefined;
+        const port = Number(new URL(url).port);
         resolve({ child, port, exited, logs, stderr: () => stderr });
       }
     });
