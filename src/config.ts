@@ -1,6 +1,10 @@
 import { z } from 'zod';
 
 const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const postgresUrl = z
+  .string()
+  .url()
+  .refine((url) => /^postgres(ql)?:\/\//.test(url), 'must be a postgres:// URL');
 const flag = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((value) => value === 'true' || value === '1' || value === 'yes');
@@ -10,17 +14,15 @@ const flag = z
  * nothing else reads `process.env`. Names and defaults are documented in the README.
  */
 const ConfigSchema = z.object({
-  DATABASE_URL: z
-    .string()
-    .url()
-    .refine((url) => /^postgres(ql)?:\/\//.test(url), 'must be a postgres:// URL')
-    .optional(),
+  DATABASE_URL: postgresUrl.optional(),
+  LISTEN_DATABASE_URL: postgresUrl.optional(),
   DATA_DIR: z.string().min(1).default('.data/pglite'),
   ROLE: z.enum(['all', 'api', 'worker']).default('all'),
   HOST: z.string().min(1).default('0.0.0.0'),
   PORT: integer(0, 65_535).default(4000),
   OPS_PORT: integer(0, 65_535).default(9464),
   DB_POOL_SIZE: integer(1, 1000).default(10),
+  DB_PREPARED_STATEMENTS: flag.default(true),
   WORKER_CONCURRENCY: integer(1, 10_000).default(100),
   WORKER_POLL_INTERVAL_MS: integer(10, 600_000).default(1000),
   JOB_TIMEOUT_SECONDS: integer(1, 86_400).default(30),

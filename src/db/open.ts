@@ -13,12 +13,21 @@ export const MIGRATIONS_DIR = fileURLToPath(new URL('../../prisma/migrations', i
  * brings its schema up to date before anything else touches it.
  */
 export async function openDatabase(
-  config: Pick<Config, 'DATABASE_URL' | 'DATA_DIR' | 'DB_POOL_SIZE'>,
+  config: Pick<Config, 'DATABASE_URL' | 'DATA_DIR' | 'DB_POOL_SIZE'> &
+    Partial<Pick<Config, 'LISTEN_DATABASE_URL' | 'DB_PREPARED_STATEMENTS' | 'ROLE'>>,
   migrations: readonly Migration[],
   logger: Logger,
 ): Promise<Database> {
   const db = config.DATABASE_URL
-    ? openPostgres({ connectionString: config.DATABASE_URL, poolSize: config.DB_POOL_SIZE, logger })
+    ? openPostgres({
+        connectionString: config.DATABASE_URL,
+        listenConnectionString: config.LISTEN_DATABASE_URL,
+        poolSize: config.DB_POOL_SIZE,
+        preparedStatements: config.DB_PREPARED_STATEMENTS,
+        // The pid tells the processes of one host apart; pg_stat_activity.client_addr, the hosts.
+        applicationName: `job-service/${config.ROLE ?? 'all'}/${process.pid}`,
+        logger,
+      })
     : await openPglite(config.DATA_DIR);
   try {
     await migrate(db, migrations, logger);

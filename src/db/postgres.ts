@@ -6,24 +6,39 @@ import type { Database, ListenHandlers, Queryable, Statement, TransactionClient 
 
 export interface PostgresOptions {
   connectionString: string;
+  /** Where the LISTEN connection goes; defaults to `connectionString`. See `Listener`. */
+  listenConnectionString?: string;
   poolSize: number;
   logger: Logger;
+  /**
+   * Shown in `pg_stat_activity.application_name`, with `/pool` or `/listen` appended, so an
+   * operator can tell which process holds which connection. An `application_name` in the URL wins.
+   */
+  applicationName?: string;
+  /**
+   * False sends every statement unnamed: parsed and planned on each call, but it works through
+   * a PgBouncer in transaction mode that cannot track prepared statements (before 1.21, or
+   * `max_prepared_statements = 0`).
+   */
+  preparedStatements?: boolean;
   /** Pauses between attempts to restore a lost LISTEN connection. */
   reconnectDelayMs?: { initial: number; max: number };
 }
 
-function queryable(client: pg.Pool | pg.PoolClient): Queryable {
+function queryable(client: pg.Pool | pg.PoolClient, prepared: boolean): Queryable {
   return {
     async query<Row extends object>(statement: Statement, values: readonly unknown[] = []) {
-      const result = await client.query<Row>({ name: statement.name, text: statement.text, values: [...values] });
+      const name = prepared ? statement.name : undefined;
+      const result = await client.query<Row>({ name, text: statement.text, values: [...values] });
       return result.rows;
     },
   };
 }
 
 /**
- * Holds the one LISTEN connection of the process. It lives outside the pool: a pooled client
- * would be handed to other queries, and PgBouncer in transaction mode would drop the LISTEN.
+ * Holds the one LISTEN connection of the process, whatever the number of subscribers. It lives
+ * outside the pool: a pooled client would be handed to other queries, and PgBouncer in
+ * transaction mode would drop the LISTEN. Hence its own URL, which may point past PgBouncer.
  */
 class Listener {
   private readonly channels = new Map<string, Set<ListenHandlers>>();
@@ -35,6 +50,7 @@ class Listener {
 
   constructor(
     private readonly connectionString: string,
+    private readonly applicationName: string,
     private readonly logger: Logger,
     private readonly delays: { initial: number; max: number },
   ) {}
@@ -69,7 +85,11 @@ class Listener {
   }
 
   private async open(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.connectionString, keepAlive: true });
+    const client = new pg.Client({
+      connectionString: this.connectionString,
+      application_name: this.applicationName,
+      keepAlive: true,
+    });
     client.on('error', (error) => this.lost(client, error));
     client.on('end', () => this.lost(client, new Error('LISTEN connection ended')));
     client.on('notification', (message) => {
@@ -135,8 +155,11 @@ class Listener {
 
 export function openPostgres(options: PostgresOptions): Database {
   const { logger } = options;
+  const applicationName = options.applicationName ?? 'job-service';
+  const prepared = options.preparedStatements ?? true;
   const pool = new pg.Pool({
     connectionString: options.connectionString,
+    application_name: `${applicationName}/pool`,
     max: options.poolSize,
     connectionTimeoutMillis: 5_000,
     keepAlive: true,
@@ -145,7 +168,8 @@ export function openPostgres(options: PostgresOptions): Database {
   pool.on('error', (error) => logger.warn({ err: error }, 'idle database connection failed'));
   const prisma = new PrismaClient({ adapter: new PrismaPg(pool) });
   const listener = new Listener(
-    options.connectionString,
+    options.listenConnectionString ?? options.connectionString,
+    `${applicationName}/listen`,
     logger,
     options.reconnectDelayMs ?? { initial: 100, max: 5_000 },
   );
@@ -154,13 +178,13 @@ export function openPostgres(options: PostgresOptions): Database {
   return {
     kind: 'postgres',
     prisma,
-    ...queryable(pool),
+    ...queryable(pool, prepared),
     async transaction(work) {
       const client = await pool.connect();
       try {
         await client.query('BEGIN');
         const tx: TransactionClient = {
-          ...queryable(client),
+          ...queryable(client, prepared),
           async exec(script) {
             await client.query(script);
           },
