@@ -322,6 +322,24 @@ export async function runCluster(testDb: TestDatabase, options: ClusterOptions):
       if (!known.has(Number(SERVICE_NAME.exec(name)![2]))) problems.push(`an unknown process held ${name}`);
     }
 
+    // SIGTERM to each npm process group, as systemd and Heroku send it: one graceful stop each.
+    await Promise.all(processes.map((service) => service.stop()));
+    for (const service of processes) {
+      const said = (msg: string) => service.logs.filter((entry) => entry['msg'] === msg).length;
+      const who = `${service.role} ${service.pid}`;
+      if (said('shutting down') !== 1 || said('second signal: exiting at once') !== 0) {
+        problems.push(`${who} did not stop gracefully: ${service.stderr()}`);
+      }
+      if (service.role === 'worker' && said('worker stopped') !== 1) problems.push(`${who} never logged 'worker stopped'`);
+      // The cluster runs without API_KEYS, which every API rightly warns about once.
+      const warnings = service.logs.filter(
+        (entry) => (entry['level'] as number) >= 40 && !String(entry['msg']).startsWith('API_KEYS is not set'),
+      );
+      for (const entry of warnings) {
+        problems.push(`${who} logged: ${JSON.stringify(entry).slice(0, 300)}`);
+      }
+    }
+
     return {
       jobs: options.jobs,
       watchedJobs: watched.length,

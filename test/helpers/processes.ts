@@ -26,6 +26,8 @@ export interface StartOptions {
    * npm and node then share a process group of their own, so one signal reaches both.
    */
   npmScript?: string;
+  /** Starts the service with `sh -c <command>`, as a Procfile runner does; also in its own group. */
+  shell?: string;
 }
 
 function isAlive(pid: number): boolean {
@@ -43,18 +45,21 @@ function isAlive(pid: number): boolean {
  * log lines to know that, so LOG_LEVEL is always info.
  */
 export function startService(env: Record<string, string>, options: StartOptions = {}): Promise<ServiceProcess> {
-  const { npmScript } = options;
+  const { npmScript, shell } = options;
   const [command, args] = npmScript
     ? ['npm', ['run', '--silent', npmScript]]
-    : [process.execPath, ['--import', 'tsx', 'src/main.ts']];
+    : shell
+      ? ['sh', ['-c', shell]]
+      : [process.execPath, ['--import', 'tsx', 'src/main.ts']];
+  const grouped = npmScript !== undefined || shell !== undefined;
   const child = spawn(command, args, {
     env: { ...process.env, PORT: '0', OPS_PORT: '0', HOST: '127.0.0.1', ...env, LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
-    detached: npmScript !== undefined,
+    detached: grouped,
   });
   const kill = (signal: NodeJS.Signals) => {
     try {
-      if (npmScript && child.pid) process.kill(-child.pid, signal);
+      if (grouped && child.pid) process.kill(-child.pid, signal);
       else child.kill(signal);
     } catch {
       // Already gone.
@@ -66,7 +71,7 @@ export function startService(env: Record<string, string>, options: StartOptions 
   child.stderr!.on('data', (chunk: Buffer) => {
     stderr = (stderr + chunk.toString()).slice(-8000);
   });
-  const role = npmScript ?? env['ROLE'] ?? 'all';
+  const role = shell ?? npmScript ?? env['ROLE'] ?? 'all';
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => {
       kill('SIGKILL');
@@ -82,7 +87,8 @@ export function startService(env: Record<string, string>, options: StartOptions 
       }
       logs.push(entry);
       const urls = entry['urls'] as { graphql?: string; health?: string } | undefined;
-      const url = role === 'worker' ? urls?.health : urls?.graphql;
+      // An API announces its GraphQL URL; a worker-only process, its ops server's.
+      const url = urls?.graphql ?? urls?.health;
       if (url) {
         clearTimeout(timer);
         const port = Number(new URL(url).port);
