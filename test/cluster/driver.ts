@@ -9,7 +9,6 @@
  * reports everything that went wrong, next to the figures.
  */
 import { readFileSync } from 'node:fs';
-import { loadavg } from 'node:os';
 import pg from 'pg';
 import { insertJobsStatement, type NewJob } from '../../src/jobs/queue.ts';
 import { ADMIN_URL } from '../helpers/admin.ts';
@@ -110,6 +109,19 @@ async function metric(port: number, name: string): Promise<number> {
   const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
   const match = new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)$`, 'm').exec(text);
   return match ? Number(match[1]) : 0;
+}
+
+/**
+ * Each worker's counter, once they add up to `total`. A worker counts a completion after its
+ * write returns, which can be a moment after the NOTIFY of that write reached the test.
+ */
+async function settledCounts(workers: readonly ServiceProcess[], name: string, total: number): Promise<number[]> {
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const counts = await Promise.all(workers.map((worker) => metric(worker.port!, name)));
+    if (counts.reduce((a, b) => a + b, 0) >= total || Date.now() > deadline) return counts;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }
 
 /** Counts completion events per job, as heard by a LISTEN of the test's own. */
@@ -297,8 +309,8 @@ export async function runCluster(testDb: TestDatabase, options: ClusterOptions):
     // Which worker ran a job is not in its row (locked_by is cleared on completion); each
     // process's own counters say how many it completed and claimed. They count only writes the
     // fence accepted, so they add up to the jobs exactly when no job ran twice.
-    const completedByWorker = await Promise.all(workers.map((worker) => metric(worker.port!, 'jobs_completed_total')));
-    const claimedByWorker = await Promise.all(workers.map((worker) => metric(worker.port!, 'jobs_claimed_total')));
+    const completedByWorker = await settledCounts(workers, 'jobs_completed_total', total);
+    const claimedByWorker = await settledCounts(workers, 'jobs_claimed_total', total);
     const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
     if (sum(completedByWorker) !== total) problems.push(`workers completed ${sum(completedByWorker)} jobs, not ${total}`);
     if (sum(claimedByWorker) !== total) problems.push(`workers claimed ${sum(claimedByWorker)} jobs, not ${total}`);
@@ -364,6 +376,8 @@ export async function runCluster(testDb: TestDatabase, options: ClusterOptions):
 export interface DrainOptions {
   jobs: number;
   workers: number;
+  /** WORKER_CONCURRENCY of each worker. */
+  concurrency: number;
   poolSize: number;
   workerEnv?: Record<string, string>;
 }
@@ -374,8 +388,13 @@ export interface DrainResult {
   elapsedMs: number;
   jobsPerSecond: number;
   completedByWorker: number[];
-  /** The machine's 1-minute load average just before the drain. */
-  loadBefore: number;
+  /** WORKER_CONCURRENCY of each worker. */
+  concurrency: number;
+  /**
+   * Share of both cores busy in the second before the drain, while the workers idle: what the
+   * rest of the machine (other tests, other work) was taking.
+   */
+  cpuBusyBefore: number;
   /** Share of both cores busy during the drain (everything on the machine, not only this test). */
   cpuBusy: number;
 }
@@ -386,6 +405,13 @@ function cpuTimes(): { busy: number; total: number } {
   const total = fields.reduce((a, b) => a + b, 0);
   const idle = fields[3]! + (fields[4] ?? 0);
   return { busy: total - idle, total };
+}
+
+/** Busy share of both cores below which the machine counts as quiet: idle workers, no other load. */
+const QUIET = 0.15;
+
+function busyBetween(start: { busy: number; total: number }, end: { busy: number; total: number }): number {
+  return (end.busy - start.busy) / Math.max(1, end.total - start.total);
 }
 
 /**
@@ -399,6 +425,7 @@ export async function measureDrain(testDb: TestDatabase, options: DrainOptions):
   const workers = await startAll('worker', options.workers, {
     DATABASE_URL: testDb.url,
     DB_POOL_SIZE: String(options.poolSize),
+    WORKER_CONCURRENCY: String(options.concurrency),
     ...options.workerEnv,
   });
   try {
@@ -412,7 +439,14 @@ export async function measureDrain(testDb: TestDatabase, options: DrainOptions):
       idempotencyKey: null,
       owner: '',
     }));
-    const loadBefore = loadavg()[0]!;
+    // Another process's burst would land on one side of the comparison only: wait (a while) for
+    // a quiet second, and record how quiet it was.
+    let cpuBusyBefore = 1;
+    for (const deadline = Date.now() + 30_000; cpuBusyBefore > QUIET && Date.now() < deadline; ) {
+      const idleStart = cpuTimes();
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      cpuBusyBefore = busyBetween(idleStart, cpuTimes());
+    }
     await heard.db.transaction(async (tx) => {
       for (let first = 0; first < jobs.length; first += 5000) await insertJobsStatement(tx, jobs.slice(first, first + 5000));
     });
@@ -421,15 +455,16 @@ export async function measureDrain(testDb: TestDatabase, options: DrainOptions):
     await heard.until(options.jobs, 60_000 + options.jobs * 5);
     const elapsedMs = performance.now() - started;
     const cpuEnd = cpuTimes();
-    const completedByWorker = await Promise.all(workers.map((worker) => metric(worker.port!, 'jobs_completed_total')));
+    const completedByWorker = await settledCounts(workers, 'jobs_completed_total', options.jobs);
     return {
       workers: options.workers,
       jobs: options.jobs,
       elapsedMs,
       jobsPerSecond: options.jobs / (elapsedMs / 1000),
       completedByWorker,
-      loadBefore,
-      cpuBusy: (cpuEnd.busy - cpuStart.busy) / Math.max(1, cpuEnd.total - cpuStart.total),
+      concurrency: options.concurrency,
+      cpuBusyBefore,
+      cpuBusy: busyBetween(cpuStart, cpuEnd),
     };
   } finally {
     await Promise.all(workers.map((worker) => worker.stop()));

@@ -3,8 +3,12 @@
  * worker process against 3, each on a fresh database, in alternating trials. Figures are printed
  * and written to test-artifacts/cluster-<time>.json; BENCHMARKS.md quotes a run.
  *
- * Sizes: CLUSTER_JOBS (20,000), CLUSTER_SUBSCRIBERS (200), CLUSTER_DRAIN_JOBS (CLUSTER_JOBS),
- * CLUSTER_TRIALS (3 of each).
+ * Sizes: CLUSTER_JOBS (20,000), CLUSTER_SUBSCRIBERS (200), CLUSTER_DRAIN_JOBS (50,000),
+ * CLUSTER_TRIALS (3 of each set-up).
+ *
+ * The comparison is asserted here and not in `npm test`: a drain of 20,000 jobs lasts about two
+ * seconds, and on a shared 2-core machine another process can take a core for that long. The
+ * median of alternating trials is what holds up; see BENCHMARKS.md for the figures and the why.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -14,10 +18,12 @@ import { type ClusterReport, type DrainResult, measureDrain, runCluster } from '
 
 const JOBS = Number(process.env.CLUSTER_JOBS ?? 20_000);
 const SUBSCRIBERS = Number(process.env.CLUSTER_SUBSCRIBERS ?? 200);
-const DRAIN_JOBS = Number(process.env.CLUSTER_DRAIN_JOBS ?? JOBS);
+// Longer than the cluster run's load, so that each drain lasts seconds, not a blink.
+const DRAIN_JOBS = Number(process.env.CLUSTER_DRAIN_JOBS ?? 50_000);
 const TRIALS = Number(process.env.CLUSTER_TRIALS ?? 3);
 
 const log = (line: string) => console.info(`[cluster] ${line}`);
+const percent = (share: number) => `${Math.round(share * 100)}%`;
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]!;
 
 let cluster: ClusterReport | undefined;
@@ -56,26 +62,42 @@ describe('the cluster at full size', () => {
   });
 
   it(`drains ${DRAIN_JOBS} jobs with 3 workers at least as fast as with 1`, async () => {
-    // A B B A order, so a slow drift of the machine weighs on both sides alike.
-    const order = Array.from({ length: TRIALS }, (_, i) => (i % 2 === 0 ? [1, 3] : [3, 1])).flat();
-    for (const workers of order) {
-      const testDb = await createTestDatabase(`cluster_drain_${workers}`);
-      try {
-        const result = await measureDrain(testDb, { jobs: DRAIN_JOBS, workers, poolSize: 10 });
-        drains.push(result);
-        log(
-          `${workers} worker(s): ${Math.round(result.jobsPerSecond)} jobs/s in ${Math.round(result.elapsedMs)} ms; ` +
-            `split ${result.completedByWorker.join(' / ')}; load before ${result.loadBefore.toFixed(2)}; ` +
-            `CPU busy ${(result.cpuBusy * 100).toFixed(0)}%`,
-        );
-      } finally {
-        await testDb.drop();
+    // Each worker at the default WORKER_CONCURRENCY (100), as the issue compares them; and, as a
+    // control, 1 worker with as many slots as the 3 together, to tell more processes from more
+    // slots. The order rotates each trial, so a slow drift of the machine weighs on all alike.
+    const setups = [
+      { label: '1 × 100', workers: 1, concurrency: 100 },
+      { label: '3 × 100', workers: 3, concurrency: 100 },
+      { label: '1 × 300', workers: 1, concurrency: 300 },
+    ];
+    const results = new Map(setups.map((setup) => [setup.label, [] as DrainResult[]]));
+    for (let trial = 0; trial < TRIALS; trial += 1) {
+      for (let i = 0; i < setups.length; i += 1) {
+        const setup = setups[(trial + i) % setups.length]!;
+        const testDb = await createTestDatabase(`cluster_drain_${setup.workers}`);
+        try {
+          const result = await measureDrain(testDb, { jobs: DRAIN_JOBS, poolSize: 10, ...setup });
+          drains.push(result);
+          results.get(setup.label)!.push(result);
+          log(
+            `${setup.label}: ${Math.round(result.jobsPerSecond)} jobs/s in ${Math.round(result.elapsedMs)} ms; ` +
+              `split ${result.completedByWorker.join(' / ')}; CPU busy before ${percent(result.cpuBusyBefore)}, ` +
+              `during ${percent(result.cpuBusy)}`,
+          );
+        } finally {
+          await testDb.drop();
+        }
       }
     }
-    const one = median(drains.filter((drain) => drain.workers === 1).map((drain) => drain.jobsPerSecond));
-    const three = median(drains.filter((drain) => drain.workers === 3).map((drain) => drain.jobsPerSecond));
-    log(`median: 1 worker ${Math.round(one)} jobs/s, 3 workers ${Math.round(three)} jobs/s (${(three / one).toFixed(2)}×)`);
+    const medians = Object.fromEntries(
+      setups.map(({ label }) => [label, median(results.get(label)!.map((drain) => drain.jobsPerSecond))]),
+    );
+    log(`medians (jobs/s): ${JSON.stringify(medians)}`);
     save();
-    expect(drains.every((drain) => drain.completedByWorker.every((count) => count > 0))).toBe(true);
+    for (const drain of results.get('3 × 100')!) {
+      expect(drain.completedByWorker.every((count) => count > 0)).toBe(true);
+      expect(drain.completedByWorker.reduce((a, b) => a + b, 0)).toBe(DRAIN_JOBS);
+    }
+    expect(medians['3 × 100']).toBeGreaterThanOrEqual(medians['1 × 100']!);
   });
 });
