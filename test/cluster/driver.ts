@@ -30,6 +30,8 @@ export interface ClusterOptions {
   poolSize: number;
   /** Extra settings for the worker processes. */
   workerEnv?: Record<string, string>;
+  /** Settings for every process, over the defaults (DATABASE_URL, DB_POOL_SIZE): a PgBouncer, say. */
+  serviceEnv?: Record<string, string>;
   /**
    * The watched jobs come due this long after they are added, spread evenly over the next
    * `watchSpreadMs`, so that they run amid the load rather than before it.
@@ -198,7 +200,7 @@ async function sampleConnections(database: string, everyMs: number) {
 export async function runCluster(testDb: TestDatabase, options: ClusterOptions): Promise<ClusterReport> {
   const log = options.log ?? (() => undefined);
   const problems: string[] = [];
-  const env = { DATABASE_URL: testDb.url, DB_POOL_SIZE: String(options.poolSize) };
+  const env = { DATABASE_URL: testDb.url, DB_POOL_SIZE: String(options.poolSize), ...options.serviceEnv };
   const heard = listenForCompletions(testDb);
   await heard.start();
   const sampler = await sampleConnections(testDb.name, 200);
