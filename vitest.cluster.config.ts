@@ -3,8 +3,9 @@ import base from './vitest.config.ts';
 
 /**
  * `npm run test:cluster`: the cluster test at full size, the 1-versus-3-worker throughput
- * comparison, and the cluster behind PgBouncer. Minutes long and sensitive to anything else the machine runs, so it is kept apart
- * from `npm test`, which runs the same driver small (test/cluster.test.ts).
+ * comparison, and the cluster behind PgBouncer. Minutes long and sensitive to anything else the
+ * machine runs, so it is kept apart from `npm test`, which runs the same driver small
+ * (test/cluster.test.ts).
  */
 export default defineConfig({
   resolve: base.resolve,
