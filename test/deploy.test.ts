@@ -180,7 +180,7 @@ describe('deploy/docker-compose.yml', () => {
     const [config] = services['lb']!.volumes!.map((volume) => volume.split(':')[0]!);
     const haproxy = readFileSync(`deploy/${config}`, 'utf8');
     expect(haproxy).toMatch(/^\s*option httpchk GET \/ready$/m);
-    const servers = [...haproxy.matchAll(/^\s*server (\S+) (\S+):(\d+) check$/gm)];
+    const servers = [...haproxy.matchAll(/^\s*server (\S+) (\S+):(\d+) check\b/gm)];
     expect(servers.map((server) => server[1])).toEqual(['api-1', 'api-2']);
     for (const [, , host, port] of servers) {
       expect(loadConfig(environmentOf(services[host!]!)).PORT).toBe(Number(port));

@@ -1,7 +1,8 @@
 /**
  * The README's PgBouncer advice, run: the cluster with its pools through PgBouncer in transaction
  * mode and its LISTEN connections straight to PostgreSQL, and the two ways it goes wrong
- * otherwise. Part of `npm run test:cluster`, which installs Debian's PgBouncer when missing.
+ * otherwise. Part of `npm run test:cluster`, which installs Debian's PgBouncer when missing
+ * (test/cluster/ensure-tools.sh).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase } from '../helpers/database.ts';
