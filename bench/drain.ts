@@ -1,0 +1,118 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { runIsolated } from './lib/isolate.ts';
+import { type BenchContext, type BenchResult, median } from './lib/types.ts';
+import type { DrainArgs, DrainTrial } from './drain/common.ts';
+
+const JOBS = 20_000;
+const ENQUEUE_BATCH = 4_000;
+
+function version(pkg: string): string {
+  const path = fileURLToPath(new URL(`../node_modules/${pkg}/package.json`, import.meta.url));
+  return (JSON.parse(readFileSync(path, 'utf8')) as { version: string }).version;
+}
+
+interface System {
+  name: string;
+  settings: string;
+  module: string;
+  run: string;
+  args: Record<string, unknown>;
+}
+
+function systems(context: BenchContext): System[] {
+  const module = (file: string) => new URL(`./drain/${file}`, import.meta.url).href;
+  const overrides = Object.entries(context.oursEnv).map(([key, value]) => `${key}=${value}`);
+  return [
+    {
+      name: 'ours',
+      settings: overrides.length > 0 ? overrides.join(' ') : 'service defaults',
+      module: module('ours.ts'),
+      run: 'drainOurs',
+      args: { env: context.oursEnv },
+    },
+    {
+      name: 'graphile-batched',
+      settings: `graphile-worker ${version('graphile-worker')}: concurrency 24, localQueue 500, complete/failJobBatchDelay 0`,
+      module: module('graphile-worker.ts'),
+      run: 'drainGraphile',
+      args: { concurrency: 24, batched: true, localQueueSize: 500 },
+    },
+    {
+      name: 'graphile',
+      settings: `graphile-worker ${version('graphile-worker')}: concurrency 24, defaults (unbatched)`,
+      module: module('graphile-worker.ts'),
+      run: 'drainGraphile',
+      args: { concurrency: 24, batched: false },
+    },
+    {
+      name: 'pg-boss',
+      settings: `pg-boss ${version('pg-boss')}: batchSize 100, burstWhenBatchFull, perJobResults`,
+      module: module('pg-boss.ts'),
+      run: 'drainPgBoss',
+      args: { batchSize: 100 },
+    },
+  ];
+}
+
+/**
+ * Drain throughput: N jobs are enqueued in bulk before any worker runs, then one worker process
+ * is started and timed until every job is completed with its result stored. Each trial runs in a
+ * fresh Node process on a fresh database; systems take turns, so drift hits them all alike.
+ */
+export async function drainBenchmark(context: BenchContext): Promise<BenchResult> {
+  const chosen = systems(context).filter((system) => context.systems.length === 0 || context.systems.includes(system.name));
+  const args: DrainArgs = {
+    jobs: context.sizes.jobs ?? JOBS,
+    enqueueBatch: context.sizes.enqueueBatch ?? ENQUEUE_BATCH,
+    deadlineMs: 60_000,
+  };
+  const trials = new Map<string, DrainTrial[]>(chosen.map((system) => [system.name, []]));
+  for (let round = 1; round <= context.runs; round += 1) {
+    for (const system of chosen) {
+      const result = await runIsolated<DrainTrial>(system.module, system.run, { ...args, ...system.args }, {
+        execArgv: context.execArgv,
+        timeoutMs: 120_000,
+      });
+      trials.get(system.name)!.push(result);
+      context.log(`drain ${system.name} #${round}: ${result.jobsPerSecond} jobs/s (${result.drainMs} ms; ${result.verified})`);
+    }
+  }
+
+  const summary = chosen.map((system) => {
+    const rates = trials.get(system.name)!.map((t) => t.jobsPerSecond);
+    return { system, rates, median: median(rates), best: Math.max(...rates) };
+  });
+  const ours = summary.find((entry) => entry.system.name === 'ours');
+  const ratio = (peer: number, ourRate: number | undefined) => (ourRate === undefined ? '' : `${(ourRate / peer).toFixed(2)}×`);
+  return {
+    name: 'drain',
+    measures: `${args.jobs} add jobs enqueued in bulk, then one worker started: jobs/s from start to the last result stored`,
+    columns: ['system', 'settings', 'trials (jobs/s)', 'median', 'best', 'ours ÷ system (median)', 'ours ÷ system (best)'],
+    rows: summary.map((entry) => [
+      entry.system.name,
+      entry.system.settings,
+      entry.rates.join(', '),
+      String(Math.round(entry.median)),
+      String(entry.best),
+      ratio(entry.median, ours?.median),
+      ratio(entry.best, ours?.best),
+    ]),
+    notes: [
+      `enqueue: ${args.jobs / args.enqueueBatch} bulk calls of ${args.enqueueBatch}, before the worker starts; not timed`,
+      'a CHECKPOINT runs before each timed drain',
+      'done = an in-process signal (our hub hearing every NOTIFY; graphile job:complete; pg-boss handler returns), then confirmed by polling SQL every 2 ms',
+    ],
+    data: {
+      args,
+      systems: summary.map((entry) => ({
+        name: entry.system.name,
+        settings: entry.system.settings,
+        args: entry.system.args,
+        trials: trials.get(entry.system.name),
+        median: entry.median,
+        best: entry.best,
+      })),
+    },
+  };
+}
