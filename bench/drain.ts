@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { runIsolated } from './lib/isolate.ts';
+import { waitForQuiet } from './lib/quiet.ts';
 import { type BenchContext, type BenchResult, median } from './lib/types.ts';
 import type { DrainArgs, DrainTrial } from './drain/common.ts';
 
@@ -67,15 +68,18 @@ export async function drainBenchmark(context: BenchContext): Promise<BenchResult
     enqueueBatch: context.sizes.enqueueBatch ?? ENQUEUE_BATCH,
     deadlineMs: 60_000,
   };
-  const trials = new Map<string, DrainTrial[]>(chosen.map((system) => [system.name, []]));
+  const trials = new Map<string, Array<DrainTrial & { busyBefore: number | null }>>(chosen.map((system) => [system.name, []]));
   for (let round = 1; round <= context.runs; round += 1) {
     for (const system of chosen) {
+      const busyBefore = await waitForQuiet();
       const result = await runIsolated<DrainTrial>(system.module, system.run, { ...args, ...system.args }, {
         execArgv: context.execArgv,
         timeoutMs: 120_000,
       });
-      trials.get(system.name)!.push(result);
-      context.log(`drain ${system.name} #${round}: ${result.jobsPerSecond} jobs/s (${result.drainMs} ms; ${result.verified})`);
+      trials.get(system.name)!.push({ ...result, busyBefore });
+      context.log(
+        `drain ${system.name} #${round}: ${result.jobsPerSecond} jobs/s (${result.drainMs} ms; ${result.verified}; CPU busy before: ${busyBefore ?? '?'}%)`,
+      );
     }
   }
 
@@ -100,7 +104,7 @@ export async function drainBenchmark(context: BenchContext): Promise<BenchResult
     ]),
     notes: [
       `enqueue: ${args.jobs / args.enqueueBatch} bulk calls of ${args.enqueueBatch}, before the worker starts; not timed`,
-      'a CHECKPOINT runs before each timed drain',
+      'a CHECKPOINT runs before each timed drain; each trial waits (up to 30 s) for the CPUs to be under 15% busy first',
       'done = an in-process signal (our hub hearing every NOTIFY; graphile job:complete; pg-boss handler returns), then confirmed by polling SQL every 2 ms',
     ],
     data: {
