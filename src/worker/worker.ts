@@ -68,6 +68,8 @@ export class Worker {
   private wakeSleeper: (() => void) | undefined;
   /** The last claim filled every free slot, so more work is probably waiting. */
   private saturated = false;
+  /** Jobs whose handler has not returned yet; `concurrency` bounds these. */
+  private handlersRunning = 0;
   private startedBefore = false;
 
   constructor(private readonly options: WorkerOptions) {
@@ -171,7 +173,10 @@ export class Worker {
     const { db, logger, concurrency, pollIntervalMs, jobTimeoutSeconds } = this.options;
     let claimFailures = 0;
     while (this.active) {
-      const free = concurrency - this.running.size;
+      // A job whose handler has returned gives its slot back while its outcome is being written,
+      // so the next claim overlaps that write instead of waiting for it. Up to `concurrency` jobs
+      // may wait for their write; beyond that, a slow database holds further claims back.
+      const free = Math.min(concurrency - this.handlersRunning, 2 * concurrency - this.running.size);
       if (free <= 0) {
         // Only a freed slot can help now; a NOTIFY that arrived meanwhile must not make this spin.
         this.saturated = true;
@@ -206,6 +211,7 @@ export class Worker {
       settled: Promise.resolve(),
     };
     this.running.set(job.id, entry);
+    this.handlersRunning += 1;
     this.startHeartbeat();
     this.options.logger.debug({ jobId: job.id, attempt: job.attempt, workerId: this.id }, 'job wip');
     entry.settled = this.perform(entry).finally(() => {
@@ -226,6 +232,8 @@ export class Worker {
     } catch (error) {
       outcome = { error };
     }
+    this.handlersRunning -= 1;
+    if (this.saturated) this.wake();
     if (entry.abandoned) return;
     entry.phase = 'writing';
     if ('result' in outcome) {
