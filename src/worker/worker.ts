@@ -227,7 +227,14 @@ export class Worker {
     try {
       const handler = this.options.handlers.get(job.kind);
       if (!handler) throw new PermanentJobError(`no handler for job kind "${job.kind}"`);
-      const context = { attempt: job.attempt, maxAttempts: job.maxAttempts, signal: controller.signal };
+      const context = {
+        attempt: job.attempt,
+        maxAttempts: job.maxAttempts,
+        // Made on first read: most handlers never look at it, and making one costs more than an `add`.
+        get signal() {
+          return controller.signal;
+        },
+      };
       outcome = { result: checkResult(await handler({ num1: job.num1, num2: job.num2 }, context)) };
     } catch (error) {
       outcome = { error };
