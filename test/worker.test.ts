@@ -345,4 +345,25 @@ describe('start and stop', () => {
     expect(completed.result?.toString()).toBe('10');
     expect(completed.attempt).toBe(1);
   });
+
+  it('gives a restart all its slots, even while a handler abandoned at the last stop still runs', async () => {
+    const never = new Promise<string>(() => undefined);
+    let calls = 0;
+    const worker = track(
+      createWorker(db, hub, {
+        concurrency: 1,
+        shutdownGraceMs: 50,
+        // The first call ignores its signal and never settles; later ones add.
+        handlers: { add: (input) => ((calls += 1) === 1 ? never : String(Number(input.num1) + Number(input.num2))) },
+      }),
+    );
+    await worker.start();
+    const first = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
+    await waitForJob(service, hub, first.job.id, statusOf('wip'));
+    await worker.stop();
+    await worker.start();
+    const second = await service.addJob({ num1: '2', num2: '2' }, ANONYMOUS);
+    await waitForJob(service, hub, second.job.id, statusOf('completed'));
+    await waitForJob(service, hub, first.job.id, statusOf('completed'));
+  });
 });

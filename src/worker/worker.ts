@@ -40,6 +40,8 @@ interface RunningJob {
   phase: 'running' | 'writing';
   /** Set when the job was handed back or lost; its outcome must then never be written. */
   abandoned: boolean;
+  /** The job counts against `concurrency` until its handler returns, or until stop() gives it up. */
+  holdsSlot: boolean;
   settled: Promise<void>;
 }
 
@@ -153,6 +155,8 @@ export class Worker {
     for (const entry of unfinished) {
       entry.abandoned = true;
       entry.controller.abort(new Error('worker is shutting down'));
+      // A handler that ignores its signal must not keep a slot from the next start().
+      this.releaseSlot(entry);
     }
     await Promise.all([this.completions.close(), this.failures.close()]);
     if (unfinished.length > 0) {
@@ -208,6 +212,7 @@ export class Worker {
       controller: new AbortController(),
       phase: 'running',
       abandoned: false,
+      holdsSlot: true,
       settled: Promise.resolve(),
     };
     this.running.set(job.id, entry);
@@ -215,7 +220,9 @@ export class Worker {
     this.startHeartbeat();
     this.options.logger.debug({ jobId: job.id, attempt: job.attempt, workerId: this.id }, 'job wip');
     entry.settled = this.perform(entry).finally(() => {
-      this.running.delete(job.id);
+      // A job handed back at stop() may be running again under a new entry by the time an
+      // abandoned handler settles.
+      if (this.running.get(job.id) === entry) this.running.delete(job.id);
       if (this.running.size === 0) this.stopHeartbeat();
       if (this.saturated) this.wake();
     });
@@ -239,8 +246,7 @@ export class Worker {
     } catch (error) {
       outcome = { error };
     }
-    this.handlersRunning -= 1;
-    if (this.saturated) this.wake();
+    this.releaseSlot(entry);
     if (entry.abandoned) return;
     entry.phase = 'writing';
     if ('result' in outcome) {
@@ -255,6 +261,13 @@ export class Worker {
     if (written && retryInMs !== null && retryInMs < this.options.pollIntervalMs) {
       setTimeout(() => this.wake(), retryInMs + 10).unref();
     }
+  }
+
+  private releaseSlot(entry: RunningJob): void {
+    if (!entry.holdsSlot) return;
+    entry.holdsSlot = false;
+    this.handlersRunning -= 1;
+    if (this.saturated) this.wake();
   }
 
   private reportFenced(items: ReadonlyArray<{ id: string; attempt: number }>, accepted: Set<string>, what: string) {
