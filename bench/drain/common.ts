@@ -1,3 +1,5 @@
+import type { CpuReport } from '../lib/cpu.ts';
+
 /** What every drain trial is given and what it reports, whatever the system. */
 export interface DrainArgs {
   /** Jobs enqueued before the worker starts. */
@@ -16,6 +18,8 @@ export interface DrainTrial {
   jobsPerSecond: number;
   /** What the trial checked after the drain, e.g. `20000 completed, 20000 results correct`. */
   verified: string;
+  /** Who used the CPU while the drain was timed; null off Linux. */
+  cpu: CpuReport | null;
 }
 
 /**
@@ -38,13 +42,21 @@ export function chunks(total: number, size: number): number[][] {
   return out;
 }
 
-export function trial(jobs: number, enqueueMs: number, startedAt: number, doneAt: number, verified: string): DrainTrial {
+export function trial(
+  jobs: number,
+  enqueueMs: number,
+  startedAt: number,
+  doneAt: number,
+  verified: string,
+  cpu: CpuReport | null,
+): DrainTrial {
   const drainMs = doneAt - startedAt;
   return {
     enqueueMs: Math.round(enqueueMs),
     drainMs: Math.round(drainMs),
     jobsPerSecond: Math.round((jobs / drainMs) * 1000),
     verified,
+    cpu,
   };
 }
 

@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import { Logger, makeWorkerUtils, run, runMigrations, type WorkerEvents } from 'graphile-worker';
+import { watchCpu } from '../lib/cpu.ts';
 import { createFreshDatabase, pollUntil, settle, withClient } from '../lib/pg.ts';
 import { chunks, type DrainArgs, type DrainTrial, expectedSum, input, signal, trial, withDeadline } from './common.ts';
 import { addDecimals } from '../../src/jobs/decimal.ts';
@@ -70,6 +71,7 @@ export async function drainGraphile(args: DrainArgs & GraphileOptions): Promise<
         if (addDecimals(num1, num2) !== expectedSum(i)) wrong += 1;
       },
     };
+    const stopWatch = watchCpu(fresh.name);
     const startedAt = performance.now();
     runner = await run({ preset, pgPool, concurrency: args.concurrency, noHandleSignals: true, taskList, events });
     await withDeadline(heard.promise, args.deadlineMs, 'graphile-worker');
@@ -81,11 +83,12 @@ export async function drainGraphile(args: DrainArgs & GraphileOptions): Promise<
         5_000,
       ),
     );
+    const cpu = stopWatch();
     await runner.stop();
     runner = undefined;
     const once = runs.filter((count) => count === 1).length;
     if (once !== args.jobs || wrong !== 0) throw new Error(`graphile-worker: ${once} ran once, ${wrong} wrong sums`);
-    return trial(args.jobs, enqueueMs, startedAt, doneAt, `${args.jobs} deleted (done), each run once, sums correct (not stored)`);
+    return trial(args.jobs, enqueueMs, startedAt, doneAt, `${args.jobs} deleted (done), each run once, sums correct (not stored)`, cpu);
   } finally {
     await runner?.stop().catch(() => undefined);
     await pgPool.end();

@@ -7,6 +7,7 @@ import { JobEventHub } from '../../src/jobs/events.ts';
 import { createHandlers } from '../../src/jobs/handlers.ts';
 import { JobService } from '../../src/jobs/service.ts';
 import { Worker } from '../../src/worker/worker.ts';
+import { watchCpu } from '../lib/cpu.ts';
 import { createFreshDatabase, pollUntil, settle } from '../lib/pg.ts';
 import { chunks, type DrainArgs, type DrainTrial, input, signal, trial, withDeadline } from './common.ts';
 
@@ -66,10 +67,12 @@ export async function drainOurs(args: DrainArgs & OursOptions): Promise<DrainTri
       retry: { baseDelayMs: config.RETRY_BASE_DELAY_MS, maxDelayMs: config.RETRY_MAX_DELAY_MS },
       shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
     });
+    const stopWatch = watchCpu(fresh.name);
     const startedAt = performance.now();
     await worker.start();
     await withDeadline(heard.promise, args.deadlineMs, 'ours');
     const doneAt = await pollUntil(async () => (await countCompleted()) >= args.jobs, 2, 5_000);
+    const cpu = stopWatch();
     await worker.stop();
 
     const [check] = await db.query<{ total: number; completed: number; correct: number; once: number }>({
@@ -89,6 +92,7 @@ export async function drainOurs(args: DrainArgs & OursOptions): Promise<DrainTri
       startedAt,
       doneAt,
       `${check!.completed} completed, ${check!.correct} results = num1 + num2, all on attempt 1`,
+      cpu,
     );
   } finally {
     await worker?.stop();

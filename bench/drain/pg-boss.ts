@@ -1,5 +1,6 @@
 import { PgBoss } from 'pg-boss';
 import { addDecimals } from '../../src/jobs/decimal.ts';
+import { watchCpu } from '../lib/cpu.ts';
 import { createFreshDatabase, pollUntil, settle, withClient } from '../lib/pg.ts';
 import { chunks, type DrainArgs, type DrainTrial, input, signal, trial, withDeadline } from './common.ts';
 
@@ -36,6 +37,7 @@ export async function drainPgBoss(args: DrainArgs & PgBossOptions): Promise<Drai
 
     let handled = 0;
     const heard = signal();
+    const stopWatch = watchCpu(fresh.name);
     const startedAt = performance.now();
     await boss.work<ReturnType<typeof input>>(QUEUE, {
         batchSize: args.batchSize,
@@ -60,10 +62,11 @@ export async function drainPgBoss(args: DrainArgs & PgBossOptions): Promise<Drai
                    FROM pgboss.job WHERE name = '${QUEUE}'`;
     const check = await withClient(fresh.url, async (client) => {
       const doneAt = await pollUntil(async () => (await client.query(count)).rows[0].completed >= args.jobs, 2, 5_000);
-      return { doneAt, ...(await client.query(count)).rows[0] };
+      const cpu = stopWatch();
+      return { doneAt, cpu, ...(await client.query(count)).rows[0] };
     });
     if (check.correct !== args.jobs) throw new Error(`pg-boss: verification failed: ${JSON.stringify(check)}`);
-    return trial(args.jobs, enqueueMs, startedAt, check.doneAt, `${check.completed} completed, ${check.correct} outputs = num1 + num2, first try`);
+    return trial(args.jobs, enqueueMs, startedAt, check.doneAt, `${check.completed} completed, ${check.correct} outputs = num1 + num2, first try`, check.cpu);
   } finally {
     if (started) await boss.stop({ graceful: true, timeout: 5_000 }).catch(() => undefined);
     await fresh.drop();
