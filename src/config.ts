@@ -19,6 +19,7 @@ const ConfigSchema = z.object({
   ROLE: z.enum(['all', 'api', 'worker']).default('all'),
   HOST: z.string().min(1).default('0.0.0.0'),
   PORT: integer(0, 65_535).default(4000),
+  OPS_PORT: integer(0, 65_535).default(9464),
   DB_POOL_SIZE: integer(1, 1000).default(10),
   WORKER_CONCURRENCY: integer(1, 10_000).default(100),
   WORKER_POLL_INTERVAL_MS: integer(10, 600_000).default(1000),
@@ -28,8 +29,28 @@ const ConfigSchema = z.object({
   RETRY_MAX_DELAY_MS: integer(0, 86_400_000).default(300_000),
   SHUTDOWN_GRACE_MS: integer(0, 600_000).default(10_000),
   NUMBER_MAX_DIGITS: integer(1, 1000).default(100),
+  BATCH_MAX_JOBS: integer(1, 100_000).default(5000),
+  JOB_ADD_DELAY_MS: integer(0, 600_000).default(0),
+  API_KEYS: z
+    .string()
+    .transform((value) => value.split(',').map((key) => key.trim()).filter(Boolean))
+    .pipe(z.array(z.string().min(16, 'each API key needs at least 16 characters')).min(1))
+    .optional(),
+  MAX_BODY_BYTES: integer(1024, 100_000_000).default(1_000_000),
+  GRAPHQL_MAX_DEPTH: integer(1, 100).default(10),
+  GRAPHQL_MAX_COST: integer(1, 1_000_000).default(5000),
+  GRAPHQL_MAX_TOKENS: integer(10, 1_000_000).default(10_000),
+  GRAPHQL_MAX_ALIASES: integer(0, 1000).default(15),
+  GRAPHQL_MAX_DIRECTIVES: integer(0, 1000).default(10),
+  WS_MAX_SUBSCRIPTIONS: integer(1, 100_000).default(100),
+  RETENTION_DAYS: z.coerce.number().positive().max(3650).default(7),
+  COMPLETED_RETENTION_DAYS: z.coerce.number().positive().max(3650).default(30),
+  PRUNE_INTERVAL_SECONDS: integer(1, 86_400).default(3600),
+  PRUNE_BATCH_SIZE: integer(1, 100_000).default(1000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_PRETTY: flag.default(false),
+  METRICS_CACHE_MS: integer(0, 600_000).default(5000),
+  METRICS_EXACT_COUNT_LIMIT: integer(0, 1_000_000_000).default(100_000),
 });
 
 export type Config = z.infer<typeof ConfigSchema>;

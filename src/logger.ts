@@ -1,4 +1,4 @@
-import { pino, type Logger } from 'pino';
+import { type DestinationStream, pino, type Logger } from 'pino';
 import type { Config } from './config.ts';
 
 export type { Logger };
@@ -8,15 +8,23 @@ const REDACT = [
   'req.headers.authorization',
   'headers.authorization',
   'authorization',
+  '*.authorization',
+  'req.headers["x-api-key"]',
+  'headers["x-api-key"]',
   'apiKey',
+  '*.apiKey',
   'databaseUrl',
   'DATABASE_URL',
 ];
 
-export function createLogger(config: Pick<Config, 'LOG_LEVEL' | 'LOG_PRETTY'>): Logger {
-  return pino({
+/** `destination` (stdout by default) lets a test read the lines; pretty output ignores it. */
+export function createLogger(config: Pick<Config, 'LOG_LEVEL' | 'LOG_PRETTY'>, destination?: DestinationStream): Logger {
+  const options = {
     level: config.LOG_LEVEL,
     redact: { paths: REDACT, censor: '[redacted]' },
-    ...(config.LOG_PRETTY ? { transport: { target: 'pino-pretty', options: { colorize: true } } } : {}),
-  });
+  };
+  if (config.LOG_PRETTY) {
+    return pino({ ...options, transport: { target: 'pino-pretty', options: { colorize: true } } });
+  }
+  return destination ? pino(options, destination) : pino(options);
 }

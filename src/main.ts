@@ -1,34 +1,19 @@
 import { loadConfig } from './config.ts';
-import { openDatabase } from './db/open.ts';
-import { JobEventHub } from './jobs/events.ts';
-import { createHandlers } from './jobs/handlers.ts';
 import { createLogger } from './logger.ts';
-import { Worker } from './worker/worker.ts';
+import { startRuntime } from './runtime.ts';
 
-/** The composition root: config → database → events → worker → signals. */
+/** The composition root: config → runtime (database, events, worker, server) → signals. */
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config);
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
 
-  const db = await openDatabase(config, logger);
-  const hub = new JobEventHub(db, logger);
-  await hub.start();
-  const worker =
-    config.ROLE === 'api'
-      ? undefined
-      : new Worker({
-          db,
-          hub,
-          handlers: createHandlers(),
-          logger,
-          concurrency: config.WORKER_CONCURRENCY,
-          pollIntervalMs: config.WORKER_POLL_INTERVAL_MS,
-          jobTimeoutSeconds: config.JOB_TIMEOUT_SECONDS,
-          retry: { baseDelayMs: config.RETRY_BASE_DELAY_MS, maxDelayMs: config.RETRY_MAX_DELAY_MS },
-          shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
-        });
-  await worker?.start();
+  const runtime = await startRuntime(config, logger);
+  if (runtime.api) announce(runtime.api.port, logger);
+  if (runtime.ops) {
+    const base = `http://localhost:${runtime.ops.port}`;
+    logger.info({ urls: { health: `${base}/health`, ready: `${base}/ready`, metrics: `${base}/metrics` } }, 'worker running');
+  }
 
   let shuttingDown = false;
   const shutDown = (signal: NodeJS.Signals) => {
@@ -38,11 +23,7 @@ async function main(): Promise<void> {
     }
     shuttingDown = true;
     logger.info({ signal }, 'shutting down');
-    (async () => {
-      await worker?.stop();
-      await hub.stop();
-      await db.close();
-    })().then(
+    runtime.stop().then(
       () => process.exit(0),
       (error: unknown) => {
         logger.error({ err: error }, 'shutdown failed');
@@ -52,6 +33,38 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', shutDown);
   process.on('SIGINT', shutDown);
+}
+
+function announce(port: number, logger: ReturnType<typeof createLogger>): void {
+  const base = `http://localhost:${port}`;
+  const urls = {
+    page: `${base}/`,
+    graphql: `${base}/graphql`,
+    graphiql: `${base}/graphql`,
+    websocket: `ws://localhost:${port}/graphql`,
+    add: `${base}/api/v1/add/:num1/:num2`,
+    job: `${base}/api/v1/job/:id`,
+    health: `${base}/health`,
+    metrics: `${base}/metrics`,
+  };
+  logger.info({ urls }, 'listening');
+  if (process.stdout.isTTY) {
+    process.stdout.write(
+      [
+        '',
+        `  Jobs page (open in a browser) ${urls.page}`,
+        `  GraphiQL (open in a browser)  ${urls.graphiql}`,
+        `  GraphQL over HTTP and SSE      ${urls.graphql}`,
+        `  GraphQL over WebSocket         ${urls.websocket}`,
+        `  REST: add two numbers          curl -X POST ${base}/api/v1/add/2/3`,
+        `  REST: read a job               curl ${urls.job}`,
+        `  Health / readiness             ${urls.health}  ${base}/ready`,
+        `  Prometheus metrics             ${urls.metrics}`,
+        '',
+        '',
+      ].join('\n'),
+    );
+  }
 }
 
 main().catch((error: unknown) => {

@@ -18,7 +18,7 @@ beforeAll(async () => {
   db = testDb.open();
   hub = createHub(db);
   await hub.start();
-  service = createService(db);
+  service = createService(db, hub);
 });
 
 afterAll(async () => {

@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openDatabase } from '../src/db/open.ts';
+import { readMigrations } from '../src/db/migrate.ts';
+import { MIGRATIONS_DIR, openDatabase } from '../src/db/open.ts';
 import { testLogger } from './helpers/database.ts';
 import { ANONYMOUS, createHub, createService, createWorker, statusOf, waitForJob } from './helpers/jobs.ts';
 
@@ -13,10 +14,10 @@ const config = { DATABASE_URL: undefined, DATA_DIR: dataDir, DB_POOL_SIZE: 1 };
 
 describe('the embedded database', () => {
   it('runs the whole lifecycle, and keeps the jobs in its data folder', async () => {
-    const db = await openDatabase(config, testLogger());
+    const db = await openDatabase(config, await readMigrations(MIGRATIONS_DIR), testLogger());
     expect(db.kind).toBe('pglite');
     const hub = createHub(db);
-    const service = createService(db);
+    const service = createService(db, hub);
     const worker = createWorker(db, hub);
     await worker.start();
 
@@ -34,15 +35,15 @@ describe('the embedded database', () => {
     await hub.stop();
     await db.close();
 
-    const reopened = await openDatabase(config, testLogger());
-    const again = await createService(reopened).getJob(job.id, ANONYMOUS);
+    const reopened = await openDatabase(config, await readMigrations(MIGRATIONS_DIR), testLogger());
+    const again = await createService(reopened, createHub(reopened)).getJob(job.id, ANONYMOUS);
     expect(again?.status).toBe('retrieved');
     expect(again?.result?.toString()).toBe('0.3');
     expect(await reopened.prisma.job.count({ where: { status: 'completed' } })).toBe(50);
     const applied = await reopened.prisma.$queryRawUnsafe<Array<{ count: number }>>(
       'SELECT count(*)::int AS count FROM "_prisma_migrations"',
     );
-    expect(applied[0]?.count).toBe(2);
+    expect(applied[0]?.count).toBe((await readMigrations(MIGRATIONS_DIR)).length);
     await reopened.close();
   });
 });

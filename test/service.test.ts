@@ -18,7 +18,7 @@ beforeAll(async () => {
   db = testDb.open();
   hub = createHub(db);
   await hub.start();
-  service = createService(db);
+  service = createService(db, hub);
 });
 
 afterAll(async () => {
@@ -84,8 +84,11 @@ describe('the lifecycle with a worker running', () => {
     const added = await service.addJobs(inputs, ANONYMOUS);
     expect(added.map(({ job }) => job.num1.toString())).toEqual(inputs.map((input) => input.num1));
     expect(new Set(added.map(({ job }) => job.id)).size).toBe(1000);
-    const last = await waitForJob(service, hub, added.at(-1)!.job.id, statusOf('completed'));
-    expect(last.result?.toString()).toBe('999.5');
+    // Ids carry random bits within a millisecond, so the batch is claimed in no set order: the
+    // last input need not be the last to finish. Wait for each.
+    await Promise.all(added.map(({ job }) => waitForJob(service, hub, job.id, statusOf('completed'))));
+    const last = await service.getJob(added.at(-1)!.job.id, ANONYMOUS);
+    expect(last?.result?.toString()).toBe('999.5');
     const completed = await db.prisma.job.count({
       where: { id: { in: added.map(({ job }) => job.id) }, status: 'completed' },
     });
@@ -162,7 +165,7 @@ describe('bad input', () => {
 
   it('rejects empty and oversized batches', async () => {
     await expect(service.addJobs([], ANONYMOUS)).rejects.toMatchObject({ code: 'BAD_USER_INPUT' });
-    const small = createService(db, { maxBatchSize: 2 });
+    const small = createService(db, hub, { maxBatchSize: 2 });
     const three = [1, 2, 3].map((n) => ({ num1: String(n), num2: '0' }));
     await expect(small.addJobs(three, ANONYMOUS)).rejects.toMatchObject({ code: 'BAD_USER_INPUT', field: 'inputs' });
   });
@@ -231,13 +234,15 @@ describe('without a worker', () => {
     expect((await service.getJob(later.job.id, owner))?.status).toBe('pending');
   });
 
-  it('pages through jobs newest first with a cursor', async () => {
+  it('pages through jobs by descending id with a cursor, each job once', async () => {
     const owner = { owner: 'paging' };
     const added = await service.addJobs(
       Array.from({ length: 5 }, (_, i) => ({ num1: String(i), num2: '0' })),
       owner,
     );
-    const expected = added.map(({ job }) => job.id).reverse();
+    // Newest first means descending id: UUIDv7 sorts by creation time (ids made in the same
+    // millisecond fall in random order among themselves).
+    const expected = added.map(({ job }) => job.id).sort().reverse();
     const seen: string[] = [];
     let after: string | null = null;
     for (;;) {

@@ -21,7 +21,7 @@ beforeAll(async () => {
   db = testDb.open();
   hub = createHub(db);
   await hub.start();
-  service = createService(db);
+  service = createService(db, hub);
 });
 
 // A worker left running would claim the next test's jobs; every test stops its own.

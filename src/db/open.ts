@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import type { Config } from '../config.ts';
 import type { Logger } from '../logger.ts';
 import type { Database } from './database.ts';
-import { migrate, readMigrations } from './migrate.ts';
+import { type Migration, migrate } from './migrate.ts';
 import { openPglite } from './pglite.ts';
 import { openPostgres } from './postgres.ts';
 
@@ -14,13 +14,14 @@ export const MIGRATIONS_DIR = fileURLToPath(new URL('../../prisma/migrations', i
  */
 export async function openDatabase(
   config: Pick<Config, 'DATABASE_URL' | 'DATA_DIR' | 'DB_POOL_SIZE'>,
+  migrations: readonly Migration[],
   logger: Logger,
 ): Promise<Database> {
   const db = config.DATABASE_URL
     ? openPostgres({ connectionString: config.DATABASE_URL, poolSize: config.DB_POOL_SIZE, logger })
     : await openPglite(config.DATA_DIR);
   try {
-    await migrate(db, await readMigrations(MIGRATIONS_DIR), logger);
+    await migrate(db, migrations, logger);
   } catch (error) {
     await db.close();
     throw error;

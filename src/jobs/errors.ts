@@ -14,3 +14,7 @@ export class JobServiceError extends Error {
     super(message, options);
   }
 }
+
+export function jobNotFound(id: string): JobServiceError {
+  return new JobServiceError('NOT_FOUND', `no job with id ${id}`, 'id');
+}

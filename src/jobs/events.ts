@@ -1,8 +1,13 @@
 import type { Database } from '../db/database.ts';
 import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import { JOB_EVENTS_CHANNEL, type JobEvent, parseJobEvents } from './queue.ts';
 
 export type JobEventListener = (event: JobEvent) => void;
+
+export interface JobEventHubOptions {
+  metrics?: Metrics;
+}
 
 /**
  * Fans the process's one LISTEN connection out to everyone in it who waits for a job: the worker
@@ -19,12 +24,13 @@ export class JobEventHub {
   constructor(
     private readonly db: Database,
     private readonly logger: Logger,
+    private readonly options: JobEventHubOptions = {},
   ) {}
 
   start(): Promise<void> {
     this.starting ??= this.db
       .listen(JOB_EVENTS_CHANNEL, {
-        onNotification: (payload) => this.dispatch(parseJobEvents(payload)),
+        onNotification: (payload) => this.receive(payload),
         onReconnect: () => this.resync(),
       })
       .then(
@@ -79,6 +85,21 @@ export class JobEventHub {
     let count = 0;
     for (const listeners of this.byJob.values()) count += listeners.size;
     return count;
+  }
+
+  /*
+   * The payload carries no send time, so the hub cannot see how long PostgreSQL took to deliver
+   * it. What it measures is its own share: the time listeners hold up the LISTEN connection's
+   * event handler. The lag a customer feels is `job_update_delivery_seconds`, in the job service.
+   */
+  private receive(payload: string): void {
+    const metrics = this.options.metrics;
+    const started = metrics ? performance.now() : 0;
+    const events = parseJobEvents(payload);
+    this.dispatch(events);
+    if (!metrics) return;
+    metrics.eventsReceived.inc(events.length);
+    metrics.eventDispatch.observe((performance.now() - started) / 1000);
   }
 
   private dispatch(events: JobEvent[]): void {

@@ -1,3 +1,4 @@
+import { setTimeout } from 'node:timers/promises';
 import { addDecimals } from './decimal.ts';
 
 export interface JobInput {
@@ -22,7 +23,18 @@ export class PermanentJobError extends Error {
   override name = 'PermanentJobError';
 }
 
+/**
+ * Adds two exact decimals. `delayMs` simulates slow work, for demos and for the crash test, which
+ * needs jobs in flight when it kills a worker; the delay ends early when the job is given up.
+ */
+export function addHandler(delayMs = 0): JobHandler {
+  return async (input, { signal }) => {
+    if (delayMs > 0) await setTimeout(delayMs, undefined, { signal });
+    return addDecimals(input.num1, input.num2);
+  };
+}
+
 /** The handlers a worker runs: `add`, and any others the caller plugs in. */
-export function createHandlers(extra: Record<string, JobHandler> = {}): JobHandlers {
-  return new Map<string, JobHandler>([['add', (input) => addDecimals(input.num1, input.num2)], ...Object.entries(extra)]);
+export function createHandlers(extra: Record<string, JobHandler> = {}, options: { addDelayMs?: number } = {}): JobHandlers {
+  return new Map<string, JobHandler>([['add', addHandler(options.addDelayMs)], ...Object.entries(extra)]);
 }

@@ -1,9 +1,16 @@
+import { randomBytes } from 'node:crypto';
+import { setTimeout } from 'node:timers/promises';
+import { Repeater } from '@repeaterjs/repeater';
 import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
 import type { Database } from '../db/database.ts';
+import { isConnectionError } from '../db/errors.ts';
 import type { Job, JobStatus } from '../generated/prisma/client.ts';
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics/metrics.ts';
 import { parseDecimal } from './decimal.ts';
-import { JobServiceError } from './errors.ts';
+import { JobServiceError, jobNotFound } from './errors.ts';
+import type { JobEventHub } from './events.ts';
 import {
   cancelJobStatement,
   type InsertedJob,
@@ -45,17 +52,51 @@ export interface JobPage {
   endCursor: string | null;
 }
 
+export interface JobServiceOptions {
+  metrics?: Metrics;
+  /** Job state changes made here (created, retrieved, cancelled) are logged at debug. */
+  logger?: Logger;
+}
+
 export const MAX_PAGE_SIZE = 100;
+const READ_RETRY_MS = 1000;
+
+/** States a job never leaves. A subscription ends after delivering one. */
+export const FINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['retrieved', 'failed', 'cancelled']);
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+// RFC 3339's years. PostgreSQL's timestamptz stops at 4713 BC, while a JS Date reaches 271821 BC,
+// so without a bound an early date got as far as the INSERT and failed there.
+const EARLIEST_RUN_AT = new Date('0001-01-01T00:00:00.000Z');
+const LATEST_RUN_AT = new Date('9999-12-31T23:59:59.999Z');
+
+// PostgreSQL text cannot hold NUL, and the driver writes an unpaired surrogate as U+FFFD, which
+// would make two different keys one.
+const UNSTORABLE_TEXT = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
 const OptionsSchema = z.object({
-  idempotencyKey: z.string().min(1).max(200).nullish(),
+  idempotencyKey: z
+    .string()
+    .min(1)
+    .max(200)
+    .refine((key) => !UNSTORABLE_TEXT.test(key), 'must not contain NUL characters or unpaired surrogates')
+    .nullish(),
   runAt: z
     .date()
     .refine((date) => !Number.isNaN(date.getTime()), 'must be a valid date')
+    .refine((date) => date >= EARLIEST_RUN_AT && date <= LATEST_RUN_AT, 'must be between the years 1 and 9999')
     .nullish(),
   priority: z.number().int().min(-1000).max(1000).nullish(),
 });
+
+/**
+ * A UUIDv7: 48 bits of creation time, so ids sort by age (paging, retention), and 74 fresh random
+ * bits. The library's default fills part of those bits with a counter, which would let one id
+ * predict its neighbours; passing the random bytes in keeps all 74 unguessable.
+ */
+function newJobId(): string {
+  return uuidv7({ random: randomBytes(16) });
+}
 
 /** Ids are UUIDs; anything else cannot name a job, and must not reach a uuid column. */
 function isJobId(id: string): boolean {
@@ -69,7 +110,9 @@ function isJobId(id: string): boolean {
 export class JobService {
   constructor(
     private readonly db: Database,
+    private readonly hub: JobEventHub,
     private readonly limits: JobServiceLimits,
+    private readonly options: JobServiceOptions = {},
   ) {}
 
   async addJob(input: AddJobInput, caller: Caller): Promise<InsertedJob> {
@@ -100,7 +143,13 @@ export class JobService {
     if (missing.length > 0) {
       throw new JobServiceError('CONFLICT', 'the idempotency key is in use by a request still running; retry');
     }
-    return jobs.map((job) => results.get(job.id)!);
+    const answer = jobs.map((job) => results.get(job.id)!);
+    for (const { job, created } of answer) {
+      if (!created) continue;
+      this.options.metrics?.jobsCreated.inc({ kind: job.kind });
+      this.options.logger?.debug({ jobId: job.id, kind: job.kind }, 'job pending');
+    }
+    return answer;
   }
 
   /** A pure read: it never changes the job. */
@@ -115,15 +164,20 @@ export class JobService {
    */
   async retrieveJob(id: string, caller: Caller): Promise<Job | null> {
     if (!isJobId(id)) return null;
-    return (await retrieveJobStatement(this.db, id, caller.owner)) ?? this.getJob(id, caller);
+    const retrieved = await retrieveJobStatement(this.db, id, caller.owner);
+    if (retrieved) this.options.logger?.debug({ jobId: id }, 'job retrieved');
+    return retrieved ?? this.getJob(id, caller);
   }
 
   /** pending → cancelled. A job a worker already took cannot be cancelled. */
   async cancelJob(id: string, caller: Caller): Promise<Job> {
     const cancelled = isJobId(id) ? await cancelJobStatement(this.db, id, caller.owner) : null;
-    if (cancelled) return cancelled;
+    if (cancelled) {
+      this.options.logger?.debug({ jobId: id }, 'job cancelled');
+      return cancelled;
+    }
     const job = await this.getJob(id, caller);
-    if (!job) throw new JobServiceError('NOT_FOUND', `no job with id ${id}`, 'id');
+    if (!job) throw jobNotFound(id);
     if (job.status === 'cancelled') return job;
     throw new JobServiceError('CONFLICT', `only a pending job can be cancelled; this one is ${job.status}`, 'id');
   }
@@ -151,6 +205,83 @@ export class JobService {
     return { jobs, hasNextPage: rows.length > first, endCursor: jobs.at(-1)?.id ?? null };
   }
 
+  /**
+   * The job's state now, then each later state, ending after a final one. It subscribes to the
+   * job's events before it reads, so no change falls between the read and the first event.
+   *
+   * Events only say that the job changed; each is followed by a read of the whole job. When
+   * several changes land before a read, the read shows the latest and the states in between are
+   * not repeated: every message is a real state, versions only grow, and the last state always
+   * arrives. A slow consumer gets the same coalescing instead of an unbounded backlog.
+   */
+  async watchJob(id: string, caller: Caller): Promise<AsyncIterableIterator<Job>> {
+    if (!isJobId(id)) throw jobNotFound(id);
+    let changed = false;
+    let wake: (() => void) | undefined;
+    const poke = () => {
+      changed = true;
+      wake?.();
+    };
+    const unwatch = this.hub.watch(id, poke);
+    const unresync = this.hub.onResync(poke);
+    const release = () => {
+      unwatch();
+      unresync();
+    };
+    let snapshot: Job | null;
+    try {
+      snapshot = await this.getJob(id, caller);
+    } catch (error) {
+      release();
+      throw error;
+    }
+    if (!snapshot) {
+      release();
+      throw jobNotFound(id);
+    }
+    const first = snapshot;
+
+    return new Repeater<Job>(async (push, stop) => {
+      let stopped = false;
+      void stop.then(() => {
+        stopped = true;
+        release();
+        wake?.();
+      });
+      try {
+        let current = first;
+        await push(current);
+        while (!stopped && !FINAL_STATUSES.has(current.status)) {
+          if (!changed) await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+          if (stopped) break;
+          changed = false;
+          let next: Job | null;
+          try {
+            next = await this.getJob(id, caller);
+          } catch (error) {
+            // While the database is away the subscriber waits: its stream must neither end nor
+            // report a state it cannot confirm. It reads again after the hub's resync, or soon.
+            if (!isConnectionError(error)) throw error;
+            changed = true;
+            await Promise.race([new Promise<void>((resolve) => (wake = resolve)), setTimeout(READ_RETRY_MS)]);
+            continue;
+          }
+          if (!next) break;
+          if (next.version > current.version) {
+            // lastUpdated is the database's clock: host clock skew shifts this a little.
+            this.options.metrics?.updateDelivery.observe(Math.max(0, Date.now() - next.lastUpdated.getTime()) / 1000);
+            current = next;
+            await push(current);
+          }
+        }
+        stop();
+      } catch (error) {
+        stop(error);
+      }
+    });
+  }
+
   private toNewJob(input: AddJobInput, caller: Caller, path: string): NewJob {
     const options = OptionsSchema.safeParse({
       idempotencyKey: input.idempotencyKey,
@@ -163,7 +294,7 @@ export class JobService {
       throw new JobServiceError('BAD_USER_INPUT', `${field} ${issue?.message ?? 'is invalid'}`, field);
     }
     return {
-      id: uuidv7(),
+      id: newJobId(),
       kind: 'add',
       num1: parseDecimal(String(input.num1), `${path}num1`, this.limits.numberMaxDigits),
       num2: parseDecimal(String(input.num2), `${path}num2`, this.limits.numberMaxDigits),

@@ -7,7 +7,7 @@ import { type JobHandlers, PermanentJobError } from '../jobs/handlers.ts';
 import {
   type ClaimedJob,
   type Completion,
-  claimJobsStatement,
+  claimBatchStatement,
   completeJobsStatement,
   type Failure,
   failJobsStatement,
@@ -15,6 +15,7 @@ import {
   releaseJobsStatement,
 } from '../jobs/queue.ts';
 import type { Logger } from '../logger.ts';
+import type { FailureReason, Metrics } from '../metrics/metrics.ts';
 import { type BackoffPolicy, retryDelayMs } from './backoff.ts';
 import { WriteBatcher } from './write-batcher.ts';
 
@@ -31,6 +32,7 @@ export interface WorkerOptions {
   /** Defaults to host:pid:random, so a restarted process never reuses an old id. */
   workerId?: string;
   random?: () => number;
+  metrics?: Metrics;
 }
 
 interface RunningJob {
@@ -40,6 +42,10 @@ interface RunningJob {
   phase: 'running' | 'writing';
   /** Set when the job was handed back or lost; its outcome must then never be written. */
   abandoned: boolean;
+  /** Set when the fence accepted its outcome: the job's state really changed. */
+  stored: boolean;
+  /** performance.now() when the claim returned it. */
+  claimedAt: number;
   settled: Promise<void>;
 }
 
@@ -56,6 +62,11 @@ const MAX_RESULT_DIGITS = 10_000;
 export class Worker {
   readonly id: string;
   private readonly running = new Map<string, RunningJob>();
+  /**
+   * The job each queued write belongs to. Not looked up by id in `running`: a retry can be
+   * claimed again, under the same id, before the write that failed its last attempt returns.
+   */
+  private readonly writers = new WeakMap<Completion | Failure, RunningJob>();
   private completions: WriteBatcher<Completion>;
   private failures: WriteBatcher<Failure>;
   private loop: Promise<void> | undefined;
@@ -187,7 +198,11 @@ export class Worker {
       this.wakeRequested = false;
       let claimed: ClaimedJob[];
       try {
-        claimed = await claimJobsStatement(db, this.id, free, jobTimeoutSeconds);
+        const batch = await claimBatchStatement(db, this.id, free, jobTimeoutSeconds);
+        claimed = batch.claimed;
+        for (const job of batch.timedOut) {
+          this.recordFailed(job, 'timeout', `timed out: no heartbeat for ${jobTimeoutSeconds} s on its last attempt`);
+        }
         claimFailures = 0;
       } catch (error) {
         claimFailures += 1;
@@ -208,14 +223,18 @@ export class Worker {
       controller: new AbortController(),
       phase: 'running',
       abandoned: false,
+      stored: false,
+      claimedAt: performance.now(),
       settled: Promise.resolve(),
     };
     this.running.set(job.id, entry);
     this.handlersRunning += 1;
     this.startHeartbeat();
+    this.options.metrics?.jobsClaimed.inc({ kind: job.kind });
     this.options.logger.debug({ jobId: job.id, attempt: job.attempt, workerId: this.id }, 'job wip');
     entry.settled = this.perform(entry).finally(() => {
-      this.running.delete(job.id);
+      // A retry of this job may already run under the same id; that entry is not ours to drop.
+      if (this.running.get(job.id) === entry) this.running.delete(job.id);
       if (this.running.size === 0) this.stopHeartbeat();
       if (this.saturated) this.wake();
     });
@@ -244,21 +263,58 @@ export class Worker {
     if (entry.abandoned) return;
     entry.phase = 'writing';
     if ('result' in outcome) {
-      await this.completions.push({ id: job.id, attempt: job.attempt, result: outcome.result });
+      await this.completions.push(this.ownedBy(entry, { id: job.id, attempt: job.attempt, result: outcome.result }));
+      if (entry.stored) this.recordCompleted(entry);
       return;
     }
-    const final = outcome.error instanceof PermanentJobError || job.attempt >= job.maxAttempts;
+    const permanent = outcome.error instanceof PermanentJobError;
+    const final = permanent || job.attempt >= job.maxAttempts;
     const retryInMs = final ? null : retryDelayMs(job.attempt, this.options.retry, this.options.random);
-    this.options.logger.debug({ jobId: job.id, attempt: job.attempt, err: outcome.error, retryInMs }, 'job failed');
-    const written = await this.failures.push({ id: job.id, attempt: job.attempt, error: describe(outcome.error), retryInMs });
+    await this.failures.push(
+      this.ownedBy(entry, { id: job.id, attempt: job.attempt, error: describe(outcome.error), retryInMs }),
+    );
+    if (!entry.stored) return;
+    if (retryInMs === null) {
+      this.recordFailed(job, permanent ? 'permanent' : 'exhausted', outcome.error);
+    } else {
+      this.options.metrics?.jobsRetried.inc({ kind: job.kind });
+      this.options.logger.debug({ jobId: job.id, attempt: job.attempt, err: outcome.error, retryInMs }, 'job retrying');
+    }
     // The retry's NOTIFY arrives before it is due; wake up when it is, instead of at the next poll.
-    if (written && retryInMs !== null && retryInMs < this.options.pollIntervalMs) {
+    if (retryInMs !== null && retryInMs < this.options.pollIntervalMs) {
       setTimeout(() => this.wake(), retryInMs + 10).unref();
     }
   }
 
-  private reportFenced(items: ReadonlyArray<{ id: string; attempt: number }>, accepted: Set<string>, what: string) {
+  private ownedBy<T extends Completion | Failure>(entry: RunningJob, item: T): T {
+    this.writers.set(item, entry);
+    return item;
+  }
+
+  private recordCompleted({ job, claimedAt }: RunningJob): void {
+    const { metrics, logger } = this.options;
+    const runMs = performance.now() - claimedAt;
+    logger.debug({ jobId: job.id, attempt: job.attempt, ms: Math.round(runMs) }, 'job completed');
+    if (!metrics) return;
+    const kind = { kind: job.kind };
+    metrics.jobsCompleted.inc(kind);
+    metrics.jobAttempts.observe({ ...kind, outcome: 'completed' }, job.attempt);
+    metrics.claimToComplete.observe(kind, runMs / 1000);
+    // createdAt is the database's clock and Date.now() this host's: skew between them shifts
+    // this by a few milliseconds at worst, and a negative span is skew, not speed.
+    metrics.createToComplete.observe(kind, Math.max(0, Date.now() - job.createdAt.getTime()) / 1000);
+  }
+
+  private recordFailed(job: { id: string; kind: string; attempt: number }, reason: FailureReason, error: unknown): void {
+    this.options.logger.debug({ jobId: job.id, attempt: job.attempt, reason, err: error }, 'job failed');
+    this.options.metrics?.jobsFailed.inc({ kind: job.kind, reason });
+    this.options.metrics?.jobAttempts.observe({ kind: job.kind, outcome: 'failed' }, job.attempt);
+  }
+
+  private reportFenced(items: ReadonlyArray<Completion | Failure>, accepted: Set<string>, what: string) {
     for (const item of items) {
+      const entry = this.writers.get(item as Completion | Failure);
+      if (entry) entry.stored = accepted.has(item.id);
       if (!accepted.has(item.id)) {
         this.options.logger.warn(
           { jobId: item.id, attempt: item.attempt, workerId: this.id },

@@ -1,3 +1,4 @@
+import { isRefusal } from '../db/errors.ts';
 import type { Logger } from '../logger.ts';
 
 interface Pending<T> {
@@ -8,15 +9,6 @@ interface Pending<T> {
 
 /** How often the database may reject one item (not a lost connection) before it is given up. */
 const MAX_REJECTIONS = 3;
-
-/**
- * Whether PostgreSQL refused the statement itself (bad data, a constraint), as opposed to the
- * connection failing. Only a refusal can be blamed on an item; an outage is waited out.
- */
-function isRefusal(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(08|57P)/.test(code);
-}
 
 /**
  * Collects writes and sends them as one statement. It waits for nothing: the first write goes out
@@ -45,9 +37,7 @@ export class WriteBatcher<T> {
     if (this.closed) return Promise.resolve(false);
     return new Promise((resolve) => {
       this.queue.push({ item, resolve, rejections: 0 });
-      this.flushing ??= this.flush().finally(() => {
-        this.flushing = undefined;
-      });
+      this.flushing ??= this.flush();
     });
   }
 
@@ -61,33 +51,43 @@ export class WriteBatcher<T> {
   private async flush(): Promise<void> {
     // Let the writes of the current tick join the first batch.
     await Promise.resolve();
-    while (this.queue.length > 0) {
+    for (;;) {
+      // Checked and cleared in one synchronous step: a push after this starts a new flush, and no
+      // push can land in between and wait for a flush that has already ended.
+      if (this.queue.length === 0) {
+        this.flushing = undefined;
+        return;
+      }
       const batch = this.queue.splice(0, this.isolating > 0 ? 1 : this.options.maxBatch);
       try {
         await this.write(batch.map((pending) => pending.item));
         for (const pending of batch) pending.resolve(true);
         this.isolating = Math.max(0, this.isolating - 1);
       } catch (error) {
-        if (isRefusal(error) && batch.length > 1) {
-          this.queue.unshift(...batch);
-          this.isolating = batch.length;
-          continue;
-        }
-        const [single] = batch;
-        if (single && isRefusal(error) && (single.rejections += 1) >= MAX_REJECTIONS) {
-          this.options.logger.error({ err: error, item: single.item }, `giving up writing one of the ${this.options.what}`);
-          single.resolve(false);
-          this.isolating = Math.max(0, this.isolating - 1);
-          continue;
-        }
-        this.options.logger.warn({ err: error, count: batch.length }, `writing ${this.options.what} failed`);
-        if (this.closed) {
-          for (const pending of batch) pending.resolve(false);
-          continue;
-        }
-        this.queue.unshift(...batch);
-        await new Promise((resolve) => setTimeout(resolve, this.options.retryDelayMs));
+        await this.failed(batch, error);
       }
     }
+  }
+
+  private async failed(batch: Pending<T>[], error: unknown): Promise<void> {
+    if (isRefusal(error) && batch.length > 1) {
+      this.queue.unshift(...batch);
+      this.isolating = batch.length;
+      return;
+    }
+    const [single] = batch;
+    if (single && isRefusal(error) && (single.rejections += 1) >= MAX_REJECTIONS) {
+      this.options.logger.error({ err: error, item: single.item }, `giving up writing one of the ${this.options.what}`);
+      single.resolve(false);
+      this.isolating = Math.max(0, this.isolating - 1);
+      return;
+    }
+    this.options.logger.warn({ err: error, count: batch.length }, `writing ${this.options.what} failed`);
+    if (this.closed) {
+      for (const pending of batch) pending.resolve(false);
+      return;
+    }
+    this.queue.unshift(...batch);
+    await new Promise((resolve) => setTimeout(resolve, this.options.retryDelayMs));
   }
 }

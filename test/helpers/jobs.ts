@@ -1,5 +1,6 @@
 import type { Database } from '../../src/db/database.ts';
 import { JobEventHub } from '../../src/jobs/events.ts';
+import type { Metrics } from '../../src/metrics/metrics.ts';
 import { createHandlers, type JobHandler } from '../../src/jobs/handlers.ts';
 import { type Caller, type Job, JobService } from '../../src/jobs/service.ts';
 import { Worker, type WorkerOptions } from '../../src/worker/worker.ts';
@@ -7,8 +8,13 @@ import { testLogger } from './database.ts';
 
 export const ANONYMOUS: Caller = { owner: '' };
 
-export function createService(db: Database, limits: Partial<ConstructorParameters<typeof JobService>[1]> = {}) {
-  return new JobService(db, { maxAttempts: 3, numberMaxDigits: 100, maxBatchSize: 5000, ...limits });
+export function createService(
+  db: Database,
+  hub: JobEventHub,
+  limits: Partial<ConstructorParameters<typeof JobService>[2]> = {},
+  options: ConstructorParameters<typeof JobService>[3] = {},
+) {
+  return new JobService(db, hub, { maxAttempts: 3, numberMaxDigits: 100, maxBatchSize: 5000, ...limits }, options);
 }
 
 export function createWorker(
@@ -31,8 +37,8 @@ export function createWorker(
   });
 }
 
-export function createHub(db: Database): JobEventHub {
-  return new JobEventHub(db, testLogger());
+export function createHub(db: Database, metrics?: Metrics): JobEventHub {
+  return new JobEventHub(db, testLogger(), { metrics });
 }
 
 /**

@@ -1,0 +1,48 @@
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  // Prisma's codes for an unreachable, timed-out or closed server.
+  'P1001',
+  'P1002',
+  'P1017',
+]);
+
+function codeOf(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+/**
+ * Whether `error` says the database could not be reached or went away (a retry may succeed),
+ * as opposed to the database refusing a statement. Looks through `cause` chains, since Prisma
+ * and pg wrap each other's errors.
+ */
+export function isConnectionError(error: unknown): boolean {
+  for (let current = error, depth = 0; current && depth < 5; depth += 1) {
+    const code = codeOf(current);
+    if (code && (CONNECTION_CODES.has(code) || /^(08|57P0)/.test(code))) return true;
+    const message = current instanceof Error ? current.message : '';
+    if (
+      /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|DatabaseNotReachable|is not currently accepting connections|the database system is (starting up|shutting down)/i.test(
+        message,
+      )
+    ) {
+      return true;
+    }
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/**
+ * Whether PostgreSQL refused the statement itself (bad data, a constraint), as opposed to the
+ * connection failing. Only a refusal can be blamed on the statement's input.
+ */
+export function isRefusal(error: unknown): boolean {
+  const code = codeOf(error);
+  return code !== undefined && /^[0-9A-Z]{5}$/.test(code) && !isConnectionError(error);
+}

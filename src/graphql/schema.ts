@@ -1,0 +1,20 @@
+import type { GraphQLSchema } from 'graphql';
+import { createBuilder } from './builder.ts';
+import { addAddJobTypes } from './types/add-job.ts';
+import { addJobType } from './types/job.ts';
+import { addMutationType } from './types/mutation.ts';
+import { addQueryType } from './types/query.ts';
+import { addScalars } from './types/scalars.ts';
+import { addSubscriptionType } from './types/subscription.ts';
+
+/** Builds the schema from one file per type. Nothing is registered at import time. */
+export function buildSchema(): GraphQLSchema {
+  const builder = createBuilder();
+  addScalars(builder);
+  const jobTypes = addJobType(builder);
+  addQueryType(builder, jobTypes);
+  addMutationType(builder, jobTypes);
+  addAddJobTypes(builder, jobTypes);
+  addSubscriptionType(builder, jobTypes);
+  return builder.toSchema({ sortSchema: true });
+}

@@ -1,0 +1,40 @@
+import type { Builder } from '../builder.ts';
+
+export type JobTypes = ReturnType<typeof addJobType>;
+
+export function addJobType(builder: Builder) {
+  const JobStatus = builder.enumType('JobStatus', {
+    values: {
+      PENDING: { value: 'pending', description: 'Waiting for a worker, or for its next attempt.' },
+      WIP: { value: 'wip', description: 'A worker is running it.' },
+      COMPLETED: { value: 'completed', description: 'Done; the result is ready.' },
+      FAILED: { value: 'failed', description: 'Every attempt failed; see lastError.' },
+      RETRIEVED: { value: 'retrieved', description: 'Done, and the customer has fetched the result.' },
+      CANCELLED: { value: 'cancelled', description: 'Cancelled before a worker took it.' },
+    } as const,
+  });
+
+  const Job = builder.prismaObject('Job', {
+    description: 'One job: adding num1 and num2.',
+    fields: (t) => ({
+      id: t.exposeID('id'),
+      status: t.expose('status', { type: JobStatus }),
+      num1: t.field({ type: 'Decimal', resolve: (job) => job.num1.toFixed() }),
+      num2: t.field({ type: 'Decimal', resolve: (job) => job.num2.toFixed() }),
+      result: t.field({ type: 'Decimal', nullable: true, resolve: (job) => job.result?.toFixed() ?? null }),
+      attempt: t.exposeInt('attempt', { description: 'Attempts started so far.' }),
+      maxAttempts: t.exposeInt('maxAttempts'),
+      lastError: t.exposeString('lastError', { nullable: true, description: 'Why the last attempt failed.' }),
+      priority: t.exposeInt('priority'),
+      idempotencyKey: t.exposeString('idempotencyKey', { nullable: true }),
+      version: t.exposeInt('version', { description: 'Grows with every change of the job.' }),
+      runAt: t.expose('runAt', { type: 'DateTime' }),
+      createdAt: t.expose('createdAt', { type: 'DateTime' }),
+      lastUpdated: t.expose('lastUpdated', { type: 'DateTime' }),
+      completedOn: t.expose('completedOn', { type: 'DateTime', nullable: true }),
+      retrievedAt: t.expose('retrievedAt', { type: 'DateTime', nullable: true }),
+    }),
+  });
+
+  return { Job, JobStatus };
+}

@@ -1,0 +1,19 @@
+import type { Builder } from '../builder.ts';
+import { serviceCall } from '../errors.ts';
+import type { JobTypes } from './job.ts';
+
+export function addSubscriptionType(builder: Builder, { Job }: JobTypes) {
+  builder.subscriptionType({});
+
+  builder.subscriptionField('jobUpdated', (t) =>
+    t.field({
+      type: Job,
+      description:
+        'The job as it is now, then after every change, until it is RETRIEVED, FAILED or CANCELLED. ' +
+        'Changes that land faster than they can be read arrive as the latest state.',
+      args: { id: t.arg.id({ required: true }) },
+      subscribe: (_root, { id }, { jobs, caller }) => serviceCall(() => jobs.watchJob(String(id), caller)),
+      resolve: (job) => job,
+    }),
+  );
+}

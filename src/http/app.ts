@@ -1,0 +1,217 @@
+import { EnvelopArmorPlugin } from '@escape.tech/graphql-armor';
+import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
+import { GraphQLError } from 'graphql';
+import { createGraphQLError, createYoga, maskError, type Plugin, type YogaServerInstance } from 'graphql-yoga';
+import type { Database } from '../db/database.ts';
+import { isConnectionError } from '../db/errors.ts';
+import type { Migration } from '../db/migrate.ts';
+import type { GraphQLContext } from '../graphql/builder.ts';
+import { buildSchema } from '../graphql/schema.ts';
+import type { Caller, JobService } from '../jobs/service.ts';
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+import type { Authenticator } from './auth.ts';
+import { createGraphiQL, GRAPHIQL_DEFAULT_QUERY } from './graphiql.ts';
+import { createHealthHandler } from './health.ts';
+import { errorResponse } from './json.ts';
+import { createMetricsHandler } from './metrics.ts';
+import { createPageHandler } from './page.ts';
+import { createRequestLogPlugin } from './request-log.ts';
+import { createRestHandler } from './rest.ts';
+
+/** Bounds on what one request may ask for; each is a setting (see src/config.ts). */
+export interface ApiLimits {
+  maxBodyBytes: number;
+  maxDepth: number;
+  maxCost: number;
+  maxTokens: number;
+  maxAliases: number;
+  maxDirectives: number;
+}
+
+export interface AppDeps {
+  jobs: JobService;
+  db: Database;
+  migrations: readonly Migration[];
+  logger: Logger;
+  auth: Authenticator;
+  limits: ApiLimits;
+  /** Served at /metrics when given. */
+  metrics?: Metrics;
+}
+
+export type App = YogaServerInstance<Record<string, unknown>, GraphQLContext>;
+
+export const GRAPHQL_PATH = '/graphql';
+
+/** The header every request carries, except a WebSocket one, which may send it at connection init. */
+const CSRF_HEADER = 'x-graphql-yoga-csrf';
+
+function unauthenticated() {
+  return createGraphQLError('a valid API key is required: send Authorization: Bearer <key>', {
+    extensions: { code: 'UNAUTHENTICATED', http: { status: 401, headers: { 'www-authenticate': 'Bearer' } } },
+  });
+}
+
+/** The Authorization header of an HTTP request, or of a WebSocket's connection_init or upgrade. */
+function authorizationOf(initial: Record<string, unknown>): string | null {
+  const request = initial['request'] as Request | undefined;
+  if (request) return request.headers.get('authorization');
+  const params = initial['connectionParams'] as Record<string, unknown> | undefined;
+  if (typeof params?.['authorization'] === 'string') return params['authorization'];
+  const upgrade = initial['req'] as { headers?: Record<string, string | string[] | undefined> } | undefined;
+  const header = upgrade?.headers?.['authorization'];
+  return typeof header === 'string' ? header : null;
+}
+
+/** GraphQL errors we created on purpose carry a code already; everything else is masked. */
+function isExpected(error: unknown): boolean {
+  return (
+    error instanceof GraphQLError &&
+    (error.originalError === undefined || error.originalError === null || error.originalError instanceof GraphQLError)
+  );
+}
+
+/**
+ * Every error a client gets names its kind in `extensions.code`. graphql-js and Yoga label their
+ * own; GraphQL Armor throws bare errors for its depth, cost, token and alias limits, which are
+ * limits on the request's shape, so they are labelled as failed validation. The label is added in
+ * place: Yoga logs every error its mask replaces, and a client's oversized query is no server error.
+ */
+export function withCode(error: GraphQLError, code: string): GraphQLError {
+  const extensions = error.extensions as Record<string, unknown>;
+  extensions['code'] ??= code;
+  return error;
+}
+
+/**
+ * graphql-js parses recursively, so a document nested a few thousand brackets deep overflows the
+ * stack before the token or depth limits can refuse it (4 kB of `[` does it). The document is at
+ * fault, not the server: it becomes a parse error, which Yoga's parse cache then remembers.
+ */
+const nestingGuard: Plugin = {
+  onParse() {
+    return ({ result, replaceParseResult }) => {
+      if (result instanceof RangeError) {
+        replaceParseResult(
+          createGraphQLError('the document is nested too deeply to parse', {
+            extensions: { code: 'GRAPHQL_PARSE_FAILED' },
+          }),
+        );
+      }
+    };
+  },
+};
+
+/**
+ * Yoga reads `variables` and `extensions` from a GET's query string (or a form POST) with a bare
+ * JSON.parse, so `?variables={` threw a SyntaxError that was masked as a 500. The request is
+ * malformed: a 400, as Yoga answers a POST body that is not JSON.
+ */
+const paramsGuard: Plugin = {
+  onRequestParse({ requestParser, setRequestParser }) {
+    if (!requestParser) return;
+    setRequestParser(async (request) => {
+      try {
+        return await requestParser(request);
+      } catch (error) {
+        if (!(error instanceof SyntaxError)) throw error;
+        throw createGraphQLError('variables and extensions must be JSON', {
+          extensions: { code: 'BAD_REQUEST', http: { status: 400 } },
+        });
+      }
+    });
+  },
+};
+
+/**
+ * The whole HTTP surface as one fetch handler, with no listen(): GraphQL (and GraphiQL) at
+ * /graphql, the REST aliases under /api/v1, and the health checks. Tests call `app.fetch`
+ * in-process; `server.ts` puts it on a port next to the WebSocket endpoint.
+ */
+export function createApp({ jobs, db, migrations, logger, auth, limits, metrics }: AppDeps): App {
+  const rest = createRestHandler({ jobs, logger });
+  const health = createHealthHandler({ db, migrations, logger });
+  const metricsHandler = metrics ? createMetricsHandler({ registry: metrics.registry, logger }) : async () => null;
+  const graphiql = createGraphiQL();
+  const page = createPageHandler();
+
+  const routes: Plugin = {
+    async onRequest({ request, url, endResponse }) {
+      if (url.pathname === GRAPHQL_PATH) return;
+      // Probes, metrics and the static files hold no customer's data and answer without a key
+      // (keep /metrics off the public network); the page's own calls to /graphql need one.
+      const open =
+        (await health(url.pathname)) ??
+        (await metricsHandler(url.pathname, request.method)) ??
+        (await graphiql.serveAsset(request, url.pathname)) ??
+        (await page(request, url.pathname));
+      if (open) return endResponse(open);
+      const caller = auth.authenticate(request.headers.get('authorization'));
+      if (!caller && url.pathname.startsWith('/api/')) {
+        return endResponse(
+          errorResponse(401, 'UNAUTHENTICATED', 'a valid API key is required: send Authorization: Bearer <key>'),
+        );
+      }
+      endResponse(
+        (caller && (await rest(request, url.pathname, caller))) ?? errorResponse(404, 'NOT_FOUND', 'not found'),
+      );
+    },
+  };
+
+  return createYoga<Record<string, unknown>, GraphQLContext>({
+    schema: buildSchema(),
+    graphqlEndpoint: GRAPHQL_PATH,
+    landingPage: false,
+    // Yoga's built-in check would take /health with an empty body; ours answers JSON next to /ready.
+    healthCheckEndpoint: `${GRAPHQL_PATH}/health`,
+    graphiql: { title: 'Job service', subscriptionsProtocol: 'WS', defaultQuery: GRAPHIQL_DEFAULT_QUERY },
+    renderGraphiQL: graphiql.render,
+    maxRequestBodySize: limits.maxBodyBytes,
+    context: (initial) => {
+      const caller = auth.authenticate(authorizationOf(initial));
+      if (!caller) throw unauthenticated();
+      return { jobs, caller, prisma: db.prisma };
+    },
+    logging: {
+      debug: (...args) => logger.debug(args.map(String).join(' ')),
+      info: (...args) => logger.info(args.map(String).join(' ')),
+      warn: (...args) => logger.warn(args.map(String).join(' ')),
+      error: (...args) => logger.error(args.map(String).join(' ')),
+    },
+    maskedErrors: {
+      maskError(error, message) {
+        if (isExpected(error)) return withCode(error as GraphQLError, 'GRAPHQL_VALIDATION_FAILED');
+        const cause = error instanceof GraphQLError ? error.originalError : error;
+        if (isConnectionError(cause)) {
+          logger.warn({ err: cause }, 'database unavailable');
+          return createGraphQLError('the database is unavailable; retry shortly', {
+            extensions: { code: 'UNAVAILABLE' },
+          });
+        }
+        logger.error({ err: cause }, 'unexpected error in a GraphQL operation');
+        return maskError(error, message, false);
+      },
+    },
+    plugins: [
+      createRequestLogPlugin(logger),
+      routes,
+      // A browser will send a "simple" cross-site request without asking; requiring a custom
+      // header (or a JSON content type) makes every such request preflighted, so a foreign page
+      // cannot make a visitor's browser call the API.
+      useCSRFPrevention({ requestHeaders: [CSRF_HEADER] }),
+      EnvelopArmorPlugin({
+        maxDepth: { n: limits.maxDepth },
+        costLimit: { maxCost: limits.maxCost },
+        maxTokens: { n: limits.maxTokens },
+        maxAliases: { n: limits.maxAliases },
+        maxDirectives: { n: limits.maxDirectives },
+        // Suggestions would hand the schema to anybody probing with typos; it is public anyway
+        // through introspection, but keep the error answers short.
+        blockFieldSuggestion: { enabled: true },
+      }),
+      nestingGuard,
+      paramsGuard,
+    ],
+  });
+}

@@ -1,0 +1,418 @@
+// The jobs page. Plain browser JavaScript, no build step: queries and mutations go over HTTP
+// POST to /graphql, and each job that can still change is watched with a `jobUpdated`
+// subscription over one WebSocket (graphql-ws, served by this service as /assets/graphql-ws.js).
+// One socket carries every subscription: SSE would hold one HTTP connection per job, and a
+// browser allows only six per host over HTTP/1.1.
+
+const JOB_FIELDS = `
+  id status num1 num2 result attempt maxAttempts lastError version
+  runAt createdAt lastUpdated completedOn retrievedAt`;
+// At most WS_MAX_SUBSCRIPTIONS (100 by default) operations may share one socket.
+const LIST_SIZE = 50;
+const KEY_STORAGE = 'job-service-api-key';
+const FORBIDDEN = 4403;
+const STATUSES = ['PENDING', 'WIP', 'COMPLETED', 'RETRIEVED', 'FAILED', 'CANCELLED'];
+const FINAL = new Set(['RETRIEVED', 'FAILED', 'CANCELLED']);
+const LABEL = {
+  PENDING: 'Pending',
+  WIP: 'Running',
+  COMPLETED: 'Completed',
+  RETRIEVED: 'Retrieved',
+  FAILED: 'Failed',
+  CANCELLED: 'Cancelled',
+};
+
+const $ = (id) => document.getElementById(id);
+
+class GraphQLRequestError extends Error {
+  constructor(errors) {
+    super(errors.map((error) => error.message).join('; '));
+    this.errors = errors;
+  }
+
+  get unauthenticated() {
+    return this.errors.some((error) => error.extensions?.code === 'UNAUTHENTICATED');
+  }
+}
+
+// ---- the API key, when the service asks for one ---------------------------------------------------
+
+let apiKey = sessionStorage.getItem(KEY_STORAGE) ?? '';
+
+function authorization() {
+  return apiKey ? { authorization: `Bearer ${apiKey}` } : {};
+}
+
+function askForKey() {
+  const panel = $('key-panel');
+  $('key-error').textContent = apiKey ? 'That key was not accepted.' : '';
+  $('forget-key').hidden = true;
+  if (!panel.hidden) return;
+  panel.hidden = false;
+  $('api-key').focus();
+}
+
+function keyAccepted() {
+  $('key-panel').hidden = true;
+  $('forget-key').hidden = !apiKey;
+}
+
+/** A new key (or none): every watch starts again on a new socket, and the list is read again. */
+function useKey(key) {
+  apiKey = key;
+  if (key) sessionStorage.setItem(KEY_STORAGE, key);
+  else sessionStorage.removeItem(KEY_STORAGE);
+  for (const id of [...shown.keys()]) forget(id);
+  connectLive();
+  load();
+}
+
+async function graphql(query, variables) {
+  const response = await fetch('/graphql', {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      accept: 'application/graphql-response+json, application/json',
+      ...authorization(),
+    },
+    body: JSON.stringify({ query, variables }),
+  });
+  let body;
+  try {
+    body = await response.json();
+  } catch {
+    throw new Error(`the service answered HTTP ${response.status}`);
+  }
+  if (body.errors?.length) {
+    const error = new GraphQLRequestError(body.errors);
+    if (error.unauthenticated) askForKey();
+    throw error;
+  }
+  return body.data;
+}
+
+// ---- state ------------------------------------------------------------------------------------
+
+/** id → { job, element, unsubscribe } for every job on the page. */
+const shown = new Map();
+
+let live;
+
+function connectLive() {
+  const old = live;
+  live = undefined;
+  old?.dispose();
+  const client = graphqlWs.createClient({
+    url: `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/graphql`,
+    connectionParams: () => authorization(),
+    // A restart or a dropped connection must not end live updates; each subscription is sent
+    // again on the new socket, and its first message is the job as it is then.
+    retryAttempts: Infinity,
+    shouldRetry: () => true,
+    retryWait: (retries) =>
+      new Promise((resolve) => setTimeout(resolve, Math.min(10_000, 500 * 2 ** retries) + Math.random() * 500)),
+    // Connected from the start, so the indicator in the header tells the truth even while no job
+    // is being watched.
+    lazy: false,
+    keepAlive: 20_000,
+  });
+  client.on('connected', () => {
+    if (client === live) setLive('connected', 'Live updates on');
+  });
+  client.on('closed', (event) => {
+    if (client !== live) return;
+    if (event?.code === FORBIDDEN) {
+      setLive('closed', 'Live updates need an API key');
+      askForKey();
+    } else {
+      setLive('closed', 'Live updates lost: reconnecting…');
+    }
+  });
+  live = client;
+}
+
+function setLive(state, text) {
+  const element = $('live');
+  // Only real changes: the element is a live region, and each change is read out.
+  if (element.dataset.state === state && element.textContent === text) return;
+  element.dataset.state = state;
+  element.textContent = text;
+}
+
+function watch(id) {
+  const entry = shown.get(id);
+  if (!entry || entry.unsubscribe || FINAL.has(entry.job.status)) return;
+  // A watch that ends (the job is final, or its socket was replaced) frees its place, unless a
+  // newer watch of the same job took it meanwhile.
+  const release = () => {
+    const current = shown.get(id);
+    if (current?.unsubscribe === stop) current.unsubscribe = undefined;
+  };
+  const stop = live.subscribe(
+    { query: `subscription Watch($id: ID!) { jobUpdated(id: $id) { ${JOB_FIELDS} } }`, variables: { id } },
+    {
+      next: (message) => {
+        if (message.data?.jobUpdated) update(message.data.jobUpdated);
+      },
+      error: release,
+      complete: release,
+    },
+  );
+  entry.unsubscribe = stop;
+}
+
+/** Shows a job's state, unless the page already has a newer one (a late read). */
+function update(job, { announce = true } = {}) {
+  const entry = shown.get(job.id);
+  if (!entry) return;
+  if (job.version < entry.job.version) return;
+  const before = entry.job.status;
+  entry.job = job;
+  render(entry);
+  renderCounts();
+  if (announce && before !== job.status) say(`${sumText(job)}: ${LABEL[job.status].toLowerCase()}${resultText(job)}`);
+  if (FINAL.has(job.status) && entry.unsubscribe) {
+    entry.unsubscribe();
+    entry.unsubscribe = undefined;
+  }
+}
+
+function add(job, { atTop }) {
+  if (shown.has(job.id)) return update(job);
+  const element = document.createElement('li');
+  element.className = 'job';
+  element.dataset.id = job.id;
+  const entry = { job, element, unsubscribe: undefined };
+  shown.set(job.id, entry);
+  render(entry);
+  const list = $('jobs');
+  if (atTop) list.prepend(element);
+  else list.append(element);
+  watch(job.id);
+}
+
+function forget(id) {
+  const entry = shown.get(id);
+  if (!entry) return;
+  entry.unsubscribe?.();
+  entry.element.remove();
+  shown.delete(id);
+  renderCounts();
+}
+
+// ---- rendering ----------------------------------------------------------------------------------
+
+function sumText(job) {
+  return `${job.num1} + ${job.num2}`;
+}
+
+function resultText(job) {
+  if (job.result !== null && job.result !== undefined) return `, result ${job.result}`;
+  if (job.status === 'FAILED' && job.lastError) return `: ${job.lastError}`;
+  return '';
+}
+
+const timeFormat = new Intl.DateTimeFormat(undefined, { timeStyle: 'medium' });
+const dateTimeFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium', timeStyle: 'medium' });
+
+function time(iso) {
+  const element = document.createElement('time');
+  element.dateTime = iso;
+  const date = new Date(iso);
+  const today = date.toDateString() === new Date().toDateString();
+  element.textContent = (today ? timeFormat : dateTimeFormat).format(date);
+  return element;
+}
+
+function el(tag, props = {}, ...children) {
+  const element = document.createElement(tag);
+  Object.assign(element, props);
+  element.append(...children.filter((child) => child !== null && child !== undefined && child !== false));
+  return element;
+}
+
+function detail(term, ...value) {
+  return el('div', {}, el('dt', { textContent: term }), el('dd', {}, ...value));
+}
+
+function idDetail(id) {
+  const item = detail('ID', el('code', { textContent: id }));
+  item.className = 'id';
+  return item;
+}
+
+function render({ job, element }) {
+  const titleId = `job-${job.id}`;
+  const title = el('h3', { id: titleId }, sumText(job));
+  if (job.result !== null) title.append(' = ', el('span', { className: 'result', textContent: job.result }));
+
+  const chip = el('span', { className: 'chip', textContent: LABEL[job.status] });
+  chip.dataset.status = job.status;
+
+  const details = el(
+    'dl',
+    {},
+    detail('Attempts', `${job.attempt} of ${job.maxAttempts}`),
+    detail('Created', time(job.createdAt)),
+    new Date(job.runAt) > new Date(job.createdAt) && job.status === 'PENDING' ? detail('Runs at', time(job.runAt)) : null,
+    detail('Last change', time(job.lastUpdated)),
+    job.completedOn ? detail(job.status === 'CANCELLED' ? 'Cancelled' : 'Finished', time(job.completedOn)) : null,
+    job.retrievedAt ? detail('Retrieved', time(job.retrievedAt)) : null,
+    idDetail(job.id),
+  );
+
+  const error = job.lastError ? el('p', { className: 'last-error', textContent: `Last error: ${job.lastError}` }) : null;
+
+  let actions = null;
+  if (job.status === 'COMPLETED') {
+    const button = el('button', { type: 'button', className: 'retrieve' }, 'Retrieve', el('span', {
+      className: 'visually-hidden',
+      textContent: ` the result of ${sumText(job)}`,
+    }));
+    button.addEventListener('click', () => retrieve(job.id, button));
+    actions = el('div', { className: 'actions' }, button);
+  }
+
+  // Keep focus where it was when the job re-renders under it (the retrieve button goes away).
+  const hadFocus = element.contains(document.activeElement);
+  element.replaceChildren(title, chip, details, ...(error ? [error] : []), ...(actions ? [actions] : []));
+  element.setAttribute('aria-labelledby', titleId);
+  if (hadFocus && !element.contains(document.activeElement)) {
+    element.tabIndex = -1;
+    element.focus();
+  }
+}
+
+function renderCounts() {
+  const counts = Object.fromEntries(STATUSES.map((status) => [status, 0]));
+  for (const { job } of shown.values()) counts[job.status] += 1;
+  $('counts').replaceChildren(
+    ...STATUSES.map((status) => {
+      const chip = el('span', { className: 'chip', textContent: LABEL[status] });
+      chip.dataset.status = status;
+      const item = el('li', {}, chip, el('strong', { textContent: String(counts[status]) }));
+      item.dataset.status = status;
+      return item;
+    }),
+  );
+  $('jobs-empty').hidden = shown.size > 0;
+}
+
+function say(text) {
+  $('announcer').textContent = text;
+}
+
+// ---- actions ----------------------------------------------------------------------------------
+
+async function load() {
+  const button = $('refresh');
+  button.disabled = true;
+  $('jobs-error').textContent = '';
+  try {
+    const data = await graphql(`query Jobs($first: Int) { jobs(first: $first) { nodes { ${JOB_FIELDS} } } }`, {
+      first: LIST_SIZE,
+    });
+    const jobs = data.jobs.nodes;
+    const ids = new Set(jobs.map((job) => job.id));
+    for (const id of [...shown.keys()]) if (!ids.has(id)) forget(id);
+    // Newest first: jobs the page already shows keep their element, new ones fall into place.
+    const list = $('jobs');
+    for (const job of jobs) {
+      if (shown.has(job.id)) {
+        update(job, { announce: false });
+        watch(job.id);
+      } else {
+        add(job, { atTop: false });
+      }
+      list.append(shown.get(job.id).element);
+    }
+    renderCounts();
+    keyAccepted();
+  } catch (error) {
+    if (!error.unauthenticated) $('jobs-error').textContent = `Could not load the jobs: ${error.message}`;
+  } finally {
+    button.disabled = false;
+  }
+}
+
+function setFieldError(name, message) {
+  const input = $(name);
+  const error = $(`${name}-error`);
+  input.setAttribute('aria-invalid', message ? 'true' : 'false');
+  error.textContent = message ?? '';
+  error.hidden = !message;
+}
+
+const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)$/;
+
+async function submit(event) {
+  event.preventDefault();
+  const form = event.currentTarget;
+  const values = { num1: $('num1').value.trim(), num2: $('num2').value.trim() };
+  $('form-error').textContent = '';
+  let firstBad = null;
+  for (const name of ['num1', 'num2']) {
+    const bad = values[name] === '' ? 'Enter a number.' : DECIMAL.test(values[name]) ? null : 'Use a plain decimal like 12 or -0.5.';
+    setFieldError(name, bad);
+    if (bad && !firstBad) firstBad = name;
+  }
+  if (firstBad) {
+    $(firstBad).focus();
+    return;
+  }
+  const button = form.querySelector('button[type="submit"]');
+  button.disabled = true;
+  try {
+    const data = await graphql(
+      `mutation Add($input: AddJobInput!) { addJob(input: $input) { job { ${JOB_FIELDS} } } }`,
+      { input: values },
+    );
+    const job = data.addJob.job;
+    add(job, { atTop: true });
+    renderCounts();
+    say(`Added ${sumText(job)}: ${LABEL[job.status].toLowerCase()}`);
+  } catch (error) {
+    const field = error.errors?.[0]?.extensions?.field;
+    if (error.unauthenticated) {
+      // The key panel says what to do.
+    } else if (field === 'num1' || field === 'num2') {
+      setFieldError(field, error.errors[0].message);
+      $(field).focus();
+    } else {
+      $('form-error').textContent = `Could not add the job: ${error.message}`;
+    }
+  } finally {
+    button.disabled = false;
+  }
+}
+
+async function retrieve(id, button) {
+  button.disabled = true;
+  try {
+    const data = await graphql(`mutation Retrieve($id: ID!) { retrieveJob(id: $id) { ${JOB_FIELDS} } }`, { id });
+    update(data.retrieveJob);
+  } catch (error) {
+    button.disabled = false;
+    if (!error.unauthenticated) say(`Could not retrieve the result: ${error.message}`);
+  }
+}
+
+function submitKey(event) {
+  event.preventDefault();
+  const key = $('api-key').value.trim();
+  if (!key) {
+    $('key-error').textContent = 'Enter your API key.';
+    $('api-key').focus();
+    return;
+  }
+  $('api-key').value = '';
+  useKey(key);
+}
+
+$('add-form').addEventListener('submit', submit);
+$('refresh').addEventListener('click', load);
+$('key-form').addEventListener('submit', submitKey);
+$('forget-key').addEventListener('click', () => useKey(''));
+connectLive();
+renderCounts();
+load();

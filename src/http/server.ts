@@ -1,0 +1,201 @@
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type ExecutionArgs, getOperationAST, GraphQLError } from 'graphql';
+import { CloseCode, MessageType } from 'graphql-ws';
+import { useServer } from 'graphql-ws/use/ws';
+import { type RawData, WebSocketServer } from 'ws';
+import type { Logger } from '../logger.ts';
+import { type App, GRAPHQL_PATH, withCode } from './app.ts';
+import type { Authenticator } from './auth.ts';
+
+export interface HttpServerOptions {
+  host: string;
+  port: number;
+  logger: Logger;
+  auth: Authenticator;
+  /** Operations one WebSocket may have running at once. */
+  maxSubscriptionsPerConnection: number;
+  /** Largest WebSocket message accepted; a larger one closes the socket. */
+  maxMessageBytes: number;
+  /** How long open requests may finish at stop before their sockets are cut. */
+  closeGraceMs?: number;
+}
+
+/** Messages only a server may send. graphql-ws takes one from a client for a fault of its own. */
+const SERVER_MESSAGES = new Set<unknown>([MessageType.ConnectionAck, MessageType.Next, MessageType.Error]);
+
+function isServerMessage(data: RawData): boolean {
+  try {
+    const message: unknown = JSON.parse(String(data));
+    return typeof message === 'object' && message !== null && SERVER_MESSAGES.has((message as { type?: unknown }).type);
+  } catch {
+    return false;
+  }
+}
+
+type EnvelopedArgs = ExecutionArgs & {
+  rootValue: { execute: (args: ExecutionArgs) => unknown; subscribe: (args: ExecutionArgs) => unknown };
+};
+
+/**
+ * Puts the app on a port: HTTP (GraphQL over POST/GET and SSE, GraphiQL, REST, health) and
+ * graphql-ws on the same /graphql path. Both run through the same Yoga instance, so a WebSocket
+ * operation gets the same schema, context and error masking as an HTTP one.
+ */
+export class HttpServer {
+  private readonly server: Server;
+  private readonly sockets: WebSocketServer;
+  private disposeGraphqlWs: (() => void | Promise<void>) | undefined;
+  private starting: Promise<AddressInfo> | undefined;
+  private stopping: Promise<void> | undefined;
+
+  constructor(
+    private readonly app: App,
+    private readonly options: HttpServerOptions,
+  ) {
+    this.server = createServer((request, response) => {
+      // The app's adapter builds the request's URL from the Host header and the raw target. When
+      // that is no URL (Host 'a b', target '*' or 'http://…' after a Host with a port), it
+      // answered 500 with a stack trace in the body. The request is malformed.
+      if (!URL.canParse(`http://${request.headers.host ?? 'localhost'}${request.url ?? ''}`)) {
+        response.writeHead(400, { 'content-type': 'application/json; charset=utf-8' });
+        response.end(JSON.stringify({ error: { code: 'BAD_REQUEST', message: 'the Host header or request target is not valid' } }));
+        return;
+      }
+      void app(request, response);
+    });
+    this.sockets = new WebSocketServer({ server: this.server, path: GRAPHQL_PATH, maxPayload: options.maxMessageBytes });
+  }
+
+  /** Listens, once. Resolves with the bound address (useful with port 0). */
+  start(): Promise<AddressInfo> {
+    this.starting ??= new Promise<AddressInfo>((resolve, reject) => {
+      this.disposeGraphqlWs = this.serveGraphqlWs();
+      this.server.once('error', reject);
+      this.server.listen(this.options.port, this.options.host, () => {
+        this.server.off('error', reject);
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+    return this.starting;
+  }
+
+  /**
+   * Stops taking connections, ends the WebSocket subscriptions, lets open HTTP requests finish
+   * for the grace period, then closes what is left. Safe to call twice, or before start.
+   */
+  stop(): Promise<void> {
+    if (!this.starting) return Promise.resolve();
+    this.stopping ??= (async () => {
+      await this.starting?.catch(() => undefined);
+      await this.disposeGraphqlWs?.();
+      for (const socket of this.sockets.clients) socket.close(1001, 'server shutting down');
+      const closed = new Promise<void>((resolve) => this.sockets.close(() => this.server.close(() => resolve())));
+      this.server.closeIdleConnections();
+      const grace = setTimeout(() => this.server.closeAllConnections(), this.options.closeGraceMs ?? 5_000);
+      await closed;
+      clearTimeout(grace);
+    })();
+    return this.stopping;
+  }
+
+  private serveGraphqlWs() {
+    const { app, options } = this;
+    // Operation ids per connection, to bound what one socket may hold open.
+    const active = new WeakMap<object, Set<string>>();
+    const disposable = useServer(
+      {
+        // A socket without a valid key is closed at connection_init (4403), before any operation.
+        onConnect: (context) => {
+          const params = context.connectionParams as Record<string, unknown> | undefined;
+          const fromParams = typeof params?.['authorization'] === 'string' ? params['authorization'] : undefined;
+          const fromUpgrade = (context.extra.request as IncomingMessage).headers.authorization;
+          return options.auth.authenticate(fromParams ?? fromUpgrade) !== null;
+        },
+        onComplete: (context, id) => {
+          active.get(context)?.delete(id);
+        },
+        execute: (args) => (args as EnvelopedArgs).rootValue.execute(args) as never,
+        subscribe: (args) => (args as EnvelopedArgs).rootValue.subscribe(args) as never,
+        onSubscribe: async (context, id, params) => {
+          const ids = active.get(context) ?? new Set<string>();
+          active.set(context, ids);
+          if (ids.size >= options.maxSubscriptionsPerConnection) {
+            return [
+              new GraphQLError(`at most ${options.maxSubscriptionsPerConnection} operations per connection`, {
+                extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' },
+              }),
+            ];
+          }
+          const request = context.extra.request as IncomingMessage;
+          const { schema, execute, subscribe, contextFactory, parse, validate } = app.getEnveloped({
+            ...context,
+            req: request,
+            socket: context.extra.socket,
+            params,
+          });
+          // Errors returned from here skip Yoga's error masking, so they are labelled as Yoga
+          // labels them over HTTP.
+          let document;
+          try {
+            document = parse(params.query);
+          } catch (error) {
+            if (error instanceof GraphQLError) return [withCode(error, 'GRAPHQL_PARSE_FAILED')];
+            throw error;
+          }
+          let errors;
+          try {
+            errors = validate(schema, document);
+          } catch (error) {
+            // GraphQL Armor's depth, cost, alias and directive limits throw instead of reporting.
+            if (error instanceof GraphQLError) return [withCode(error, 'GRAPHQL_VALIDATION_FAILED')];
+            throw error;
+          }
+          if (errors.length > 0) return errors.map((error: GraphQLError) => withCode(error, 'GRAPHQL_VALIDATION_FAILED'));
+          if (!getOperationAST(document, params.operationName)) {
+            return [
+              new GraphQLError('Could not determine what operation to execute.', {
+                extensions: { code: 'OPERATION_RESOLUTION_FAILURE' },
+              }),
+            ];
+          }
+          let contextValue;
+          try {
+            contextValue = await contextFactory();
+          } catch (error) {
+            return [error as GraphQLError];
+          }
+          ids.add(id);
+          return {
+            schema,
+            document,
+            operationName: params.operationName,
+            variableValues: params.variables,
+            contextValue,
+            rootValue: { execute, subscribe },
+          } satisfies EnvelopedArgs;
+        },
+        onError: (_context, _id, _payload, errors) => {
+          options.logger.debug({ errors: errors.map((error) => error.message) }, 'graphql-ws operation failed');
+        },
+      },
+      this.sockets,
+    );
+    // ws answers a client's broken frame (over maxPayload, or text that is not UTF-8) by closing
+    // the socket with the fitting code (1009, 1007) and emitting 'error'. graphql-ws would print
+    // that to the console as an internal error of ours, once per bad frame; it is the client's.
+    this.sockets.on('connection', (socket) => {
+      socket.removeAllListeners('error');
+      socket.on('error', (error) => options.logger.debug({ err: error }, 'WebSocket client sent a broken frame'));
+      // Likewise a message only a server sends (connection_ack, next, error): graphql-ws would
+      // print it as its internal error and close with 4500. It is a bad request (4400).
+      const deliver = socket.listeners('message');
+      socket.removeAllListeners('message');
+      socket.on('message', (data, isBinary) => {
+        if (isServerMessage(data)) return socket.close(CloseCode.BadRequest, 'Invalid message received');
+        for (const listener of deliver) listener.call(socket, data, isBinary);
+      });
+    });
+    return () => disposable.dispose();
+  }
+}

@@ -1,0 +1,137 @@
+import type { AddressInfo } from 'node:net';
+import type { Config } from './config.ts';
+import { readMigrations } from './db/migrate.ts';
+import { MIGRATIONS_DIR, openDatabase } from './db/open.ts';
+import { createApp } from './http/app.ts';
+import { createAuthenticator } from './http/auth.ts';
+import { createHealthHandler } from './http/health.ts';
+import { createMetricsHandler } from './http/metrics.ts';
+import { OpsServer } from './http/ops-server.ts';
+import { HttpServer } from './http/server.ts';
+import { JobEventHub } from './jobs/events.ts';
+import { createHandlers } from './jobs/handlers.ts';
+import { Pruner } from './jobs/pruner.ts';
+import { JobService } from './jobs/service.ts';
+import type { Logger } from './logger.ts';
+import { createMetrics, registerStateGauges } from './metrics/metrics.ts';
+import { createQueueStatsReader } from './metrics/queue-stats.ts';
+import { Worker } from './worker/worker.ts';
+
+export interface Runtime {
+  /** Where the API listens (ROLE all or api). */
+  api: AddressInfo | undefined;
+  /** Where /health, /ready and /metrics listen for a worker-only process (ROLE worker). */
+  ops: AddressInfo | undefined;
+  /** Stops taking requests, lets the worker finish or hand back its jobs, then closes the pools. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Builds and starts every part the role asks for, in order: database (migrated) → events → job
+ * service → worker and pruner → HTTP. Each part gets what it needs as arguments; nothing here is
+ * global, so tests can start several in one process.
+ */
+export async function startRuntime(config: Config, logger: Logger): Promise<Runtime> {
+  const migrations = await readMigrations(MIGRATIONS_DIR);
+  const db = await openDatabase(config, migrations, logger);
+  const metrics = createMetrics({ processMetrics: true });
+  const hub = new JobEventHub(db, logger, { metrics });
+  await hub.start();
+  const jobs = new JobService(
+    db,
+    hub,
+    {
+      maxAttempts: config.MAX_ATTEMPTS,
+      numberMaxDigits: config.NUMBER_MAX_DIGITS,
+      maxBatchSize: config.BATCH_MAX_JOBS,
+    },
+    { metrics, logger },
+  );
+
+  const runsJobs = config.ROLE !== 'api';
+  const worker = runsJobs
+    ? new Worker({
+        db,
+        hub,
+        handlers: createHandlers({}, { addDelayMs: config.JOB_ADD_DELAY_MS }),
+        logger,
+        concurrency: config.WORKER_CONCURRENCY,
+        pollIntervalMs: config.WORKER_POLL_INTERVAL_MS,
+        jobTimeoutSeconds: config.JOB_TIMEOUT_SECONDS,
+        retry: { baseDelayMs: config.RETRY_BASE_DELAY_MS, maxDelayMs: config.RETRY_MAX_DELAY_MS },
+        shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
+        metrics,
+      })
+    : undefined;
+  registerStateGauges(metrics, {
+    queueStats: createQueueStatsReader(db, {
+      cacheMs: config.METRICS_CACHE_MS,
+      exactCountLimit: config.METRICS_EXACT_COUNT_LIMIT,
+    }),
+    db,
+    hub,
+    worker,
+    logger,
+  });
+  await worker?.start();
+  const pruner = runsJobs
+    ? new Pruner({
+        db,
+        logger,
+        retentionDays: config.RETENTION_DAYS,
+        completedRetentionDays: config.COMPLETED_RETENTION_DAYS,
+        intervalMs: config.PRUNE_INTERVAL_SECONDS * 1000,
+        batchSize: config.PRUNE_BATCH_SIZE,
+      })
+    : undefined;
+  pruner?.start();
+
+  let server: HttpServer | undefined;
+  let ops: OpsServer | undefined;
+  if (config.ROLE === 'worker') {
+    const health = createHealthHandler({ db, migrations, logger });
+    const scrape = createMetricsHandler({ registry: metrics.registry, logger });
+    ops = new OpsServer([(pathname) => health(pathname), scrape], { host: config.HOST, port: config.OPS_PORT });
+  } else {
+    const auth = createAuthenticator(config.API_KEYS);
+    if (!auth.enabled) {
+      logger.warn('API_KEYS is not set: the API is open, and every caller sees every job (development mode)');
+    }
+    const limits = {
+      maxBodyBytes: config.MAX_BODY_BYTES,
+      maxDepth: config.GRAPHQL_MAX_DEPTH,
+      maxCost: config.GRAPHQL_MAX_COST,
+      maxTokens: config.GRAPHQL_MAX_TOKENS,
+      maxAliases: config.GRAPHQL_MAX_ALIASES,
+      maxDirectives: config.GRAPHQL_MAX_DIRECTIVES,
+    };
+    server = new HttpServer(createApp({ jobs, db, migrations, logger, auth, limits, metrics }), {
+      host: config.HOST,
+      port: config.PORT,
+      logger,
+      auth,
+      maxSubscriptionsPerConnection: config.WS_MAX_SUBSCRIPTIONS,
+      maxMessageBytes: config.MAX_BODY_BYTES,
+    });
+  }
+  const api = await server?.start();
+  const opsAddress = await ops?.start();
+
+  let stopping: Promise<void> | undefined;
+  return {
+    api,
+    ops: opsAddress,
+    stop() {
+      // New requests stop first; then the worker finishes or hands back its jobs; pools close last.
+      stopping ??= (async () => {
+        await server?.stop();
+        await ops?.stop();
+        await pruner?.stop();
+        await worker?.stop();
+        await hub.stop();
+        await db.close();
+      })();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,183 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { print } from 'graphql';
+import { createClient, type Client } from 'graphql-ws';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import type { Database } from '../src/db/database.ts';
+import { HttpServer } from '../src/http/server.ts';
+import { addDecimals } from '../src/jobs/decimal.ts';
+import type { Worker } from '../src/worker/worker.ts';
+import { AddJobDocument, JobUpdatedDocument, type JobUpdatedSubscription } from './graphql/generated/graphql.ts';
+import { createTestApp, sseEvents, type TestApp } from './helpers/api.ts';
+import { createTestDatabase, type TestDatabase, testLogger } from './helpers/database.ts';
+import { createWorker } from './helpers/jobs.ts';
+
+type JobState = JobUpdatedSubscription['jobUpdated'];
+
+let testDb: TestDatabase;
+let db: Database;
+let api: TestApp;
+let server: HttpServer;
+let base: string;
+let client: Client;
+const workers: Worker[] = [];
+
+beforeAll(async () => {
+  testDb = await createTestDatabase(import.meta.filename);
+  db = testDb.open();
+  api = await createTestApp(db);
+  server = new HttpServer(api.app, {
+    host: '127.0.0.1',
+    port: 0,
+    logger: testLogger(),
+    auth: api.auth,
+    maxSubscriptionsPerConnection: 100,
+    maxMessageBytes: 1_000_000,
+  });
+  const { port } = await server.start();
+  base = `http://127.0.0.1:${port}`;
+  client = createClient({ url: `ws://127.0.0.1:${port}/graphql`, webSocketImpl: WebSocket, lazy: true, retryAttempts: 0 });
+});
+
+afterEach(async () => {
+  await Promise.all(workers.splice(0).map((worker) => worker.stop()));
+});
+
+afterAll(async () => {
+  await client.dispose();
+  await server.stop();
+  await api.close();
+  await testDb.drop();
+});
+
+/** A worker whose `add` waits for the test to open a gate, so WIP can be seen before COMPLETED. */
+function gatedWorker(): { worker: Worker; open: () => void } {
+  let open!: () => void;
+  const gate = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  const worker = createWorker(db, api.hub, {
+    handlers: {
+      add: async (input) => {
+        await gate;
+        return addDecimals(input.num1, input.num2);
+      },
+    },
+  });
+  workers.push(worker);
+  return { worker, open };
+}
+
+async function addJob(num1: string, num2: string): Promise<string> {
+  const response = await fetch(`${base}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ query: print(AddJobDocument), variables: { input: { num1, num2 } } }),
+  });
+  const body = (await response.json()) as { data: { addJob: { job: { id: string } } } };
+  return body.data.addJob.job.id;
+}
+
+/** The next state from a subscription; the deadline only turns a hang into a readable failure. */
+async function next(states: AsyncIterator<JobState>): Promise<JobState | 'done'> {
+  const result = await Promise.race([
+    states.next(),
+    new Promise<never>((_resolve, reject) => setTimeout(() => reject(new Error('no event')), 15_000)),
+  ]);
+  return result.done ? 'done' : result.value;
+}
+
+function overWebSocket(id: string): AsyncIterator<JobState> {
+  const results = client.iterate({ query: print(JobUpdatedDocument), variables: { id } });
+  return (async function* () {
+    for await (const result of results) {
+      if (result.errors) throw Object.assign(new Error('subscription error'), { errors: result.errors });
+      yield (result.data as JobUpdatedSubscription).jobUpdated;
+    }
+  })();
+}
+
+async function overSse(id: string): Promise<AsyncIterator<JobState>> {
+  const response = await fetch(`${base}/graphql`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+    body: JSON.stringify({ query: print(JobUpdatedDocument), variables: { id } }),
+  });
+  expect(response.headers.get('content-type')).toMatch(/text\/event-stream/);
+  const events = sseEvents(response);
+  return (async function* () {
+    for await (const event of events) yield (event as { data: JobUpdatedSubscription }).data.jobUpdated;
+  })();
+}
+
+describe.each([
+  ['graphql-ws', async (id: string) => overWebSocket(id)],
+  ['SSE', overSse],
+])('jobUpdated over %s on a real port', (_transport, subscribe) => {
+  it('delivers PENDING, WIP, COMPLETED with the exact result, then RETRIEVED, then ends', async () => {
+    const id = await addJob('0.1', '0.2');
+    const states = await subscribe(id);
+    expect(await next(states)).toMatchObject({ id, status: 'PENDING', result: null });
+
+    const { worker, open } = gatedWorker();
+    await worker.start();
+    expect(await next(states)).toMatchObject({ status: 'WIP', attempt: 1 });
+    open();
+    const completed = await next(states);
+    expect(completed).toMatchObject({ status: 'COMPLETED', result: '0.3' });
+
+    const read = await fetch(`${base}/api/v1/job/${id}`);
+    expect(((await read.json()) as { status: string }).status).toBe('retrieved');
+    expect(await next(states)).toMatchObject({ status: 'RETRIEVED', result: '0.3' });
+    expect(await next(states)).toBe('done');
+  });
+
+  it('gives a subscriber who joins after completion the final state at once', async () => {
+    const id = await addJob('2', '3');
+    const { worker, open } = gatedWorker();
+    open();
+    await worker.start();
+    const watcher = await subscribe(id);
+    let state = await next(watcher);
+    while (state !== 'done' && state.status !== 'COMPLETED') state = await next(watcher);
+
+    const late = await subscribe(id);
+    expect(await next(late)).toMatchObject({ id, status: 'COMPLETED', result: '5' });
+    await late.return?.();
+    await watcher.return?.();
+  });
+});
+
+describe('graphql-ws errors', () => {
+  it('answers a subscription to an unknown job with NOT_FOUND', async () => {
+    const states = overWebSocket('00000000-0000-4000-8000-000000000000');
+    const error = await next(states).catch((e: { errors?: Array<{ extensions?: { code?: string } }> }) => e);
+    expect((error as { errors: Array<{ extensions: { code: string } }> }).errors[0]!.extensions.code).toBe(
+      'NOT_FOUND',
+    );
+  });
+});
+
+describe('a worker in another process', () => {
+  let child: ChildProcess | undefined;
+  afterEach(() => {
+    child?.kill('SIGKILL');
+  });
+
+  it('completes a job whose subscriber is on this process, and shuts down cleanly on SIGTERM', async () => {
+    child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+      env: { ...process.env, ROLE: 'worker', DATABASE_URL: testDb.url, LOG_LEVEL: 'warn', PORT: '0' },
+      stdio: ['ignore', 'inherit', 'inherit'],
+    });
+    const id = await addJob('9007199254740993', '1');
+    const states = overWebSocket(id);
+    let state = await next(states);
+    while (state !== 'done' && state.status !== 'COMPLETED') state = await next(states);
+    expect(state).toMatchObject({ status: 'COMPLETED', result: '9007199254740994' });
+    await states.return?.();
+
+    const exited = new Promise<number | null>((resolve) => child!.once('exit', (code) => resolve(code)));
+    child.kill('SIGTERM');
+    expect(await exited).toBe(0);
+  });
+});

@@ -1,0 +1,74 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Database, Statement } from '../src/db/database.ts';
+import type { JobEventHub } from '../src/jobs/events.ts';
+import { createMetrics } from '../src/metrics/metrics.ts';
+import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
+import { ANONYMOUS, createHub, createService, createWorker, statusOf, waitForJob } from './helpers/jobs.ts';
+
+let testDb: TestDatabase;
+let db: Database;
+let hub: JobEventHub;
+
+beforeAll(async () => {
+  testDb = await createTestDatabase(import.meta.filename);
+  db = testDb.open();
+  hub = createHub(db);
+  await hub.start();
+});
+
+afterAll(async () => {
+  await hub.stop();
+  await testDb.drop();
+});
+
+function gate() {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => {
+    open = resolve;
+  });
+  return { opened, open };
+}
+
+describe('a retry claimed before the failed attempt’s write returns', () => {
+  it('is still tracked, and the failed attempt is still counted', async () => {
+    const secondAttemptRunning = gate();
+    const finishSecondAttempt = gate();
+    // The failure's row is committed (and announced) at once, but its answer reaches the worker
+    // only after the retry was claimed and started: the order a busy machine can produce.
+    const slowDb: Database = {
+      ...db,
+      async query<Row extends object>(statement: Statement, values?: readonly unknown[]) {
+        const rows = await db.query<Row>(statement, values);
+        if (statement.name === 'jobs_fail') await secondAttemptRunning.opened;
+        return rows;
+      },
+    };
+    const metrics = createMetrics();
+    const worker = createWorker(slowDb, hub, {
+      metrics,
+      retry: { baseDelayMs: 0, maxDelayMs: 0 },
+      handlers: {
+        add: async (_input, context) => {
+          if (context.attempt === 1) throw new Error('first attempt fails');
+          secondAttemptRunning.open();
+          await finishSecondAttempt.opened;
+          return '2';
+        },
+      },
+    });
+    const jobs = createService(db, hub);
+    const { job } = await jobs.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
+    await worker.start();
+    await secondAttemptRunning.opened;
+    // Let the first attempt's write return and its bookkeeping run.
+    for (let i = 0; i < 5; i += 1) await new Promise((resolve) => setImmediate(resolve));
+
+    expect(worker.activeJobs).toBe(1);
+    expect((await metrics.jobsRetried.get()).values.map((value) => value.value)).toEqual([1]);
+
+    finishSecondAttempt.open();
+    await waitForJob(jobs, hub, job.id, statusOf('completed'));
+    await worker.stop();
+    expect((await metrics.jobsCompleted.get()).values.map((value) => value.value)).toEqual([1]);
+  });
+});
