@@ -28,7 +28,7 @@ export async function drainOurs(args: DrainArgs & OursOptions): Promise<DrainTri
   let worker: Worker | undefined;
   try {
     await migrate(db, await readMigrations(MIGRATIONS_DIR), logger);
-    const service = new JobService(db, {
+    const service = new JobService(db, hub, {
       maxAttempts: config.MAX_ATTEMPTS,
       numberMaxDigits: config.NUMBER_MAX_DIGITS,
       maxBatchSize: args.enqueueBatch,
