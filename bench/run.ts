@@ -15,6 +15,7 @@ import type { Benchmark, BenchContext, BenchResult } from './lib/types.ts';
 const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   drain: async () => (await import('./drain.ts')).drainBenchmark,
   latency: async () => (await import('./latency.ts')).latencyBenchmark,
+  ingest: async () => (await import('./ingest.ts')).ingestBenchmark,
 };
 
 const { values } = parseArgs({
