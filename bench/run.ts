@@ -16,6 +16,7 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   drain: async () => (await import('./drain.ts')).drainBenchmark,
   latency: async () => (await import('./latency.ts')).latencyBenchmark,
   ingest: async () => (await import('./ingest.ts')).ingestBenchmark,
+  fanout: async () => (await import('./fanout.ts')).fanoutBenchmark,
 };
 
 const { values } = parseArgs({
