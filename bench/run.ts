@@ -17,6 +17,7 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   latency: async () => (await import('./latency.ts')).latencyBenchmark,
   ingest: async () => (await import('./ingest.ts')).ingestBenchmark,
   fanout: async () => (await import('./fanout.ts')).fanoutBenchmark,
+  idle: async () => (await import('./idle.ts')).idleBenchmark,
 };
 
 const { values } = parseArgs({
