@@ -111,7 +111,7 @@ export class JobService {
   /** Counts subscriber wake-ups and read starts, to tell whether a read began after a wake-up. */
   private clock = 0;
   /** Subscriber reads in flight, by owner and job id. */
-  private readonly watchReads = new Map<string, { startedAt: number; read: Promise<Job | null> }>();
+  private readonly watchReads = new Map<string, { startedAt: number | undefined; read: Promise<Job | null> }>();
 
   constructor(
     private readonly db: Database,
@@ -294,22 +294,27 @@ export class JobService {
 
   /**
    * The job as read by a query that started at or after `after` on this service's clock. A read
-   * that started after a subscriber was woken began after the change's commit (its NOTIFY comes
-   * after the commit), so it shows that change, and any subscriber woken by the same change may
-   * take its answer. A read that started earlier may not show it, and is not shared with them.
+   * that started after a subscriber was woken (or registered) began after the change's commit
+   * (its NOTIFY comes after the commit), so it shows that change, and any subscriber woken by the
+   * same change may take its answer. A read that started earlier may not show it, and is not
+   * shared with them. The read starts on the next turn of the event loop, so subscriptions opened
+   * by one burst of messages share it too; 10,000 reads at once overran the pool's wait limit.
    */
   private readForWatcher(id: string, caller: Caller, after: number): Promise<Job | null> {
     const key = `${caller.owner}\u0000${id}`;
     const inFlight = this.watchReads.get(key);
-    if (inFlight && inFlight.startedAt >= after) return inFlight.read;
-    const read = this.getJob(id, caller);
-    const entry = { startedAt: this.clock, read };
+    if (inFlight && (inFlight.startedAt === undefined || inFlight.startedAt >= after)) return inFlight.read;
+    const entry: { startedAt: number | undefined; read: Promise<Job | null> } = { startedAt: undefined, read: Promise.resolve(null) };
+    entry.read = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      entry.startedAt = this.clock;
+      return this.getJob(id, caller);
+    });
     this.watchReads.set(key, entry);
     const forget = () => {
       if (this.watchReads.get(key) === entry) this.watchReads.delete(key);
     };
-    read.then(forget, forget);
-    return read;
+    entry.read.then(forget, forget);
+    return entry.read;
   }
 
   private toNewJob(input: AddJobInput, caller: Caller, path: string): NewJob {
