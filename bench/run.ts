@@ -14,6 +14,10 @@ import type { Benchmark, BenchContext, BenchResult } from './lib/types.ts';
 /** Each benchmark is a module of its own; add new ones here. */
 const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   drain: async () => (await import('./drain.ts')).drainBenchmark,
+  latency: async () => (await import('./latency.ts')).latencyBenchmark,
+  ingest: async () => (await import('./ingest.ts')).ingestBenchmark,
+  fanout: async () => (await import('./fanout.ts')).fanoutBenchmark,
+  idle: async () => (await import('./idle.ts')).idleBenchmark,
 };
 
 const { values } = parseArgs({
