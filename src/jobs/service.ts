@@ -10,11 +10,11 @@ import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { parseDecimal } from './decimal.ts';
 import { JobServiceError, jobNotFound } from './errors.ts';
+import { InsertCoalescer } from './insert-coalescer.ts';
 import type { JobEventHub } from './events.ts';
 import {
   cancelJobStatement,
   type InsertedJob,
-  insertJobsStatement,
   type NewJob,
   retrieveJobStatement,
 } from './queue.ts';
@@ -110,6 +110,8 @@ function isJobId(id: string): boolean {
 export class JobService {
   /** Counts subscriber wake-ups and read starts, to tell whether a read began after a wake-up. */
   private clock = 0;
+  /** Concurrent requests' new jobs, sent as one INSERT. */
+  private readonly inserts: InsertCoalescer;
   /** Subscriber reads in flight, by owner and job id. */
   private readonly watchReads = new Map<string, { startedAt: number | undefined; read: Promise<Job | null> }>();
 
@@ -118,7 +120,10 @@ export class JobService {
     private readonly hub: JobEventHub,
     private readonly limits: JobServiceLimits,
     private readonly options: JobServiceOptions = {},
-  ) {}
+  ) {
+    // A shared statement never grows past what one request may send on its own.
+    this.inserts = new InsertCoalescer(db, Math.max(limits.maxBatchSize, 1000));
+  }
 
   async addJob(input: AddJobInput, caller: Caller): Promise<InsertedJob> {
     const [inserted] = await this.addJobs([input], caller);
@@ -141,7 +146,7 @@ export class JobService {
     // Only an idempotency key raced by a concurrent request comes back missing; its retry sees
     // the winner. Three rounds cover any interleaving of two such statements.
     for (let round = 0; round < 3 && missing.length > 0; round += 1) {
-      const found = await insertJobsStatement(this.db, missing);
+      const found = await this.inserts.insert(missing);
       results = new Map([...results, ...found]);
       missing = missing.filter((job) => !results.has(job.id));
     }
