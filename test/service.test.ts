@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Database } from '../src/db/database.ts';
 import { JobServiceError } from '../src/jobs/errors.ts';
 import type { JobEventHub } from '../src/jobs/events.ts';
@@ -258,5 +258,37 @@ describe('without a worker', () => {
     await expect(service.listJobs({ first: 0 }, owner)).rejects.toMatchObject({ field: 'first' });
     await expect(service.listJobs({ first: 101 }, owner)).rejects.toMatchObject({ field: 'first' });
     await expect(service.listJobs({ after: 'garbage' }, owner)).rejects.toMatchObject({ field: 'after' });
+  });
+});
+
+describe('many subscribers of one job', () => {
+  it('see each change through one shared read, and every one of them sees it', async () => {
+    const { job } = await service.addJob({ num1: '4', num2: '5' }, ANONYMOUS);
+    const streams = await Promise.all(Array.from({ length: 50 }, () => service.watchJob(job.id, ANONYMOUS)));
+    const first = await Promise.all(streams.map((stream) => stream.next()));
+    expect(first.every((step) => (step.value as { status: string }).status === 'pending')).toBe(true);
+
+    const reads = vi.spyOn(service, 'getJob');
+    try {
+      await service.cancelJob(job.id, ANONYMOUS);
+      const next = await Promise.all(streams.map((stream) => stream.next()));
+      expect(next.map((step) => (step.value as { status: string; version: number }).status)).toEqual(Array(50).fill('cancelled'));
+      expect(reads).toHaveBeenCalledTimes(1);
+    } finally {
+      reads.mockRestore();
+      await Promise.all(streams.map((stream) => stream.return?.()));
+    }
+  });
+
+  it('does not share a read with a caller the job does not belong to', async () => {
+    const { job } = await service.addJob({ num1: '4', num2: '5' }, ANONYMOUS);
+    // Both start at once, so the owner's read is in flight when the stranger's would join it.
+    const [mine, theirs] = await Promise.allSettled([
+      service.watchJob(job.id, ANONYMOUS),
+      service.watchJob(job.id, { owner: 'someone-else' }),
+    ]);
+    expect(mine.status).toBe('fulfilled');
+    expect(theirs.status === 'rejected' && String(theirs.reason)).toMatch(/no job with id/);
+    if (mine.status === 'fulfilled') await mine.value.return?.();
   });
 });

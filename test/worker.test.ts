@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Database } from '../src/db/database.ts';
+import type { Database, Statement } from '../src/db/database.ts';
+import { addDecimals } from '../src/jobs/decimal.ts';
 import type { JobEventHub } from '../src/jobs/events.ts';
 import { PermanentJobError } from '../src/jobs/handlers.ts';
 import { claimJobsStatement, completeJobsStatement, failJobsStatement } from '../src/jobs/queue.ts';
@@ -89,6 +90,56 @@ describe('two workers on one database', () => {
     expect(rows.every((row) => row.attempt === 1 && row.result?.equals(row.num1.plus(1)))).toBe(true);
     await Promise.all([a.stop(), b.stop()]);
     await Promise.all([hubA.stop(), hubB.stop()]);
+  });
+});
+
+describe('concurrency', () => {
+  it('bounds running handlers, and claims the next batch while results are still being written', async () => {
+    const writes = deferred();
+    // Results wait until the test lets them through, as they would on a slow database.
+    const slowWrites: Database = {
+      ...db,
+      query: async <Row extends object>(statement: Statement, values?: readonly unknown[]) => {
+        if (statement.name === 'jobs_complete') await writes.promise;
+        return db.query<Row>(statement, values);
+      },
+    };
+    let runningNow = 0;
+    let most = 0;
+    let started = 0;
+    const tenStarted = deferred();
+    const worker = track(
+      createWorker(slowWrites, hub, {
+        concurrency: 5,
+        handlers: {
+          add: async (input) => {
+            runningNow += 1;
+            most = Math.max(most, runningNow);
+            if ((started += 1) === 10) tenStarted.resolve();
+            await new Promise((resolve) => setImmediate(resolve));
+            runningNow -= 1;
+            return addDecimals(input.num1, input.num2);
+          },
+        },
+      }),
+    );
+    const added = await service.addJobs(
+      Array.from({ length: 20 }, (_, i) => ({ num1: String(i), num2: '1' })),
+      ANONYMOUS,
+    );
+    await worker.start();
+
+    // The second batch ran while the first one's results were still unwritten…
+    await tenStarted.promise;
+    // …and then claiming stopped: at most `concurrency` results may wait for their write.
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect(started).toBe(10);
+    expect(await db.prisma.job.count({ where: { status: 'completed' } })).toBe(0);
+
+    writes.resolve();
+    for (const { job } of added) await waitForJob(service, hub, job.id, statusOf('completed'));
+    expect(started).toBe(20);
+    expect(most).toBeLessThanOrEqual(5);
   });
 });
 
@@ -293,5 +344,26 @@ describe('start and stop', () => {
     const completed = await waitForJob(service, hub, job.id, statusOf('completed'));
     expect(completed.result?.toString()).toBe('10');
     expect(completed.attempt).toBe(1);
+  });
+
+  it('gives a restart all its slots, even while a handler abandoned at the last stop still runs', async () => {
+    const never = new Promise<string>(() => undefined);
+    let calls = 0;
+    const worker = track(
+      createWorker(db, hub, {
+        concurrency: 1,
+        shutdownGraceMs: 50,
+        // The first call ignores its signal and never settles; later ones add.
+        handlers: { add: (input) => ((calls += 1) === 1 ? never : String(Number(input.num1) + Number(input.num2))) },
+      }),
+    );
+    await worker.start();
+    const first = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
+    await waitForJob(service, hub, first.job.id, statusOf('wip'));
+    await worker.stop();
+    await worker.start();
+    const second = await service.addJob({ num1: '2', num2: '2' }, ANONYMOUS);
+    await waitForJob(service, hub, second.job.id, statusOf('completed'));
+    await waitForJob(service, hub, first.job.id, statusOf('completed'));
   });
 });

@@ -12,6 +12,11 @@ const Exact = Decimal.clone({ precision: 1_000_000 });
 // million digits.
 const DECIMAL_PATTERN = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$/;
 
+// What `canonical` writes: no sign but a leading `-`, no leading or trailing zeros, no `-0`. A
+// number already written so is its own canonical form and needs no Decimal (a worker checks every
+// result it stores this way, and results are nearly always canonical already).
+const CANONICAL_PATTERN = /^(?:0|-?(?:[1-9]\d*|0(?=\.))(?:\.\d*[1-9])?)$/;
+
 /** Checks a customer's number and returns it in canonical form: no exponent, no `+`, no `-0`. */
 export function parseDecimal(value: string, field: string, maxDigits: number): string {
   const text = value.trim();
@@ -22,7 +27,7 @@ export function parseDecimal(value: string, field: string, maxDigits: number): s
   if (digits > maxDigits) {
     throw new JobServiceError('BAD_USER_INPUT', `${field} has ${digits} digits; at most ${maxDigits} are allowed`, field);
   }
-  return canonical(new Exact(text));
+  return CANONICAL_PATTERN.test(text) ? text : canonical(new Exact(text));
 }
 
 export function addDecimals(a: string, b: string): string {

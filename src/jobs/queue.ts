@@ -93,7 +93,7 @@ const insertJobs: Statement = {
     INSERT INTO job (id, kind, num1, num2, max_attempts, run_at, priority, idempotency_key, owner)
     SELECT id, kind, num1, num2, max_attempts, coalesce(run_at, now()), priority, idempotency_key, owner
     FROM input
-    ON CONFLICT (owner, idempotency_key) DO NOTHING
+    ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING *
   ),
   ${announce('inserted')}

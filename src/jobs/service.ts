@@ -10,11 +10,11 @@ import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { parseDecimal } from './decimal.ts';
 import { JobServiceError, jobNotFound } from './errors.ts';
+import { InsertCoalescer } from './insert-coalescer.ts';
 import type { JobEventHub } from './events.ts';
 import {
   cancelJobStatement,
   type InsertedJob,
-  insertJobsStatement,
   type NewJob,
   retrieveJobStatement,
 } from './queue.ts';
@@ -108,12 +108,22 @@ function isJobId(id: string): boolean {
  * read and write to the caller, and leaves SQL to the queue module.
  */
 export class JobService {
+  /** Counts subscriber wake-ups and read starts, to tell whether a read began after a wake-up. */
+  private clock = 0;
+  /** Concurrent requests' new jobs, sent as one INSERT. */
+  private readonly inserts: InsertCoalescer;
+  /** Subscriber reads in flight, by owner and job id. */
+  private readonly watchReads = new Map<string, { startedAt: number | undefined; read: Promise<Job | null> }>();
+
   constructor(
     private readonly db: Database,
     private readonly hub: JobEventHub,
     private readonly limits: JobServiceLimits,
     private readonly options: JobServiceOptions = {},
-  ) {}
+  ) {
+    // A shared statement never grows past what one request may send on its own.
+    this.inserts = new InsertCoalescer(db, Math.max(limits.maxBatchSize, 1000));
+  }
 
   async addJob(input: AddJobInput, caller: Caller): Promise<InsertedJob> {
     const [inserted] = await this.addJobs([input], caller);
@@ -136,7 +146,7 @@ export class JobService {
     // Only an idempotency key raced by a concurrent request comes back missing; its retry sees
     // the winner. Three rounds cover any interleaving of two such statements.
     for (let round = 0; round < 3 && missing.length > 0; round += 1) {
-      const found = await insertJobsStatement(this.db, missing);
+      const found = await this.inserts.insert(missing);
       results = new Map([...results, ...found]);
       missing = missing.filter((job) => !results.has(job.id));
     }
@@ -213,13 +223,18 @@ export class JobService {
    * several changes land before a read, the read shows the latest and the states in between are
    * not repeated: every message is a real state, versions only grow, and the last state always
    * arrives. A slow consumer gets the same coalescing instead of an unbounded backlog.
+   *
+   * Subscribers of the same job (and owner) share a read that started after their own wake-up,
+   * so one change seen by 10,000 subscribers costs one query, not 10,000.
    */
   async watchJob(id: string, caller: Caller): Promise<AsyncIterableIterator<Job>> {
     if (!isJobId(id)) throw jobNotFound(id);
     let changed = false;
+    let changedAt = 0;
     let wake: (() => void) | undefined;
     const poke = () => {
       changed = true;
+      changedAt = ++this.clock;
       wake?.();
     };
     const unwatch = this.hub.watch(id, poke);
@@ -230,7 +245,7 @@ export class JobService {
     };
     let snapshot: Job | null;
     try {
-      snapshot = await this.getJob(id, caller);
+      snapshot = await this.readForWatcher(id, caller, ++this.clock);
     } catch (error) {
       release();
       throw error;
@@ -258,7 +273,7 @@ export class JobService {
           changed = false;
           let next: Job | null;
           try {
-            next = await this.getJob(id, caller);
+            next = await this.readForWatcher(id, caller, changedAt);
           } catch (error) {
             // While the database is away the subscriber waits: its stream must neither end nor
             // report a state it cannot confirm. It reads again after the hub's resync, or soon.
@@ -280,6 +295,31 @@ export class JobService {
         stop(error);
       }
     });
+  }
+
+  /**
+   * The job as read by a query that started at or after `after` on this service's clock. A read
+   * that started after a subscriber was woken (or registered) began after the change's commit
+   * (its NOTIFY comes after the commit), so it shows that change, and any subscriber woken by the
+   * same change may take its answer. A read that started earlier may not show it, and is not
+   * shared with them. The read starts on the next turn of the event loop, so subscriptions opened
+   * by one burst of messages share it too; 10,000 reads at once overran the pool's wait limit.
+   */
+  private readForWatcher(id: string, caller: Caller, after: number): Promise<Job | null> {
+    const key = `${caller.owner}\u0000${id}`;
+    const inFlight = this.watchReads.get(key);
+    if (inFlight && (inFlight.startedAt === undefined || inFlight.startedAt >= after)) return inFlight.read;
+    const entry: { startedAt: number | undefined; read: Promise<Job | null> } = { startedAt: undefined, read: Promise.resolve(null) };
+    entry.read = new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      entry.startedAt = this.clock;
+      return this.getJob(id, caller);
+    });
+    this.watchReads.set(key, entry);
+    const forget = () => {
+      if (this.watchReads.get(key) === entry) this.watchReads.delete(key);
+    };
+    entry.read.then(forget, forget);
+    return entry.read;
   }
 
   private toNewJob(input: AddJobInput, caller: Caller, path: string): NewJob {

@@ -46,6 +46,8 @@ interface RunningJob {
   stored: boolean;
   /** performance.now() when the claim returned it. */
   claimedAt: number;
+  /** The job counts against `concurrency` until its handler returns, or until stop() gives it up. */
+  holdsSlot: boolean;
   settled: Promise<void>;
 }
 
@@ -79,6 +81,8 @@ export class Worker {
   private wakeSleeper: (() => void) | undefined;
   /** The last claim filled every free slot, so more work is probably waiting. */
   private saturated = false;
+  /** Jobs whose handler has not returned yet; `concurrency` bounds these. */
+  private handlersRunning = 0;
   private startedBefore = false;
 
   constructor(private readonly options: WorkerOptions) {
@@ -162,6 +166,8 @@ export class Worker {
     for (const entry of unfinished) {
       entry.abandoned = true;
       entry.controller.abort(new Error('worker is shutting down'));
+      // A handler that ignores its signal must not keep a slot from the next start().
+      this.releaseSlot(entry);
     }
     await Promise.all([this.completions.close(), this.failures.close()]);
     if (unfinished.length > 0) {
@@ -182,7 +188,10 @@ export class Worker {
     const { db, logger, concurrency, pollIntervalMs, jobTimeoutSeconds } = this.options;
     let claimFailures = 0;
     while (this.active) {
-      const free = concurrency - this.running.size;
+      // A job whose handler has returned gives its slot back while its outcome is being written,
+      // so the next claim overlaps that write instead of waiting for it. Up to `concurrency` jobs
+      // may wait for their write; beyond that, a slow database holds further claims back.
+      const free = Math.min(concurrency - this.handlersRunning, 2 * concurrency - this.running.size);
       if (free <= 0) {
         // Only a freed slot can help now; a NOTIFY that arrived meanwhile must not make this spin.
         this.saturated = true;
@@ -220,14 +229,17 @@ export class Worker {
       abandoned: false,
       stored: false,
       claimedAt: performance.now(),
+      holdsSlot: true,
       settled: Promise.resolve(),
     };
     this.running.set(job.id, entry);
+    this.handlersRunning += 1;
     this.startHeartbeat();
     this.options.metrics?.jobsClaimed.inc({ kind: job.kind });
     this.options.logger.debug({ jobId: job.id, attempt: job.attempt, workerId: this.id }, 'job wip');
     entry.settled = this.perform(entry).finally(() => {
-      // A retry of this job may already run under the same id; that entry is not ours to drop.
+      // A retry of this job, or a job handed back at stop() and claimed again, may already run
+      // under the same id; that entry is not ours to drop.
       if (this.running.get(job.id) === entry) this.running.delete(job.id);
       if (this.running.size === 0) this.stopHeartbeat();
       if (this.saturated) this.wake();
@@ -240,11 +252,19 @@ export class Worker {
     try {
       const handler = this.options.handlers.get(job.kind);
       if (!handler) throw new PermanentJobError(`no handler for job kind "${job.kind}"`);
-      const context = { attempt: job.attempt, maxAttempts: job.maxAttempts, signal: controller.signal };
+      const context = {
+        attempt: job.attempt,
+        maxAttempts: job.maxAttempts,
+        // Made on first read: most handlers never look at it, and making one costs more than an `add`.
+        get signal() {
+          return controller.signal;
+        },
+      };
       outcome = { result: checkResult(await handler({ num1: job.num1, num2: job.num2 }, context)) };
     } catch (error) {
       outcome = { error };
     }
+    this.releaseSlot(entry);
     if (entry.abandoned) return;
     entry.phase = 'writing';
     if ('result' in outcome) {
@@ -294,6 +314,13 @@ export class Worker {
     this.options.logger.debug({ jobId: job.id, attempt: job.attempt, reason, err: error }, 'job failed');
     this.options.metrics?.jobsFailed.inc({ kind: job.kind, reason });
     this.options.metrics?.jobAttempts.observe({ kind: job.kind, outcome: 'failed' }, job.attempt);
+  }
+
+  private releaseSlot(entry: RunningJob): void {
+    if (!entry.holdsSlot) return;
+    entry.holdsSlot = false;
+    this.handlersRunning -= 1;
+    if (this.saturated) this.wake();
   }
 
   private reportFenced(items: ReadonlyArray<Completion | Failure>, accepted: Set<string>, what: string) {

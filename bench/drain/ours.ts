@@ -1,0 +1,103 @@
+import { pino } from 'pino';
+import { loadConfig } from '../../src/config.ts';
+import { migrate, readMigrations } from '../../src/db/migrate.ts';
+import { MIGRATIONS_DIR } from '../../src/db/open.ts';
+import { openPostgres } from '../../src/db/postgres.ts';
+import { JobEventHub } from '../../src/jobs/events.ts';
+import { createHandlers } from '../../src/jobs/handlers.ts';
+import { JobService } from '../../src/jobs/service.ts';
+import { Worker } from '../../src/worker/worker.ts';
+import { watchCpu } from '../lib/cpu.ts';
+import { createFreshDatabase, pollUntil, settle } from '../lib/pg.ts';
+import { chunks, type DrainArgs, type DrainTrial, input, signal, trial, withDeadline } from './common.ts';
+
+export interface OursOptions {
+  /** Settings as environment strings, e.g. `{ WORKER_CONCURRENCY: '200' }`; the rest are the service's defaults. */
+  env?: Record<string, string>;
+}
+
+/**
+ * Our worker, built as `src/main.ts` builds it, at the service's default settings unless `env`
+ * overrides them. Done when the hub has heard `completed` for every job and SQL agrees.
+ */
+export async function drainOurs(args: DrainArgs & OursOptions): Promise<DrainTrial> {
+  const config = loadConfig({ ...args.env });
+  const logger = pino({ level: 'silent' });
+  const fresh = await createFreshDatabase('ours');
+  const db = openPostgres({ connectionString: fresh.url, poolSize: config.DB_POOL_SIZE, logger });
+  const hub = new JobEventHub(db, logger);
+  let worker: Worker | undefined;
+  try {
+    await migrate(db, await readMigrations(MIGRATIONS_DIR), logger);
+    const service = new JobService(db, hub, {
+      maxAttempts: config.MAX_ATTEMPTS,
+      numberMaxDigits: config.NUMBER_MAX_DIGITS,
+      maxBatchSize: args.enqueueBatch,
+    });
+    const enqueueStart = performance.now();
+    for (const chunk of chunks(args.jobs, args.enqueueBatch)) {
+      await service.addJobs(chunk.map(input), { owner: '' });
+    }
+    const enqueueMs = performance.now() - enqueueStart;
+    await settle(fresh.url);
+
+    // The hub runs before the worker, as in main.ts; the drain is timed from worker.start().
+    await hub.start();
+    const heard = signal();
+    let completed = 0;
+    hub.onEvents((events) => {
+      for (const event of events) if (event.status === 'completed') completed += 1;
+      if (completed >= args.jobs) heard.resolve();
+    });
+    const countCompleted = async () => {
+      const [row] = await db.query<{ n: number }>({
+        name: 'bench_count_completed',
+        text: `SELECT count(*)::int AS n FROM job WHERE status = 'completed'`,
+      });
+      return row!.n;
+    };
+    worker = new Worker({
+      db,
+      hub,
+      handlers: createHandlers(),
+      logger,
+      concurrency: config.WORKER_CONCURRENCY,
+      pollIntervalMs: config.WORKER_POLL_INTERVAL_MS,
+      jobTimeoutSeconds: config.JOB_TIMEOUT_SECONDS,
+      retry: { baseDelayMs: config.RETRY_BASE_DELAY_MS, maxDelayMs: config.RETRY_MAX_DELAY_MS },
+      shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
+    });
+    const stopWatch = watchCpu(fresh.name);
+    const startedAt = performance.now();
+    await worker.start();
+    await withDeadline(heard.promise, args.deadlineMs, 'ours');
+    const doneAt = await pollUntil(async () => (await countCompleted()) >= args.jobs, 2, 5_000);
+    const cpu = stopWatch();
+    await worker.stop();
+
+    const [check] = await db.query<{ total: number; completed: number; correct: number; once: number }>({
+      name: 'bench_verify',
+      text: `SELECT count(*)::int AS total,
+                    count(*) FILTER (WHERE status = 'completed')::int AS completed,
+                    count(*) FILTER (WHERE status = 'completed' AND result = num1 + num2)::int AS correct,
+                    count(*) FILTER (WHERE attempt = 1)::int AS once
+             FROM job`,
+    });
+    if (check!.total !== args.jobs || check!.correct !== args.jobs || check!.once !== args.jobs) {
+      throw new Error(`ours: verification failed: ${JSON.stringify(check)}`);
+    }
+    return trial(
+      args.jobs,
+      enqueueMs,
+      startedAt,
+      doneAt,
+      `${check!.completed} completed, ${check!.correct} results = num1 + num2, all on attempt 1`,
+      cpu,
+    );
+  } finally {
+    await worker?.stop();
+    await hub.stop();
+    await db.close();
+    await fresh.drop();
+  }
+}

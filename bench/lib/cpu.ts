@@ -1,0 +1,68 @@
+import { readdirSync, readFileSync } from 'node:fs';
+
+/** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux). */
+const TICK_MS = 10;
+
+function machineTicks(): { busy: number; total: number } | null {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+    const total = fields.reduce((sum, value) => sum + value, 0);
+    return { busy: total - fields[3]! - fields[4]!, total };
+  } catch {
+    return null;
+  }
+}
+
+/** CPU ticks used so far by the server processes serving `database` (their title names it). */
+function postgresTicks(database: string): Map<string, number> {
+  const ticks = new Map<string, number>();
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      const title = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      if (!title.startsWith('postgres:') || !title.includes(` ${database} `)) continue;
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      ticks.set(pid, Number(fields[11]) + Number(fields[12]));
+    } catch {
+      // The process ended meanwhile.
+    }
+  }
+  return ticks;
+}
+
+export interface CpuReport {
+  /** CPU time of this Node process during the interval. */
+  nodeMs: number;
+  /** CPU time of the PostgreSQL backends serving the trial's database (those alive at the end). */
+  postgresMs: number;
+  /**
+   * Share of the machine's CPU time used by anything else (other processes, the server's shared
+   * background processes) while the trial ran. Above ~10 % the trial was slowed down by others.
+   */
+  othersPercent: number;
+}
+
+/**
+ * Starts measuring who uses the CPU; the returned function ends it. Linux only (/proc); elsewhere
+ * it reports null. Used around the timed part of a trial, so a figure taken while something else
+ * ran on the machine can be told apart from one taken on a quiet machine.
+ */
+export function watchCpu(database: string): () => CpuReport | null {
+  const machine = machineTicks();
+  const node = process.cpuUsage();
+  const postgres = postgresTicks(database);
+  return () => {
+    const machineNow = machineTicks();
+    if (!machine || !machineNow || machineNow.total === machine.total) return null;
+    const nodeUsage = process.cpuUsage(node);
+    const nodeMs = (nodeUsage.user + nodeUsage.system) / 1000;
+    let postgresMs = 0;
+    for (const [pid, ticks] of postgresTicks(database)) postgresMs += (ticks - (postgres.get(pid) ?? 0)) * TICK_MS;
+    const busyMs = (machineNow.busy - machine.busy) * TICK_MS;
+    const totalMs = (machineNow.total - machine.total) * TICK_MS;
+    return {
+      nodeMs: Math.round(nodeMs),
+      postgresMs: Math.round(postgresMs),
+      othersPercent: Math.max(0, Math.round((100 * (busyMs - nodeMs - postgresMs)) / totalMs)),
+    };
+  };
+}
