@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config.ts';
+import { checkListenHears } from './db/listen-check.ts';
 import { readMigrations } from './db/migrate.ts';
 import { MIGRATIONS_DIR, openDatabase } from './db/open.ts';
 import { createApp } from './http/app.ts';
@@ -37,6 +38,8 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
   const metrics = createMetrics({ processMetrics: true });
   const hub = new JobEventHub(db, logger, { metrics });
   await hub.start();
+  // In the background: a LISTEN that hears nothing (through PgBouncer) fails silently otherwise.
+  if (db.kind === 'postgres') void checkListenHears(db, logger);
   const jobs = new JobService(
     db,
     hub,

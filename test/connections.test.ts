@@ -4,7 +4,9 @@
  * however many subscribers it serves, and never more pool connections than DB_POOL_SIZE.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Statement } from '../src/db/database.ts';
+import { pino } from 'pino';
+import type { Database, Statement } from '../src/db/database.ts';
+import { checkListenHears } from '../src/db/listen-check.ts';
 import { openPostgres } from '../src/db/postgres.ts';
 import { withAdmin } from './helpers/admin.ts';
 import { createTestDatabase, type TestDatabase, testLogger } from './helpers/database.ts';
@@ -90,7 +92,8 @@ describe('connections', () => {
     const named = (name: string) => seen.filter((session) => session.name === name);
     const apiListen = named(`job-service/api/${api.pid}/listen`);
     expect(apiListen).toHaveLength(1);
-    expect(apiListen[0]!.query).toBe('LISTEN "job_events"');
+    // Its last statement: LISTEN job_events, or UNLISTEN of the start-up probe after it.
+    expect(apiListen[0]!.query).toMatch(/^(UN)?LISTEN "job_/);
     expect(named(`job-service/worker/${worker.pid}/listen`)).toHaveLength(1);
     const apiPool = named(`job-service/api/${api.pid}/pool`).length;
     const workerPool = named(`job-service/worker/${worker.pid}/pool`).length;
@@ -100,6 +103,10 @@ describe('connections', () => {
     expect(workerPool).toBeLessThanOrEqual(2);
     // Nobody else is on this database: every session is one of the two processes'.
     expect(seen).toHaveLength(2 + apiPool + workerPool);
+    // Both heard their own NOTIFY at start (src/db/listen-check.ts).
+    for (const service of [api, worker]) {
+      expect(service.logs.filter((entry) => /LISTEN connection did not hear/.test(String(entry['msg'])))).toEqual([]);
+    }
 
     for (const id of ids) await graphql(api.port!, 'mutation($id: ID!) { retrieveJob(id: $id) { id } }', { id });
     await Promise.all(watching.map((subscriber) => subscriber.until((_, ended) => ended)));
@@ -125,11 +132,25 @@ describe('connections', () => {
       (session) => session.name.startsWith(`job-service/all/${api.pid}/`) || session.name === 'listen-from-its-own-url',
     );
     expect(mine.filter((session) => session.name === 'listen-from-its-own-url')).toEqual([
-      { name: 'listen-from-its-own-url', query: 'LISTEN "job_events"' },
+      { name: 'listen-from-its-own-url', query: expect.stringMatching(/^(UN)?LISTEN "job_/) },
     ]);
     expect(mine.filter((session) => session.name.endsWith('/listen'))).toEqual([]);
     expect(mine.filter((session) => session.name.endsWith('/pool')).length).toBeGreaterThan(0);
   }, 60_000);
+
+  it('a LISTEN connection that hears nothing is reported with a warning that names the likely cause', async () => {
+    const lines: string[] = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(line) });
+    const db = testDb.open();
+    expect(await checkListenHears(db, logger)).toBe(true);
+    expect(lines).toEqual([]);
+    // What a LISTEN through PgBouncer in transaction mode amounts to: it succeeds, and hears nothing.
+    const deaf: Database = { ...db, listen: async () => async () => undefined };
+    expect(await checkListenHears(deaf, logger, 200)).toBe(false);
+    expect(lines.map((line) => (JSON.parse(line) as { level: number; msg: string }))).toEqual([
+      expect.objectContaining({ level: 40, msg: expect.stringMatching(/LISTEN_DATABASE_URL/) }),
+    ]);
+  });
 
   it('DB_PREPARED_STATEMENTS=false prepares nothing on the server', async () => {
     const probe: Statement = { name: 'connections_probe', text: 'SELECT 1 AS one' };
