@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { errorResponse } from './json.ts';
+import { listen } from './listen.ts';
 
 type Route = (pathname: string, method: string) => Promise<Response | null>;
 
@@ -26,13 +27,7 @@ export class OpsServer {
   }
 
   start(): Promise<AddressInfo> {
-    this.starting ??= new Promise((resolve, reject) => {
-      this.server.once('error', reject);
-      this.server.listen(this.options.port, this.options.host, () => {
-        this.server.off('error', reject);
-        resolve(this.server.address() as AddressInfo);
-      });
-    });
+    this.starting ??= listen(this.server, this.options.port, this.options.host);
     return this.starting;
   }
 

@@ -7,6 +7,7 @@ import { type RawData, WebSocketServer } from 'ws';
 import type { Logger } from '../logger.ts';
 import { type App, GRAPHQL_PATH, withCode } from './app.ts';
 import type { Authenticator } from './auth.ts';
+import { listen } from './listen.ts';
 
 export interface HttpServerOptions {
   host: string;
@@ -69,14 +70,10 @@ export class HttpServer {
 
   /** Listens, once. Resolves with the bound address (useful with port 0). */
   start(): Promise<AddressInfo> {
-    this.starting ??= new Promise<AddressInfo>((resolve, reject) => {
+    if (!this.starting) {
       this.disposeGraphqlWs = this.serveGraphqlWs();
-      this.server.once('error', reject);
-      this.server.listen(this.options.port, this.options.host, () => {
-        this.server.off('error', reject);
-        resolve(this.server.address() as AddressInfo);
-      });
-    });
+      this.starting = listen(this.server, this.options.port, this.options.host);
+    }
     return this.starting;
   }
 
