@@ -5,8 +5,16 @@ import type { Database } from '../src/db/database.ts';
 import type { JobEventHub } from '../src/jobs/events.ts';
 import type { JobEvent } from '../src/jobs/queue.ts';
 import type { JobService } from '../src/jobs/service.ts';
-import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
-import { ANONYMOUS, createHub, createService, createWorker, statusOf, waitForJob } from './helpers/jobs.ts';
+import type { TestDatabase } from './helpers/database.ts';
+import {
+  ANONYMOUS,
+  closeJobsDatabase,
+  createHub,
+  createWorker,
+  openJobsDatabase,
+  statusOf,
+  waitForJob,
+} from './helpers/jobs.ts';
 
 let testDb: TestDatabase;
 let db: Database;
@@ -14,17 +22,10 @@ let hub: JobEventHub;
 let service: JobService;
 
 beforeAll(async () => {
-  testDb = await createTestDatabase(import.meta.filename);
-  db = testDb.open();
-  hub = createHub(db);
-  await hub.start();
-  service = createService(db, hub);
+  ({ testDb, db, hub, service } = await openJobsDatabase(import.meta.filename));
 });
 
-afterAll(async () => {
-  await hub.stop();
-  await testDb.drop();
-});
+afterAll(() => closeJobsDatabase({ testDb, hub }));
 
 /** Collects events until `until` says enough; the deadline only turns a hang into a failure. */
 function collect(subscribe: (push: (event: JobEvent) => void) => () => void, until: (events: JobEvent[]) => boolean) {

@@ -5,8 +5,16 @@ import type { JobEventHub } from '../src/jobs/events.ts';
 import { claimJobsStatement } from '../src/jobs/queue.ts';
 import type { JobService } from '../src/jobs/service.ts';
 import type { Worker } from '../src/worker/worker.ts';
-import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
-import { ANONYMOUS, createHub, createService, createWorker, statusOf, waitForJob } from './helpers/jobs.ts';
+import type { TestDatabase } from './helpers/database.ts';
+import {
+  ANONYMOUS,
+  closeJobsDatabase,
+  createService,
+  createWorker,
+  openJobsDatabase,
+  statusOf,
+  waitForJob,
+} from './helpers/jobs.ts';
 
 let testDb: TestDatabase;
 let db: Database;
@@ -14,17 +22,10 @@ let hub: JobEventHub;
 let service: JobService;
 
 beforeAll(async () => {
-  testDb = await createTestDatabase(import.meta.filename);
-  db = testDb.open();
-  hub = createHub(db);
-  await hub.start();
-  service = createService(db, hub);
+  ({ testDb, db, hub, service } = await openJobsDatabase(import.meta.filename));
 });
 
-afterAll(async () => {
-  await hub.stop();
-  await testDb.drop();
-});
+afterAll(() => closeJobsDatabase({ testDb, hub }));
 
 async function countJobs(): Promise<number> {
   return db.prisma.job.count();

@@ -7,8 +7,16 @@ import { claimJobsStatement, completeJobsStatement, failJobsStatement } from '..
 import type { JobService } from '../src/jobs/service.ts';
 import { retryDelayMs } from '../src/worker/backoff.ts';
 import type { Worker } from '../src/worker/worker.ts';
-import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
-import { ANONYMOUS, createHub, createService, createWorker, statusOf, waitForJob } from './helpers/jobs.ts';
+import type { TestDatabase } from './helpers/database.ts';
+import {
+  ANONYMOUS,
+  closeJobsDatabase,
+  createHub,
+  createWorker,
+  openJobsDatabase,
+  statusOf,
+  waitForJob,
+} from './helpers/jobs.ts';
 
 let testDb: TestDatabase;
 let db: Database;
@@ -17,11 +25,7 @@ let service: JobService;
 const workers: Worker[] = [];
 
 beforeAll(async () => {
-  testDb = await createTestDatabase(import.meta.filename);
-  db = testDb.open();
-  hub = createHub(db);
-  await hub.start();
-  service = createService(db, hub);
+  ({ testDb, db, hub, service } = await openJobsDatabase(import.meta.filename));
 });
 
 // A worker left running would claim the next test's jobs; every test stops its own.
@@ -30,10 +34,7 @@ afterEach(async () => {
   await db.prisma.job.deleteMany();
 });
 
-afterAll(async () => {
-  await hub.stop();
-  await testDb.drop();
-});
+afterAll(() => closeJobsDatabase({ testDb, hub }));
 
 function track(worker: Worker): Worker {
   workers.push(worker);

@@ -4,7 +4,7 @@ import type { Metrics } from '../../src/metrics/metrics.ts';
 import { createHandlers, type JobHandler } from '../../src/jobs/handlers.ts';
 import { type Caller, type Job, JobService } from '../../src/jobs/service.ts';
 import { Worker, type WorkerOptions } from '../../src/worker/worker.ts';
-import { testLogger } from './database.ts';
+import { createTestDatabase, type TestDatabase, testLogger } from './database.ts';
 
 export const ANONYMOUS: Caller = { owner: '' };
 
@@ -83,4 +83,25 @@ export function waitForJob(
 
 export function statusOf(status: Job['status']) {
   return (job: Job) => job.status === status;
+}
+
+export interface JobsDatabase {
+  testDb: TestDatabase;
+  db: Database;
+  hub: JobEventHub;
+  service: JobService;
+}
+
+/** A test file's own migrated database, with a pool, a started hub and a job service on it. */
+export async function openJobsDatabase(file: string): Promise<JobsDatabase> {
+  const testDb = await createTestDatabase(file);
+  const db = testDb.open();
+  const hub = createHub(db);
+  await hub.start();
+  return { testDb, db, hub, service: createService(db, hub) };
+}
+
+export async function closeJobsDatabase({ testDb, hub }: Pick<JobsDatabase, 'testDb' | 'hub'>): Promise<void> {
+  await hub.stop();
+  await testDb.drop();
 }
