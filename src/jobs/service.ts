@@ -1,7 +1,5 @@
-import { randomBytes } from 'node:crypto';
 import { setTimeout } from 'node:timers/promises';
 import { Repeater } from '@repeaterjs/repeater';
-import { v7 as uuidv7 } from 'uuid';
 import { z } from 'zod';
 import type { Database } from '../db/database.ts';
 import { isConnectionError } from '../db/errors.ts';
@@ -10,12 +8,14 @@ import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { parseDecimal } from './decimal.ts';
 import { JobServiceError, jobNotFound } from './errors.ts';
+import { JobIdGenerator } from './ids.ts';
 import { InsertCoalescer } from './insert-coalescer.ts';
 import type { JobEventHub } from './events.ts';
 import {
   cancelJobStatement,
   type InsertedJob,
   type NewJob,
+  readJobStatement,
   retrieveJobStatement,
 } from './queue.ts';
 
@@ -89,15 +89,6 @@ const OptionsSchema = z.object({
   priority: z.number().int().min(-1000).max(1000).nullish(),
 });
 
-/**
- * A UUIDv7: 48 bits of creation time, so ids sort by age (paging, retention), and 74 fresh random
- * bits. The library's default fills part of those bits with a counter, which would let one id
- * predict its neighbours; passing the random bytes in keeps all 74 unguessable.
- */
-function newJobId(): string {
-  return uuidv7({ random: randomBytes(16) });
-}
-
 /** Ids are UUIDs; anything else cannot name a job, and must not reach a uuid column. */
 function isJobId(id: string): boolean {
   return UUID_PATTERN.test(id);
@@ -112,6 +103,7 @@ export class JobService {
   private clock = 0;
   /** Concurrent requests' new jobs, sent as one INSERT. */
   private readonly inserts: InsertCoalescer;
+  private readonly ids = new JobIdGenerator();
   /** Subscriber reads in flight, by owner and job id. */
   private readonly watchReads = new Map<string, { startedAt: number | undefined; read: Promise<Job | null> }>();
 
@@ -165,7 +157,7 @@ export class JobService {
   /** A pure read: it never changes the job. */
   async getJob(id: string, caller: Caller): Promise<Job | null> {
     if (!isJobId(id)) return null;
-    return this.db.prisma.job.findFirst({ where: { id, owner: caller.owner } });
+    return readJobStatement(this.db, id, caller.owner);
   }
 
   /**
@@ -334,7 +326,7 @@ export class JobService {
       throw new JobServiceError('BAD_USER_INPUT', `${field} ${issue?.message ?? 'is invalid'}`, field);
     }
     return {
-      id: newJobId(),
+      id: this.ids.next(),
       kind: 'add',
       num1: parseDecimal(String(input.num1), `${path}num1`, this.limits.numberMaxDigits),
       num2: parseDecimal(String(input.num2), `${path}num2`, this.limits.numberMaxDigits),
