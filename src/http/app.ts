@@ -11,6 +11,7 @@ import type { Caller, JobService } from '../jobs/service.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { Authenticator } from './auth.ts';
+import { createBodyLimitPlugin } from './body-limit.ts';
 import { createGraphiQL, GRAPHIQL_DEFAULT_QUERY } from './graphiql.ts';
 import { createHealthHandler } from './health.ts';
 import { errorResponse } from './json.ts';
@@ -167,7 +168,8 @@ export function createApp({ jobs, db, migrations, logger, auth, limits, metrics 
     healthCheckEndpoint: `${GRAPHQL_PATH}/health`,
     graphiql: { title: 'Job service', subscriptionsProtocol: 'WS', defaultQuery: GRAPHIQL_DEFAULT_QUERY },
     renderGraphiQL: graphiql.render,
-    maxRequestBodySize: limits.maxBodyBytes,
+    // Enforced by createBodyLimitPlugin instead: Yoga's own limit streams every body (see there).
+    maxRequestBodySize: false,
     context: (initial) => {
       const caller = auth.authenticate(authorizationOf(initial));
       if (!caller) throw unauthenticated();
@@ -212,6 +214,7 @@ export function createApp({ jobs, db, migrations, logger, auth, limits, metrics 
       }),
       nestingGuard,
       paramsGuard,
+      createBodyLimitPlugin(limits.maxBodyBytes),
     ],
   });
 }
