@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { print } from 'graphql';
 import { createClient, type Client } from 'graphql-ws';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import type { Database } from '../src/db/database.ts';
 import { HttpServer } from '../src/http/server.ts';
@@ -145,6 +145,62 @@ describe.each([
     expect(await next(late)).toMatchObject({ id, status: 'COMPLETED', result: '5' });
     await late.return?.();
     await watcher.return?.();
+  });
+});
+
+describe.each([
+  ['graphql-ws', async (id: string) => overWebSocket(id)],
+  ['SSE', overSse],
+])('subscribers of one job over %s', (_transport, subscribe) => {
+  it('share one execution, each sees every state, and one leaving ends nobody else', async () => {
+    const id = await addJob('1', '2');
+    const watches = vi.spyOn(api.jobs, 'watchJob');
+    try {
+      const leaving = await subscribe(id);
+      expect(await next(leaving)).toMatchObject({ id, status: 'PENDING' });
+      const staying = await Promise.all([subscribe(id), subscribe(id)]);
+      for (const states of staying) expect(await next(states)).toMatchObject({ id, status: 'PENDING' });
+      expect(watches).toHaveBeenCalledTimes(1);
+
+      await leaving.return?.();
+      const { worker, open } = gatedWorker();
+      await worker.start();
+      for (const states of staying) expect(await next(states)).toMatchObject({ status: 'WIP' });
+      open();
+      for (const states of staying) expect(await next(states)).toMatchObject({ status: 'COMPLETED', result: '3' });
+      await fetch(`${base}/api/v1/job/${id}`);
+      for (const states of staying) {
+        expect(await next(states)).toMatchObject({ status: 'RETRIEVED' });
+        expect(await next(states)).toBe('done');
+      }
+      expect(watches).toHaveBeenCalledTimes(1);
+
+      // The shared execution ended with the job; a new subscriber gets one of its own.
+      const after = await subscribe(id);
+      expect(await next(after)).toMatchObject({ status: 'RETRIEVED' });
+      expect(await next(after)).toBe('done');
+      expect(watches).toHaveBeenCalledTimes(2);
+    } finally {
+      watches.mockRestore();
+    }
+  });
+
+  it('start afresh once every subscriber has left', async () => {
+    const id = await addJob('4', '5');
+    const watches = vi.spyOn(api.jobs, 'watchJob');
+    try {
+      const first = await subscribe(id);
+      expect(await next(first)).toMatchObject({ status: 'PENDING' });
+      await first.return?.();
+      // The server hears of the leaving asynchronously; until then a newcomer may still join.
+      await vi.waitFor(() => expect(api.hub.watcherCount).toBe(0));
+      const second = await subscribe(id);
+      expect(await next(second)).toMatchObject({ status: 'PENDING' });
+      expect(watches).toHaveBeenCalledTimes(2);
+      await second.return?.();
+    } finally {
+      watches.mockRestore();
+    }
   });
 });
 

@@ -7,6 +7,7 @@ import { isConnectionError } from '../db/errors.ts';
 import type { Migration } from '../db/migrate.ts';
 import type { GraphQLContext } from '../graphql/builder.ts';
 import { buildSchema } from '../graphql/schema.ts';
+import { createSharedSubscriptionsPlugin } from '../graphql/shared-subscriptions.ts';
 import type { Caller, JobService } from '../jobs/service.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
@@ -215,6 +216,7 @@ export function createApp({ jobs, db, migrations, logger, auth, limits, metrics 
       nestingGuard,
       paramsGuard,
       createBodyLimitPlugin(limits.maxBodyBytes),
+      createSharedSubscriptionsPlugin(),
     ],
   });
 }

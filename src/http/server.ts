@@ -1,9 +1,10 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { type ExecutionArgs, getOperationAST, GraphQLError } from 'graphql';
 import { CloseCode, MessageType } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
-import { type RawData, WebSocketServer } from 'ws';
+import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import type { Logger } from '../logger.ts';
 import { type App, GRAPHQL_PATH, withCode } from './app.ts';
 import type { Authenticator } from './auth.ts';
@@ -32,6 +33,35 @@ function isServerMessage(data: RawData): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * One change can make many messages for one socket (a client that follows 100 operations on it).
+ * Written one by one, each frame cost a syscall: 10,000 subscribers of one job meant 20,000
+ * writes (`next` and `complete`), about a third of the service's time for that change. The TCP
+ * socket is corked at the first send of a burst and uncorked on the next tick, which Node runs
+ * after the burst's promise callbacks, or sooner, after FRAMES_PER_WRITE frames, so the client
+ * can start reading while the rest of the burst is made. Nothing waits on a timer.
+ */
+const FRAMES_PER_WRITE = 32;
+
+function sendInBursts(socket: WebSocket, tcp: Duplex): void {
+  const send = socket.send.bind(socket);
+  let corkedFrames = 0;
+  const uncork = () => {
+    if (corkedFrames === 0) return;
+    corkedFrames = 0;
+    tcp.uncork();
+  };
+  socket.send = ((...args: Parameters<WebSocket['send']>) => {
+    if (corkedFrames === 0) {
+      tcp.cork();
+      process.nextTick(uncork);
+    }
+    corkedFrames += 1;
+    send(...args);
+    if (corkedFrames >= FRAMES_PER_WRITE) uncork();
+  }) as WebSocket['send'];
 }
 
 type EnvelopedArgs = ExecutionArgs & {
@@ -181,7 +211,8 @@ export class HttpServer {
     // ws answers a client's broken frame (over maxPayload, or text that is not UTF-8) by closing
     // the socket with the fitting code (1009, 1007) and emitting 'error'. graphql-ws would print
     // that to the console as an internal error of ours, once per bad frame; it is the client's.
-    this.sockets.on('connection', (socket) => {
+    this.sockets.on('connection', (socket, request) => {
+      sendInBursts(socket, request.socket);
       socket.removeAllListeners('error');
       socket.on('error', (error) => options.logger.debug({ err: error }, 'WebSocket client sent a broken frame'));
       // Likewise a message only a server sends (connection_ack, next, error): graphql-ws would
