@@ -1,4 +1,3 @@
-import { type Client, createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { readRssBytes } from '../lib/service.ts';
 
@@ -40,16 +39,53 @@ const addJob = async (base: string) =>
   (await graphql<{ addJob: { job: { id: string } } }>(base, 'mutation { addJob(input: {num1: "1", num2: "2"}) { job { id } } }')).addJob.job.id;
 const cancelJob = (base: string, id: string) => graphql(base, 'mutation ($id: ID!) { cancelJob(id: $id) { status } }', { id });
 
-async function connect(base: string): Promise<Client> {
-  const client = createClient({ url: `${base.replace(/^http/, 'ws')}/graphql`, webSocketImpl: WebSocket, lazy: false, retryAttempts: 0 });
-  await new Promise<void>((resolve, reject) => {
-    const off = client.on('connected', () => {
-      off();
-      resolve();
+type Handler = (message: { type: string; payload?: { data?: { jobUpdated: { status: string } }; errors?: unknown } }) => void;
+
+/**
+ * A thin graphql-transport-ws client: one socket, a map from operation id to its handler. The
+ * graphql-ws client hands every message of a socket to every operation on it, so with 100
+ * operations a socket a burst of 20,000 messages made 2,000,000 calls, and the load process,
+ * not the service, set the time to the last delivery.
+ */
+class Client {
+  private readonly handlers = new Map<string, Handler>();
+  private nextId = 0;
+
+  private constructor(private readonly socket: WebSocket) {
+    socket.on('message', (data) => {
+      const message = JSON.parse(String(data)) as Parameters<Handler>[0] & { id?: string };
+      if (message.id === undefined) return;
+      this.handlers.get(message.id)?.(message);
+      if (message.type === 'complete' || message.type === 'error') this.handlers.delete(message.id);
     });
-    client.on('error', reject);
-  });
-  return client;
+  }
+
+  static async connect(base: string): Promise<Client> {
+    const socket = new WebSocket(`${base.replace(/^http/, 'ws')}/graphql`, 'graphql-transport-ws');
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => socket.send(JSON.stringify({ type: 'connection_init' })));
+      socket.once('message', (data) => {
+        const { type } = JSON.parse(String(data)) as { type: string };
+        if (type === 'connection_ack') resolve();
+        else reject(new Error(`expected connection_ack, got ${type}`));
+      });
+      socket.once('error', reject);
+    });
+    return new Client(socket);
+  }
+
+  subscribe(query: string, variables: Record<string, unknown>, handler: Handler): void {
+    const id = String(this.nextId++);
+    this.handlers.set(id, handler);
+    this.socket.send(JSON.stringify({ id, type: 'subscribe', payload: { query, variables } }));
+  }
+
+  async dispose(): Promise<void> {
+    await new Promise<void>((resolve) => {
+      this.socket.once('close', () => resolve());
+      this.socket.close(1000);
+    });
+  }
 }
 
 /**
@@ -63,23 +99,16 @@ export async function fanout(args: FanoutArgs): Promise<FanoutResult> {
   const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
   try {
     const watch = (client: Client, id: string, onStatus: (status: string) => void) =>
-      client.subscribe<{ jobUpdated: { status: string } }>(
-        { query: WATCH, variables: { id } },
-        {
-          next: (message) => {
-            if (message.data) onStatus(message.data.jobUpdated.status);
-            else throw new Error(JSON.stringify(message.errors));
-          },
-          error: (error) => {
-            throw error instanceof Error ? error : new Error(JSON.stringify(error));
-          },
-          complete: () => undefined,
-        },
-      );
+      client.subscribe(WATCH, { id }, (message) => {
+        if (message.type === 'complete') return;
+        const data = message.payload?.data;
+        if (message.type !== 'next' || !data) throw new Error(JSON.stringify(message));
+        onStatus(data.jobUpdated.status);
+      });
 
     // Warm-up: the same path at 1% of the size, so first-use costs are not counted per subscriber.
     {
-      const warm = await connect(args.base);
+      const warm = await Client.connect(args.base);
       const id = await addJob(args.base);
       let done = 0;
       const all = new Promise<void>((resolve) => {
@@ -93,7 +122,7 @@ export async function fanout(args: FanoutArgs): Promise<FanoutResult> {
     await sleep(args.settleMs);
     const idle = readRssBytes(args.servicePid);
 
-    for (let c = 0; c < args.connections; c += 1) clients.push(await connect(args.base));
+    for (let c = 0; c < args.connections; c += 1) clients.push(await Client.connect(args.base));
     await sleep(args.settleMs);
     const connected = readRssBytes(args.servicePid);
 
