@@ -1,8 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { readMigrations } from '../src/db/migrate.ts';
+import { LOCK_FILE } from '../src/db/data-dir-lock.ts';
 import { MIGRATIONS_DIR, openDatabase } from '../src/db/open.ts';
 import { testLogger } from './helpers/database.ts';
 import { ANONYMOUS, createHub, createService, createWorker, statusOf, waitForJob } from './helpers/jobs.ts';
@@ -45,5 +47,38 @@ describe('the embedded database', () => {
     );
     expect(applied[0]?.count).toBe((await readMigrations(MIGRATIONS_DIR)).length);
     await reopened.close();
+  });
+});
+
+describe('the data folder', () => {
+  const open = async (dir: string) =>
+    openDatabase({ ...config, DATA_DIR: dir }, await readMigrations(MIGRATIONS_DIR), testLogger());
+
+  it('is used by one process at a time', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'jobs-pglite-lock-'));
+    try {
+      const first = await open(dir);
+      await expect(open(dir)).rejects.toThrow(new RegExp(`in use by process ${process.pid} on `));
+      await first.close();
+      expect(existsSync(join(dir, LOCK_FILE))).toBe(false);
+      const second = await open(dir);
+      await second.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('is taken over from a holder that died without letting go', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'jobs-pglite-stale-'));
+    try {
+      const { pid } = spawnSync(process.execPath, ['-e', '0']);
+      writeFileSync(join(dir, LOCK_FILE), JSON.stringify({ pid, host: hostname() }));
+      const db = await open(dir);
+      expect(db.kind).toBe('pglite');
+      await db.close();
+      expect(existsSync(join(dir, LOCK_FILE))).toBe(false);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -2,6 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { PGlite, type Transaction } from '@electric-sql/pglite';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
 import { PrismaClient } from '../generated/prisma/client.ts';
+import { lockDataDir } from './data-dir-lock.ts';
 import type { Database, Queryable, Statement } from './database.ts';
 
 function queryable(db: PGlite | Transaction): Queryable {
@@ -16,11 +17,21 @@ function queryable(db: PGlite | Transaction): Queryable {
 /**
  * PostgreSQL compiled to WebAssembly, running in this process: the default when no DATABASE_URL
  * is given. It has one connection, so SKIP LOCKED never skips and only one process may open a
- * data folder; LISTEN/NOTIFY works within the process.
+ * data folder (a lock file enforces it); LISTEN/NOTIFY works within the process.
  */
 export async function openPglite(dataDir: string): Promise<Database> {
-  if (!dataDir.startsWith('memory://')) mkdirSync(dataDir, { recursive: true });
-  const db = await PGlite.create({ dataDir });
+  let unlock = () => {};
+  if (!dataDir.startsWith('memory://')) {
+    mkdirSync(dataDir, { recursive: true });
+    unlock = lockDataDir(dataDir);
+  }
+  let db: PGlite;
+  try {
+    db = await PGlite.create({ dataDir });
+  } catch (error) {
+    unlock();
+    throw error;
+  }
   const prisma = new PrismaClient({ adapter: new PrismaPGlite(db) });
   let closing: Promise<void> | undefined;
 
@@ -44,8 +55,12 @@ export async function openPglite(dataDir: string): Promise<Database> {
     poolStats: () => ({ total: 1, idle: 0, waiting: 0 }),
     close() {
       closing ??= (async () => {
-        await prisma.$disconnect();
-        await db.close();
+        try {
+          await prisma.$disconnect();
+          await db.close();
+        } finally {
+          unlock();
+        }
       })();
       return closing;
     },
