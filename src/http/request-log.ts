@@ -23,13 +23,14 @@ const QUIET_PATHS = new Set(['/health', '/ready', '/metrics']);
  * Put it first among the plugins, so it sees the responses the others end early.
  */
 export function createRequestLogPlugin(logger: Logger): Plugin {
-  const started = new WeakMap<Request, { id: string; at: number }>();
+  const started = new WeakMap<Request, { id: string; at: number; path: string }>();
   return {
-    onRequest({ request }) {
+    onRequest({ request, url }) {
       const given = request.headers.get(REQUEST_ID_HEADER);
       started.set(request, {
         id: given && ACCEPTABLE_ID.test(given) ? given : randomUUID(),
         at: performance.now(),
+        path: url.pathname,
       });
     },
     onResponse({ request, response }) {
@@ -41,7 +42,7 @@ export function createRequestLogPlugin(logger: Logger): Plugin {
       } catch {
         // A response with immutable headers still gets its log line.
       }
-      const path = new URL(request.url, 'http://localhost').pathname;
+      const { path } = start;
       const line = {
         reqId: start.id,
         method: request.method,
