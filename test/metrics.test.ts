@@ -1,5 +1,5 @@
 import { print } from 'graphql';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Database } from '../src/db/database.ts';
 import { addDecimals } from '../src/jobs/decimal.ts';
 import { PermanentJobError } from '../src/jobs/handlers.ts';
@@ -170,12 +170,40 @@ describe('/metrics while work waits', () => {
     await events.next();
     const during = await scrape();
     expect(during.get('job_subscriptions_open')).toBe(1);
+    expect(during.get('graphql_subscriptions_open')).toBe(1);
     expect(during.get('job_update_delivery_seconds_count')).toBe(0);
 
     await api.jobs.cancelJob(id, ANONYMOUS);
     for await (const _event of events);
     const after = await scrape();
     expect(after.get('job_update_delivery_seconds_count')).toBe(1);
+    expect(after.get('job_subscriptions_open')).toBe(0);
+    expect(after.get('graphql_subscriptions_open')).toBe(0);
+  });
+
+  it('counts every subscriber, though subscribers of one job share one watcher', async () => {
+    const id = await add('6', { runAt: new Date('2099-01-01T00:00:00Z') });
+    const streams = await Promise.all(
+      [1, 2, 3].map(async () => {
+        const response = await api.app.fetch('http://yoga/graphql', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+          body: JSON.stringify({ query: print(JobUpdatedDocument), variables: { id } }),
+        });
+        const events = sseEvents(response);
+        await events.next();
+        return events;
+      }),
+    );
+    const during = await scrape();
+    expect(during.get('graphql_subscriptions_open')).toBe(3);
+    expect(during.get('job_subscriptions_open')).toBe(1);
+    await streams[0]!.return(undefined);
+    await vi.waitFor(async () => expect((await scrape()).get('graphql_subscriptions_open')).toBe(2));
+    await api.jobs.cancelJob(id, ANONYMOUS);
+    for (const events of streams.slice(1)) for await (const _event of events);
+    const after = await scrape();
+    expect(after.get('graphql_subscriptions_open')).toBe(0);
     expect(after.get('job_subscriptions_open')).toBe(0);
   });
 });

@@ -1,5 +1,6 @@
 import type { DocumentNode, ExecutionResult } from 'graphql';
 import type { Plugin } from 'graphql-yoga';
+import type { Gauge } from 'prom-client';
 import type { GraphQLContext } from './builder.ts';
 
 type Result = ExecutionResult;
@@ -23,7 +24,12 @@ class Follower implements AsyncIterableIterator<Result> {
   private ended = false;
   private waiting: { resolve: (step: IteratorResult<Result>) => void; reject: (error: unknown) => void } | undefined;
 
-  constructor(private readonly leave: (follower: Follower) => void) {}
+  constructor(
+    private readonly leave: (follower: Follower) => void,
+    private readonly open: Gauge | undefined,
+  ) {
+    open?.inc();
+  }
 
   offer(result: Result): void {
     if (this.ended) return;
@@ -40,6 +46,7 @@ class Follower implements AsyncIterableIterator<Result> {
   finish(failure?: { error: unknown }): void {
     if (this.ended) return;
     this.ended = true;
+    this.open?.dec();
     this.failure = failure;
     if (!this.waiting) return;
     const { resolve, reject } = this.waiting;
@@ -82,14 +89,17 @@ class SharedStream {
   private over = false;
   private upstream: AsyncIterator<Result> | undefined;
 
-  constructor(private readonly forget: () => void) {}
+  constructor(
+    private readonly forget: () => void,
+    private readonly open: Gauge | undefined,
+  ) {}
 
   get isOver(): boolean {
     return this.over;
   }
 
   follow(): Follower {
-    const follower = new Follower((gone) => this.unfollow(gone));
+    const follower = new Follower((gone) => this.unfollow(gone), this.open);
     this.followers.add(follower);
     if (this.latest) follower.offer(this.latest);
     return follower;
@@ -159,8 +169,9 @@ class SharedStream {
  * the same promise a fresh execution makes (the job as it is now, then every later state, each
  * a real state, versions only growing). Documents are told apart by identity; Yoga's parse cache
  * hands out one document per query text, and a document it has evicted only shares less.
+ * `open` counts the subscribers, which the event hub's watchers no longer do.
  */
-export function createSharedSubscriptionsPlugin(): Plugin<GraphQLContext> {
+export function createSharedSubscriptionsPlugin(open?: Gauge): Plugin<GraphQLContext> {
   const streams = new WeakMap<DocumentNode, Map<string, Promise<SubscribeOutcome> | SharedStream>>();
 
   return {
@@ -202,7 +213,7 @@ export function createSharedSubscriptionsPlugin(): Plugin<GraphQLContext> {
         }
         const stream: SharedStream = new SharedStream(() => {
           if (shared.get(key) === stream) shared.delete(key);
-        });
+        }, open);
         shared.set(key, stream);
         const follower = stream.follow();
         void stream.pump(outcome);

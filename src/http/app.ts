@@ -216,7 +216,7 @@ export function createApp({ jobs, db, migrations, logger, auth, limits, metrics 
       nestingGuard,
       paramsGuard,
       createBodyLimitPlugin(limits.maxBodyBytes),
-      createSharedSubscriptionsPlugin(),
+      createSharedSubscriptionsPlugin(metrics?.subscriptionsOpen),
     ],
   });
 }

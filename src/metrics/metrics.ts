@@ -25,6 +25,7 @@ export interface Metrics {
   readonly eventsReceived: Counter;
   readonly eventDispatch: Histogram;
   readonly updateDelivery: Histogram;
+  readonly subscriptionsOpen: Gauge;
 }
 
 export interface MetricsOptions {
@@ -108,6 +109,11 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       name: 'job_update_delivery_seconds',
       help: "From a job change being written (its lastUpdated, database clock) to a subscriber's fresh read of it.",
       buckets: LATENCY_BUCKETS,
+      registers,
+    }),
+    subscriptionsOpen: new Gauge({
+      name: 'graphql_subscriptions_open',
+      help: 'Open GraphQL subscriptions, over graphql-ws and SSE.',
       registers,
     }),
   };
@@ -210,7 +216,7 @@ export function registerStateGauges(metrics: Metrics, sources: StateSources): vo
   if (hub) {
     new Gauge({
       name: 'job_subscriptions_open',
-      help: 'Job watchers registered with the event hub: open jobUpdated subscriptions, mostly.',
+      help: 'Job watchers in the event hub: one per subscription execution, which subscribers of the same job and key share.',
       registers,
       collect() {
         this.set(hub.watcherCount);
