@@ -159,8 +159,8 @@ describe('/metrics while work waits', () => {
     expect(samples.get('job_queue_oldest_due_age_seconds')).toBeLessThan(3600);
   });
 
-  it('counts open subscriptions, and how late a change reached one', async () => {
-    const id = await add('5', { runAt: new Date('2099-01-01T00:00:00Z') });
+  /** A jobUpdated subscription over SSE, once its first message has arrived. */
+  async function subscribed(id: string) {
     const response = await api.app.fetch('http://yoga/graphql', {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
@@ -168,6 +168,12 @@ describe('/metrics while work waits', () => {
     });
     const events = sseEvents(response);
     await events.next();
+    return events;
+  }
+
+  it('counts open subscriptions, and how late a change reached one', async () => {
+    const id = await add('5', { runAt: new Date('2099-01-01T00:00:00Z') });
+    const events = await subscribed(id);
     const during = await scrape();
     expect(during.get('job_subscriptions_open')).toBe(1);
     expect(during.get('graphql_subscriptions_open')).toBe(1);
@@ -183,18 +189,7 @@ describe('/metrics while work waits', () => {
 
   it('counts every subscriber, though subscribers of one job share one watcher', async () => {
     const id = await add('6', { runAt: new Date('2099-01-01T00:00:00Z') });
-    const streams = await Promise.all(
-      [1, 2, 3].map(async () => {
-        const response = await api.app.fetch('http://yoga/graphql', {
-          method: 'POST',
-          headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
-          body: JSON.stringify({ query: print(JobUpdatedDocument), variables: { id } }),
-        });
-        const events = sseEvents(response);
-        await events.next();
-        return events;
-      }),
-    );
+    const streams = await Promise.all([subscribed(id), subscribed(id), subscribed(id)]);
     const during = await scrape();
     expect(during.get('graphql_subscriptions_open')).toBe(3);
     expect(during.get('job_subscriptions_open')).toBe(1);
