@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Database } from '../src/db/database.ts';
 import type { JobEventHub } from '../src/jobs/events.ts';
 import type { JobEvent } from '../src/jobs/queue.ts';
@@ -67,6 +67,31 @@ describe('job events', () => {
     const versions = seen.map((event) => event.version);
     expect(versions).toEqual([...versions].sort((a, b) => a - b));
     expect(afterInsert[0]!.version).toBeGreaterThan(job.version);
+  });
+
+  it('reach a watcher once per version, whether the worker here or the NOTIFY told first', async () => {
+    const { job } = await service.addJob({ num1: '1', num2: '2' }, ANONYMOUS);
+    const heard: JobEvent[] = [];
+    const unwatch = hub.watch(job.id, (event) => heard.push(event));
+    // Batch listeners hear every NOTIFY: once `completed` is among them, both sources have spoken.
+    const announced = collect(
+      (push) => hub.onEvents((events) => events.forEach(push)),
+      (seen) => seen.some((event) => event.id === job.id && event.status === 'completed'),
+    );
+    const handedOver = vi.spyOn(hub, 'deliverLocally');
+    const worker = createWorker(db, hub);
+    try {
+      await worker.start();
+      await announced;
+      await vi.waitFor(() => expect(handedOver).toHaveBeenCalled());
+      const completed = heard.filter((event) => event.status === 'completed');
+      expect(completed).toHaveLength(1);
+      expect(heard.map((event) => event.version)).toEqual([...new Set(heard.map((event) => event.version))]);
+    } finally {
+      handedOver.mockRestore();
+      unwatch();
+      await worker.stop();
+    }
   });
 
   it('reach a listener in another process', async () => {

@@ -281,6 +281,23 @@ describe('many subscribers of one job', () => {
     }
   });
 
+  it('show a job handed over whole by this process without reading it', async () => {
+    const { job } = await service.addJob({ num1: '4', num2: '5' }, ANONYMOUS);
+    const stream = await service.watchJob(job.id, ANONYMOUS);
+    expect((await stream.next()).value).toMatchObject({ status: 'pending' });
+    const reads = vi.spyOn(service, 'getJob');
+    try {
+      // A state the database never held: only the hand-over can have shown it.
+      const handed = { ...job, status: 'completed' as const, version: job.version + 5 };
+      hub.deliverLocally([handed]);
+      expect((await stream.next()).value).toBe(handed);
+      expect(reads).not.toHaveBeenCalled();
+    } finally {
+      reads.mockRestore();
+      await stream.return?.();
+    }
+  });
+
   it('does not share a read with a caller the job does not belong to', async () => {
     const { job } = await service.addJob({ num1: '4', num2: '5' }, ANONYMOUS);
     // Both start at once, so the owner's read is in flight when the stranger's would join it.

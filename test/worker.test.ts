@@ -1,4 +1,4 @@
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Database, Statement } from '../src/db/database.ts';
 import { addDecimals } from '../src/jobs/decimal.ts';
 import type { JobEventHub } from '../src/jobs/events.ts';
@@ -141,6 +141,41 @@ describe('concurrency', () => {
     for (const { job } of added) await waitForJob(service, hub, job.id, statusOf('completed'));
     expect(started).toBe(20);
     expect(most).toBeLessThanOrEqual(5);
+  });
+});
+
+describe('results for a watcher in this process', () => {
+  it('are handed to it whole; with nobody watching, the write answers with ids only', async () => {
+    const handedOver = vi.spyOn(hub, 'deliverLocally');
+    // The second job's handler waits until its watcher is in place, so the hand-over cannot miss it.
+    const watching = deferred();
+    const worker = track(
+      createWorker(db, hub, {
+        handlers: {
+          add: async (input) => {
+            if (input.num1 === '1.5') await watching.promise;
+            return addDecimals(input.num1, input.num2);
+          },
+        },
+      }),
+    );
+    try {
+      await worker.start();
+      const { job: unwatched } = await service.addJob({ num1: '7', num2: '8' }, ANONYMOUS);
+      await vi.waitFor(async () => expect((await db.prisma.job.findUnique({ where: { id: unwatched.id } }))?.status).toBe('completed'));
+      expect(handedOver).not.toHaveBeenCalled();
+
+      const { job } = await service.addJob({ num1: '1.5', num2: '2' }, ANONYMOUS);
+      const completed = waitForJob(service, hub, job.id, statusOf('completed'));
+      await vi.waitFor(() => expect(hub.isWatched(job.id)).toBe(true));
+      watching.resolve();
+      const watched = await completed;
+      expect(handedOver).toHaveBeenCalledTimes(1);
+      expect(handedOver.mock.calls[0]![0]).toEqual([expect.objectContaining({ id: watched.id, status: 'completed', version: watched.version })]);
+      expect(handedOver.mock.calls[0]![0][0]!.result?.toString()).toBe('3.5');
+    } finally {
+      handedOver.mockRestore();
+    }
   });
 });
 

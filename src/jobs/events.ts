@@ -1,6 +1,7 @@
 import type { Database } from '../db/database.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
+import type { Job } from '../generated/prisma/client.ts';
 import { JOB_EVENTS_CHANNEL, type JobEvent, parseJobEvents } from './queue.ts';
 
 export type JobEventListener = (event: JobEvent) => void;
@@ -16,6 +17,11 @@ export interface JobEventHubOptions {
  */
 export class JobEventHub {
   private readonly byJob = new Map<string, Set<JobEventListener>>();
+  /**
+   * The newest version passed to each watched job's listeners. A version can arrive twice, from
+   * deliverLocally and from its NOTIFY, in either order; listeners hear it once.
+   */
+  private readonly heardVersion = new Map<string, number>();
   private readonly batchListeners = new Set<(events: JobEvent[]) => void>();
   private readonly resyncListeners = new Set<() => void>();
   private starting: Promise<void> | undefined;
@@ -64,7 +70,10 @@ export class JobEventHub {
     listeners.add(listener);
     return () => {
       listeners.delete(listener);
-      if (listeners.size === 0 && this.byJob.get(id) === listeners) this.byJob.delete(id);
+      if (listeners.size === 0 && this.byJob.get(id) === listeners) {
+        this.byJob.delete(id);
+        this.heardVersion.delete(id);
+      }
     };
   }
 
@@ -78,6 +87,27 @@ export class JobEventHub {
   onResync(listener: () => void): () => void {
     this.resyncListeners.add(listener);
     return () => this.resyncListeners.delete(listener);
+  }
+
+  /** Whether anyone in this process watches job `id`. */
+  isWatched(id: string): boolean {
+    return this.byJob.has(id);
+  }
+
+  /**
+   * Hands jobs that a statement of this process has just changed (and committed) to their
+   * watchers here, whole, ahead of the NOTIFY that will announce the same versions to everyone.
+   * A watcher can show such a job without reading it again, and still hears of each version
+   * once (see `heardVersion`).
+   */
+  deliverLocally(jobs: readonly Job[]): void {
+    for (const job of jobs) {
+      const listeners = this.byJob.get(job.id);
+      if (!listeners || !this.isNews(job.id, job.version)) continue;
+      for (const listener of listeners) {
+        this.call(() => listener({ id: job.id, status: job.status, version: job.version, job }));
+      }
+    }
   }
 
   /** How many job watchers are registered, for metrics. */
@@ -106,8 +136,16 @@ export class JobEventHub {
     for (const listener of this.batchListeners) this.call(() => listener(events));
     if (this.byJob.size === 0) return;
     for (const event of events) {
-      for (const listener of this.byJob.get(event.id) ?? []) this.call(() => listener(event));
+      const listeners = this.byJob.get(event.id);
+      if (!listeners || !this.isNews(event.id, event.version)) continue;
+      for (const listener of listeners) this.call(() => listener(event));
     }
+  }
+
+  private isNews(id: string, version: number): boolean {
+    if (version <= (this.heardVersion.get(id) ?? -1)) return false;
+    this.heardVersion.set(id, version);
+    return true;
   }
 
   private resync(): void {

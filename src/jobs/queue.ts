@@ -21,6 +21,8 @@ export interface JobEvent {
   id: string;
   status: JobStatus;
   version: number;
+  /** The job itself, when the change was made in this process (see JobEventHub.deliverLocally). */
+  job?: Job;
 }
 
 /**
@@ -237,28 +239,47 @@ export interface Completion {
   result: string;
 }
 
-const completeJobs: Statement = {
-  name: 'jobs_complete',
-  text: `
+function completeJobsText(returning: string, answer: string): string {
+  return `
   WITH done AS (
     UPDATE job SET status = 'completed', result = c.result, completed_on = now(), last_updated = now(),
                    locked_by = NULL, version = job.version + 1
     FROM unnest($1::uuid[], $2::int[], $3::numeric[]) AS c(id, attempt, result)
     WHERE job.id = c.id AND job.attempt = c.attempt AND job.status = 'wip'
-    RETURNING job.id, job.status, job.version
+    RETURNING ${returning}
   ),
   ${announce('done')}
-  SELECT id FROM done, announced`,
+  SELECT ${answer} FROM done, announced`;
+}
+
+const completeJobs: Statement = {
+  name: 'jobs_complete',
+  text: completeJobsText('job.id, job.status, job.version', 'done.id'),
 };
 
-/** Writes a batch of results. Returns the ids the fence accepted; the others were taken over. */
+/** The same write, answering with the whole rows: for subscribers in this process (see below). */
+const completeJobsReturningRows: Statement = {
+  name: 'jobs_complete_rows',
+  text: completeJobsText(columns('job'), 'done.*'),
+};
+
 export async function completeJobsStatement(db: Queryable, completions: readonly Completion[]): Promise<Set<string>> {
-  const rows = await db.query<{ id: string }>(completeJobs, [
-    completions.map((c) => c.id),
-    completions.map((c) => c.attempt),
-    completions.map((c) => c.result),
-  ]);
+  const rows = await db.query<{ id: string }>(completeJobs, completionValues(completions));
   return new Set(rows.map((row) => row.id));
+}
+
+/**
+ * Writes results and answers with the completed jobs as they now are, so a subscriber in the
+ * same process can be handed its job without reading it again. Costlier per row than the plain
+ * write (every column parsed), so the worker uses it only for jobs someone here is watching.
+ */
+export async function completeJobsReturningStatement(db: Queryable, completions: readonly Completion[]): Promise<Job[]> {
+  const rows = await db.query<JobRow>(completeJobsReturningRows, completionValues(completions));
+  return rows.map(toJob);
+}
+
+function completionValues(completions: readonly Completion[]): unknown[] {
+  return [completions.map((c) => c.id), completions.map((c) => c.attempt), completions.map((c) => c.result)];
 }
 
 export interface Failure {

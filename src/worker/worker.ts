@@ -8,6 +8,7 @@ import {
   type ClaimedJob,
   type Completion,
   claimBatchStatement,
+  completeJobsReturningStatement,
   completeJobsStatement,
   type Failure,
   failJobsStatement,
@@ -94,7 +95,7 @@ export class Worker {
   private createWriters(): [WriteBatcher<Completion>, WriteBatcher<Failure>] {
     const { db, logger } = this.options;
     return [
-      new WriteBatcher(async (items) => this.reportFenced(items, await completeJobsStatement(db, items), 'result'), {
+      new WriteBatcher(async (items) => this.reportFenced(items, await this.writeResults(items), 'result'), {
         maxBatch: 1000,
         retryDelayMs: 500,
         logger,
@@ -107,6 +108,20 @@ export class Worker {
         what: 'failures',
       }),
     ];
+  }
+
+  /**
+   * Stores results. When someone in this process watches one of the jobs (a subscriber of
+   * `jobUpdated` on a ROLE=all process), the write answers with the whole rows and the hub hands
+   * them over at once: that subscriber's message does not wait for the NOTIFY and a read of its
+   * own, two round trips on the path from result to customer.
+   */
+  private async writeResults(items: readonly Completion[]): Promise<Set<string>> {
+    const { db, hub } = this.options;
+    if (!items.some((item) => hub.isWatched(item.id))) return completeJobsStatement(db, items);
+    const jobs = await completeJobsReturningStatement(db, items);
+    hub.deliverLocally(jobs);
+    return new Set(jobs.map((job) => job.id));
   }
 
   get activeJobs(): number {
