@@ -6,11 +6,11 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withAdmin } from '../helpers/admin.ts';
+import { freePort } from '../helpers/ports.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { type ServiceProcess, startService } from '../helpers/processes.ts';
 
@@ -20,14 +20,6 @@ const apis: ServiceProcess[] = [];
 let haproxy: ChildProcess;
 let dir: string;
 let base: string;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 /** Requests this API has answered on the add route, from its own request log. */
 function served(api: ServiceProcess): number {

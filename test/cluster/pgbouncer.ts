@@ -1,9 +1,10 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ADMIN_URL } from '../helpers/admin.ts';
+import { freePort } from '../helpers/ports.ts';
 
 export interface PgBouncer {
   /** Its version, as [major, minor]. */
@@ -11,14 +12,6 @@ export interface PgBouncer {
   /** The URL of `database` through this PgBouncer. */
   url(database: string): string;
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 export function pgbouncerVersion(): [number, number] {
