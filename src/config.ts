@@ -24,6 +24,7 @@ const ConfigSchema = z.object({
   DB_POOL_SIZE: integer(1, 1000).default(10),
   DB_PREPARED_STATEMENTS: flag.default(true),
   WORKER_CONCURRENCY: integer(1, 10_000).default(100),
+  WORKER_PREFETCH: integer(0, 100_000).default(400),
   WORKER_POLL_INTERVAL_MS: integer(10, 600_000).default(1000),
   JOB_TIMEOUT_SECONDS: integer(1, 86_400).default(30),
   MAX_ATTEMPTS: integer(1, 100).default(5),

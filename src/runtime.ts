@@ -16,7 +16,7 @@ import { JobService } from './jobs/service.ts';
 import type { Logger } from './logger.ts';
 import { createMetrics, registerStateGauges } from './metrics/metrics.ts';
 import { createQueueStatsReader } from './metrics/queue-stats.ts';
-import { Worker } from './worker/worker.ts';
+import { Worker, type WorkerOptions } from './worker/worker.ts';
 
 export interface Runtime {
   /** Where the API listens (ROLE all or api). */
@@ -25,6 +25,23 @@ export interface Runtime {
   ops: AddressInfo | undefined;
   /** Stops taking requests, lets the worker finish or hand back its jobs, then closes the pools. */
   stop(): Promise<void>;
+}
+
+/** The worker as the settings describe it; the benchmarks build theirs here too. */
+export function workerFromConfig(
+  config: Config,
+  parts: Pick<WorkerOptions, 'db' | 'hub' | 'logger' | 'metrics'>,
+): Worker {
+  return new Worker({
+    ...parts,
+    handlers: createHandlers({}, { addDelayMs: config.JOB_ADD_DELAY_MS }),
+    concurrency: config.WORKER_CONCURRENCY,
+    prefetch: config.WORKER_PREFETCH,
+    pollIntervalMs: config.WORKER_POLL_INTERVAL_MS,
+    jobTimeoutSeconds: config.JOB_TIMEOUT_SECONDS,
+    retry: { baseDelayMs: config.RETRY_BASE_DELAY_MS, maxDelayMs: config.RETRY_MAX_DELAY_MS },
+    shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
+  });
 }
 
 /**
@@ -52,20 +69,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
   );
 
   const runsJobs = config.ROLE !== 'api';
-  const worker = runsJobs
-    ? new Worker({
-        db,
-        hub,
-        handlers: createHandlers({}, { addDelayMs: config.JOB_ADD_DELAY_MS }),
-        logger,
-        concurrency: config.WORKER_CONCURRENCY,
-        pollIntervalMs: config.WORKER_POLL_INTERVAL_MS,
-        jobTimeoutSeconds: config.JOB_TIMEOUT_SECONDS,
-        retry: { baseDelayMs: config.RETRY_BASE_DELAY_MS, maxDelayMs: config.RETRY_MAX_DELAY_MS },
-        shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
-        metrics,
-      })
-    : undefined;
+  const worker = runsJobs ? workerFromConfig(config, { db, hub, logger, metrics }) : undefined;
   registerStateGauges(metrics, {
     queueStats: createQueueStatsReader(db, {
       cacheMs: config.METRICS_CACHE_MS,

@@ -5,9 +5,11 @@ import type { JobEventHub } from '../src/jobs/events.ts';
 import { PermanentJobError } from '../src/jobs/handlers.ts';
 import { claimJobsStatement, completeJobsStatement, failJobsStatement } from '../src/jobs/queue.ts';
 import type { JobService } from '../src/jobs/service.ts';
+import { createMetrics, registerStateGauges } from '../src/metrics/metrics.ts';
+import { createQueueStatsReader } from '../src/metrics/queue-stats.ts';
 import { retryDelayMs } from '../src/worker/backoff.ts';
 import type { Worker } from '../src/worker/worker.ts';
-import type { TestDatabase } from './helpers/database.ts';
+import { type TestDatabase, testLogger } from './helpers/database.ts';
 import {
   ANONYMOUS,
   closeJobsDatabase,
@@ -112,6 +114,8 @@ describe('concurrency', () => {
     const worker = track(
       createWorker(slowWrites, hub, {
         concurrency: 5,
+        // Slots only, so each claim's size is known; the local queue has tests of its own.
+        prefetch: 0,
         handlers: {
           add: async (input) => {
             runningNow += 1;
@@ -141,6 +145,170 @@ describe('concurrency', () => {
     for (const { job } of added) await waitForJob(service, hub, job.id, statusOf('completed'));
     expect(started).toBe(20);
     expect(most).toBeLessThanOrEqual(5);
+  });
+});
+
+describe('the local queue', () => {
+  /** Records the LIMIT of every claim the worker sends, and how many jobs each one took. */
+  function recordingClaims(): { db: Database; claims: Array<{ limit: number; took: number }> } {
+    const claims: Array<{ limit: number; took: number }> = [];
+    const recording: Database = {
+      ...db,
+      query: async <Row extends object>(statement: Statement, values?: readonly unknown[]) => {
+        const rows = await db.query<Row>(statement, values);
+        if (statement.name === 'jobs_claim') claims.push({ limit: Number(values![1]), took: rows.length });
+        return rows;
+      },
+    };
+    return { db: recording, claims };
+  }
+
+  const addMany = (count: number, num1 = (i: number) => String(i)) =>
+    service.addJobs(Array.from({ length: count }, (_, i) => ({ num1: num1(i), num2: '1' })), ANONYMOUS);
+
+  it('claims beyond the slots for fast handlers, up to `prefetch`, and still runs only `concurrency` at once', async () => {
+    const added = await addMany(300);
+    const { db: recording, claims } = recordingClaims();
+    let runningNow = 0;
+    let most = 0;
+    const runs = new Map<string, number>();
+    const worker = track(
+      createWorker(recording, hub, {
+        concurrency: 5,
+        prefetch: 20,
+        handlers: {
+          add: async (input) => {
+            runningNow += 1;
+            most = Math.max(most, runningNow);
+            runs.set(input.num1, (runs.get(input.num1) ?? 0) + 1);
+            await new Promise((resolve) => setImmediate(resolve));
+            runningNow -= 1;
+            return addDecimals(input.num1, input.num2);
+          },
+        },
+      }),
+    );
+    await worker.start();
+    for (const { job } of added) await waitForJob(service, hub, job.id, statusOf('completed'));
+
+    // Before any handler has returned there is no speed to go by: the first claim fills the slots only.
+    expect(claims[0]).toEqual({ limit: 5, took: 5 });
+    // Later claims take more than the 5 free slots: the rest waits in the local queue.
+    expect(Math.max(...claims.map((claim) => claim.took))).toBeGreaterThan(5);
+    expect(Math.max(...claims.map((claim) => claim.limit))).toBeLessThanOrEqual(25);
+    expect(most).toBeLessThanOrEqual(5);
+    expect(runs.size).toBe(300);
+    expect([...runs.values()].every((count) => count === 1)).toBe(true);
+  });
+
+  it('queues little for slow handlers, so idle workers elsewhere can take the rest', async () => {
+    const added = await addMany(8);
+    const { db: recording, claims } = recordingClaims();
+    const worker = track(
+      createWorker(recording, hub, {
+        concurrency: 2,
+        prefetch: 100,
+        handlers: {
+          add: async (input) => {
+            await new Promise((resolve) => setTimeout(resolve, 150));
+            return addDecimals(input.num1, input.num2);
+          },
+        },
+      }),
+    );
+    await worker.start();
+    for (const { job } of added) await waitForJob(service, hub, job.id, statusOf('completed'));
+    // 150 ms per job on 2 slots is 1 job per 75 ms: 100 ms of work is one queued job, not 100.
+    expect(claims.length).toBeGreaterThan(1);
+    expect(Math.max(...claims.map((claim) => claim.limit))).toBeLessThanOrEqual(3);
+  });
+
+  /**
+   * A worker with one slot that has measured a fast handler. The first job after that holds its
+   * slot until released, so the rest of a claim waits in the local queue.
+   */
+  async function workerWithQueue(options: { jobTimeoutSeconds?: number } = {}) {
+    const release = deferred();
+    const started = deferred();
+    const runs = new Map<string, number>();
+    let warmedUp = false;
+    const worker = track(
+      createWorker(db, hub, {
+        concurrency: 1,
+        prefetch: 10,
+        shutdownGraceMs: 50,
+        jobTimeoutSeconds: options.jobTimeoutSeconds ?? 30,
+        handlers: {
+          add: async (input) => {
+            runs.set(input.num1, (runs.get(input.num1) ?? 0) + 1);
+            if (warmedUp && runs.size === 2) {
+              started.resolve();
+              await release.promise;
+            }
+            warmedUp = true;
+            return addDecimals(input.num1, input.num2);
+          },
+        },
+      }),
+    );
+    await worker.start();
+    const { job: warmUp } = await service.addJob({ num1: '1', num2: '0' }, ANONYMOUS);
+    await waitForJob(service, hub, warmUp.id, statusOf('completed'));
+    return { worker, release, started, runs };
+  }
+
+  it('hands queued jobs back at stop at once, unstarted and with their attempt not counted', async () => {
+    const { worker, started, runs } = await workerWithQueue();
+    const added = await addMany(10, (i) => String(100 + i));
+    await started.promise;
+    await vi.waitFor(() => expect(worker.queuedJobs).toBe(9));
+    const metrics = createMetrics();
+    const queueStats = createQueueStatsReader(db, { cacheMs: 0, exactCountLimit: 100_000 });
+    registerStateGauges(metrics, { queueStats, db, worker, logger: testLogger() });
+    const scraped = await metrics.registry.metrics();
+    expect(scraped).toMatch(/^worker_jobs_queued 9$/m);
+    expect(scraped).toMatch(/^worker_jobs_running 10$/m);
+    await worker.stop();
+
+    // The warm-up job and the one that held the slot; none of the queued nine.
+    expect(runs.size).toBe(2);
+    const rows = await db.prisma.job.findMany({ where: { id: { in: added.map(({ job }) => job.id) } } });
+    expect(rows.map((row) => [row.status, row.attempt, row.lockedBy])).toEqual(rows.map(() => ['pending', 0, null]));
+
+    track(createWorker(db, hub)).start();
+    for (const { job } of added) {
+      const completed = await waitForJob(service, hub, job.id, statusOf('completed'));
+      expect(completed.attempt).toBe(1);
+    }
+  });
+
+  it('keeps queued jobs out of the stale rule with its heartbeat', async () => {
+    const { worker, release, started, runs } = await workerWithQueue({ jobTimeoutSeconds: 1 });
+    const added = await addMany(4, (i) => String(200 + i));
+    await started.promise;
+    await vi.waitFor(() => expect(worker.queuedJobs).toBe(3));
+    const rival = track(createWorker(testDb.open(), createHub(db), { jobTimeoutSeconds: 1 }));
+    await rival.start();
+    // Three timeouts' worth of heartbeats on a queued job, observed in the database.
+    const queued = added.find(({ job }) => !runs.has(job.num1.toString()))!.job.id;
+    const seen = new Set<number>();
+    while (seen.size < 4) {
+      const current = await service.getJob(queued, ANONYMOUS);
+      expect(current?.status).toBe('wip');
+      seen.add(current!.lastUpdated.getTime());
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    release.resolve();
+    for (const { job } of added) {
+      const completed = await waitForJob(service, hub, job.id, statusOf('completed'));
+      expect(completed.attempt).toBe(1);
+    }
+    expect([...runs.entries()].filter(([num1]) => Number(num1) >= 200).sort()).toEqual([
+      ['200', 1],
+      ['201', 1],
+      ['202', 1],
+      ['203', 1],
+    ]);
   });
 });
 
@@ -341,12 +509,16 @@ describe('start and stop', () => {
 
   it('lets running jobs finish within the grace period', async () => {
     const release = deferred();
-    const worker = track(
-      createWorker(db, hub, { handlers: { add: async () => (await release.promise, '7') }, shutdownGraceMs: 10_000 }),
-    );
+    const started = deferred();
+    const handler = async () => {
+      started.resolve();
+      await release.promise;
+      return '7';
+    };
+    const worker = track(createWorker(db, hub, { handlers: { add: handler }, shutdownGraceMs: 10_000 }));
     await worker.start();
     const { job } = await service.addJob({ num1: '3', num2: '4' }, ANONYMOUS);
-    await waitForJob(service, hub, job.id, statusOf('wip'));
+    await started.promise;
     const stopped = worker.stop();
     release.resolve();
     await stopped;
@@ -357,8 +529,10 @@ describe('start and stop', () => {
 
   it('hands unfinished jobs back as pending after the grace period', async () => {
     let aborted = false;
+    const started = deferred();
     const stuck = (_input: unknown, context: { signal: AbortSignal }) =>
       new Promise<string>((_resolve, reject) => {
+        started.resolve();
         context.signal.addEventListener('abort', () => {
           aborted = true;
           reject(context.signal.reason);
@@ -367,7 +541,8 @@ describe('start and stop', () => {
     const worker = track(createWorker(db, hub, { handlers: { add: stuck }, shutdownGraceMs: 50 }));
     await worker.start();
     const { job } = await service.addJob({ num1: '5', num2: '5' }, ANONYMOUS);
-    await waitForJob(service, hub, job.id, statusOf('wip'));
+    // Not the `wip` status: a job claimed as stop() begins is handed back without being started.
+    await started.promise;
     await worker.stop();
     expect(aborted).toBe(true);
     const handedBack = await service.getJob(job.id, ANONYMOUS);
@@ -382,20 +557,49 @@ describe('start and stop', () => {
     expect(completed.attempt).toBe(1);
   });
 
+  it('gives a handler that looks at its signal only after the abort an aborted signal', async () => {
+    const started = deferred();
+    const release = deferred();
+    const seen = deferred();
+    let reason: unknown;
+    const late = async (_input: unknown, context: { signal: AbortSignal }) => {
+      started.resolve();
+      await release.promise;
+      reason = context.signal.aborted ? context.signal.reason : 'not aborted';
+      seen.resolve();
+      return '0';
+    };
+    const worker = track(createWorker(db, hub, { handlers: { add: late }, shutdownGraceMs: 50 }));
+    await worker.start();
+    await service.addJob({ num1: '1', num2: '2' }, ANONYMOUS);
+    await started.promise;
+    await worker.stop();
+    release.resolve();
+    await seen.promise;
+    expect(reason).toEqual(new Error('worker is shutting down'));
+  });
+
   it('gives a restart all its slots, even while a handler abandoned at the last stop still runs', async () => {
     const never = new Promise<string>(() => undefined);
+    const firstStarted = deferred();
     let calls = 0;
     const worker = track(
       createWorker(db, hub, {
         concurrency: 1,
         shutdownGraceMs: 50,
         // The first call ignores its signal and never settles; later ones add.
-        handlers: { add: (input) => ((calls += 1) === 1 ? never : String(Number(input.num1) + Number(input.num2))) },
+        handlers: {
+          add: (input) => {
+            if ((calls += 1) > 1) return String(Number(input.num1) + Number(input.num2));
+            firstStarted.resolve();
+            return never;
+          },
+        },
       }),
     );
     await worker.start();
     const first = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
-    await waitForJob(service, hub, first.job.id, statusOf('wip'));
+    await firstStarted.promise;
     await worker.stop();
     await worker.start();
     const second = await service.addJob({ num1: '2', num2: '2' }, ANONYMOUS);

@@ -4,9 +4,9 @@ import { migrate, readMigrations } from '../../src/db/migrate.ts';
 import { MIGRATIONS_DIR } from '../../src/db/open.ts';
 import { openPostgres } from '../../src/db/postgres.ts';
 import { JobEventHub } from '../../src/jobs/events.ts';
-import { createHandlers } from '../../src/jobs/handlers.ts';
 import { JobService } from '../../src/jobs/service.ts';
-import { Worker } from '../../src/worker/worker.ts';
+import { workerFromConfig } from '../../src/runtime.ts';
+import type { Worker } from '../../src/worker/worker.ts';
 import { watchCpu } from '../lib/cpu.ts';
 import { createFreshDatabase, pollUntil, settle } from '../lib/pg.ts';
 import { chunks, type DrainArgs, type DrainTrial, input, signal, trial, withDeadline } from './common.ts';
@@ -56,17 +56,7 @@ export async function drainOurs(args: DrainArgs & OursOptions): Promise<DrainTri
       });
       return row!.n;
     };
-    worker = new Worker({
-      db,
-      hub,
-      handlers: createHandlers(),
-      logger,
-      concurrency: config.WORKER_CONCURRENCY,
-      pollIntervalMs: config.WORKER_POLL_INTERVAL_MS,
-      jobTimeoutSeconds: config.JOB_TIMEOUT_SECONDS,
-      retry: { baseDelayMs: config.RETRY_BASE_DELAY_MS, maxDelayMs: config.RETRY_MAX_DELAY_MS },
-      shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
-    });
+    worker = workerFromConfig(config, { db, hub, logger });
     const stopWatch = watchCpu(fresh.name);
     const startedAt = performance.now();
     await worker.start();

@@ -124,7 +124,7 @@ export interface StateSources {
   queueStats: () => Promise<QueueStats>;
   db: { poolStats(): { total: number; idle: number; waiting: number } };
   hub?: Pick<JobEventHub, 'watcherCount'>;
-  worker?: { readonly activeJobs: number };
+  worker?: { readonly activeJobs: number; readonly queuedJobs: number };
   logger: Logger;
 }
 
@@ -226,10 +226,18 @@ export function registerStateGauges(metrics: Metrics, sources: StateSources): vo
   if (worker) {
     new Gauge({
       name: 'worker_jobs_running',
-      help: "Jobs this process's worker holds right now (at most WORKER_CONCURRENCY).",
+      help: "Jobs this process's worker holds right now: queued, running or being stored.",
       registers,
       collect() {
         this.set(worker.activeJobs);
+      },
+    });
+    new Gauge({
+      name: 'worker_jobs_queued',
+      help: "Claimed jobs waiting in this process's local queue for a free slot.",
+      registers,
+      collect() {
+        this.set(worker.queuedJobs);
       },
     });
   }

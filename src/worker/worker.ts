@@ -26,6 +26,12 @@ export interface WorkerOptions {
   handlers: JobHandlers;
   logger: Logger;
   concurrency: number;
+  /**
+   * The most jobs the worker may claim beyond `concurrency`, to queue locally while every slot is
+   * busy. The queue is kept to about `PREFETCH_HORIZON_MS` of work at the handlers' observed
+   * speed, so only fast handlers reach this ceiling. 0 claims only into free slots.
+   */
+  prefetch?: number;
   pollIntervalMs: number;
   jobTimeoutSeconds: number;
   retry: BackoffPolicy;
@@ -36,40 +42,65 @@ export interface WorkerOptions {
   metrics?: Metrics;
 }
 
-interface RunningJob {
+interface HeldJob {
   job: ClaimedJob;
-  controller: AbortController;
-  /** `running` until the handler settles, then `writing` until its outcome is stored. */
-  phase: 'running' | 'writing';
+  /**
+   * Made when the handler first reads its signal: most handlers never do, and one controller per
+   * job was a tenth of a drain's CPU. `abortedWith` is kept so a signal made later starts aborted.
+   */
+  controller?: AbortController;
+  abortedWith?: Error;
+  /**
+   * `queued` from the claim until a slot frees, `running` until the handler settles, then
+   * `writing` until its outcome is stored.
+   */
+  phase: 'queued' | 'running' | 'writing';
   /** Set when the job was handed back or lost; its outcome must then never be written. */
   abandoned: boolean;
   /** Set when the fence accepted its outcome: the job's state really changed. */
   stored: boolean;
   /** performance.now() when the claim returned it. */
   claimedAt: number;
-  /** The job counts against `concurrency` until its handler returns, or until stop() gives it up. */
+  /** The job counts against `concurrency` from its start until its handler returns, or until stop() gives it up. */
   holdsSlot: boolean;
   settled: Promise<void>;
 }
 
 const MAX_CLAIM_BACKOFF_MS = 30_000;
 const MAX_RESULT_DIGITS = 10_000;
+/**
+ * How much work, at the handlers' observed speed, the local queue may hold. A queued job is
+ * claimed but not started: another worker that falls idle cannot take it, and a more urgent job
+ * that arrives meanwhile starts after it. Bounding the queue by time rather than by count keeps
+ * that wait this short whatever the job type: `add` (microseconds) fills the whole `prefetch`,
+ * a one-second job queues a few jobs at most.
+ */
+const PREFETCH_HORIZON_MS = 100;
+/** Weight of the newest handler time in the running average the queue depth follows. */
+const HANDLER_TIME_SMOOTHING = 0.05;
 
 /**
- * The loop that runs jobs: claim a batch into the free slots, run each handler, store the outcome.
+ * The loop that runs jobs: claim a batch into the free slots and a short local queue, run each
+ * handler, store the outcome.
  *
- * It sleeps while there is nothing to do, and wakes when a NOTIFY says a job is pending, when a
- * slot frees up after a full claim, or after `pollIntervalMs` as a safety net (that also finds
- * jobs whose `runAt` came due and jobs left stale by a dead worker).
+ * It sleeps while there is nothing to do, and wakes when a NOTIFY says a job is pending, when the
+ * local queue runs low after a full claim, or after `pollIntervalMs` as a safety net (that also
+ * finds jobs whose `runAt` came due and jobs left stale by a dead worker).
  */
 export class Worker {
   readonly id: string;
-  private readonly running = new Map<string, RunningJob>();
+  /** Every job this worker has claimed and not yet stored or handed back, whatever its phase. */
+  private readonly held = new Map<string, HeldJob>();
+  /** Claimed jobs waiting for a slot, in claim order; `queueHead` is the next to start. */
+  private queue: HeldJob[] = [];
+  private queueHead = 0;
+  /** Running average of handler time, in ms; undefined until a handler has returned. */
+  private handlerMs: number | undefined;
   /**
-   * The job each queued write belongs to. Not looked up by id in `running`: a retry can be
+   * The job each queued write belongs to. Not looked up by id in `held`: a retry can be
    * claimed again, under the same id, before the write that failed its last attempt returns.
    */
-  private readonly writers = new WeakMap<Completion | Failure, RunningJob>();
+  private readonly writers = new WeakMap<Completion | Failure, HeldJob>();
   private completions: WriteBatcher<Completion>;
   private failures: WriteBatcher<Failure>;
   private loop: Promise<void> | undefined;
@@ -124,8 +155,14 @@ export class Worker {
     return new Set(jobs.map((job) => job.id));
   }
 
+  /** Jobs this worker holds: queued, running, or waiting for their outcome to be stored. */
   get activeJobs(): number {
-    return this.running.size;
+    return this.held.size;
+  }
+
+  /** Claimed jobs that wait in the local queue for a free slot. */
+  get queuedJobs(): number {
+    return this.queue.length - this.queueHead;
   }
 
   /** Starts the loop. Calling it again while it runs does nothing. */
@@ -148,8 +185,8 @@ export class Worker {
   }
 
   /**
-   * Stops claiming, gives running jobs `shutdownGraceMs` to finish, then hands the rest back as
-   * pending. Safe to call twice, or before `start`.
+   * Stops claiming, hands queued jobs back at once, gives running jobs `shutdownGraceMs` to
+   * finish, then hands the rest back as pending. Safe to call twice, or before `start`.
    */
   stop(): Promise<void> {
     if (!this.loop) return this.stopping ?? Promise.resolve();
@@ -168,45 +205,78 @@ export class Worker {
     this.wake();
     await loop;
 
+    // Nobody will start these now; another worker can, while this one finishes the rest.
+    const queued = this.queue.slice(this.queueHead).filter((entry) => !entry.abandoned);
+    this.queue = [];
+    this.queueHead = 0;
+    for (const entry of queued) this.drop(entry);
+    const queuedHandedBack = this.handBack(queued, 'queued');
+
     let graceTimer: NodeJS.Timeout | undefined;
     await Promise.race([
-      Promise.all([...this.running.values()].map((entry) => entry.settled)),
+      Promise.all([...this.held.values()].map((entry) => entry.settled)),
       new Promise((resolve) => {
         graceTimer = setTimeout(resolve, this.options.shutdownGraceMs);
       }),
     ]);
     clearTimeout(graceTimer);
 
-    const unfinished = [...this.running.values()].filter((entry) => entry.phase === 'running');
+    const unfinished = [...this.held.values()].filter((entry) => entry.phase === 'running');
     for (const entry of unfinished) {
       entry.abandoned = true;
-      entry.controller.abort(new Error('worker is shutting down'));
+      abort(entry, new Error('worker is shutting down'));
       // A handler that ignores its signal must not keep a slot from the next start().
       this.releaseSlot(entry);
     }
     await Promise.all([this.completions.close(), this.failures.close()]);
-    if (unfinished.length > 0) {
-      const held = unfinished.map((entry) => ({ id: entry.job.id, attempt: entry.job.attempt }));
-      try {
-        const released = await releaseJobsStatement(this.options.db, held);
-        this.options.logger.info({ released: released.size }, 'handed unfinished jobs back');
-      } catch (error) {
-        this.options.logger.warn({ err: error }, 'could not hand jobs back; the stale rule will rescue them');
-      }
-    }
+    await Promise.all([queuedHandedBack, this.handBack(unfinished, 'unfinished')]);
     this.stopHeartbeat();
-    this.running.clear();
+    this.held.clear();
     this.options.logger.info({ workerId: this.id }, 'worker stopped');
   }
 
+  private async handBack(entries: readonly HeldJob[], which: 'queued' | 'unfinished'): Promise<void> {
+    if (entries.length === 0) return;
+    const jobs = entries.map((entry) => ({ id: entry.job.id, attempt: entry.job.attempt }));
+    try {
+      const released = await releaseJobsStatement(this.options.db, jobs);
+      this.options.logger.info({ released: released.size }, `handed ${which} jobs back`);
+    } catch (error) {
+      this.options.logger.warn({ err: error }, 'could not hand jobs back; the stale rule will rescue them');
+    }
+  }
+
+  /**
+   * How many jobs the next claim may take; 0 while the local queue is still deep enough.
+   *
+   * Capacity is the slots plus the local queue's depth. The queue is refilled in bulk, once it is
+   * down to half its depth, so a drain costs one claim per few hundred jobs rather than one per
+   * freed slot. A job whose handler has returned gives its place back while its outcome is being
+   * written, so the next claim overlaps that write instead of waiting for it; up to a capacity's
+   * worth of jobs may wait for their write, and beyond that a slow database holds claims back.
+   */
+  private claimable(): number {
+    const depth = this.queueDepth();
+    const queued = this.queuedJobs;
+    if (queued > 0 && queued >= depth / 2) return 0;
+    const capacity = this.options.concurrency + depth;
+    return Math.min(capacity - this.handlersRunning - queued, 2 * capacity - this.held.size);
+  }
+
+  /** Jobs to queue beyond the slots: `PREFETCH_HORIZON_MS` of work for all slots, up to `prefetch`. */
+  private queueDepth(): number {
+    const prefetch = this.options.prefetch ?? 0;
+    // Before any handler has returned there is nothing to go by, so the first claim fills the slots only.
+    if (prefetch === 0 || this.handlerMs === undefined) return 0;
+    const perSlot = PREFETCH_HORIZON_MS / Math.max(this.handlerMs, 0.001);
+    return Math.min(prefetch, Math.floor(this.options.concurrency * perSlot));
+  }
+
   private async run(): Promise<void> {
-    const { db, logger, concurrency, pollIntervalMs, jobTimeoutSeconds } = this.options;
+    const { db, logger, pollIntervalMs, jobTimeoutSeconds } = this.options;
     let claimFailures = 0;
     while (this.active) {
-      // A job whose handler has returned gives its slot back while its outcome is being written,
-      // so the next claim overlaps that write instead of waiting for it. Up to `concurrency` jobs
-      // may wait for their write; beyond that, a slow database holds further claims back.
-      const free = Math.min(concurrency - this.handlersRunning, 2 * concurrency - this.running.size);
+      const free = this.claimable();
       if (free <= 0) {
         // Only a freed slot can help now; a NOTIFY that arrived meanwhile must not make this spin.
         this.saturated = true;
@@ -229,56 +299,83 @@ export class Worker {
         await this.sleep(Math.min(MAX_CLAIM_BACKOFF_MS, pollIntervalMs * 2 ** (claimFailures - 1)));
         continue;
       }
-      // A job claimed after stop() began would be started with nobody left to finish it.
-      for (const job of claimed) this.execute(job);
+      // Jobs claimed while stop() began are queued too: stop() hands the queue back.
+      for (const job of claimed) this.enqueue(job);
+      this.startQueued();
       this.saturated = claimed.length === free;
       if (!this.saturated && !this.wakeRequested) await this.sleep(pollIntervalMs);
     }
   }
 
-  private execute(job: ClaimedJob): void {
-    const entry: RunningJob = {
+  private enqueue(job: ClaimedJob): void {
+    const entry: HeldJob = {
       job,
-      controller: new AbortController(),
-      phase: 'running',
+      phase: 'queued',
       abandoned: false,
       stored: false,
       claimedAt: performance.now(),
-      holdsSlot: true,
+      holdsSlot: false,
       settled: Promise.resolve(),
     };
-    this.running.set(job.id, entry);
-    this.handlersRunning += 1;
+    this.held.set(job.id, entry);
+    this.queue.push(entry);
     this.startHeartbeat();
     this.options.metrics?.jobsClaimed.inc({ kind: job.kind });
     this.options.logger.debug({ jobId: job.id, attempt: job.attempt, workerId: this.id }, 'job wip');
+  }
+
+  /** Starts queued jobs into the free slots. Nothing starts once stop() has begun. */
+  private startQueued(): void {
+    while (this.active && this.handlersRunning < this.options.concurrency && this.queueHead < this.queue.length) {
+      const entry = this.queue[this.queueHead]!;
+      this.queueHead += 1;
+      if (!entry.abandoned) this.execute(entry);
+    }
+    if (this.queueHead === this.queue.length) {
+      this.queue = [];
+      this.queueHead = 0;
+    }
+  }
+
+  private execute(entry: HeldJob): void {
+    entry.phase = 'running';
+    entry.holdsSlot = true;
+    this.handlersRunning += 1;
     entry.settled = this.perform(entry).finally(() => {
-      // A retry of this job, or a job handed back at stop() and claimed again, may already run
-      // under the same id; that entry is not ours to drop.
-      if (this.running.get(job.id) === entry) this.running.delete(job.id);
-      if (this.running.size === 0) this.stopHeartbeat();
-      if (this.saturated) this.wake();
+      this.drop(entry);
+      if (this.saturated && this.claimable() > 0) this.wake();
     });
   }
 
-  private async perform(entry: RunningJob): Promise<void> {
-    const { job, controller } = entry;
+  /** Forgets a job this worker no longer holds. */
+  private drop(entry: HeldJob): void {
+    // A retry of this job, or a job handed back and claimed again, may already be held under the
+    // same id; that entry is not ours to drop.
+    if (this.held.get(entry.job.id) === entry) this.held.delete(entry.job.id);
+    if (this.held.size === 0) this.stopHeartbeat();
+  }
+
+  private async perform(entry: HeldJob): Promise<void> {
+    const { job } = entry;
     let outcome: { result: string } | { error: unknown };
+    const startedAt = performance.now();
     try {
       const handler = this.options.handlers.get(job.kind);
       if (!handler) throw new PermanentJobError(`no handler for job kind "${job.kind}"`);
       const context = {
         attempt: job.attempt,
         maxAttempts: job.maxAttempts,
-        // Made on first read: most handlers never look at it, and making one costs more than an `add`.
         get signal() {
-          return controller.signal;
+          return signalOf(entry);
         },
       };
       outcome = { result: checkResult(await handler({ num1: job.num1, num2: job.num2 }, context)) };
     } catch (error) {
       outcome = { error };
     }
+    const handlerMs = performance.now() - startedAt;
+    this.handlerMs =
+      this.handlerMs === undefined ? handlerMs : this.handlerMs + HANDLER_TIME_SMOOTHING * (handlerMs - this.handlerMs);
     this.releaseSlot(entry);
     if (entry.abandoned) return;
     entry.phase = 'writing';
@@ -306,12 +403,12 @@ export class Worker {
     }
   }
 
-  private ownedBy<T extends Completion | Failure>(entry: RunningJob, item: T): T {
+  private ownedBy<T extends Completion | Failure>(entry: HeldJob, item: T): T {
     this.writers.set(item, entry);
     return item;
   }
 
-  private recordCompleted({ job, claimedAt }: RunningJob): void {
+  private recordCompleted({ job, claimedAt }: HeldJob): void {
     const { metrics, logger } = this.options;
     const runMs = performance.now() - claimedAt;
     logger.debug({ jobId: job.id, attempt: job.attempt, ms: Math.round(runMs) }, 'job completed');
@@ -322,7 +419,7 @@ export class Worker {
     metrics.claimToComplete.observe(kind, runMs / 1000);
     // createdAt is the database's clock and Date.now() this host's: skew between them shifts
     // this by a few milliseconds at worst, and a negative span is skew, not speed.
-    metrics.createToComplete.observe(kind, Math.max(0, Date.now() - job.createdAt.getTime()) / 1000);
+    metrics.createToComplete.observe(kind, Math.max(0, Date.now() - job.createdAtMs) / 1000);
   }
 
   private recordFailed(job: { id: string; kind: string; attempt: number }, reason: FailureReason, error: unknown): void {
@@ -331,11 +428,12 @@ export class Worker {
     this.options.metrics?.jobAttempts.observe({ kind: job.kind, outcome: 'failed' }, job.attempt);
   }
 
-  private releaseSlot(entry: RunningJob): void {
+  private releaseSlot(entry: HeldJob): void {
     if (!entry.holdsSlot) return;
     entry.holdsSlot = false;
     this.handlersRunning -= 1;
-    if (this.saturated) this.wake();
+    this.startQueued();
+    if (this.saturated && this.claimable() > 0) this.wake();
   }
 
   private reportFenced(items: ReadonlyArray<Completion | Failure>, accepted: Set<string>, what: string) {
@@ -352,9 +450,9 @@ export class Worker {
   }
 
   /*
-   * One statement refreshes every running job, every third of the timeout, so the stale rule
-   * never takes a live job. A job the statement no longer finds was taken over: its handler is
-   * told to stop, and its outcome is dropped.
+   * One statement refreshes every queued and running job, every third of the timeout, so the
+   * stale rule never takes a live job. A job the statement no longer finds was taken over: its
+   * handler is told to stop, and its outcome is dropped; a queued one is never started.
    */
   private startHeartbeat(): void {
     if (this.heartbeatTimer) return;
@@ -369,7 +467,7 @@ export class Worker {
   }
 
   private async beat(): Promise<void> {
-    const entries = [...this.running.values()].filter((entry) => entry.phase === 'running' && !entry.abandoned);
+    const entries = [...this.held.values()].filter((entry) => entry.phase !== 'writing' && !entry.abandoned);
     if (entries.length === 0) return;
     try {
       const held = await heartbeatStatement(
@@ -377,9 +475,10 @@ export class Worker {
         entries.map((entry) => ({ id: entry.job.id, attempt: entry.job.attempt })),
       );
       for (const entry of entries) {
-        if (held.has(entry.job.id) || entry.phase !== 'running') continue;
+        if (held.has(entry.job.id) || entry.phase === 'writing') continue;
         entry.abandoned = true;
-        entry.controller.abort(new Error('the job was taken over by another worker'));
+        if (entry.phase === 'queued') this.drop(entry);
+        else abort(entry, new Error('the job was taken over by another worker'));
         this.options.logger.warn({ jobId: entry.job.id, attempt: entry.job.attempt }, 'lost job to the stale rule');
       }
     } catch (error) {
@@ -405,6 +504,19 @@ export class Worker {
       this.wakeSleeper = done;
     });
   }
+}
+
+function abort(entry: HeldJob, reason: Error): void {
+  entry.abortedWith = reason;
+  entry.controller?.abort(reason);
+}
+
+function signalOf(entry: HeldJob): AbortSignal {
+  if (!entry.controller) {
+    entry.controller = new AbortController();
+    if (entry.abortedWith) entry.controller.abort(entry.abortedWith);
+  }
+  return entry.controller.signal;
 }
 
 /** Results are stored as numeric; a handler bug must fail its job, not the batch it is written in. */

@@ -29,6 +29,7 @@ export function createWorker(
     handlers: createHandlers(handlers),
     logger: testLogger(),
     concurrency: 20,
+    prefetch: 400,
     pollIntervalMs: 200,
     jobTimeoutSeconds: 30,
     retry: { baseDelayMs: 10, maxDelayMs: 50 },
