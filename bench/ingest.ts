@@ -1,3 +1,4 @@
+import { watchServerCpu } from './lib/cpu.ts';
 import { runIsolated } from './lib/isolate.ts';
 import { createFreshDatabase, withClient } from './lib/pg.ts';
 import { waitForQuiet } from './lib/quiet.ts';
@@ -40,7 +41,13 @@ const PHASES: Phase[] = [
 export async function ingestBenchmark(context: BenchContext): Promise<BenchResult> {
   const seconds = context.sizes.seconds ?? SECONDS;
   const fresh = await createFreshDatabase('ingest');
-  const measured: Array<{ phase: Phase; load: LoadResult; stored: number; busyBefore: number | null }> = [];
+  const measured: Array<{
+    phase: Phase;
+    load: LoadResult;
+    stored: number;
+    busyBefore: number | null;
+    cpu: { serviceMs: number | null; postgresMs: number };
+  }> = [];
   try {
     const service = await startServiceProcess({ ROLE: 'api', DATABASE_URL: fresh.url, ...context.oursEnv }, { execArgv: context.execArgv });
     const count = () => withClient(fresh.url, async (client) => (await client.query('SELECT count(*)::int AS n FROM job')).rows[0].n as number);
@@ -56,13 +63,15 @@ export async function ingestBenchmark(context: BenchContext): Promise<BenchResul
           seconds,
           warmupSeconds: WARMUP_SECONDS,
         };
+        const stopWatch = watchServerCpu(service.pid, fresh.name);
         const load = await runIsolated<LoadResult>(new URL('./ingest/load.ts', import.meta.url).href, 'load', args, {
           timeoutMs: 120_000,
         });
+        const cpu = stopWatch();
         // Requests still in flight when autocannon stops may land after it; let them.
         await new Promise((resolve) => setTimeout(resolve, 500));
         const stored = (await count()) - before;
-        measured.push({ phase, load, stored, busyBefore });
+        measured.push({ phase, load, stored, busyBefore, cpu });
         context.log(
           `ingest ${phase.name} c=${phase.connections}: ${Math.round(load.requestsPerSecond * phase.jobsPerRequest)} jobs/s (${load.ok2xx} 2xx, ${load.non2xx} non-2xx, ${load.errors} errors; CPU busy before: ${busyBefore ?? '?'}%)`,
         );
@@ -77,8 +86,18 @@ export async function ingestBenchmark(context: BenchContext): Promise<BenchResul
   return {
     name: 'ingest',
     measures: `jobs accepted per second over HTTP keep-alive by a ROLE=api process, autocannon in another process, ${seconds} s per row after ${WARMUP_SECONDS} s warm-up`,
-    columns: ['request', 'connections', 'requests/s', 'jobs/s', 'latency p50 / p99 ms', '2xx', 'non-2xx + errors', 'jobs stored − jobs answered'],
-    rows: measured.map(({ phase, load, stored }) => [
+    columns: [
+      'request',
+      'connections',
+      'requests/s',
+      'jobs/s',
+      'latency p50 / p99 ms',
+      '2xx',
+      'non-2xx + errors',
+      'jobs stored − jobs answered',
+      'CPU ms per request: service / load / PostgreSQL',
+    ],
+    rows: measured.map(({ phase, load, stored, cpu }) => [
       phase.name,
       String(phase.connections),
       String(Math.round(load.requestsPerSecond)),
@@ -87,12 +106,21 @@ export async function ingestBenchmark(context: BenchContext): Promise<BenchResul
       String(load.ok2xx),
       String(load.non2xx + load.errors + load.timeouts),
       String(stored - (load.ok2xx + load.warmup2xx) * phase.jobsPerRequest),
+      cpuPerRequest(cpu, load),
     ]),
     notes: [
       'targets (issue): addJob ≥ 5,000 jobs/s at 10 connections; addJobs ≥ 30,000 jobs/s',
       'last column: jobs in the table after the phase (warm-up included) minus 2xx answers × jobs per request; negative would be a loss, a small positive number is requests in flight when autocannon stopped',
       'one service process for all rows, in this order, on one fresh database',
+      'CPU per request: each process\'s CPU time over the warm-up and the timed run, divided by the 2xx answers of both (/proc; PostgreSQL is the backends of this database). Their sum against the 2 cores bounds requests/s',
     ],
     data: measured,
   };
+}
+
+function cpuPerRequest(cpu: { serviceMs: number | null; postgresMs: number }, load: LoadResult): string {
+  const answered = load.ok2xx + load.warmup2xx;
+  if (answered === 0) return '-';
+  const per = (value: number | null) => (value === null ? '?' : (value / answered).toFixed(3));
+  return `${per(cpu.serviceMs)} / ${per(load.cpuMs)} / ${per(cpu.postgresMs)}`;
 }

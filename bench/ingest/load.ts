@@ -22,6 +22,8 @@ export interface LoadResult {
   requestsPerSecond: number;
   latencyP50Ms: number;
   latencyP99Ms: number;
+  /** CPU time of this load process over the warm-up and the timed run. */
+  cpuMs: number;
 }
 
 /**
@@ -38,9 +40,12 @@ export async function load(args: LoadArgs): Promise<LoadResult> {
     pipelining: 1,
     timeout: 30,
   };
+  const cpu = process.cpuUsage();
   const warmup = args.warmupSeconds > 0 ? await autocannon({ ...options, duration: args.warmupSeconds }) : undefined;
   const result = await autocannon({ ...options, duration: args.seconds });
+  const used = process.cpuUsage(cpu);
   return {
+    cpuMs: (used.user + used.system) / 1000,
     connections: args.connections,
     seconds: result.duration,
     warmup2xx: warmup?.['2xx'] ?? 0,

@@ -29,6 +29,31 @@ function postgresTicks(database: string): Map<string, number> {
   return ticks;
 }
 
+/** CPU time used so far by process `pid`, in ms; null when it cannot be read. */
+export function processCpuMs(pid: number): number | null {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) * TICK_MS;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Measures the CPU time the service process `pid` and the PostgreSQL backends of `database` use
+ * until the returned function is called. Backends that exit meanwhile are not counted.
+ */
+export function watchServerCpu(pid: number, database: string): () => { serviceMs: number | null; postgresMs: number } {
+  const service = processCpuMs(pid);
+  const postgres = postgresTicks(database);
+  return () => {
+    const serviceNow = processCpuMs(pid);
+    let postgresMs = 0;
+    for (const [backend, ticks] of postgresTicks(database)) postgresMs += (ticks - (postgres.get(backend) ?? 0)) * TICK_MS;
+    return { serviceMs: service === null || serviceNow === null ? null : serviceNow - service, postgresMs };
+  };
+}
+
 export interface CpuReport {
   /** CPU time of this Node process during the interval. */
   nodeMs: number;
