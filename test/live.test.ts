@@ -10,7 +10,7 @@ import type { Worker } from '../src/worker/worker.ts';
 import { AddJobDocument, JobUpdatedDocument, type JobUpdatedSubscription } from './graphql/generated/graphql.ts';
 import { createTestApp, sseEvents, type TestApp } from './helpers/api.ts';
 import { createTestDatabase, type TestDatabase, testLogger } from './helpers/database.ts';
-import { createWorker } from './helpers/jobs.ts';
+import { ANONYMOUS, createWorker } from './helpers/jobs.ts';
 
 type JobState = JobUpdatedSubscription['jobUpdated'];
 
@@ -201,6 +201,42 @@ describe.each([
     } finally {
       watches.mockRestore();
     }
+  });
+});
+
+describe('one WebSocket following many operations', () => {
+  it('gets every message of a burst, each operation\'s in order', async () => {
+    const id = await addJob('6', '7');
+    const socket = new WebSocket(`${base.replace('http', 'ws')}/graphql`, 'graphql-transport-ws');
+    const received: Array<{ id?: string; type: string; payload?: { data?: { jobUpdated?: { status: string } } } }> = [];
+    const arrived = (count: number) => vi.waitFor(() => expect(received.length).toBeGreaterThanOrEqual(count), { timeout: 10_000 });
+    socket.on('message', (data) => received.push(JSON.parse(String(data))));
+    const closed = new Promise<number>((resolve) => socket.on('close', (code) => resolve(code)));
+    await new Promise((resolve) => socket.once('open', resolve));
+    socket.send(JSON.stringify({ type: 'connection_init' }));
+    await arrived(1);
+    expect(received.shift()?.type).toBe('connection_ack');
+
+    const operations = Array.from({ length: 100 }, (_, i) => `op${i}`);
+    for (const operation of operations) {
+      socket.send(JSON.stringify({ id: operation, type: 'subscribe', payload: { query: print(JobUpdatedDocument), variables: { id } } }));
+    }
+    await arrived(100);
+    await api.jobs.cancelJob(id, ANONYMOUS);
+    // Per operation: the first state, the cancelled state, then complete; 300 messages in all.
+    await arrived(300);
+    for (const operation of operations) {
+      const mine = received.filter((message) => message.id === operation);
+      expect(mine.map((message) => message.payload?.data?.jobUpdated?.status ?? message.type)).toEqual([
+        'PENDING',
+        'CANCELLED',
+        'complete',
+      ]);
+    }
+    expect(received).toHaveLength(300);
+    // The close frame goes through the same gathered writes as the messages.
+    socket.send(JSON.stringify({ id: 'op0', type: 'next', payload: {} }));
+    expect(await closed).toBe(4400);
   });
 });
 
