@@ -205,6 +205,19 @@ describe('without a worker', () => {
     await expect(service.cancelJob(other.id, ANONYMOUS)).rejects.toMatchObject({ code: 'CONFLICT' });
   });
 
+  it('reads timestamps to the millisecond, cut rather than rounded, as they are stored', async () => {
+    const { job } = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
+    await db.prisma.$executeRaw`UPDATE job SET created_at = '2026-01-02 03:04:05.678999+00',
+      last_updated = '1999-12-31 23:59:59.999999+00', run_at = '2026-01-02 03:04:05+00',
+      completed_on = '2030-06-07 08:09:10.0005+00', retrieved_at = NULL WHERE id = ${job.id}::uuid`;
+    const read = await service.getJob(job.id, ANONYMOUS);
+    expect(read?.createdAt.toISOString()).toBe('2026-01-02T03:04:05.678Z');
+    expect(read?.lastUpdated.toISOString()).toBe('1999-12-31T23:59:59.999Z');
+    expect(read?.runAt.toISOString()).toBe('2026-01-02T03:04:05.000Z');
+    expect(read?.completedOn?.toISOString()).toBe('2030-06-07T08:09:10.000Z');
+    expect(read?.retrievedAt).toBeNull();
+  });
+
   it('does not hand a job to another owner', async () => {
     const { job } = await service.addJob({ num1: '1', num2: '1' }, { owner: 'alice' });
     expect(await service.getJob(job.id, { owner: 'bob' })).toBeNull();
