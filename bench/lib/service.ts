@@ -28,6 +28,7 @@ async function freePort(): Promise<number> {
 /**
  * Starts `src/main.ts` as its own process, as `npm start` does, and resolves once /ready answers
  * 200. LOG_LEVEL is warn: at info every request writes a log line, and that would be measured too.
+ * NODE_ENV is production, as deployed (see the README, "Deploying").
  */
 export async function startServiceProcess(
   env: Record<string, string>,
@@ -41,6 +42,7 @@ export async function startServiceProcess(
       ...process.env,
       HOST: '127.0.0.1',
       LOG_LEVEL: 'warn',
+      NODE_ENV: 'production',
       ...env,
       ...(role === 'worker' ? { OPS_PORT: String(port), PORT: '0' } : { PORT: String(port), OPS_PORT: '0' }),
     },
