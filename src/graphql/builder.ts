@@ -10,6 +10,14 @@ export interface GraphQLContext {
   jobs: JobService;
   caller: Caller;
   prisma: PrismaClient;
+  /** Set for an operation over graphql-ws: lets a shared subscription send its messages itself. */
+  webSocketOperation?: WebSocketOperation;
+}
+
+/** A graphql-ws operation: its id, and a way to send a message on its socket. */
+export interface WebSocketOperation {
+  readonly id: string;
+  send(message: string): void;
 }
 
 export function createBuilder() {

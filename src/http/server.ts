@@ -5,6 +5,7 @@ import { type ExecutionArgs, getOperationAST, GraphQLError } from 'graphql';
 import { CloseCode, MessageType } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
+import type { WebSocketOperation } from '../graphql/builder.ts';
 import type { Logger } from '../logger.ts';
 import { type App, GRAPHQL_PATH, withCode } from './app.ts';
 import type { Authenticator } from './auth.ts';
@@ -217,6 +218,10 @@ export class HttpServer {
           } catch (error) {
             return [error as GraphQLError];
           }
+          // A shared subscription sends its `next` messages itself (see shared-subscriptions.ts).
+          const socket = context.extra.socket;
+          const webSocketOperation: WebSocketOperation = { id, send: (message) => socket.send(message) };
+          contextValue = Object.assign(contextValue, { webSocketOperation });
           ids.add(id);
           return {
             schema,
