@@ -96,6 +96,24 @@ describe('two workers on one database', () => {
   });
 });
 
+/**
+ * An `add` handler that yields once while it runs, and counts: how many ran at once at most, how
+ * many started, and how often each input ran. `onStart` is told each start's number.
+ */
+function countingHandler(onStart?: (started: number) => void) {
+  const counts = { running: 0, most: 0, started: 0, runs: new Map<string, number>() };
+  const add = async (input: { num1: string; num2: string }) => {
+    counts.running += 1;
+    counts.most = Math.max(counts.most, counts.running);
+    counts.runs.set(input.num1, (counts.runs.get(input.num1) ?? 0) + 1);
+    onStart?.((counts.started += 1));
+    await new Promise((resolve) => setImmediate(resolve));
+    counts.running -= 1;
+    return addDecimals(input.num1, input.num2);
+  };
+  return { add, counts };
+}
+
 describe('concurrency', () => {
   it('bounds running handlers, and claims the next batch while results are still being written', async () => {
     const writes = deferred();
@@ -107,25 +125,14 @@ describe('concurrency', () => {
         return db.query<Row>(statement, values);
       },
     };
-    let runningNow = 0;
-    let most = 0;
-    let started = 0;
     const tenStarted = deferred();
+    const { add, counts } = countingHandler((started) => started === 10 && tenStarted.resolve());
     const worker = track(
       createWorker(slowWrites, hub, {
         concurrency: 5,
         // Slots only, so each claim's size is known; the local queue has tests of its own.
         prefetch: 0,
-        handlers: {
-          add: async (input) => {
-            runningNow += 1;
-            most = Math.max(most, runningNow);
-            if ((started += 1) === 10) tenStarted.resolve();
-            await new Promise((resolve) => setImmediate(resolve));
-            runningNow -= 1;
-            return addDecimals(input.num1, input.num2);
-          },
-        },
+        handlers: { add },
       }),
     );
     const added = await service.addJobs(
@@ -138,13 +145,13 @@ describe('concurrency', () => {
     await tenStarted.promise;
     // …and then claiming stopped: at most `concurrency` results may wait for their write.
     await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(started).toBe(10);
+    expect(counts.started).toBe(10);
     expect(await db.prisma.job.count({ where: { status: 'completed' } })).toBe(0);
 
     writes.resolve();
     for (const { job } of added) await waitForJob(service, hub, job.id, statusOf('completed'));
-    expect(started).toBe(20);
-    expect(most).toBeLessThanOrEqual(5);
+    expect(counts.started).toBe(20);
+    expect(counts.most).toBeLessThanOrEqual(5);
   });
 });
 
@@ -169,25 +176,8 @@ describe('the local queue', () => {
   it('claims beyond the slots for fast handlers, up to `prefetch`, and still runs only `concurrency` at once', async () => {
     const added = await addMany(300);
     const { db: recording, claims } = recordingClaims();
-    let runningNow = 0;
-    let most = 0;
-    const runs = new Map<string, number>();
-    const worker = track(
-      createWorker(recording, hub, {
-        concurrency: 5,
-        prefetch: 20,
-        handlers: {
-          add: async (input) => {
-            runningNow += 1;
-            most = Math.max(most, runningNow);
-            runs.set(input.num1, (runs.get(input.num1) ?? 0) + 1);
-            await new Promise((resolve) => setImmediate(resolve));
-            runningNow -= 1;
-            return addDecimals(input.num1, input.num2);
-          },
-        },
-      }),
-    );
+    const { add, counts } = countingHandler();
+    const worker = track(createWorker(recording, hub, { concurrency: 5, prefetch: 20, handlers: { add } }));
     await worker.start();
     for (const { job } of added) await waitForJob(service, hub, job.id, statusOf('completed'));
 
@@ -196,9 +186,9 @@ describe('the local queue', () => {
     // Later claims take more than the 5 free slots: the rest waits in the local queue.
     expect(Math.max(...claims.map((claim) => claim.took))).toBeGreaterThan(5);
     expect(Math.max(...claims.map((claim) => claim.limit))).toBeLessThanOrEqual(25);
-    expect(most).toBeLessThanOrEqual(5);
-    expect(runs.size).toBe(300);
-    expect([...runs.values()].every((count) => count === 1)).toBe(true);
+    expect(counts.most).toBeLessThanOrEqual(5);
+    expect(counts.runs.size).toBe(300);
+    expect([...counts.runs.values()].every((count) => count === 1)).toBe(true);
   });
 
   it('queues little for slow handlers, so idle workers elsewhere can take the rest', async () => {
