@@ -1,9 +1,14 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { Database, Statement } from '../src/db/database.ts';
+import type { Database, Queryable, Statement } from '../src/db/database.ts';
 import { addDecimals } from '../src/jobs/decimal.ts';
 import type { JobEventHub } from '../src/jobs/events.ts';
 import { PermanentJobError } from '../src/jobs/handlers.ts';
-import { claimJobsStatement, completeJobsStatement, failJobsStatement } from '../src/jobs/queue.ts';
+import {
+  claimJobsStatement,
+  completeJobsStatement,
+  failJobsStatement,
+  heartbeatStatement,
+} from '../src/jobs/queue.ts';
 import type { JobService } from '../src/jobs/service.ts';
 import { createMetrics, registerStateGauges } from '../src/metrics/metrics.ts';
 import { createQueueStatsReader } from '../src/metrics/queue-stats.ts';
@@ -359,6 +364,24 @@ describe('a dead worker', () => {
     expect(after?.status).toBe('completed');
     expect(after?.result?.toString()).toBe('42');
     expect(after?.version).toBe(completed.version);
+  });
+
+  it('claims and heartbeats without waiting for the WAL flush; nothing else is made lazy', async () => {
+    const setting = { name: 'test_show_synchronous_commit', text: 'SHOW synchronous_commit' };
+    const inTransaction = (work: (tx: Queryable) => Promise<unknown>) =>
+      db.transaction(async (tx) => {
+        await work(tx);
+        const [row] = await tx.query<{ synchronous_commit: string }>(setting);
+        return row!.synchronous_commit;
+      });
+    const { job } = await service.addJob({ num1: '1', num2: '2' }, ANONYMOUS);
+    expect(await inTransaction((tx) => claimJobsStatement(tx, 'lazy-worker', 1, 30))).toBe('off');
+    expect(await inTransaction((tx) => heartbeatStatement(tx, [{ id: job.id, attempt: 1 }]))).toBe('off');
+    expect(await inTransaction((tx) => completeJobsStatement(tx, [{ id: job.id, attempt: 1, result: '3' }]))).toBe('on');
+    // The setting is each statement's transaction's own; other commits still wait for the flush.
+    const [after] = await db.query<{ synchronous_commit: string }>(setting);
+    expect(after!.synchronous_commit).toBe('on');
+    expect((await service.getJob(job.id, ANONYMOUS))?.result?.toString()).toBe('3');
   });
 
   it('fails a job whose last attempt timed out instead of running it again', async () => {

@@ -179,6 +179,17 @@ export interface TimedOutJob {
 }
 
 /*
+ * A CTE that lets the statement's commit return before its WAL is flushed: 0.35 → 0.23 ms a
+ * statement here (pgbench, one client). Only for statements whose loss in a database crash is
+ * harmless. A claim: the job is pending again and is claimed anew, and the old attempt's result
+ * is fenced off; a result written after the claim was flushed with it, WAL being written in
+ * order. A heartbeat: the next one comes within a third of the timeout. Its NOTIFY may reach
+ * listeners before the flush, so a crash can take back a WIP a subscriber saw; never a result.
+ * The final SELECT must join it, as it must `announced`.
+ */
+const commitWithoutFlushWait = `flush_not_awaited AS (SELECT set_config('synchronous_commit', 'off', true))`;
+
+/*
  * Claiming. Two candidate sets, each read through its own partial index and locked with
  * FOR UPDATE SKIP LOCKED, so concurrent workers take disjoint rows without waiting on each other:
  * - `stale`: wip jobs whose heartbeat is older than the timeout; their worker is presumed dead.
@@ -225,8 +236,10 @@ const claimJobs: Statement = {
               job.max_attempts AS "maxAttempts", job.status, job.version, job.priority, job.run_at,
               ${epochMs('job.created_at')} AS "createdAtMs"
   ),
-  ${announce('claimed')}
-  SELECT id, kind, num1, num2, attempt, "maxAttempts", "createdAtMs", status FROM claimed, announced
+  ${announce('claimed')},
+  ${commitWithoutFlushWait}
+  SELECT id, kind, num1, num2, attempt, "maxAttempts", "createdAtMs", status
+  FROM claimed, announced, flush_not_awaited
   ORDER BY priority DESC, run_at, id`,
 };
 
@@ -357,10 +370,14 @@ export interface Held {
 const heartbeat: Statement = {
   name: 'jobs_heartbeat',
   text: `
-  UPDATE job SET last_updated = now()
-  FROM unnest($1::uuid[], $2::int[]) AS h(id, attempt)
-  WHERE job.id = h.id AND job.attempt = h.attempt AND job.status = 'wip'
-  RETURNING job.id`,
+  WITH beaten AS (
+    UPDATE job SET last_updated = now()
+    FROM unnest($1::uuid[], $2::int[]) AS h(id, attempt)
+    WHERE job.id = h.id AND job.attempt = h.attempt AND job.status = 'wip'
+    RETURNING job.id
+  ),
+  ${commitWithoutFlushWait}
+  SELECT id FROM beaten, flush_not_awaited`,
 };
 
 /** Keeps running jobs out of the stale rule. Returns the ids still held; the rest were lost. */
