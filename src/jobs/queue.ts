@@ -184,7 +184,8 @@ export interface TimedOutJob {
  * harmless. A claim: the job is pending again and is claimed anew, and the old attempt's result
  * is fenced off; a result written after the claim was flushed with it, WAL being written in
  * order. A heartbeat: the next one comes within a third of the timeout. Its NOTIFY may reach
- * listeners before the flush, so a crash can take back a WIP a subscriber saw; never a result.
+ * listeners before the flush, so a crash can take back a WIP a subscriber saw, or the failure of
+ * a stale job on its last attempt (the next claim fails it again); never a result.
  * The final SELECT must join it, as it must `announced`.
  */
 const commitWithoutFlushWait = `flush_not_awaited AS (SELECT set_config('synchronous_commit', 'off', true))`;
