@@ -40,7 +40,7 @@ function systems(context: BenchContext): System[] {
     },
     {
       name: 'ours-c500',
-      settings: ['WORKER_CONCURRENCY=500 (claims 500 at a time, as graphile\'s localQueue fetches 500)', ...overrides].join(' '),
+      settings: ['WORKER_CONCURRENCY=500 (500 handlers at once; with the local queue, claims of up to 900)', ...overrides].join(' '),
       module: module('ours.ts'),
       run: 'drainOurs',
       args: { env: { WORKER_CONCURRENCY: '500', ...context.oursEnv } },
