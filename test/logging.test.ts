@@ -118,6 +118,57 @@ describe('request log', () => {
   });
 });
 
+describe('a server failure during a request', () => {
+  const ERROR = 50;
+  let app: App;
+  let lines: Line[];
+
+  beforeAll(async () => {
+    const captured = capture('info');
+    lines = captured.lines;
+    const jobs = createService(db, hub);
+    jobs.addJob = async () => {
+      throw new TypeError('boom');
+    };
+    app = createApp({
+      jobs,
+      db,
+      migrations: await readMigrations(MIGRATIONS_DIR),
+      logger: captured.logger,
+      auth: createAuthenticator(undefined),
+      limits: TEST_LIMITS,
+    });
+  });
+
+  const failures = () => lines.filter((line) => line.level >= ERROR);
+
+  it('is logged once over GraphQL, with the request id and the field, and masked for the client', async () => {
+    lines.length = 0;
+    const response = await app.fetch('http://yoga/graphql', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-request-id': 'trace-gql' },
+      body: JSON.stringify({ query: 'mutation { addJob(input: {num1: "1", num2: "2"}) { job { id } } }' }),
+    });
+    const body = (await response.json()) as { errors: Array<{ message: string; extensions: { code: string } }> };
+    expect(body.errors).toEqual([expect.objectContaining({ message: 'Unexpected error.', extensions: { code: 'INTERNAL_SERVER_ERROR' } })]);
+    expect(failures()).toEqual([
+      expect.objectContaining({ msg: 'unexpected error', reqId: 'trace-gql', path: 'addJob', err: expect.objectContaining({ message: 'boom', type: 'TypeError' }) }),
+    ]);
+  });
+
+  it('is logged once over REST, with the request id, and answered with a JSON 500', async () => {
+    lines.length = 0;
+    const response = await app.fetch('http://yoga/api/v1/add/1/2', { method: 'POST' });
+    expect(response.status).toBe(500);
+    expect(await response.json()).toEqual({ error: { code: 'INTERNAL_SERVER_ERROR', message: 'unexpected error' } });
+    const reqId = response.headers.get('x-request-id');
+    expect(reqId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(failures()).toEqual([
+      expect.objectContaining({ msg: 'unexpected error', reqId, err: expect.objectContaining({ message: 'boom' }) }),
+    ]);
+  });
+});
+
 describe('job state changes', () => {
   it('log one debug line each', async () => {
     const { logger, lines } = capture('debug');

@@ -13,12 +13,13 @@ import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { Authenticator } from './auth.ts';
 import { createBodyLimitPlugin } from './body-limit.ts';
+import { createErrorLog, isExpected } from './error-log.ts';
 import { createGraphiQL, GRAPHIQL_DEFAULT_QUERY } from './graphiql.ts';
 import { createHealthHandler } from './health.ts';
 import { errorResponse } from './json.ts';
 import { createMetricsHandler } from './metrics.ts';
 import { createPageHandler } from './page.ts';
-import { createRequestLogPlugin } from './request-log.ts';
+import { createRequestLog } from './request-log.ts';
 import { createRestHandler } from './rest.ts';
 
 /** Bounds on what one request may ask for; each is a setting (see src/config.ts). */
@@ -64,14 +65,6 @@ function authorizationOf(initial: Record<string, unknown>): string | null {
   const upgrade = initial['req'] as { headers?: Record<string, string | string[] | undefined> } | undefined;
   const header = upgrade?.headers?.['authorization'];
   return typeof header === 'string' ? header : null;
-}
-
-/** GraphQL errors we created on purpose carry a code already; everything else is masked. */
-function isExpected(error: unknown): boolean {
-  return (
-    error instanceof GraphQLError &&
-    (error.originalError === undefined || error.originalError === null || error.originalError instanceof GraphQLError)
-  );
 }
 
 /**
@@ -132,7 +125,9 @@ const paramsGuard: Plugin = {
  * in-process; `server.ts` puts it on a port next to the WebSocket endpoint.
  */
 export function createApp({ jobs, db, migrations, logger, auth, limits, metrics }: AppDeps): App {
-  const rest = createRestHandler({ jobs, logger });
+  const requestLog = createRequestLog(logger);
+  const errorLog = createErrorLog(logger, requestLog.idOf);
+  const rest = createRestHandler({ jobs, errorLog });
   const health = createHealthHandler({ db, migrations, logger });
   const metricsHandler = metrics ? createMetricsHandler({ registry: metrics.registry, logger }) : async () => null;
   const graphiql = createGraphiQL();
@@ -176,28 +171,23 @@ export function createApp({ jobs, db, migrations, logger, auth, limits, metrics 
       if (!caller) throw unauthenticated();
       return { jobs, caller, prisma: db.prisma };
     },
-    logging: {
-      debug: (...args) => logger.debug(args.map(String).join(' ')),
-      info: (...args) => logger.info(args.map(String).join(' ')),
-      warn: (...args) => logger.warn(args.map(String).join(' ')),
-      error: (...args) => logger.error(args.map(String).join(' ')),
-    },
+    logging: errorLog.yogaLogger,
+    // Logged by errorLog.plugin, with the request's id, before they are masked here.
     maskedErrors: {
       maskError(error, message) {
         if (isExpected(error)) return withCode(error as GraphQLError, 'GRAPHQL_VALIDATION_FAILED');
         const cause = error instanceof GraphQLError ? error.originalError : error;
         if (isConnectionError(cause)) {
-          logger.warn({ err: cause }, 'database unavailable');
           return createGraphQLError('the database is unavailable; retry shortly', {
             extensions: { code: 'UNAVAILABLE' },
           });
         }
-        logger.error({ err: cause }, 'unexpected error in a GraphQL operation');
         return maskError(error, message, false);
       },
     },
     plugins: [
-      createRequestLogPlugin(logger),
+      requestLog.plugin,
+      errorLog.plugin,
       routes,
       // A browser will send a "simple" cross-site request without asking; requiring a custom
       // header (or a JSON content type) makes every such request preflighted, so a foreign page

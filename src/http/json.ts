@@ -1,7 +1,6 @@
 import { isConnectionError } from '../db/errors.ts';
 import { type JobErrorCode, JobServiceError } from '../jobs/errors.ts';
 import type { Job } from '../jobs/service.ts';
-import type { Logger } from '../logger.ts';
 
 const STATUS_OF: Record<JobErrorCode, number> = {
   BAD_USER_INPUT: 400,
@@ -21,16 +20,18 @@ export function errorResponse(status: number, code: string, message: string, ext
   return json({ error: { code, message, ...extra } }, status, status === 503 ? { 'retry-after': '1' } : {});
 }
 
-/** Expected errors keep their message; the database being away is a 503; anything else is masked. */
-export function responseForError(error: unknown, logger: Logger): Response {
+/**
+ * Expected errors keep their message; the database being away is a 503; anything else is masked.
+ * The last two are server failures, told to `report`.
+ */
+export function responseForError(error: unknown, report: (error: unknown) => void): Response {
   if (error instanceof JobServiceError) {
     return errorResponse(STATUS_OF[error.code], error.code, error.message, error.field ? { field: error.field } : {});
   }
+  report(error);
   if (isConnectionError(error)) {
-    logger.warn({ err: error }, 'database unavailable');
     return errorResponse(503, 'UNAVAILABLE', 'the database is unavailable; retry shortly');
   }
-  logger.error({ err: error }, 'unexpected error');
   return errorResponse(500, 'INTERNAL_SERVER_ERROR', 'unexpected error');
 }
 

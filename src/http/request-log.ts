@@ -17,14 +17,16 @@ const QUIET_PATHS = new Set(['/health', '/ready', '/metrics']);
  * One log line per HTTP request: method, path (never the query string, which may carry
  * variables), status, milliseconds and a request id. The id is the caller's `x-request-id` when
  * it sends a sane one, so a trace can cross services; otherwise a new UUID. Either way the
- * response carries it back. For a subscription over SSE the line is written when the stream
- * starts, so `ms` is the time to the first byte. WebSocket upgrades do not pass through here.
+ * response carries it back, and `idOf` gives it to the other lines written for the request (see
+ * error-log.ts). For a subscription over SSE the line is written when the stream starts, so `ms`
+ * is the time to the first byte. WebSocket upgrades do not pass through here.
  *
- * Put it first among the plugins, so it sees the responses the others end early.
+ * Put its plugin first among the plugins, so it sees the responses the others end early.
  */
-export function createRequestLogPlugin(logger: Logger): Plugin {
+export function createRequestLog(logger: Logger): { plugin: Plugin; idOf(request: Request): string | undefined } {
+  // Kept until the request is collected: an SSE stream can fail long after its response began.
   const started = new WeakMap<Request, { id: string; at: number; path: string }>();
-  return {
+  const plugin: Plugin = {
     onRequest({ request, url }) {
       const given = request.headers.get(REQUEST_ID_HEADER);
       started.set(request, {
@@ -36,7 +38,6 @@ export function createRequestLogPlugin(logger: Logger): Plugin {
     onResponse({ request, response }) {
       const start = started.get(request);
       if (!start) return;
-      started.delete(request);
       try {
         response.headers.set(REQUEST_ID_HEADER, start.id);
       } catch {
@@ -54,4 +55,5 @@ export function createRequestLogPlugin(logger: Logger): Plugin {
       else logger.info(line, 'request');
     },
   };
+  return { plugin, idOf: (request) => started.get(request)?.id };
 }

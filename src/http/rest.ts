@@ -1,10 +1,10 @@
 import type { Caller, JobService } from '../jobs/service.ts';
-import type { Logger } from '../logger.ts';
+import type { ErrorLog } from './error-log.ts';
 import { errorResponse, jobBody, json, responseForError } from './json.ts';
 
 export interface RestDeps {
   jobs: JobService;
-  logger: Logger;
+  errorLog: ErrorLog;
 }
 
 interface Route {
@@ -17,7 +17,7 @@ interface Route {
  * The REST aliases: each a few lines over the same job service the GraphQL resolvers call.
  * Returns null for paths that are not REST routes.
  */
-export function createRestHandler({ jobs, logger }: RestDeps) {
+export function createRestHandler({ jobs, errorLog }: RestDeps) {
   const routes: Route[] = [
     {
       pattern: /^\/api\/v1\/add\/([^/]*)\/([^/]*)\/?$/,
@@ -57,7 +57,7 @@ export function createRestHandler({ jobs, logger }: RestDeps) {
       try {
         return await route.handle(params, request, caller);
       } catch (error) {
-        return responseForError(error, logger);
+        return responseForError(error, (failure) => errorLog.report(failure, request));
       }
     }
     return errorResponse(404, 'NOT_FOUND', `no route ${request.method} ${pathname}`);
