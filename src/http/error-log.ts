@@ -11,6 +11,9 @@ export function isExpected(error: unknown): boolean {
   );
 }
 
+/** What a plugin's hook returns to be called again when its phase is done. */
+type HooksOf<Hook extends 'onExecute' | 'onSubscribe'> = Extract<Awaited<ReturnType<NonNullable<Plugin[Hook]>>>, object>;
+
 type YogaLogger = Extract<NonNullable<YogaServerOptions<object, object>['logging']>, object>;
 
 export interface ErrorLog {
@@ -50,10 +53,14 @@ export function createErrorLog(logger: Logger, requestIdOf: (request: Request) =
       report(error, request, error.path ? { path: error.path.join('.') } : {});
     }
   };
-  const plugin: Plugin = {
-    onExecute: () => ({ onExecuteDone: (payload) => handleStreamOrSingleExecutionResult(payload, reportResult) }),
-    onSubscribe: () => ({ onSubscribeResult: (payload) => handleStreamOrSingleExecutionResult(payload, reportResult) }),
+  // The same hook objects for every operation: nothing is allocated per request.
+  const executeHooks: HooksOf<'onExecute'> = {
+    onExecuteDone: (payload) => handleStreamOrSingleExecutionResult(payload, reportResult),
   };
+  const subscribeHooks: HooksOf<'onSubscribe'> = {
+    onSubscribeResult: (payload) => handleStreamOrSingleExecutionResult(payload, reportResult),
+  };
+  const plugin: Plugin = { onExecute: () => executeHooks, onSubscribe: () => subscribeHooks };
 
   // Yoga passes errors as arguments: pino keeps their stack when they go in as `err`.
   const write = (level: 'debug' | 'info' | 'warn' | 'error', args: unknown[]) => {
