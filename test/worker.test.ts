@@ -8,6 +8,7 @@ import {
   completeJobsStatement,
   failJobsStatement,
   heartbeatStatement,
+  type JobEvent,
 } from '../src/jobs/queue.ts';
 import type { JobService } from '../src/jobs/service.ts';
 import { createMetrics, registerStateGauges } from '../src/metrics/metrics.ts';
@@ -503,6 +504,68 @@ describe('retries', () => {
     expect([1, 2, 3, 4, 5].map((attempt) => retryDelayMs(attempt, policy, () => 1))).toEqual([
       1000, 2000, 4000, 8000, 10_000,
     ]);
+  });
+});
+
+describe('delayed jobs and retries', () => {
+  /** The pending events heard for the ids `act` returns; the deadline only turns a hang into a failure. */
+  async function pendingEvents(act: () => Promise<string[]>): Promise<Map<string, JobEvent | undefined>> {
+    const heard = new Map<string, JobEvent>();
+    const stop = hub.onEvents((events) => {
+      for (const event of events) if (event.status === 'pending') heard.set(event.id, event);
+    });
+    try {
+      const ids = await act();
+      for (let i = 0; i < 100 && ids.some((id) => !heard.has(id)); i += 1) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      return new Map(ids.map((id) => [id, heard.get(id)]));
+    } finally {
+      stop();
+    }
+  }
+
+  it('are announced with the time until they are due; a job due now is announced without one', async () => {
+    const { job: retried } = await service.addJob({ num1: '1', num2: '1', priority: 9 }, ANONYMOUS);
+    const [claimed] = await claimJobsStatement(db, 'w', 1, 30);
+    expect(claimed?.id).toBe(retried.id);
+    const heard = await pendingEvents(async () => {
+      const { job: dueNow } = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
+      const { job: later } = await service.addJob({ num1: '1', num2: '1', runAt: new Date(Date.now() + 60_000) }, ANONYMOUS);
+      await failJobsStatement(db, [{ id: retried.id, attempt: 1, error: 'x', retryInMs: 30_000 }]);
+      return [dueNow.id, later.id, retried.id];
+    });
+    const [dueNow, later, retry] = [...heard.values()];
+    expect(dueNow).toMatchObject({ status: 'pending' });
+    expect(dueNow!.dueInMs).toBeUndefined();
+    expect(later!.dueInMs).toBeGreaterThan(59_000);
+    expect(later!.dueInMs).toBeLessThanOrEqual(60_000);
+    expect(retry!.dueInMs).toBeGreaterThan(29_000);
+    expect(retry!.dueInMs).toBeLessThanOrEqual(30_000);
+  });
+
+  it('start when due, with no poll to find them', async () => {
+    const worker = track(createWorker(db, hub, { pollIntervalMs: 600_000 }));
+    await worker.start();
+    const runAt = new Date(Date.now() + 300);
+    const { job } = await service.addJob({ num1: '2', num2: '3', runAt }, ANONYMOUS);
+    const completed = await waitForJob(service, hub, job.id, statusOf('completed'));
+    expect(completed.result?.toString()).toBe('5');
+    expect(completed.attempt).toBe(1);
+    expect(completed.completedOn!.getTime()).toBeGreaterThanOrEqual(runAt.getTime());
+  });
+
+  it('retry when due, with no poll to find them', async () => {
+    const flaky = (_input: unknown, context: { attempt: number }) => {
+      if (context.attempt === 1) throw new Error('once');
+      return '2';
+    };
+    const worker = track(createWorker(db, hub, { pollIntervalMs: 600_000, retry: { baseDelayMs: 200, maxDelayMs: 200 }, handlers: { add: flaky } }));
+    await worker.start();
+    const { job } = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
+    const completed = await waitForJob(service, hub, job.id, statusOf('completed'));
+    expect(completed.attempt).toBe(2);
+    expect(completed.lastError).toBe('once');
   });
 });
 

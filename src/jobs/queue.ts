@@ -21,20 +21,27 @@ export interface JobEvent {
   id: string;
   status: JobStatus;
   version: number;
+  /** For a pending job whose `runAt` has not come: in how many ms, as of the change. */
+  dueInMs?: number;
   /** The job itself, when the change was made in this process (see JobEventHub.deliverLocally). */
   job?: Job;
 }
 
 /**
- * The payload lists changes as `id:status:version`, comma-separated, up to 100 to a NOTIFY (about
- * 5 kB, under PostgreSQL's 8 kB limit). One NOTIFY per change would cost a batch of 20,000 jobs
- * 20,000 notifications; chunking makes it 200.
+ * The payload lists changes as `id:status:version`, comma-separated, up to 100 to a NOTIFY. A
+ * pending job that is not due yet adds `:ms` until it is, so that workers can wake up for it
+ * then. One NOTIFY per change would cost a batch of 20,000 jobs 20,000 notifications; chunking
+ * makes it 200. An item is at most 71 bytes (a 10-digit version, a `runAt` in the year 9999), so
+ * a NOTIFY stays under PostgreSQL's limit of 8,000 bytes; a usual one is about 5 kB.
  */
 export function parseJobEvents(payload: string): JobEvent[] {
   const events: JobEvent[] = [];
   for (const item of payload.split(',')) {
-    const [id, status, version] = item.split(':');
-    if (id && status && version) events.push({ id, status: status as JobStatus, version: Number(version) });
+    const [id, status, version, dueInMs] = item.split(':');
+    if (!id || !status || !version) continue;
+    const event: JobEvent = { id, status: status as JobStatus, version: Number(version) };
+    if (dueInMs) event.dueInMs = Number(dueInMs);
+    events.push(event);
   }
   return events;
 }
@@ -42,10 +49,17 @@ export function parseJobEvents(payload: string): JobEvent[] {
 /**
  * A CTE that announces the rows of `changed` and yields one row. The final SELECT must join it,
  * or PostgreSQL skips a SELECT CTE nobody reads. `job_announce` is defined in the migrations.
+ * With `delayable`, `changed` has `run_at`, and a pending job due later says in how long: the
+ * delay is taken here, on the database's clock, so the hosts' clocks need not agree. It is
+ * rounded up, and counted from before the commit that sends it, so a wake-up is never early.
  */
-function announce(changed: string): string {
+function announce(changed: string, { delayable = false } = {}): string {
+  const due = delayable
+    ? ` || CASE WHEN status = 'pending' AND run_at > now()
+               THEN ':' || ceil(extract(epoch FROM run_at - now()) * 1000)::bigint::text ELSE '' END`
+    : '';
   return `announced AS (
-    SELECT job_announce(array_agg(id::text || ':' || status::text || ':' || version::text)) AS count
+    SELECT job_announce(array_agg(id::text || ':' || status::text || ':' || version::text${due})) AS count
     FROM ${changed}
   )`;
 }
@@ -126,7 +140,7 @@ const insertJobs: Statement = {
     ON CONFLICT (owner, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
     RETURNING *
   ),
-  ${announce('inserted')}
+  ${announce('inserted', { delayable: true })}
   SELECT ${columns('inserted')}, inserted.id AS "inputId", true AS created FROM inserted, announced
   UNION ALL
   SELECT ${columns('job')}, input.id, false
@@ -345,9 +359,9 @@ const failJobs: Statement = {
       last_error = f.error, locked_by = NULL, last_updated = now(), version = job.version + 1
     FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[]) AS f(id, attempt, error, retry_in_ms)
     WHERE job.id = f.id AND job.attempt = f.attempt AND job.status = 'wip'
-    RETURNING job.id, job.status, job.version
+    RETURNING job.id, job.status, job.version, job.run_at
   ),
-  ${announce('failed')}
+  ${announce('failed', { delayable: true })}
   SELECT id FROM failed, announced`,
 };
 

@@ -12,12 +12,14 @@ import {
   completeJobsStatement,
   type Failure,
   failJobsStatement,
+  type JobEvent,
   heartbeatStatement,
   releaseJobsStatement,
 } from '../jobs/queue.ts';
 import type { Logger } from '../logger.ts';
 import type { FailureReason, Metrics } from '../metrics/metrics.ts';
 import { type BackoffPolicy, retryDelayMs } from './backoff.ts';
+import { DueWakeups } from './due-wakeups.ts';
 import { WriteBatcher } from './write-batcher.ts';
 
 export interface WorkerOptions {
@@ -67,6 +69,8 @@ interface HeldJob {
 }
 
 const MAX_CLAIM_BACKOFF_MS = 30_000;
+/** Delayed jobs whose due time a worker remembers; any beyond are found by the poll. */
+const MAX_DUE_WAKEUPS = 10_000;
 const MAX_RESULT_DIGITS = 10_000;
 /**
  * How much work, at the handlers' observed speed, the local queue may hold. A queued job is
@@ -83,9 +87,10 @@ const HANDLER_TIME_SMOOTHING = 0.05;
  * The loop that runs jobs: claim a batch into the free slots and a short local queue, run each
  * handler, store the outcome.
  *
- * It sleeps while there is nothing to do, and wakes when a NOTIFY says a job is pending, when the
- * local queue runs low after a full claim, or after `pollIntervalMs` as a safety net (that also
- * finds jobs whose `runAt` came due and jobs left stale by a dead worker).
+ * It sleeps while there is nothing to do, and wakes when a NOTIFY says a job is pending, when a
+ * delayed job or a retry it heard of comes due (see DueWakeups), when the local queue runs low
+ * after a full claim, or after `pollIntervalMs` as a safety net. The poll finds jobs left stale
+ * by a dead worker, and delayed jobs announced while this worker was not listening.
  */
 export class Worker {
   readonly id: string;
@@ -116,6 +121,7 @@ export class Worker {
   /** Jobs whose handler has not returned yet; `concurrency` bounds these. */
   private handlersRunning = 0;
   private startedBefore = false;
+  private readonly dueWakeups = new DueWakeups(() => this.wake(), MAX_DUE_WAKEUPS);
 
   constructor(private readonly options: WorkerOptions) {
     this.id = options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
@@ -174,9 +180,7 @@ export class Worker {
     if (this.startedBefore) [this.completions, this.failures] = this.createWriters();
     this.startedBefore = true;
     this.unsubscribe = [
-      this.options.hub.onEvents((events) => {
-        if (events.some((event) => event.status === 'pending')) this.wake();
-      }),
+      this.options.hub.onEvents((events) => this.hear(events)),
       this.options.hub.onResync(() => this.wake()),
     ];
     this.active = true;
@@ -200,6 +204,7 @@ export class Worker {
     const loop = this.loop;
     for (const unsubscribe of this.unsubscribe) unsubscribe();
     this.unsubscribe = [];
+    this.dueWakeups.clear();
     this.active = false;
     this.loop = undefined;
     this.wake();
@@ -397,10 +402,6 @@ export class Worker {
       this.options.metrics?.jobsRetried.inc({ kind: job.kind });
       this.options.logger.debug({ jobId: job.id, attempt: job.attempt, err: outcome.error, retryInMs }, 'job retrying');
     }
-    // The retry's NOTIFY arrives before it is due; wake up when it is, instead of at the next poll.
-    if (retryInMs !== null && retryInMs < this.options.pollIntervalMs) {
-      setTimeout(() => this.wake(), retryInMs + 10).unref();
-    }
   }
 
   private ownedBy<T extends Completion | Failure>(entry: HeldJob, item: T): T {
@@ -484,6 +485,20 @@ export class Worker {
     } catch (error) {
       this.options.logger.warn({ err: error }, 'heartbeat failed');
     }
+  }
+
+  /** A pending job is claimable now, or when its `runAt` comes; anything else is no work for us. */
+  private hear(events: readonly JobEvent[]): void {
+    let dueNow = false;
+    // Jobs added together share their delay; one wake-up does for all of them.
+    const delays = new Set<number>();
+    for (const event of events) {
+      if (event.status !== 'pending') continue;
+      if (event.dueInMs === undefined) dueNow = true;
+      else delays.add(event.dueInMs);
+    }
+    for (const delay of delays) this.dueWakeups.add(delay);
+    if (dueNow) this.wake();
   }
 
   private wake(): void {
