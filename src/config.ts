@@ -25,7 +25,7 @@ const ConfigSchema = z.object({
   DB_PREPARED_STATEMENTS: flag.default(true),
   WORKER_CONCURRENCY: integer(1, 10_000).default(100),
   WORKER_PREFETCH: integer(0, 100_000).default(400),
-  WORKER_POLL_INTERVAL_MS: integer(10, 600_000).default(1000),
+  WORKER_POLL_INTERVAL_MS: integer(10, 600_000).default(2000),
   JOB_TIMEOUT_SECONDS: integer(1, 86_400).default(30),
   MAX_ATTEMPTS: integer(1, 100).default(5),
   RETRY_BASE_DELAY_MS: integer(0, 3_600_000).default(1000),
