@@ -12,8 +12,8 @@ import {
   completeJobsStatement,
   type Failure,
   failJobsStatement,
-  type JobEvent,
   heartbeatStatement,
+  type JobEvent,
   releaseJobsStatement,
 } from '../jobs/queue.ts';
 import type { Logger } from '../logger.ts';
