@@ -25,6 +25,14 @@ function capture(level: 'info' | 'debug') {
   return { logger, lines };
 }
 
+/** The whole HTTP app, made as the service makes it, over `jobs`; its log lines land in `lines`. */
+async function loggedApp(level: 'info' | 'debug', jobs: JobService): Promise<{ app: App; lines: Line[] }> {
+  const { logger, lines } = capture(level);
+  const migrations = await readMigrations(MIGRATIONS_DIR);
+  const app = createApp({ jobs, db, migrations, logger, auth: createAuthenticator(undefined), limits: TEST_LIMITS });
+  return { app, lines };
+}
+
 const DEBUG = 20;
 const INFO = 30;
 
@@ -49,17 +57,7 @@ describe('request log', () => {
   let lines: Line[];
 
   beforeAll(async () => {
-    const captured = capture('debug');
-    lines = captured.lines;
-    const jobs = createService(db, hub);
-    app = createApp({
-      jobs,
-      db,
-      migrations: await readMigrations(MIGRATIONS_DIR),
-      logger: captured.logger,
-      auth: createAuthenticator(undefined),
-      limits: TEST_LIMITS,
-    });
+    ({ app, lines } = await loggedApp('debug', createService(db, hub)));
   });
 
   const requests = () => lines.filter((line) => line.msg === 'request');
@@ -124,20 +122,11 @@ describe('a server failure during a request', () => {
   let lines: Line[];
 
   beforeAll(async () => {
-    const captured = capture('info');
-    lines = captured.lines;
     const jobs = createService(db, hub);
     jobs.addJob = async () => {
       throw new TypeError('boom');
     };
-    app = createApp({
-      jobs,
-      db,
-      migrations: await readMigrations(MIGRATIONS_DIR),
-      logger: captured.logger,
-      auth: createAuthenticator(undefined),
-      limits: TEST_LIMITS,
-    });
+    ({ app, lines } = await loggedApp('info', jobs));
   });
 
   const failures = () => lines.filter((line) => line.level >= ERROR);
