@@ -110,10 +110,13 @@ async function overSse(id: string): Promise<AsyncIterator<JobState>> {
   })();
 }
 
-describe.each([
+/** Each transport a customer can subscribe over, by name. */
+const TRANSPORTS = [
   ['graphql-ws', async (id: string) => overWebSocket(id)],
   ['SSE', overSse],
-])('jobUpdated over %s on a real port', (_transport, subscribe) => {
+] as const;
+
+describe.each(TRANSPORTS)('jobUpdated over %s on a real port', (_transport, subscribe) => {
   it('delivers PENDING, WIP, COMPLETED with the exact result, then RETRIEVED, then ends', async () => {
     const id = await addJob('0.1', '0.2');
     const states = await subscribe(id);
@@ -148,10 +151,7 @@ describe.each([
   });
 });
 
-describe.each([
-  ['graphql-ws', async (id: string) => overWebSocket(id)],
-  ['SSE', overSse],
-])('subscribers of one job over %s', (_transport, subscribe) => {
+describe.each(TRANSPORTS)('subscribers of one job over %s', (_transport, subscribe) => {
   it('share one execution, each sees every state, and one leaving ends nobody else', async () => {
     const id = await addJob('1', '2');
     const watches = vi.spyOn(api.jobs, 'watchJob');
