@@ -1,20 +1,18 @@
 import { loadConfig } from './config.ts';
 import { createLogger } from './logger.ts';
-import { startRuntime } from './runtime.ts';
+import { StoppedDuringStartError } from './lifecycle.ts';
+import { Runtime } from './runtime.ts';
 
-/** The composition root: config → runtime (database, events, worker, server) → signals. */
+/**
+ * The composition root: config → runtime (database, events, worker, server) → signals. The signal
+ * handlers are in place before the start, so a SIGTERM during it stops what has started.
+ */
 async function main(): Promise<void> {
   const config = loadConfig();
   const logger = createLogger(config);
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
 
-  const runtime = await startRuntime(config, logger);
-  if (runtime.api) announce(runtime.api.port, logger);
-  if (runtime.ops) {
-    const base = `http://localhost:${runtime.ops.port}`;
-    logger.info({ urls: { health: `${base}/health`, ready: `${base}/ready`, metrics: `${base}/metrics` } }, 'worker running');
-  }
-
+  const runtime = new Runtime(config, logger);
   let shuttingDown = false;
   const shutDown = (signal: NodeJS.Signals) => {
     if (shuttingDown) {
@@ -33,6 +31,19 @@ async function main(): Promise<void> {
   };
   process.on('SIGTERM', shutDown);
   process.on('SIGINT', shutDown);
+
+  try {
+    await runtime.start();
+  } catch (error) {
+    // A signal during the start: the handler above exits once the parts are down.
+    if (error instanceof StoppedDuringStartError) return;
+    throw error;
+  }
+  if (runtime.api) announce(runtime.api.port, logger);
+  if (runtime.ops) {
+    const base = `http://localhost:${runtime.ops.port}`;
+    logger.info({ urls: { health: `${base}/health`, ready: `${base}/ready`, metrics: `${base}/metrics` } }, 'worker running');
+  }
 }
 
 function announce(port: number, logger: ReturnType<typeof createLogger>): void {
@@ -68,6 +79,7 @@ function announce(port: number, logger: ReturnType<typeof createLogger>): void {
 }
 
 main().catch((error: unknown) => {
-  console.error(error instanceof Error ? error.message : error);
+  // The runtime has stopped what it started; the message is what an operator reads.
+  console.error(`the service could not start: ${error instanceof Error ? error.message : String(error)}`);
   process.exit(1);
 });

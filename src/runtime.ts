@@ -1,9 +1,10 @@
 import type { AddressInfo } from 'node:net';
 import type { Config } from './config.ts';
 import { checkListenHears } from './db/listen-check.ts';
-import { readMigrations } from './db/migrate.ts';
+import type { Database } from './db/database.ts';
+import { type Migration, readMigrations } from './db/migrate.ts';
 import { MIGRATIONS_DIR, openDatabase } from './db/open.ts';
-import { createApp } from './http/app.ts';
+import { type AppDeps, createApp } from './http/app.ts';
 import { createAuthenticator } from './http/auth.ts';
 import { createHealthHandler } from './http/health.ts';
 import { createMetricsHandler } from './http/metrics.ts';
@@ -14,18 +15,10 @@ import { createHandlers } from './jobs/handlers.ts';
 import { Pruner } from './jobs/pruner.ts';
 import { JobService } from './jobs/service.ts';
 import type { Logger } from './logger.ts';
-import { createMetrics, registerStateGauges } from './metrics/metrics.ts';
+import { StartStop } from './lifecycle.ts';
+import { createMetrics, type Metrics, registerStateGauges } from './metrics/metrics.ts';
 import { createQueueStatsReader } from './metrics/queue-stats.ts';
 import { Worker, type WorkerOptions } from './worker/worker.ts';
-
-export interface Runtime {
-  /** Where the API listens (ROLE all or api). */
-  api: AddressInfo | undefined;
-  /** Where /health, /ready and /metrics listen for a worker-only process (ROLE worker). */
-  ops: AddressInfo | undefined;
-  /** Stops taking requests, lets the worker finish or hand back its jobs, then closes the pools. */
-  stop(): Promise<void>;
-}
 
 /** The worker as the settings describe it; the benchmarks build theirs here too. */
 export function workerFromConfig(
@@ -45,61 +38,88 @@ export function workerFromConfig(
 }
 
 /**
- * Builds and starts every part the role asks for, in order: database (migrated) → events → job
- * service → worker and pruner → HTTP. Each part gets what it needs as arguments; nothing here is
- * global, so tests can start several in one process.
+ * Every part the role asks for, started in order: database (migrated) → events → worker and
+ * pruner → HTTP. Each part gets what it needs as arguments; nothing here is global, so tests can
+ * run several in one process. A part that fails to start, or a stop that arrives meanwhile, stops
+ * the parts already started, in reverse order (StartStop's contract).
  */
-export async function startRuntime(config: Config, logger: Logger): Promise<Runtime> {
-  const migrations = await readMigrations(MIGRATIONS_DIR);
-  const db = await openDatabase(config, migrations, logger);
-  const metrics = createMetrics({ processMetrics: true });
-  const hub = new JobEventHub(db, logger, { metrics });
-  await hub.start();
-  // In the background: a LISTEN that hears nothing (through PgBouncer) fails silently otherwise.
-  if (db.kind === 'postgres') void checkListenHears(db, logger);
-  const jobs = new JobService(
-    db,
-    hub,
-    {
-      maxAttempts: config.MAX_ATTEMPTS,
-      numberMaxDigits: config.NUMBER_MAX_DIGITS,
-      maxBatchSize: config.BATCH_MAX_JOBS,
-    },
-    { metrics, logger },
-  );
+export class Runtime extends StartStop {
+  /** Where the API listens (ROLE all or api), once started. */
+  api: AddressInfo | undefined;
+  /** Where /health, /ready and /metrics listen for a worker-only process (ROLE worker). */
+  ops: AddressInfo | undefined;
+  /** How to stop each part started so far, in the order they started. */
+  private readonly started: Array<() => Promise<void>> = [];
 
-  const runsJobs = config.ROLE !== 'api';
-  const worker = runsJobs ? workerFromConfig(config, { db, hub, logger, metrics }) : undefined;
-  registerStateGauges(metrics, {
-    queueStats: createQueueStatsReader(db, {
-      cacheMs: config.METRICS_CACHE_MS,
-      exactCountLimit: config.METRICS_EXACT_COUNT_LIMIT,
-    }),
-    db,
-    hub,
-    worker,
-    logger,
-  });
-  await worker?.start();
-  const pruner = runsJobs
-    ? new Pruner({
+  constructor(
+    private readonly config: Config,
+    private readonly logger: Logger,
+  ) {
+    super();
+  }
+
+  protected async onStart(signal: AbortSignal): Promise<void> {
+    const { config, logger } = this;
+    const migrations = await readMigrations(MIGRATIONS_DIR);
+    const db = await openDatabase(config, migrations, logger);
+    this.started.push(() => db.close());
+    const metrics = createMetrics({ processMetrics: true });
+    const hub = new JobEventHub(db, logger, { metrics });
+    await this.begin(hub, signal);
+    // In the background: a LISTEN that hears nothing (through PgBouncer) fails silently otherwise.
+    if (db.kind === 'postgres') void checkListenHears(db, logger);
+    const jobs = new JobService(
+      db,
+      hub,
+      {
+        maxAttempts: config.MAX_ATTEMPTS,
+        numberMaxDigits: config.NUMBER_MAX_DIGITS,
+        maxBatchSize: config.BATCH_MAX_JOBS,
+      },
+      { metrics, logger },
+    );
+
+    const runsJobs = config.ROLE !== 'api';
+    const worker = runsJobs ? workerFromConfig(config, { db, hub, logger, metrics }) : undefined;
+    registerStateGauges(metrics, {
+      queueStats: createQueueStatsReader(db, {
+        cacheMs: config.METRICS_CACHE_MS,
+        exactCountLimit: config.METRICS_EXACT_COUNT_LIMIT,
+      }),
+      db,
+      hub,
+      worker,
+      logger,
+    });
+    if (worker) await this.begin(worker, signal);
+    if (runsJobs) {
+      const pruner = new Pruner({
         db,
         logger,
         retentionDays: config.RETENTION_DAYS,
         completedRetentionDays: config.COMPLETED_RETENTION_DAYS,
         intervalMs: config.PRUNE_INTERVAL_SECONDS * 1000,
         batchSize: config.PRUNE_BATCH_SIZE,
-      })
-    : undefined;
-  pruner?.start();
+      });
+      await this.begin(pruner, signal);
+    }
 
-  let server: HttpServer | undefined;
-  let ops: OpsServer | undefined;
-  if (config.ROLE === 'worker') {
+    if (config.ROLE === 'worker') await this.serveOps(db, migrations, metrics, signal);
+    else await this.serveApi({ jobs, db, migrations, logger, metrics }, signal);
+  }
+
+  /** A worker-only process answers /health, /ready and /metrics on its ops port. */
+  private async serveOps(db: Database, migrations: Migration[], metrics: Metrics, signal: AbortSignal): Promise<void> {
+    const { config, logger } = this;
     const health = createHealthHandler({ db, migrations, logger });
     const scrape = createMetricsHandler({ registry: metrics.registry, logger });
-    ops = new OpsServer([(pathname) => health(pathname), scrape], { host: config.HOST, port: config.OPS_PORT });
-  } else {
+    const ops = new OpsServer([(pathname) => health(pathname), scrape], { host: config.HOST, port: config.OPS_PORT });
+    await this.begin(ops, signal);
+    this.ops = ops.address;
+  }
+
+  private async serveApi(parts: Omit<AppDeps, 'auth' | 'limits'>, signal: AbortSignal): Promise<void> {
+    const { config, logger } = this;
     const auth = createAuthenticator(config.API_KEYS);
     if (!auth.enabled) {
       logger.warn('API_KEYS is not set: the API is open, and every caller sees every job (development mode)');
@@ -112,7 +132,7 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       maxAliases: config.GRAPHQL_MAX_ALIASES,
       maxDirectives: config.GRAPHQL_MAX_DIRECTIVES,
     };
-    server = new HttpServer(createApp({ jobs, db, migrations, logger, auth, limits, metrics }), {
+    const server = new HttpServer(createApp({ ...parts, auth, limits }), {
       host: config.HOST,
       port: config.PORT,
       logger,
@@ -120,25 +140,28 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       maxSubscriptionsPerConnection: config.WS_MAX_SUBSCRIPTIONS,
       maxMessageBytes: config.MAX_BODY_BYTES,
     });
+    await this.begin(server, signal);
+    this.api = server.address;
   }
-  const api = await server?.start();
-  const opsAddress = await ops?.start();
 
-  let stopping: Promise<void> | undefined;
-  return {
-    api,
-    ops: opsAddress,
-    stop() {
-      // New requests stop first; then the worker finishes or hands back its jobs; pools close last.
-      stopping ??= (async () => {
-        await server?.stop();
-        await ops?.stop();
-        await pruner?.stop();
-        await worker?.stop();
-        await hub.stop();
-        await db.close();
-      })();
-      return stopping;
-    },
-  };
+  /** Starts one part, after the ones before it, unless a stop has arrived meanwhile. */
+  private async begin(part: StartStop, signal: AbortSignal): Promise<void> {
+    signal.throwIfAborted();
+    // Remembered first: a part whose own start fails has unwound itself, and its stop() is a no-op.
+    this.started.push(() => part.stop());
+    await part.start();
+  }
+
+  /**
+   * Stops the parts in the reverse order of their start: new requests stop first; then the worker
+   * finishes or hands back its jobs; the pools close last. A part that fails to stop is logged,
+   * and the ones before it still stop.
+   */
+  protected async onStop(): Promise<void> {
+    for (const stop of this.started.splice(0).reverse()) {
+      await stop().catch((error: unknown) => this.logger.error({ err: error }, 'a part of the service failed to stop'));
+    }
+    this.api = undefined;
+    this.ops = undefined;
+  }
 }

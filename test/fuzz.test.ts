@@ -677,7 +677,8 @@ describe('fuzzing over a real port', { timeout: TIMEOUT_MS }, () => {
       maxMessageBytes: MAX_BODY_BYTES,
       closeGraceMs: 500,
     });
-    port = (await server.start()).port;
+    await server.start();
+    port = server.address.port;
     const answer = await send('setup', 'open', '/api/v1/add/1/2', { method: 'POST' });
     existingJob = (answer.json as { jobId: string }).jobId;
     await remember(existingJob, 'open', 'setup');

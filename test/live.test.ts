@@ -34,7 +34,8 @@ beforeAll(async () => {
     maxSubscriptionsPerConnection: 100,
     maxMessageBytes: 1_000_000,
   });
-  const { port } = await server.start();
+  await server.start();
+  const { port } = server.address;
   base = `http://127.0.0.1:${port}`;
   client = createClient({ url: `ws://127.0.0.1:${port}/graphql`, webSocketImpl: WebSocket, lazy: true, retryAttempts: 0 });
 });

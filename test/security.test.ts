@@ -124,7 +124,8 @@ describe('with API keys', () => {
         maxSubscriptionsPerConnection: 2,
         maxMessageBytes: 20_000,
       });
-      url = `ws://127.0.0.1:${(await server.start()).port}/graphql`;
+      await server.start();
+      url = `ws://127.0.0.1:${server.address.port}/graphql`;
     });
     afterAll(() => server.stop());
 
@@ -357,7 +358,8 @@ describe('malformed requests on a real port', () => {
       maxSubscriptionsPerConnection: 2,
       maxMessageBytes: 20_000,
     });
-    port = (await server.start()).port;
+    await server.start();
+    port = server.address.port;
   });
   afterAll(() => server.stop());
 

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { StartStop } from '../lifecycle.ts';
 import { errorResponse } from './json.ts';
 import { listen } from './listen.ts';
 
@@ -9,38 +10,43 @@ type Route = (pathname: string, method: string) => Promise<Response | null>;
  * A small HTTP server for a process that serves no API (ROLE=worker): /health, /ready and
  * /metrics, so a supervisor can probe it and Prometheus can scrape it. No Yoga, no GraphQL.
  */
-export class OpsServer {
-  private readonly server: Server;
-  private starting: Promise<AddressInfo> | undefined;
-  private stopping: Promise<void> | undefined;
+export class OpsServer extends StartStop {
+  private server: Server | undefined;
+  private bound: AddressInfo | undefined;
 
   constructor(
     private readonly routes: readonly Route[],
     private readonly options: { host: string; port: number },
   ) {
-    this.server = createServer((request, response) => {
+    super();
+  }
+
+  /** Where the server listens; set once it has started (useful with port 0). */
+  get address(): AddressInfo {
+    if (!this.bound) throw new Error('the ops server is not listening');
+    return this.bound;
+  }
+
+  protected async onStart(): Promise<void> {
+    const server = createServer((request, response) => {
       void this.answer(request.url ?? '/', request.method ?? 'GET').then(async (answer) => {
         response.writeHead(answer.status, Object.fromEntries(answer.headers));
         response.end(request.method === 'HEAD' ? undefined : Buffer.from(await answer.arrayBuffer()));
       });
     });
+    this.server = server;
+    this.bound = await listen(server, this.options.port, this.options.host);
   }
 
-  start(): Promise<AddressInfo> {
-    this.starting ??= listen(this.server, this.options.port, this.options.host);
-    return this.starting;
-  }
-
-  stop(): Promise<void> {
-    if (!this.starting) return Promise.resolve();
-    this.stopping ??= (async () => {
-      await this.starting?.catch(() => undefined);
-      await new Promise<void>((resolve) => {
-        this.server.close(() => resolve());
-        this.server.closeAllConnections();
-      });
-    })();
-    return this.stopping;
+  protected async onStop(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    this.bound = undefined;
+    if (!server) return;
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
   }
 
   private async answer(target: string, method: string): Promise<Response> {

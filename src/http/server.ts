@@ -6,6 +6,7 @@ import { CloseCode, MessageType } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import type { WebSocketOperation } from '../graphql/builder.ts';
+import { StartStop } from '../lifecycle.ts';
 import type { Logger } from '../logger.ts';
 import { type App, GRAPHQL_PATH, withCode } from './app.ts';
 import type { Authenticator } from './auth.ts';
@@ -99,18 +100,29 @@ type EnvelopedArgs = ExecutionArgs & {
  * graphql-ws on the same /graphql path. Both run through the same Yoga instance, so a WebSocket
  * operation gets the same schema, context and error masking as an HTTP one.
  */
-export class HttpServer {
-  private readonly server: Server;
-  private readonly sockets: WebSocketServer;
+export class HttpServer extends StartStop {
+  private server: Server | undefined;
+  private sockets: WebSocketServer | undefined;
   private disposeGraphqlWs: (() => void | Promise<void>) | undefined;
-  private starting: Promise<AddressInfo> | undefined;
-  private stopping: Promise<void> | undefined;
+  private bound: AddressInfo | undefined;
 
   constructor(
     private readonly app: App,
     private readonly options: HttpServerOptions,
   ) {
-    this.server = createServer((request, response) => {
+    super();
+  }
+
+  /** Where the server listens; set once it has started (useful with port 0). */
+  get address(): AddressInfo {
+    if (!this.bound) throw new Error('the HTTP server is not listening');
+    return this.bound;
+  }
+
+  /** A new server and WebSocket server each time, so a start after stop() listens afresh. */
+  protected async onStart(): Promise<void> {
+    const { app, options } = this;
+    const server = createServer((request, response) => {
       // The app's adapter builds the request's URL from the Host header and the raw target. When
       // that is no URL (Host 'a b', target '*' or 'http://…' after a Host with a port), it
       // answered 500 with a stack trace in the body. The request is malformed.
@@ -121,38 +133,39 @@ export class HttpServer {
       }
       void app(request, response);
     });
-    this.sockets = new WebSocketServer({ server: this.server, path: GRAPHQL_PATH, maxPayload: options.maxMessageBytes });
-  }
-
-  /** Listens, once. Resolves with the bound address (useful with port 0). */
-  start(): Promise<AddressInfo> {
-    if (!this.starting) {
-      this.disposeGraphqlWs = this.serveGraphqlWs();
-      this.starting = listen(this.server, this.options.port, this.options.host);
-    }
-    return this.starting;
+    this.server = server;
+    this.bound = await listen(server, options.port, options.host);
+    // After the listen: ws re-emits a bind error of the server, which graphql-ws prints as its own.
+    this.sockets = new WebSocketServer({ server, path: GRAPHQL_PATH, maxPayload: options.maxMessageBytes });
+    this.disposeGraphqlWs = this.serveGraphqlWs(this.sockets);
   }
 
   /**
    * Stops taking connections, ends the WebSocket subscriptions, lets open HTTP requests finish
-   * for the grace period, then closes what is left. Safe to call twice, or before start.
+   * for the grace period, then closes what is left.
    */
-  stop(): Promise<void> {
-    if (!this.starting) return Promise.resolve();
-    this.stopping ??= (async () => {
-      await this.starting?.catch(() => undefined);
-      await this.disposeGraphqlWs?.();
-      for (const socket of this.sockets.clients) socket.close(1001, 'server shutting down');
-      const closed = new Promise<void>((resolve) => this.sockets.close(() => this.server.close(() => resolve())));
-      this.server.closeIdleConnections();
-      const grace = setTimeout(() => this.server.closeAllConnections(), this.options.closeGraceMs ?? 5_000);
-      await closed;
-      clearTimeout(grace);
-    })();
-    return this.stopping;
+  protected async onStop(): Promise<void> {
+    const { server, sockets } = this;
+    this.server = undefined;
+    this.sockets = undefined;
+    this.bound = undefined;
+    await this.disposeGraphqlWs?.();
+    this.disposeGraphqlWs = undefined;
+    if (!server) return;
+    if (!sockets) {
+      // The listen failed: nothing to close but the server object (its callback gets ERR_SERVER_NOT_RUNNING).
+      await new Promise((resolve) => server.close(resolve));
+      return;
+    }
+    for (const socket of sockets.clients) socket.close(1001, 'server shutting down');
+    const closed = new Promise<void>((resolve) => sockets.close(() => server.close(() => resolve())));
+    server.closeIdleConnections();
+    const grace = setTimeout(() => server.closeAllConnections(), this.options.closeGraceMs ?? 5_000);
+    await closed;
+    clearTimeout(grace);
   }
 
-  private serveGraphqlWs() {
+  private serveGraphqlWs(sockets: WebSocketServer) {
     const { app, options } = this;
     // Operation ids per connection, to bound what one socket may hold open.
     const active = new WeakMap<object, Set<string>>();
@@ -236,12 +249,12 @@ export class HttpServer {
           options.logger.debug({ errors: errors.map((error) => error.message) }, 'graphql-ws operation failed');
         },
       },
-      this.sockets,
+      sockets,
     );
     // ws answers a client's broken frame (over maxPayload, or text that is not UTF-8) by closing
     // the socket with the fitting code (1009, 1007) and emitting 'error'. graphql-ws would print
     // that to the console as an internal error of ours, once per bad frame; it is the client's.
-    this.sockets.on('connection', (socket, request) => {
+    sockets.on('connection', (socket, request) => {
       sendInBursts(socket, request.socket);
       socket.removeAllListeners('error');
       socket.on('error', (error) => options.logger.debug({ err: error }, 'WebSocket client sent a broken frame'));

@@ -1,4 +1,5 @@
 import type { Database } from '../db/database.ts';
+import { StartStop } from '../lifecycle.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { Job } from '../generated/prisma/client.ts';
@@ -15,7 +16,7 @@ export interface JobEventHubOptions {
  * (for any new pending job) and each subscriber (for its own job id). A change written by any
  * process on the database arrives here, because PostgreSQL is the only bus.
  */
-export class JobEventHub {
+export class JobEventHub extends StartStop {
   private readonly byJob = new Map<string, Set<JobEventListener>>();
   /**
    * The newest version passed to each watched job's listeners. A version can arrive twice, from
@@ -24,37 +25,24 @@ export class JobEventHub {
   private readonly heardVersion = new Map<string, number>();
   private readonly batchListeners = new Set<(events: JobEvent[]) => void>();
   private readonly resyncListeners = new Set<() => void>();
-  private starting: Promise<void> | undefined;
   private unlisten: (() => Promise<void>) | undefined;
 
   constructor(
     private readonly db: Database,
     private readonly logger: Logger,
     private readonly options: JobEventHubOptions = {},
-  ) {}
-
-  start(): Promise<void> {
-    this.starting ??= this.db
-      .listen(JOB_EVENTS_CHANNEL, {
-        onNotification: (payload) => this.receive(payload),
-        onReconnect: () => this.resync(),
-      })
-      .then(
-        (unlisten) => {
-          this.unlisten = unlisten;
-        },
-        (error: unknown) => {
-          this.starting = undefined;
-          throw error;
-        },
-      );
-    return this.starting;
+  ) {
+    super();
   }
 
-  async stop(): Promise<void> {
-    const starting = this.starting;
-    this.starting = undefined;
-    await starting?.catch(() => undefined);
+  protected async onStart(): Promise<void> {
+    this.unlisten = await this.db.listen(JOB_EVENTS_CHANNEL, {
+      onNotification: (payload) => this.receive(payload),
+      onReconnect: () => this.resync(),
+    });
+  }
+
+  protected async onStop(): Promise<void> {
     const unlisten = this.unlisten;
     this.unlisten = undefined;
     await unlisten?.();

@@ -1,5 +1,6 @@
 import type { Database } from '../db/database.ts';
 import type { JobStatus } from '../generated/prisma/client.ts';
+import { StartStop } from '../lifecycle.ts';
 import type { Logger } from '../logger.ts';
 import { pruneJobsStatement } from './queue.ts';
 
@@ -21,24 +22,24 @@ export interface PrunerOptions {
  * Deletes finished jobs once they are old enough, in small batches, on a timer. Several processes
  * may run one each: SKIP LOCKED makes them share the work instead of waiting on each other.
  */
-export class Pruner {
+export class Pruner extends StartStop {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<number> | undefined;
   /** Set by stop(), so a long pass ends after its current batch. */
   private stopRequested = false;
 
-  constructor(private readonly options: PrunerOptions) {}
+  constructor(private readonly options: PrunerOptions) {
+    super();
+  }
 
-  /** Starts the timer. Calling it again does nothing. */
-  start(): void {
-    if (this.timer) return;
+  protected onStart(): void {
     this.stopRequested = false;
     this.timer = setInterval(() => void this.pruneNow().catch(() => undefined), this.options.intervalMs);
     this.timer.unref();
   }
 
-  /** Stops the timer and waits for a pass under way. Safe to call twice, or before start. */
-  async stop(): Promise<void> {
+  /** Stops the timer and waits for a pass under way. */
+  protected async onStop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
     this.stopRequested = true;

@@ -16,6 +16,7 @@ import {
   type JobEvent,
   releaseJobsStatement,
 } from '../jobs/queue.ts';
+import { StartStop } from '../lifecycle.ts';
 import type { Logger } from '../logger.ts';
 import type { FailureReason, Metrics } from '../metrics/metrics.ts';
 import { type BackoffPolicy, retryDelayMs } from './backoff.ts';
@@ -92,7 +93,7 @@ const HANDLER_TIME_SMOOTHING = 0.05;
  * after a full claim, or after `pollIntervalMs` as a safety net. The poll finds jobs left stale
  * by a dead worker, and delayed jobs announced while this worker was not listening.
  */
-export class Worker {
+export class Worker extends StartStop {
   readonly id: string;
   /** Every job this worker has claimed and not yet stored or handed back, whatever its phase. */
   private readonly held = new Map<string, HeldJob>();
@@ -111,7 +112,6 @@ export class Worker {
   private loop: Promise<void> | undefined;
   /** True from start() until stop() begins; the loop runs while it holds. */
   private active = false;
-  private stopping: Promise<void> | undefined;
   private unsubscribe: Array<() => void> = [];
   private heartbeatTimer: NodeJS.Timeout | undefined;
   private wakeRequested = false;
@@ -124,6 +124,7 @@ export class Worker {
   private readonly dueWakeups = new DueWakeups(() => this.wake(), MAX_DUE_WAKEUPS);
 
   constructor(private readonly options: WorkerOptions) {
+    super();
     this.id = options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
     [this.completions, this.failures] = this.createWriters();
   }
@@ -171,11 +172,8 @@ export class Worker {
     return this.queue.length - this.queueHead;
   }
 
-  /** Starts the loop. Calling it again while it runs does nothing. */
-  async start(): Promise<void> {
-    if (this.loop) return;
-    if (this.stopping) await this.stopping;
-    if (this.loop) return;
+  /** Starts the loop; see StartStop for what repeated and overlapping calls do. */
+  protected async onStart(): Promise<void> {
     await this.options.hub.start();
     if (this.startedBefore) [this.completions, this.failures] = this.createWriters();
     this.startedBefore = true;
@@ -190,14 +188,10 @@ export class Worker {
 
   /**
    * Stops claiming, hands queued jobs back at once, gives running jobs `shutdownGraceMs` to
-   * finish, then hands the rest back as pending. Safe to call twice, or before `start`.
+   * finish, then hands the rest back as pending.
    */
-  stop(): Promise<void> {
-    if (!this.loop) return this.stopping ?? Promise.resolve();
-    this.stopping ??= this.shutDown().finally(() => {
-      this.stopping = undefined;
-    });
-    return this.stopping;
+  protected onStop(): Promise<void> {
+    return this.shutDown();
   }
 
   private async shutDown(): Promise<void> {

@@ -63,7 +63,8 @@ beforeAll(async () => {
     maxSubscriptionsPerConnection: 100,
     maxMessageBytes: 1_000_000,
   });
-  base = `http://127.0.0.1:${(await server.start()).port}`;
+  await server.start();
+  base = `http://127.0.0.1:${server.address.port}`;
   worker = createWorker(db, api.hub, {
     metrics: api.metrics,
     handlers: {
@@ -191,7 +192,8 @@ describe('the jobs page on a service with API keys', () => {
       maxSubscriptionsPerConnection: 100,
       maxMessageBytes: 1_000_000,
     });
-    keyedBase = `http://127.0.0.1:${(await keyedServer.start()).port}`;
+    await keyedServer.start();
+    keyedBase = `http://127.0.0.1:${keyedServer.address.port}`;
   });
 
   afterAll(async () => {
