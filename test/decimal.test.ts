@@ -1,5 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addDecimals, parseDecimal } from '../src/jobs/decimal.ts';
+import type { Worker } from '../src/worker/worker.ts';
+import { ANONYMOUS, closeJobsDatabase, createWorker, type JobsDatabase, openJobsDatabase, statusOf, waitForJob } from './helpers/jobs.ts';
 
 describe('parseDecimal', () => {
   it.each([
@@ -39,5 +41,50 @@ describe('parseDecimal', () => {
       const sum = addDecimals(a, b);
       expect(parseDecimal(sum, 'sum', 100)).toBe(sum);
     }
+  });
+});
+
+/**
+ * The whole path at the digit limit: submission, the numeric column, the worker's sum, the stored
+ * result. NUMBER_MAX_DIGITS (100 by default) is what the service promises to add exactly.
+ */
+describe('numbers at the digit limit, end to end', () => {
+  let jobs: JobsDatabase;
+  let worker: Worker;
+
+  beforeAll(async () => {
+    jobs = await openJobsDatabase(import.meta.filename);
+    worker = createWorker(jobs.db, jobs.hub);
+    await worker.start();
+  });
+
+  afterAll(async () => {
+    await worker.stop();
+    await closeJobsDatabase(jobs);
+  });
+
+  it.each([
+    ['9'.repeat(100), '1', `1${'0'.repeat(100)}`],
+    [`${'9'.repeat(60)}.${'9'.repeat(40)}`, `0.${'0'.repeat(39)}1`, `1${'0'.repeat(60)}`],
+    [`-${'1'.repeat(50)}.${'2'.repeat(50)}`, `${'1'.repeat(50)}.${'2'.repeat(49)}3`, `0.${'0'.repeat(49)}1`],
+    [`0.${'0'.repeat(98)}1`, `-${'9'.repeat(100)}`, `-${'9'.repeat(99)}8.${'9'.repeat(98)}9`],
+  ])('adds %s and %s exactly', async (num1, num2, sum) => {
+    const { job } = await jobs.service.addJob({ num1, num2 }, ANONYMOUS);
+    const done = await waitForJob(jobs.service, jobs.hub, job.id, statusOf('completed'));
+    expect(done.result?.toFixed()).toBe(sum);
+    expect(addDecimals(num1, num2)).toBe(sum);
+  });
+
+  it('refuses one digit past the limit, and writes nothing', async () => {
+    const before = (await jobs.service.listJobs({ first: 100 }, ANONYMOUS)).jobs.length;
+    await expect(jobs.service.addJob({ num1: '9'.repeat(101), num2: '1' }, ANONYMOUS)).rejects.toMatchObject({
+      code: 'BAD_USER_INPUT',
+      field: 'num1',
+    });
+    await expect(jobs.service.addJob({ num1: '1', num2: `0.${'0'.repeat(99)}1` }, ANONYMOUS)).rejects.toMatchObject({
+      code: 'BAD_USER_INPUT',
+      field: 'num2',
+    });
+    expect((await jobs.service.listJobs({ first: 100 }, ANONYMOUS)).jobs.length).toBe(before);
   });
 });

@@ -259,7 +259,7 @@ describe('a worker in another process', () => {
 
   it('completes a job whose subscriber is on this process, and shuts down cleanly on SIGTERM', async () => {
     child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-      env: { ...process.env, ROLE: 'worker', DATABASE_URL: testDb.url, LOG_LEVEL: 'warn', PORT: '0' },
+      env: { ...process.env, ROLE: 'worker', DATABASE_URL: testDb.url, LOG_LEVEL: 'warn', PORT: '0', OPS_PORT: '0' },
       stdio: ['ignore', 'inherit', 'inherit'],
     });
     const id = await addJob('9007199254740993', '1');

@@ -43,6 +43,13 @@ export interface ClusterOptions {
    */
   watchDelayMs: number;
   watchSpreadMs?: number;
+  /**
+   * Also count as problems what a sound service may still do on a machine busy with other work:
+   * a worker that completed none of the jobs (its peers drained them first) and warn-level log
+   * lines (a claim that timed out waiting for a connection). On for the full-size runs of
+   * `npm run test:cluster`, which have the machine to themselves; errors are problems always.
+   */
+  strict?: boolean;
   log?: (line: string) => void;
 }
 
@@ -321,7 +328,7 @@ export async function runCluster(testDb: TestDatabase, options: ClusterOptions):
     const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);
     if (sum(completedByWorker) !== total) problems.push(`workers completed ${sum(completedByWorker)} jobs, not ${total}`);
     if (sum(claimedByWorker) !== total) problems.push(`workers claimed ${sum(claimedByWorker)} jobs, not ${total}`);
-    if (completedByWorker.some((count) => count === 0)) {
+    if (options.strict && completedByWorker.some((count) => count === 0)) {
       problems.push(`a worker completed nothing: ${completedByWorker.join(', ')}`);
     }
 
@@ -351,8 +358,9 @@ export async function runCluster(testDb: TestDatabase, options: ClusterOptions):
       }
       if (service.role === 'worker' && said('worker stopped') !== 1) problems.push(`${who} never logged 'worker stopped'`);
       // The cluster runs without API_KEYS, which every API rightly warns about once.
+      const lowest = options.strict ? 40 : 50;
       const warnings = service.logs.filter(
-        (entry) => (entry['level'] as number) >= 40 && !String(entry['msg']).startsWith('API_KEYS is not set'),
+        (entry) => (entry['level'] as number) >= lowest && !String(entry['msg']).startsWith('API_KEYS is not set'),
       );
       for (const entry of warnings) {
         problems.push(`${who} logged: ${JSON.stringify(entry).slice(0, 300)}`);

@@ -55,6 +55,7 @@ describe('the cluster at full size', () => {
     const testDb = await createTestDatabase('cluster_full');
     try {
       cluster = await runCluster(testDb, {
+        strict: true,
         jobs: JOBS,
         subscribers: SUBSCRIBERS,
         apis: 2,

@@ -54,6 +54,7 @@ describe('behind PgBouncer in transaction mode', () => {
     const testDb = await createTestDatabase('cluster_pgbouncer');
     try {
       const report = await runCluster(testDb, {
+        strict: true,
         jobs: JOBS,
         subscribers: SUBSCRIBERS,
         apis: 2,
