@@ -33,6 +33,8 @@ export class Pruner extends StartStop {
   }
 
   protected onStart(): void {
+    const { logger, intervalMs, batchSize, retentionDays, completedRetentionDays } = this.options;
+    logger.info({ intervalMs, batchSize, retentionDays, completedRetentionDays }, 'pruner started');
     this.stopRequested = false;
     this.timer = setInterval(() => void this.pruneNow().catch(() => undefined), this.options.intervalMs);
     this.timer.unref();

@@ -183,7 +183,11 @@ export class Worker extends StartStop {
     ];
     this.active = true;
     this.loop = this.run();
-    this.options.logger.info({ workerId: this.id, concurrency: this.options.concurrency }, 'worker started');
+    const { concurrency, prefetch, pollIntervalMs, jobTimeoutSeconds, shutdownGraceMs } = this.options;
+    this.options.logger.info(
+      { workerId: this.id, concurrency, prefetch, pollIntervalMs, jobTimeoutSeconds, shutdownGraceMs },
+      'worker started',
+    );
   }
 
   /**
