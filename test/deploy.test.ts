@@ -87,6 +87,12 @@ describe('Procfile', () => {
     }
     expect(worker.logs.some((entry) => entry['msg'] === 'worker started')).toBe(true);
     expect(web.logs.some((entry) => entry['msg'] === 'worker started')).toBe(false);
+    // The worker process serves health, readiness and metrics, and no API.
+    const ops = `http://127.0.0.1:${worker.port}`;
+    expect(await (await fetch(`${ops}/health`)).json()).toEqual({ status: 'ok' });
+    const missing = await fetch(`${ops}/graphql`);
+    expect(missing.status).toBe(404);
+    expect(((await missing.json()) as { error: { code: string } }).error.code).toBe('NOT_FOUND');
 
     const added = await fetch(`http://127.0.0.1:${web.port}/api/v1/add/40/2`, { method: 'POST' });
     const { jobId } = (await added.json()) as { jobId: string };
@@ -96,6 +102,8 @@ describe('Procfile', () => {
       if (job.status !== 'retrieved') await new Promise((resolve) => setTimeout(resolve, 50));
     }
     expect(job).toMatchObject({ status: 'retrieved', result: '42' });
+    // The worker in the other process ran it, as its own counter says.
+    expect(await (await fetch(`${ops}/metrics`)).text()).toMatch(/^jobs_completed_total(\{[^}]*\})? 1$/m);
 
     // SIGTERM to the process group, as Heroku and foreman send it: a graceful stop, exit 0.
     for (const service of started.splice(0)) {
