@@ -1,8 +1,10 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { Database } from '../src/db/database.ts';
+import type { Database, Statement } from '../src/db/database.ts';
 import { JobServiceError } from '../src/jobs/errors.ts';
 import type { JobEventHub } from '../src/jobs/events.ts';
-import { claimJobsStatement } from '../src/jobs/queue.ts';
+import { claimJobsStatement, completeJobsStatement } from '../src/jobs/queue.ts';
 import type { JobService } from '../src/jobs/service.ts';
 import type { Worker } from '../src/worker/worker.ts';
 import type { TestDatabase } from './helpers/database.ts';
@@ -29,6 +31,47 @@ afterAll(() => closeJobsDatabase({ testDb, hub }));
 
 async function countJobs(): Promise<number> {
   return db.prisma.job.count();
+}
+
+const LOCK_WAITERS: Statement = {
+  name: 'test_lock_waiters',
+  text: `SELECT count(*)::int AS waiting FROM pg_stat_activity
+         WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+};
+
+/** Resolves once a statement on this database waits for a lock another transaction holds. */
+async function someoneWaitsForALock(deadlineMs = 15_000): Promise<void> {
+  const deadline = Date.now() + deadlineMs;
+  for (;;) {
+    const [row] = await db.query<{ waiting: number }>(LOCK_WAITERS);
+    if (row!.waiting > 0) return;
+    if (Date.now() > deadline) throw new Error('no statement ever waited for the lock');
+    await sleep(5);
+  }
+}
+
+/**
+ * A service whose next statement is followed, before its answer goes back, by `between`: the
+ * interleaving a statement from another connection could have there.
+ */
+function serviceWithAGap(between: () => Promise<void>): JobService {
+  let gap: (() => Promise<void>) | undefined = between;
+  const gapped = new Proxy(db, {
+    get(target, property) {
+      if (property === 'query') {
+        return async (statement: Statement, values?: readonly unknown[]) => {
+          const rows = await target.query(statement, values);
+          const run = gap;
+          gap = undefined;
+          await run?.();
+          return rows;
+        };
+      }
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return createService(gapped, hub);
 }
 
 describe('the lifecycle with a worker running', () => {
@@ -224,6 +267,38 @@ describe('without a worker', () => {
     expect(await service.retrieveJob(job.id, { owner: 'bob' })).toBeNull();
     await expect(service.cancelJob(job.id, { owner: 'bob' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
     expect((await service.getJob(job.id, { owner: 'alice' }))?.id).toBe(job.id);
+  });
+
+  it('answers a job that completes during a retrieve as it was, never with a result left unmarked', async () => {
+    const { job } = await service.addJob({ num1: '1', num2: '2' }, ANONYMOUS);
+    await db.prisma.job.update({ where: { id: job.id }, data: { status: 'wip', attempt: 1 } });
+    // The worker's completion commits right after the retrieve's first statement.
+    const racing = serviceWithAGap(async () => {
+      expect(await completeJobsStatement(db, [{ id: job.id, attempt: 1, result: '3' }])).toEqual(new Set([job.id]));
+    });
+    const answer = await racing.retrieveJob(job.id, ANONYMOUS);
+    expect(answer).toMatchObject({ status: 'wip', result: null });
+    expect((await service.getJob(job.id, ANONYMOUS))?.status).toBe('completed');
+    const retrieved = await service.retrieveJob(job.id, ANONYMOUS);
+    expect(retrieved?.status).toBe('retrieved');
+    expect(retrieved?.result?.toString()).toBe('3');
+  });
+
+  it('answers RETRIEVED when another request retrieves the job while this one waits for it', async () => {
+    const { job } = await service.addJob({ num1: '1', num2: '2' }, ANONYMOUS);
+    await db.prisma.job.update({ where: { id: job.id }, data: { status: 'completed', result: '3', completedOn: new Date() } });
+    const other = new pg.Client({ connectionString: testDb.url });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query(`UPDATE job SET status = 'retrieved', retrieved_at = now(), version = version + 1 WHERE id = $1`, [job.id]);
+      const answer = service.retrieveJob(job.id, ANONYMOUS);
+      await someoneWaitsForALock();
+      await other.query('COMMIT');
+      expect(await answer).toMatchObject({ status: 'retrieved', version: job.version + 1 });
+    } finally {
+      await other.end();
+    }
   });
 
   it('leaves a job that is not completed as it is on retrieve', async () => {

@@ -441,6 +441,13 @@ export async function readJobStatement(db: Queryable, id: string, owner: string)
   return row ? toJob(row) : null;
 }
 
+/*
+ * completed → retrieved, or the job as it is, in one statement. Both branches read the same
+ * snapshot, so a job that completes while this runs is answered as it was before (no result),
+ * never with a result it was not marked retrieved for. Only a change committed by another
+ * transaction after the snapshot, which the UPDATE waited for (another retrieve, a delete), can
+ * leave the read branch showing `completed`: `retrieved` is then false and the caller asks again.
+ */
 const retrieveJob: Statement = {
   name: 'job_retrieve',
   text: `
@@ -450,13 +457,22 @@ const retrieveJob: Statement = {
     RETURNING *
   ),
   ${announce('retrieved')}
-  SELECT ${columns('retrieved')} FROM retrieved, announced`,
+  SELECT ${columns('retrieved')}, true AS retrieved FROM retrieved, announced
+  UNION ALL
+  SELECT ${columns('job')}, false FROM job
+  WHERE id = $1 AND owner = $2 AND NOT EXISTS (SELECT 1 FROM retrieved)`,
 };
 
-/** completed → retrieved. Returns null when the job is not (or no longer) completed. */
-export async function retrieveJobStatement(db: Queryable, id: string, owner: string): Promise<Job | null> {
-  const [row] = await db.query<JobRow>(retrieveJob, [id, owner]);
-  return row ? toJob(row) : null;
+/** The job, and whether this call marked it retrieved; null when the owner has no such job. */
+export async function retrieveJobStatement(
+  db: Queryable,
+  id: string,
+  owner: string,
+): Promise<{ job: Job; retrieved: boolean } | null> {
+  const [row] = await db.query<JobRow & { retrieved: boolean }>(retrieveJob, [id, owner]);
+  if (!row) return null;
+  const { retrieved, ...job } = row;
+  return { job: toJob(job), retrieved };
 }
 
 const cancelJob: Statement = {

@@ -167,9 +167,13 @@ export class JobService {
    */
   async retrieveJob(id: string, caller: Caller): Promise<Job | null> {
     if (!isJobId(id)) return null;
-    const retrieved = await retrieveJobStatement(this.db, id, caller.owner);
-    if (retrieved) this.options.logger?.debug({ jobId: id }, 'job retrieved');
-    return retrieved ?? this.getJob(id, caller);
+    // A `completed` answer not marked here means another request changed the job after this
+    // statement's snapshot (see retrieveJobStatement); asked again, the job shows that change.
+    for (let round = 1; ; round += 1) {
+      const answer = await retrieveJobStatement(this.db, id, caller.owner);
+      if (answer?.retrieved) this.options.logger?.debug({ jobId: id }, 'job retrieved');
+      if (!answer || answer.job.status !== 'completed' || round === 3) return answer?.job ?? null;
+    }
   }
 
   /** pending → cancelled. A job a worker already took cannot be cancelled. */
