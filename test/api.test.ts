@@ -62,6 +62,31 @@ describe('GraphQL mutations', () => {
     expect(again.data!.addJob!.job.idempotencyKey).toBe('gql-key');
   });
 
+  it('addJob answers CONFLICT on idempotencyKey when the key was used with other numbers', async () => {
+    const first = await execute(api.app, AddJobDocument, { input: { num1: '1', num2: '1', idempotencyKey: 'gql-reused' } });
+    const before = await countJobs();
+    const reused = await execute(api.app, AddJobDocument, { input: { num1: '1', num2: '2', idempotencyKey: 'gql-reused' } });
+    expect(codes(reused)).toEqual(['CONFLICT']);
+    expect(reused.errors![0]!.extensions).toMatchObject({ field: 'idempotencyKey' });
+    expect(reused.data?.addJob ?? null).toBeNull();
+    const respelt = await execute(api.app, AddJobDocument, { input: { num1: '1.00', num2: '01', idempotencyKey: 'gql-reused' } });
+    expect(respelt.data!.addJob).toMatchObject({ created: false, job: { id: first.data!.addJob!.job.id } });
+    expect(await countJobs()).toBe(before);
+  });
+
+  it('addJobs answers CONFLICT naming the item whose key was used with other numbers, and writes none', async () => {
+    await execute(api.app, AddJobDocument, { input: { num1: '1', num2: '1', idempotencyKey: 'gql-batch-reused' } });
+    const before = await countJobs();
+    const inputs = [
+      { num1: '2', num2: '2' },
+      { num1: '1', num2: '3', idempotencyKey: 'gql-batch-reused' },
+    ];
+    const result = await execute(api.app, AddJobsDocument, { inputs });
+    expect(codes(result)).toEqual(['CONFLICT']);
+    expect(result.errors![0]!.extensions).toMatchObject({ field: 'inputs.1.idempotencyKey' });
+    expect(await countJobs()).toBe(before);
+  });
+
   it('addJob takes priority and runAt', async () => {
     const runAt = '2030-01-01T00:00:00.000Z';
     const result = await execute(api.app, AddJobDocument, { input: { num1: '1', num2: '2', priority: 7, runAt } });
@@ -297,6 +322,19 @@ describe('REST aliases', () => {
     const again = await rest('POST', '/api/v1/add/1/2', { 'idempotency-key': 'rest-key' });
     expect(again.body.jobId).toBe(first.body.jobId);
     expect(again.body.created).toBe(false);
+  });
+
+  it('answers 409 CONFLICT to an Idempotency-Key reused with other numbers', async () => {
+    const first = await rest('POST', '/api/v1/add/1/2', { 'idempotency-key': 'rest-reused' });
+    const before = await countJobs();
+    const reused = await rest('POST', '/api/v1/add/1/3', { 'idempotency-key': 'rest-reused' });
+    expect(reused.status).toBe(409);
+    expect(reused.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(reused.body).toEqual({ error: { code: 'CONFLICT', message: expect.any(String), field: 'idempotencyKey' } });
+    const respelt = await rest('POST', '/api/v1/add/1.0/%2B2', { 'idempotency-key': 'rest-reused' });
+    expect(respelt.status).toBe(202);
+    expect(respelt.body).toMatchObject({ jobId: first.body.jobId, created: false });
+    expect(await countJobs()).toBe(before);
   });
 
   it('GET /api/v1/job/:id shows the job, and marks a completed one retrieved', async () => {

@@ -344,6 +344,18 @@ function expectedJob(owner: Owner, prediction: Extract<Prediction, { ok: true }>
   return { created: true, id: undefined, num1: prediction.num1, num2: prediction.num2 };
 }
 
+/**
+ * Whether the input reuses a key whose first job (earlier, or earlier in the same batch) has
+ * other numbers: the request is then refused with CONFLICT and writes nothing. Numbers compare in
+ * canonical form, so another spelling of the same value is no conflict.
+ */
+function reusesKeyWithOtherInput(owner: Owner, prediction: Extract<Prediction, { ok: true }>, earlierInBatch: Map<string, FirstJob>) {
+  if (prediction.key === null) return false;
+  const slot = `${owner}|${prediction.key}`;
+  const first = firstByKey.get(slot) ?? earlierInBatch.get(slot);
+  return first !== undefined && (first.num1 !== prediction.num1 || first.num2 !== prediction.num2);
+}
+
 function rememberKey(owner: Owner, key: string | null, job: FirstJob) {
   if (key !== null && !firstByKey.has(`${owner}|${key}`)) firstByKey.set(`${owner}|${key}`, job);
 }
@@ -394,6 +406,9 @@ function predictRest(owner: Owner, methodName: string, pathname: string, headers
   const key = headers.get('idempotency-key');
   const prediction = predictInput({ num1: segments[0], num2: segments[1], ...(key === null ? {} : { idempotencyKey: key }) });
   if (!prediction.ok) return { kind: 'error', status: 400, code: 'BAD_USER_INPUT', fields: prediction.fields! };
+  if (reusesKeyWithOtherInput(owner, prediction, new Map())) {
+    return { kind: 'error', status: 409, code: 'CONFLICT', fields: ['idempotencyKey'] };
+  }
   return { kind: 'added', prediction };
 }
 
@@ -510,6 +525,13 @@ describe('fuzzing the HTTP API in process', { timeout: TIMEOUT_MS }, () => {
         }
         return;
       }
+      if (reusesKeyWithOtherInput('open', prediction, new Map())) {
+        const error = body?.errors?.[0]?.extensions;
+        if (payload || error?.['code'] !== 'CONFLICT' || error['field'] !== 'idempotencyKey') {
+          fail('expected CONFLICT on idempotencyKey: the key was used with other numbers', request, answer);
+        }
+        return;
+      }
       const expected = expectedJob('open', prediction, new Map());
       if (!payload || body?.errors) fail(`a valid input was refused; expected ${JSON.stringify(prediction)}`, request, answer);
       const { job } = payload;
@@ -551,6 +573,20 @@ describe('fuzzing the HTTP API in process', { timeout: TIMEOUT_MS }, () => {
       const payloads = body?.data?.['addJobs'] as Array<{ created: boolean; job: Record<string, unknown> }> | undefined | null;
       if (!valid) {
         if (payloads) fail('an invalid batch was accepted', request, answer);
+        return;
+      }
+      const firstInBatch = new Map<string, FirstJob>();
+      const conflicts = predictions.flatMap((prediction, index) => {
+        const ok = prediction as Extract<Prediction, { ok: true }>;
+        const conflict = reusesKeyWithOtherInput('open', ok, firstInBatch);
+        if (ok.key !== null && !firstInBatch.has(`open|${ok.key}`)) firstInBatch.set(`open|${ok.key}`, { id: '', num1: ok.num1, num2: ok.num2 });
+        return conflict ? [predictions.length > 1 ? `inputs.${index}.idempotencyKey` : 'idempotencyKey'] : [];
+      });
+      if (conflicts.length > 0) {
+        const error = body?.errors?.[0]?.extensions;
+        if (payloads || error?.['code'] !== 'CONFLICT' || !conflicts.includes(error['field'] as string)) {
+          fail(`expected CONFLICT on one of ${conflicts.join(', ')}`, request, answer);
+        }
         return;
       }
       if (!payloads || body?.errors) fail('a valid batch was refused', request, answer);

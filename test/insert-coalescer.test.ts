@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database, Queryable } from '../src/db/database.ts';
 import { InsertCoalescer } from '../src/jobs/insert-coalescer.ts';
-import type { NewJob } from '../src/jobs/queue.ts';
+import { insertJobsStatement, type NewJob } from '../src/jobs/queue.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
 
 let testDb: TestDatabase;
@@ -26,10 +26,14 @@ function counting(target: Queryable) {
 }
 
 let next = 0;
-function newJob(num1: string): NewJob {
+function newJob(num1: string, idempotencyKey: string | null = null): NewJob {
   next += 1;
   const id = `00000000-0000-7000-8000-${String(next).padStart(12, '0')}`;
-  return { id, kind: 'add', num1, num2: '1', maxAttempts: 1, runAt: null, priority: 0, idempotencyKey: null, owner: '' };
+  return { id, kind: 'add', num1, num2: '1', maxAttempts: 1, runAt: null, priority: 0, idempotencyKey, owner: '' };
+}
+
+async function countOf(jobs: readonly NewJob[]): Promise<number> {
+  return db.prisma.job.count({ where: { id: { in: jobs.map((job) => job.id) } } });
 }
 
 describe('the insert coalescer', () => {
@@ -45,10 +49,10 @@ describe('the insert coalescer', () => {
     expect(await db.prisma.job.count({ where: { id: { in: requests.flat().map((job) => job.id) } } })).toBe(80);
   });
 
-  it('lets a request the database refuses fail alone', async () => {
+  it('lets a request the database refuses fail alone, writing none of its jobs', async () => {
     const coalescer = new InsertCoalescer(db, 1000);
     const good = [newJob('1'), newJob('2')];
-    const bad = [newJob('not a number')];
+    const bad = [newJob('3'), newJob('not a number')];
     const [goodAnswer, badAnswer] = await Promise.allSettled([
       coalescer.insert([newJob('0')]),
       coalescer.insert(good),
@@ -56,6 +60,37 @@ describe('the insert coalescer', () => {
     ]).then(([, second, third]) => [second, third]);
     expect(goodAnswer?.status).toBe('fulfilled');
     expect(badAnswer?.status).toBe('rejected');
-    expect(await db.prisma.job.count({ where: { id: { in: good.map((job) => job.id) } } })).toBe(2);
+    expect(await countOf(good)).toBe(2);
+    expect(await countOf(bad)).toBe(0);
+  });
+
+  it('refuses, within a shared statement, only the request whose key holds other input', async () => {
+    await insertJobsStatement(db, [newJob('1', 'shared-statement')]);
+    const queryable = counting(db);
+    const coalescer = new InsertCoalescer(queryable, 1000);
+    const before = [newJob('0')];
+    const good = [newJob('2'), newJob('3')];
+    const refused = [newJob('4'), newJob('5', 'shared-statement')];
+    const alsoGood = [newJob('6')];
+    const [, goodAnswer, refusedAnswer] = await Promise.all([before, good, refused, alsoGood].map((jobs) => coalescer.insert(jobs)));
+    expect(queryable.statements).toBe(2);
+    expect(good.map((job) => goodAnswer!.get(job.id)?.outcome)).toEqual(['created', 'created']);
+    expect(refused.map((job) => refusedAnswer!.get(job.id)?.outcome)).toEqual([undefined, 'conflict']);
+    expect(await countOf([...before, ...good, ...alsoGood])).toBe(4);
+    expect(await countOf(refused)).toBe(0);
+  });
+
+  it('sends requests that hold the same key in separate statements', async () => {
+    const queryable = counting(db);
+    const coalescer = new InsertCoalescer(queryable, 1000);
+    const first = newJob('1', 'same-key');
+    const retry = newJob('1', 'same-key');
+    const other = newJob('2', 'same-key');
+    const answers = await Promise.all([[newJob('0')], [first], [retry], [other]].map((jobs) => coalescer.insert(jobs)));
+    // One statement each, and none refused: sharing one, the second row would fail the first.
+    expect(queryable.statements).toBe(4);
+    expect(answers[1]!.get(first.id)?.outcome).toBe('created');
+    expect(answers[2]!.get(retry.id)).toMatchObject({ outcome: 'found', job: { id: first.id } });
+    expect(answers[3]!.get(other.id)).toMatchObject({ outcome: 'conflict', job: { id: first.id } });
   });
 });

@@ -1,8 +1,11 @@
+import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { Database } from '../src/db/database.ts';
+import type { Database, Statement } from '../src/db/database.ts';
 import { JobServiceError } from '../src/jobs/errors.ts';
 import type { JobEventHub } from '../src/jobs/events.ts';
-import { claimJobsStatement } from '../src/jobs/queue.ts';
+import { claimJobsStatement, completeJobsStatement, insertJobsStatement } from '../src/jobs/queue.ts';
 import type { JobService } from '../src/jobs/service.ts';
 import type { Worker } from '../src/worker/worker.ts';
 import type { TestDatabase } from './helpers/database.ts';
@@ -29,6 +32,47 @@ afterAll(() => closeJobsDatabase({ testDb, hub }));
 
 async function countJobs(): Promise<number> {
   return db.prisma.job.count();
+}
+
+const LOCK_WAITERS: Statement = {
+  name: 'test_lock_waiters',
+  text: `SELECT count(*)::int AS waiting FROM pg_stat_activity
+         WHERE datname = current_database() AND wait_event_type = 'Lock'`,
+};
+
+/** Resolves once a statement on this database waits for a lock another transaction holds. */
+async function someoneWaitsForALock(deadlineMs = 15_000): Promise<void> {
+  const deadline = Date.now() + deadlineMs;
+  for (;;) {
+    const [row] = await db.query<{ waiting: number }>(LOCK_WAITERS);
+    if (row!.waiting > 0) return;
+    if (Date.now() > deadline) throw new Error('no statement ever waited for the lock');
+    await sleep(5);
+  }
+}
+
+/**
+ * A service whose next statement is followed, before its answer goes back, by `between`: the
+ * interleaving a statement from another connection could have there.
+ */
+function serviceWithAGap(between: () => Promise<void>): JobService {
+  let gap: (() => Promise<void>) | undefined = between;
+  const gapped = new Proxy(db, {
+    get(target, property) {
+      if (property === 'query') {
+        return async (statement: Statement, values?: readonly unknown[]) => {
+          const rows = await target.query(statement, values);
+          const run = gap;
+          gap = undefined;
+          await run?.();
+          return rows;
+        };
+      }
+      const value: unknown = Reflect.get(target, property, target);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+  return createService(gapped, hub);
 }
 
 describe('the lifecycle with a worker running', () => {
@@ -126,12 +170,119 @@ describe('idempotency keys', () => {
     expect([a!.created, b!.created].sort()).toEqual([false, true]);
   });
 
+  it('hold when two services on two pools submit one key at once', async () => {
+    const elsewhere = createService(testDb.open(), hub);
+    await Promise.all([service.addJob({ num1: '0', num2: '0' }, ANONYMOUS), elsewhere.addJob({ num1: '0', num2: '0' }, ANONYMOUS)]);
+    for (let round = 0; round < 25; round += 1) {
+      const same = { num1: '7', num2: '7', idempotencyKey: `two-pools-${round}` };
+      const twins = await Promise.all([service.addJob(same, ANONYMOUS), elsewhere.addJob(same, ANONYMOUS)]);
+      expect(twins[0].job.id).toBe(twins[1].job.id);
+      expect(twins.map(({ created }) => created).sort()).toEqual([false, true]);
+
+      const key = `two-pools-differ-${round}`;
+      const rivals = await Promise.allSettled([
+        service.addJob({ num1: '1', num2: '1', idempotencyKey: key }, ANONYMOUS),
+        elsewhere.addJob({ num1: '2', num2: '2', idempotencyKey: key }, ANONYMOUS),
+      ]);
+      const won = rivals.flatMap((rival) => (rival.status === 'fulfilled' ? [rival.value] : []));
+      const lost = rivals.flatMap((rival) => (rival.status === 'rejected' ? [rival.reason as unknown] : []));
+      expect(won).toHaveLength(1);
+      expect(won[0]!.created).toBe(true);
+      expect(lost).toEqual([expect.objectContaining({ code: 'CONFLICT', field: 'idempotencyKey' })]);
+      const stored = await db.prisma.job.findMany({ where: { idempotencyKey: { in: [same.idempotencyKey, key] } } });
+      expect(stored.map((job) => job.id).sort()).toEqual([twins[0].job.id, won[0]!.job.id].sort());
+    }
+  });
+
   it('hold under concurrent submissions of the same key', async () => {
     const results = await Promise.all(
       Array.from({ length: 10 }, () => service.addJob({ num1: '7', num2: '7', idempotencyKey: 'race' }, ANONYMOUS)),
     );
     expect(new Set(results.map(({ job }) => job.id)).size).toBe(1);
     expect(results.filter(({ created }) => created)).toHaveLength(1);
+  });
+});
+
+describe('an idempotency key reused with other input', () => {
+  it('is refused with CONFLICT, while the same numbers spelt otherwise find the first job', async () => {
+    const first = await service.addJob({ num1: '1.5', num2: '2', idempotencyKey: 'reused' }, ANONYMOUS);
+    const error = await service.addJob({ num1: '1.5', num2: '3', idempotencyKey: 'reused' }, ANONYMOUS).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(JobServiceError);
+    expect(error).toMatchObject({ code: 'CONFLICT', field: 'idempotencyKey' });
+    expect(String((error as Error).message)).toContain(first.job.id);
+    const respelt = await service.addJob({ num1: '+01.50', num2: '2.000', idempotencyKey: 'reused' }, ANONYMOUS);
+    expect(respelt).toMatchObject({ created: false, job: { id: first.job.id } });
+    expect(await db.prisma.job.count({ where: { idempotencyKey: 'reused' } })).toBe(1);
+  });
+
+  it('refuses the whole batch, naming the item, and writes none of it', async () => {
+    await service.addJob({ num1: '1', num2: '1', idempotencyKey: 'batch-reused' }, ANONYMOUS);
+    const before = await countJobs();
+    const batch = [
+      { num1: '5', num2: '5' },
+      { num1: '6', num2: '6', idempotencyKey: 'batch-new' },
+      { num1: '1', num2: '9', idempotencyKey: 'batch-reused' },
+      { num1: '7', num2: '7' },
+    ];
+    await expect(service.addJobs(batch, ANONYMOUS)).rejects.toMatchObject({ code: 'CONFLICT', field: 'inputs.2.idempotencyKey' });
+    expect(await countJobs()).toBe(before);
+  });
+
+  it('refuses a batch that repeats a key with other input', async () => {
+    const before = await countJobs();
+    const batch = [
+      { num1: '1', num2: '1', idempotencyKey: 'twice-differs' },
+      { num1: '1', num2: '2', idempotencyKey: 'twice-differs' },
+    ];
+    await expect(service.addJobs(batch, ANONYMOUS)).rejects.toMatchObject({ code: 'CONFLICT', field: 'inputs.1.idempotencyKey' });
+    expect(await countJobs()).toBe(before);
+  });
+});
+
+describe('a batch racing another transaction for one of its keys', () => {
+  it.each([
+    ['commits that key with the same input', 'commit', '1', { created: [true, true, false] }],
+    ['commits that key with other input', 'commit', '2', { error: 'CONFLICT' }],
+    ['rolls back', 'rollback', '2', { created: [true, true, true] }],
+  ] as const)('waits while the other transaction %s, then writes all or nothing', async (_label, end, num2, expected) => {
+    const key = `held-${end}-${num2}`;
+    const heldId = randomUUID();
+    const before = await countJobs();
+    let inserted!: () => void;
+    const insertedHeld = new Promise<void>((resolve) => (inserted = resolve));
+    let finish!: () => void;
+    const finished = new Promise<void>((resolve) => (finish = resolve));
+    const other = db
+      .transaction(async (tx) => {
+        const job = { id: heldId, kind: 'add', num1: '1', num2, maxAttempts: 1, runAt: null, priority: 0, idempotencyKey: key, owner: '' };
+        await insertJobsStatement(tx, [job]);
+        inserted();
+        await finished;
+        if (end === 'rollback') throw new Error('rolled back on purpose');
+      })
+      .catch((error: unknown) => {
+        if (end !== 'rollback') throw error;
+      });
+    await insertedHeld;
+    const batch = [{ num1: '3', num2: '3' }, { num1: '4', num2: '4' }, { num1: '1', num2: '1', idempotencyKey: key }];
+    const answer = service.addJobs(batch, ANONYMOUS).then(
+      (added) => ({ added }),
+      (error: unknown) => ({ error }),
+    );
+    await someoneWaitsForALock();
+    finish();
+    await other;
+    const settled = await answer;
+    const held = end === 'commit' ? 1 : 0;
+    if ('error' in expected) {
+      expect(settled).toMatchObject({ error: { code: expected.error, field: 'inputs.2.idempotencyKey' } });
+      expect(await countJobs()).toBe(before + held);
+      return;
+    }
+    if (!('added' in settled)) throw settled.error;
+    expect(settled.added.map(({ created }) => created)).toEqual(expected.created);
+    expect(settled.added[2]!.job.id === heldId).toBe(end === 'commit');
+    expect(await countJobs()).toBe(before + held + expected.created.filter(Boolean).length);
   });
 });
 
@@ -224,6 +375,38 @@ describe('without a worker', () => {
     expect(await service.retrieveJob(job.id, { owner: 'bob' })).toBeNull();
     await expect(service.cancelJob(job.id, { owner: 'bob' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
     expect((await service.getJob(job.id, { owner: 'alice' }))?.id).toBe(job.id);
+  });
+
+  it('answers a job that completes during a retrieve as it was, never with a result left unmarked', async () => {
+    const { job } = await service.addJob({ num1: '1', num2: '2' }, ANONYMOUS);
+    await db.prisma.job.update({ where: { id: job.id }, data: { status: 'wip', attempt: 1 } });
+    // The worker's completion commits right after the retrieve's first statement.
+    const racing = serviceWithAGap(async () => {
+      expect(await completeJobsStatement(db, [{ id: job.id, attempt: 1, result: '3' }])).toEqual(new Set([job.id]));
+    });
+    const answer = await racing.retrieveJob(job.id, ANONYMOUS);
+    expect(answer).toMatchObject({ status: 'wip', result: null });
+    expect((await service.getJob(job.id, ANONYMOUS))?.status).toBe('completed');
+    const retrieved = await service.retrieveJob(job.id, ANONYMOUS);
+    expect(retrieved?.status).toBe('retrieved');
+    expect(retrieved?.result?.toString()).toBe('3');
+  });
+
+  it('answers RETRIEVED when another request retrieves the job while this one waits for it', async () => {
+    const { job } = await service.addJob({ num1: '1', num2: '2' }, ANONYMOUS);
+    await db.prisma.job.update({ where: { id: job.id }, data: { status: 'completed', result: '3', completedOn: new Date() } });
+    const other = new pg.Client({ connectionString: testDb.url });
+    await other.connect();
+    try {
+      await other.query('BEGIN');
+      await other.query(`UPDATE job SET status = 'retrieved', retrieved_at = now(), version = version + 1 WHERE id = $1`, [job.id]);
+      const answer = service.retrieveJob(job.id, ANONYMOUS);
+      await someoneWaitsForALock();
+      await other.query('COMMIT');
+      expect(await answer).toMatchObject({ status: 'retrieved', version: job.version + 1 });
+    } finally {
+      await other.end();
+    }
   });
 
   it('leaves a job that is not completed as it is on retrieve', async () => {

@@ -1,10 +1,10 @@
 import { isRefusal } from '../db/errors.ts';
 import type { Queryable } from '../db/database.ts';
-import { type InsertedJob, insertJobsStatement, type NewJob } from './queue.ts';
+import { insertJobsStatement, type NewJob, type StoredJob } from './queue.ts';
 
 interface Waiting {
   jobs: readonly NewJob[];
-  resolve: (found: Map<string, InsertedJob>) => void;
+  resolve: (found: Map<string, StoredJob>) => void;
   reject: (error: unknown) => void;
 }
 
@@ -14,9 +14,12 @@ interface Waiting {
  * the commit) lifts that cap. Nothing waits for company: the first request goes out at once, and
  * whoever arrives while a statement runs joins the next one, so an idle service adds no latency.
  *
- * Every caller gets the whole result map and picks its own ids from it. If the database refuses a
- * shared statement, each caller's jobs are sent again on their own, so one caller's bad row can
- * only fail that caller.
+ * A request's jobs always travel in one statement, so they commit together or not at all. Every
+ * caller gets the whole result map and picks its own ids from it; a key conflict refuses only its
+ * own request (the statement tells requests apart). If the database refuses a shared statement,
+ * each caller's jobs are sent again on their own, so one caller's bad row can only fail that
+ * caller. Two requests with the same idempotency key never share a statement: the second waits
+ * for the next one, where it finds the first's job.
  */
 export class InsertCoalescer {
   private waiting: Waiting[] = [];
@@ -27,7 +30,7 @@ export class InsertCoalescer {
     private readonly maxRows: number,
   ) {}
 
-  insert(jobs: readonly NewJob[]): Promise<Map<string, InsertedJob>> {
+  insert(jobs: readonly NewJob[]): Promise<Map<string, StoredJob>> {
     return new Promise((resolve, reject) => {
       this.waiting.push({ jobs, resolve, reject });
       if (!this.running) void this.run();
@@ -43,7 +46,11 @@ export class InsertCoalescer {
         continue;
       }
       try {
-        const found = await insertJobsStatement(this.db, batch.flatMap((waiting) => waiting.jobs));
+        const found = await insertJobsStatement(
+          this.db,
+          batch.flatMap((waiting) => waiting.jobs),
+          batch.flatMap((waiting, request) => waiting.jobs.map(() => request)),
+        );
         for (const waiting of batch) waiting.resolve(found);
       } catch (error) {
         if (!isRefusal(error)) {
@@ -56,12 +63,21 @@ export class InsertCoalescer {
     this.running = false;
   }
 
-  /** Callers in arrival order, up to maxRows jobs (always at least one caller). */
+  /**
+   * Callers in arrival order, up to maxRows jobs (always at least one caller), stopping before
+   * one whose idempotency key a caller already taken holds.
+   */
   private take(): Waiting[] {
     let rows = 0;
     let count = 0;
-    while (count < this.waiting.length && (count === 0 || rows + this.waiting[count]!.jobs.length <= this.maxRows)) {
-      rows += this.waiting[count]!.jobs.length;
+    const keys = new Set<string>();
+    while (count < this.waiting.length) {
+      const { jobs } = this.waiting[count]!;
+      if (count > 0 && rows + jobs.length > this.maxRows) break;
+      const own = jobs.flatMap((job) => (job.idempotencyKey === null ? [] : [`${job.owner}\u0000${job.idempotencyKey}`]));
+      if (own.some((key) => keys.has(key))) break;
+      for (const key of own) keys.add(key);
+      rows += jobs.length;
       count += 1;
     }
     return this.waiting.splice(0, count);

@@ -14,10 +14,12 @@ import type { JobEventHub } from './events.ts';
 import {
   cancelJobStatement,
   type InsertedJob,
+  isIdempotencyRace,
   type JobEvent,
   type NewJob,
   readJobStatement,
   retrieveJobStatement,
+  type StoredJob,
 } from './queue.ts';
 
 export type { Job, JobStatus };
@@ -90,6 +92,30 @@ const OptionsSchema = z.object({
   priority: z.number().int().min(-1000).max(1000).nullish(),
 });
 
+/**
+ * For each job, the index of the first job of the request with its idempotency key (its own index
+ * when it has none, or is the first). A repeated key must repeat the input, as a retry would.
+ * Numbers compare as parseDecimal wrote them: one spelling per value, so string equality is the
+ * exact equality the insert statement applies to stored numbers.
+ */
+function firstWithSameKey(jobs: readonly NewJob[], pathOf: (index: number) => string): number[] {
+  const firstByKey = new Map<string, number>();
+  return jobs.map((job, index) => {
+    if (job.idempotencyKey === null) return index;
+    const first = firstByKey.get(job.idempotencyKey);
+    if (first === undefined) {
+      firstByKey.set(job.idempotencyKey, index);
+      return index;
+    }
+    const earlier = jobs[first]!;
+    if (earlier.kind !== job.kind || earlier.num1 !== job.num1 || earlier.num2 !== job.num2) {
+      const field = `${pathOf(index)}idempotencyKey`;
+      throw new JobServiceError('CONFLICT', `${field} repeats the key of inputs.${first} with other input`, field);
+    }
+    return first;
+  });
+}
+
 /** Ids are UUIDs; anything else cannot name a job, and must not reach a uuid column. */
 function isJobId(id: string): boolean {
   return UUID_PATTERN.test(id);
@@ -123,7 +149,11 @@ export class JobService {
     return inserted!;
   }
 
-  /** Adds jobs in one statement; the answer keeps the order of `inputs`. */
+  /**
+   * Adds jobs in one statement, all or none; the answer keeps the order of `inputs`. An
+   * idempotency key already used by the caller answers with its first job (created: false) when
+   * the kind and numbers match it, and refuses the whole request with CONFLICT when they differ.
+   */
   async addJobs(inputs: readonly AddJobInput[], caller: Caller): Promise<InsertedJob[]> {
     if (inputs.length === 0) throw new JobServiceError('BAD_USER_INPUT', 'give at least one job', 'inputs');
     if (inputs.length > this.limits.maxBatchSize) {
@@ -133,26 +163,48 @@ export class JobService {
         'inputs',
       );
     }
-    const jobs = inputs.map((input, index) => this.toNewJob(input, caller, inputs.length > 1 ? `inputs.${index}.` : ''));
-    let results = new Map<string, InsertedJob>();
-    let missing = jobs;
-    // Only an idempotency key raced by a concurrent request comes back missing; its retry sees
-    // the winner. Three rounds cover any interleaving of two such statements.
-    for (let round = 0; round < 3 && missing.length > 0; round += 1) {
-      const found = await this.inserts.insert(missing);
-      results = new Map([...results, ...found]);
-      missing = missing.filter((job) => !results.has(job.id));
+    const pathOf = (index: number) => (inputs.length > 1 ? `inputs.${index}.` : '');
+    const jobs = inputs.map((input, index) => this.toNewJob(input, caller, pathOf(index)));
+    const firstOf = firstWithSameKey(jobs, pathOf);
+    const sent = jobs.filter((_job, index) => firstOf[index] === index);
+    const stored = await this.insertRequest(sent);
+    for (const [index, job] of jobs.entries()) {
+      const { job: existing, outcome } = stored.get(job.id) ?? {};
+      if (outcome !== 'conflict') continue;
+      const field = `${pathOf(index)}idempotencyKey`;
+      throw new JobServiceError('CONFLICT', `${field} was first used for job ${existing!.id}, with other input`, field);
     }
-    if (missing.length > 0) {
-      throw new JobServiceError('CONFLICT', 'the idempotency key is in use by a request still running; retry');
-    }
-    const answer = jobs.map((job) => results.get(job.id)!);
+    const answer = jobs.map((_job, index): InsertedJob => {
+      const first = jobs[firstOf[index]!]!;
+      const { job, outcome } = stored.get(first.id)!;
+      return { job, created: outcome === 'created' && first === jobs[index] };
+    });
     for (const { job, created } of answer) {
       if (!created) continue;
       this.options.metrics?.jobsCreated.inc({ kind: job.kind });
       this.options.logger?.debug({ jobId: job.id, kind: job.kind }, 'job pending');
     }
     return answer;
+  }
+
+  /**
+   * One request's jobs, in one statement. A statement that lost a race for a key to another
+   * transaction wrote nothing, and is sent again: the next one sees the winner. Three rounds
+   * cover any interleaving of two such statements.
+   */
+  private async insertRequest(jobs: readonly NewJob[]): Promise<Map<string, StoredJob>> {
+    for (let round = 1; ; round += 1) {
+      try {
+        return await this.inserts.insert(jobs);
+      } catch (error) {
+        if (!isIdempotencyRace(error)) throw error;
+        if (round === 3) {
+          throw new JobServiceError('CONFLICT', 'the idempotency key is in use by a request still running; retry', undefined, {
+            cause: error,
+          });
+        }
+      }
+    }
   }
 
   /** A pure read: it never changes the job. */
@@ -167,9 +219,13 @@ export class JobService {
    */
   async retrieveJob(id: string, caller: Caller): Promise<Job | null> {
     if (!isJobId(id)) return null;
-    const retrieved = await retrieveJobStatement(this.db, id, caller.owner);
-    if (retrieved) this.options.logger?.debug({ jobId: id }, 'job retrieved');
-    return retrieved ?? this.getJob(id, caller);
+    // A `completed` answer not marked here means another request changed the job after this
+    // statement's snapshot (see retrieveJobStatement); asked again, the job shows that change.
+    for (let round = 1; ; round += 1) {
+      const answer = await retrieveJobStatement(this.db, id, caller.owner);
+      if (answer?.retrieved) this.options.logger?.debug({ jobId: id }, 'job retrieved');
+      if (!answer || answer.job.status !== 'completed' || round === 3) return answer?.job ?? null;
+    }
   }
 
   /** pending → cancelled. A job a worker already took cannot be cancelled. */

@@ -10,7 +10,8 @@ export function addAddJobTypes(builder: Builder, { Job }: JobTypes) {
       num2: t.field({ type: 'Decimal', required: true }),
       idempotencyKey: t.string({
         required: false,
-        description: 'Submitting again with the same key returns the first job instead of a new one.',
+        description:
+          'Submitting again with the same key and numbers returns the first job instead of a new one; the same key with other numbers is refused with CONFLICT.',
       }),
       runAt: t.field({ type: 'DateTime', required: false, description: 'Do not start before this moment.' }),
       priority: t.int({ required: false, description: 'Higher runs first; -1000 to 1000, default 0.' }),
@@ -41,7 +42,7 @@ export function addAddJobTypes(builder: Builder, { Job }: JobTypes) {
     t.field({
       type: [AddJobPayload],
       nullable: true,
-      description: 'Adds many jobs in one statement. The answer keeps the order of the inputs.',
+      description: 'Adds many jobs in one statement: all of them, or none. The answer keeps the order of the inputs.',
       args: { inputs: t.arg({ type: [AddJobInput], required: true }) },
       resolve: (_root, { inputs }, { jobs, caller }) => serviceCall(() => jobs.addJobs(inputs, caller)),
     }),

@@ -5,7 +5,7 @@ type Exact<T extends { [key: string]: unknown }> = { [K in keyof T]: T[K] };
 export type Incremental<T> = T | { [P in keyof T]?: P extends ' $fragmentName' | '__typename' ? T[P] : never };
 import type { TypedDocumentNode as DocumentNode } from '@graphql-typed-document-node/core';
 export type AddJobInput = {
-  /** Submitting again with the same key returns the first job instead of a new one. */
+  /** Submitting again with the same key and numbers returns the first job instead of a new one; the same key with other numbers is refused with CONFLICT. */
   idempotencyKey?: string | null | undefined;
   num1: string;
   num2: string;
