@@ -219,6 +219,33 @@ describe('the local queue', () => {
     expect(Math.max(...claims.map((claim) => claim.limit))).toBeLessThanOrEqual(3);
   });
 
+  it('holds only the live jobs under a long backlog that never lets it run empty', async () => {
+    // 10 ms jobs on 10 slots: a 40-job queue, refilled at half, drains slower than a claim comes back.
+    const added = await addMany(1500);
+    let mostQueued = 0;
+    let largestStorage = 0;
+    const worker: Worker = track(
+      createWorker(db, hub, {
+        concurrency: 10,
+        prefetch: 40,
+        handlers: {
+          add: async (input) => {
+            mostQueued = Math.max(mostQueued, worker.queuedJobs);
+            largestStorage = Math.max(largestStorage, worker.queueCapacity);
+            await new Promise((resolve) => setTimeout(resolve, 10));
+            return addDecimals(input.num1, input.num2);
+          },
+        },
+      }),
+    );
+    await worker.start();
+    for (const { job } of added) await waitForJob(service, hub, job.id, statusOf('completed'));
+    expect(mostQueued).toBeGreaterThan(0);
+    expect(mostQueued).toBeLessThanOrEqual(40);
+    // The ring holds at most four times the live jobs; the old array grew with every job started.
+    expect(largestStorage).toBeLessThanOrEqual(4 * 40);
+  });
+
   /**
    * A worker with one slot that has measured a fast handler. The first job after that holds its
    * slot until released, so the rest of a claim waits in the local queue.

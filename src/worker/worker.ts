@@ -20,6 +20,7 @@ import type { Logger } from '../logger.ts';
 import type { FailureReason, Metrics } from '../metrics/metrics.ts';
 import { type BackoffPolicy, retryDelayMs } from './backoff.ts';
 import { DueWakeups } from './due-wakeups.ts';
+import { RingQueue } from './ring-queue.ts';
 import { WriteBatcher } from './write-batcher.ts';
 
 export interface WorkerOptions {
@@ -96,9 +97,8 @@ export class Worker {
   readonly id: string;
   /** Every job this worker has claimed and not yet stored or handed back, whatever its phase. */
   private readonly held = new Map<string, HeldJob>();
-  /** Claimed jobs waiting for a slot, in claim order; `queueHead` is the next to start. */
-  private queue: HeldJob[] = [];
-  private queueHead = 0;
+  /** Claimed jobs waiting for a slot, in claim order. */
+  private readonly queue = new RingQueue<HeldJob>();
   /** Running average of handler time, in ms; undefined until a handler has returned. */
   private handlerMs: number | undefined;
   /**
@@ -168,7 +168,12 @@ export class Worker {
 
   /** Claimed jobs that wait in the local queue for a free slot. */
   get queuedJobs(): number {
-    return this.queue.length - this.queueHead;
+    return this.queue.length;
+  }
+
+  /** Slots the local queue has allocated: bounded by its recent depth, never by the jobs run so far. */
+  get queueCapacity(): number {
+    return this.queue.capacity;
   }
 
   /** Starts the loop. Calling it again while it runs does nothing. */
@@ -211,9 +216,7 @@ export class Worker {
     await loop;
 
     // Nobody will start these now; another worker can, while this one finishes the rest.
-    const queued = this.queue.slice(this.queueHead).filter((entry) => !entry.abandoned);
-    this.queue = [];
-    this.queueHead = 0;
+    const queued = this.queue.drain().filter((entry) => !entry.abandoned);
     for (const entry of queued) this.drop(entry);
     const queuedHandedBack = this.handBack(queued, 'queued');
 
@@ -331,14 +334,9 @@ export class Worker {
 
   /** Starts queued jobs into the free slots. Nothing starts once stop() has begun. */
   private startQueued(): void {
-    while (this.active && this.handlersRunning < this.options.concurrency && this.queueHead < this.queue.length) {
-      const entry = this.queue[this.queueHead]!;
-      this.queueHead += 1;
+    while (this.active && this.handlersRunning < this.options.concurrency && this.queue.length > 0) {
+      const entry = this.queue.shift()!;
       if (!entry.abandoned) this.execute(entry);
-    }
-    if (this.queueHead === this.queue.length) {
-      this.queue = [];
-      this.queueHead = 0;
     }
   }
 
