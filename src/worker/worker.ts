@@ -21,6 +21,7 @@ import type { FailureReason, Metrics } from '../metrics/metrics.ts';
 import { type BackoffPolicy, retryDelayMs } from './backoff.ts';
 import { DueWakeups } from './due-wakeups.ts';
 import { RingQueue } from './ring-queue.ts';
+import { storableText } from './storable-text.ts';
 import { WriteBatcher } from './write-batcher.ts';
 
 export interface WorkerOptions {
@@ -124,7 +125,7 @@ export class Worker {
   private readonly dueWakeups = new DueWakeups(() => this.wake(), MAX_DUE_WAKEUPS);
 
   constructor(private readonly options: WorkerOptions) {
-    this.id = options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+    this.id = storableText(options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`);
     [this.completions, this.failures] = this.createWriters();
   }
 
@@ -132,18 +133,25 @@ export class Worker {
   private createWriters(): [WriteBatcher<Completion>, WriteBatcher<Failure>] {
     const { db, logger } = this.options;
     return [
-      new WriteBatcher(async (items) => this.reportFenced(items, await this.writeResults(items), 'result'), {
-        maxBatch: 1000,
-        retryDelayMs: 500,
-        logger,
-        what: 'results',
-      }),
-      new WriteBatcher(async (items) => this.reportFenced(items, await failJobsStatement(db, items), 'failure'), {
-        maxBatch: 1000,
-        retryDelayMs: 500,
-        logger,
-        what: 'failures',
-      }),
+      new WriteBatcher(
+        async (items) => this.reportFenced(items, await this.writeResults(items), 'result'),
+        { maxBatch: 1000, retryDelayMs: 500, logger, what: 'results' },
+      ),
+      new WriteBatcher(
+        async (items) => this.reportFenced(items, await failJobsStatement(db, items), 'failure'),
+        {
+          maxBatch: 1000,
+          retryDelayMs: 500,
+          logger,
+          what: 'failures',
+          substitute: (failure, refusal) => {
+            const substitute = asciiFailure(failure, refusal);
+            const entry = this.writers.get(failure);
+            if (entry) this.writers.set(substitute, entry);
+            return substitute;
+          },
+        },
+      ),
     ];
   }
 
@@ -383,9 +391,14 @@ export class Worker {
     if (entry.abandoned) return;
     entry.phase = 'writing';
     if ('result' in outcome) {
-      await this.completions.push(this.ownedBy(entry, { id: job.id, attempt: job.attempt, result: outcome.result }));
+      const written = await this.completions.push(
+        this.ownedBy(entry, { id: job.id, attempt: job.attempt, result: outcome.result }),
+      );
       if (entry.stored) this.recordCompleted(entry);
-      return;
+      // A result the database refused still ends the attempt, as a failure that says so, rather
+      // than leaving the job `wip` for the stale rule to call it timed out.
+      if (written) return;
+      outcome = { error: new Error('the result could not be stored; see the worker log') };
     }
     const permanent = outcome.error instanceof PermanentJobError;
     const final = permanent || job.attempt >= job.maxAttempts;
@@ -541,7 +554,23 @@ function checkResult(value: unknown): string {
   }
 }
 
+/** A thrown value as a message the database can store: see storableText. */
 function describe(error: unknown): string {
-  if (error instanceof Error) return error.message || error.name;
-  return String(error);
+  try {
+    return storableText(error instanceof Error ? String(error.message || error.name) : String(error));
+  } catch {
+    // String() throws for an object without a prototype, or with a toString that throws.
+    return 'the handler threw a value that cannot be turned into text';
+  }
+}
+
+/**
+ * A failure the database refused, with its message in printable ASCII, which it can always store.
+ * A message that was ASCII already is sent unchanged: the refusal was not about its text.
+ */
+function asciiFailure(failure: Failure, refusal: unknown): Failure {
+  const ascii = failure.error.replace(/[^\x20-\x7E\t\n]/g, '?');
+  if (ascii === failure.error) return { ...failure };
+  const code = (refusal as { code?: unknown } | null)?.code;
+  return { ...failure, error: `${ascii} (stored as ASCII: the database refused the text, SQLSTATE ${String(code)})` };
 }
