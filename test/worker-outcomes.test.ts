@@ -5,8 +5,11 @@ import type { JobEventHub } from '../src/jobs/events.ts';
 import { PermanentJobError } from '../src/jobs/handlers.ts';
 import {
   claimJobsStatement,
+  completeJobsStatement,
   type Failure,
   failJobsStatement,
+  storedCompletionsStatement,
+  storedFailuresStatement,
 } from '../src/jobs/queue.ts';
 import type { JobService } from '../src/jobs/service.ts';
 import { createMetrics } from '../src/metrics/metrics.ts';
@@ -162,5 +165,66 @@ describe('the write batcher, when the database refuses one item of a batch', () 
     const rows = await db.prisma.job.findMany({ orderBy: { num1: 'asc' }, select: { status: true, lastError: true } });
     expect(rows.map((row) => row.lastError)).toEqual(['failure 0', 'failure 1', 'refused?here', 'failure 3', 'failure 4']);
     await batcher.close();
+  });
+});
+
+describe('a write that committed but whose answer was lost', () => {
+  it('is recognised when sent again: the row holds that attempt’s own outcome, and nothing else’s', async () => {
+    const added = await service.addJobs([{ num1: '1', num2: '1' }, { num1: '2', num2: '2' }], ANONYMOUS);
+    const [first, second] = await claimJobsStatement(db, 'lost-answers', 2, 30);
+    const completion = { id: first!.id, attempt: first!.attempt, result: '2' };
+    expect(await completeJobsStatement(db, [completion])).toEqual(new Set([first!.id]));
+    const versionAfter = (await service.getJob(first!.id, ANONYMOUS))!.version;
+
+    // Sent again: the fence refuses it, changing nothing, and the job holds exactly this outcome.
+    expect(await completeJobsStatement(db, [completion])).toEqual(new Set());
+    expect((await service.getJob(first!.id, ANONYMOUS))!.version).toBe(versionAfter);
+    expect(await storedCompletionsStatement(db, [completion, { ...completion, id: second!.id }])).toEqual(new Set([first!.id]));
+    // Another result, or another attempt, is not this write.
+    expect(await storedCompletionsStatement(db, [{ ...completion, result: '3' }])).toEqual(new Set());
+    expect(await storedCompletionsStatement(db, [{ ...completion, attempt: 2 }])).toEqual(new Set());
+    await service.retrieveJob(first!.id, ANONYMOUS);
+    expect(await storedCompletionsStatement(db, [completion])).toEqual(new Set([first!.id]));
+
+    const failure = { id: second!.id, attempt: second!.attempt, error: 'nope', retryInMs: 60_000 };
+    expect(await failJobsStatement(db, [failure])).toEqual(new Set([second!.id]));
+    expect(await failJobsStatement(db, [failure])).toEqual(new Set());
+    expect(await storedFailuresStatement(db, [failure])).toEqual(new Set([second!.id]));
+    expect(await storedFailuresStatement(db, [{ ...failure, retryInMs: null }])).toEqual(new Set());
+    expect(await storedFailuresStatement(db, [{ ...failure, error: 'other' }])).toEqual(new Set());
+    expect(added).toHaveLength(2);
+  });
+
+  it('is counted once by the worker, as stored, and not logged as taken over', async () => {
+    let lost = false;
+    // The first result's statement commits, then its connection drops before the answer arrives.
+    const losingDb: Database = {
+      ...db,
+      async query<Row extends object>(statement: Statement, values?: readonly unknown[]) {
+        const rows = await db.query<Row>(statement, values);
+        if (statement.name.startsWith('jobs_complete') && !lost) {
+          lost = true;
+          throw new Error('Connection terminated unexpectedly');
+        }
+        return rows;
+      },
+    };
+    const metrics = createMetrics();
+    const { logger, lines } = capturingLogger();
+    const worker = track(createWorker(losingDb, hub, { metrics, logger }));
+    await worker.start();
+    const { job } = await service.addJob({ num1: '20', num2: '22' }, ANONYMOUS);
+    const completed = await waitForJob(service, hub, job.id, statusOf('completed'));
+    expect(completed.result?.toString()).toBe('42');
+    // Wait for the resend to be settled: the worker lets go of the job once its outcome is.
+    await expect.poll(() => worker.activeJobs).toBe(0);
+
+    expect(lost).toBe(true);
+    expect(await counterValues(metrics.jobsCompleted)).toEqual([{ value: 1, kind: 'add' }]);
+    expect(lines.filter((line) => /another attempt owns/.test(line.msg))).toEqual([]);
+    expect(lines.filter((line) => line.jobId === job.id && /already stored by this attempt/.test(line.msg))).toHaveLength(1);
+    // One change from wip to completed: the resend bumped no version and announced nothing.
+    expect(completed.version).toBe(job.version + 2);
+    expect((await service.getJob(job.id, ANONYMOUS))!.version).toBe(completed.version);
   });
 });

@@ -15,6 +15,8 @@ import {
   heartbeatStatement,
   type JobEvent,
   releaseJobsStatement,
+  storedCompletionsStatement,
+  storedFailuresStatement,
 } from '../jobs/queue.ts';
 import type { Logger } from '../logger.ts';
 import type { FailureReason, Metrics } from '../metrics/metrics.ts';
@@ -134,11 +136,11 @@ export class Worker {
     const { db, logger } = this.options;
     return [
       new WriteBatcher(
-        async (items) => this.reportFenced(items, await this.writeResults(items), 'result'),
+        async (items) => this.reportFenced(items, await this.writeResults(items), storedCompletionsStatement, 'result'),
         { maxBatch: 1000, retryDelayMs: 500, logger, what: 'results' },
       ),
       new WriteBatcher(
-        async (items) => this.reportFenced(items, await failJobsStatement(db, items), 'failure'),
+        async (items) => this.reportFenced(items, await failJobsStatement(db, items), storedFailuresStatement, 'failure'),
         {
           maxBatch: 1000,
           retryDelayMs: 500,
@@ -448,16 +450,26 @@ export class Worker {
     if (this.saturated && this.claimable() > 0) this.wake();
   }
 
-  private reportFenced(items: ReadonlyArray<Completion | Failure>, accepted: Set<string>, what: string) {
+  /**
+   * Tells each item's job whether its outcome is stored. An item the fence refused may be this
+   * attempt's own write, sent again after its answer was lost; it is stored, and counted once.
+   */
+  private async reportFenced<T extends Completion | Failure>(
+    items: readonly T[],
+    accepted: Set<string>,
+    storedBefore: (db: Database, items: readonly T[]) => Promise<Set<string>>,
+    what: string,
+  ): Promise<void> {
+    const { db, logger } = this.options;
+    const refused = items.filter((item) => !accepted.has(item.id));
+    const own = refused.length === 0 ? undefined : await storedBefore(db, refused);
     for (const item of items) {
-      const entry = this.writers.get(item as Completion | Failure);
-      if (entry) entry.stored = accepted.has(item.id);
-      if (!accepted.has(item.id)) {
-        this.options.logger.warn(
-          { jobId: item.id, attempt: item.attempt, workerId: this.id },
-          `${what} discarded: another attempt owns the job now`,
-        );
-      }
+      const entry = this.writers.get(item);
+      if (entry) entry.stored = accepted.has(item.id) || own?.has(item.id) === true;
+      if (accepted.has(item.id)) continue;
+      const line = { jobId: item.id, attempt: item.attempt, workerId: this.id };
+      if (own?.has(item.id)) logger.info(line, `${what} already stored by this attempt; the answer to its write was lost`);
+      else logger.warn(line, `${what} discarded: another attempt owns the job now`);
     }
   }
 
