@@ -13,7 +13,7 @@ import {
 } from '../src/jobs/queue.ts';
 import type { JobService } from '../src/jobs/service.ts';
 import { createMetrics } from '../src/metrics/metrics.ts';
-import { MAX_STORED_TEXT, storableText } from '../src/worker/storable-text.ts';
+import { MAX_STORED_TEXT, storableError, storableText } from '../src/worker/storable-text.ts';
 import type { Worker } from '../src/worker/worker.ts';
 import { WriteBatcher } from '../src/worker/write-batcher.ts';
 import type { TestDatabase } from './helpers/database.ts';
@@ -68,6 +68,15 @@ describe('storableText', () => {
     const emoji = storableText('\uD83D\uDE00'.repeat(10_000));
     expect(emoji.length).toBeLessThanOrEqual(MAX_STORED_TEXT);
     expect(emoji.endsWith('\uDE00…')).toBe(true);
+  });
+});
+
+describe('storableError', () => {
+  it('turns anything a handler throws into storable text', () => {
+    expect(storableError(new Error('bad\u0000'))).toBe('bad\uFFFD');
+    expect(storableError(new TypeError(''))).toBe('TypeError');
+    expect(storableError('plain \uDC00')).toBe('plain \uFFFD');
+    expect(storableError(Object.create(null))).toBe('the handler threw a value that cannot be turned into text');
   });
 });
 

@@ -31,3 +31,18 @@ export function storableText(text: string): string {
 function isHighSurrogate(code: number): boolean {
   return code >= 0xd800 && code <= 0xdbff;
 }
+
+/** A thrown value as a message the database can store. */
+export function storableError(thrown: unknown): string {
+  try {
+    return storableText(thrown instanceof Error ? String(thrown.message || thrown.name) : String(thrown));
+  } catch {
+    // String() throws for an object without a prototype, or with a toString that throws.
+    return 'the handler threw a value that cannot be turned into text';
+  }
+}
+
+/** `text` with every character but printable ASCII, tab and newline replaced by `?`. */
+export function printableAscii(text: string): string {
+  return text.replace(/[^\x20-\x7E\t\n]/g, '?');
+}

@@ -23,7 +23,7 @@ import type { FailureReason, Metrics } from '../metrics/metrics.ts';
 import { type BackoffPolicy, retryDelayMs } from './backoff.ts';
 import { DueWakeups } from './due-wakeups.ts';
 import { RingQueue } from './ring-queue.ts';
-import { storableText } from './storable-text.ts';
+import { printableAscii, storableError, storableText } from './storable-text.ts';
 import { WriteBatcher } from './write-batcher.ts';
 
 export interface WorkerOptions {
@@ -406,7 +406,7 @@ export class Worker {
     const final = permanent || job.attempt >= job.maxAttempts;
     const retryInMs = final ? null : retryDelayMs(job.attempt, this.options.retry, this.options.random);
     await this.failures.push(
-      this.ownedBy(entry, { id: job.id, attempt: job.attempt, error: describe(outcome.error), retryInMs }),
+      this.ownedBy(entry, { id: job.id, attempt: job.attempt, error: storableError(outcome.error), retryInMs }),
     );
     if (!entry.stored) return;
     if (retryInMs === null) {
@@ -461,7 +461,8 @@ export class Worker {
     what: string,
   ): Promise<void> {
     const { db, logger } = this.options;
-    const refused = items.filter((item) => !accepted.has(item.id));
+    // The usual batch is all accepted, and costs neither the filter nor the read.
+    const refused = accepted.size < items.length ? items.filter((item) => !accepted.has(item.id)) : [];
     const own = refused.length === 0 ? undefined : await storedBefore(db, refused);
     for (const item of items) {
       const entry = this.writers.get(item);
@@ -566,22 +567,12 @@ function checkResult(value: unknown): string {
   }
 }
 
-/** A thrown value as a message the database can store: see storableText. */
-function describe(error: unknown): string {
-  try {
-    return storableText(error instanceof Error ? String(error.message || error.name) : String(error));
-  } catch {
-    // String() throws for an object without a prototype, or with a toString that throws.
-    return 'the handler threw a value that cannot be turned into text';
-  }
-}
-
 /**
  * A failure the database refused, with its message in printable ASCII, which it can always store.
  * A message that was ASCII already is sent unchanged: the refusal was not about its text.
  */
 function asciiFailure(failure: Failure, refusal: unknown): Failure {
-  const ascii = failure.error.replace(/[^\x20-\x7E\t\n]/g, '?');
+  const ascii = printableAscii(failure.error);
   if (ascii === failure.error) return { ...failure };
   const code = (refusal as { code?: unknown } | null)?.code;
   return { ...failure, error: `${ascii} (stored as ASCII: the database refused the text, SQLSTATE ${String(code)})` };
