@@ -374,7 +374,12 @@ export async function failJobsStatement(db: Queryable, failures: readonly Failur
 }
 
 function failureValues(failures: readonly Failure[]): unknown[] {
-  return [failures.map((f) => f.id), failures.map((f) => f.attempt), failures.map((f) => f.error), failures.map((f) => f.retryInMs)];
+  return [
+    failures.map((f) => f.id),
+    failures.map((f) => f.attempt),
+    failures.map((f) => f.error),
+    failures.map((f) => f.retryInMs),
+  ];
 }
 
 /*
@@ -406,7 +411,10 @@ const storedFailures: Statement = {
 };
 
 /** Of completions the fence refused, those whose job already holds exactly that result of that attempt. */
-export async function storedCompletionsStatement(db: Queryable, completions: readonly Completion[]): Promise<Set<string>> {
+export async function storedCompletionsStatement(
+  db: Queryable,
+  completions: readonly Completion[],
+): Promise<Set<string>> {
   const rows = await db.query<{ id: string }>(storedCompletions, completionValues(completions));
   return new Set(rows.map((row) => row.id));
 }

@@ -95,7 +95,8 @@ export class WriteBatcher<T> {
       single.resolve(false);
       return;
     }
-    this.options.logger.warn({ err: refusal, item: single.item }, `one of the ${this.options.what} was refused; writing a substitute`);
+    const line = { err: refusal, item: single.item };
+    this.options.logger.warn(line, `one of the ${this.options.what} was refused; writing a substitute`);
     single.item = substitute;
     single.substituted = true;
     this.ahead.push([single]);
