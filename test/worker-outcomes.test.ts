@@ -83,7 +83,7 @@ describe('storableError', () => {
 describe('a handler error the database could not store as it is', () => {
   it('fails a permanent error with NUL at once, as permanent, with the NUL replaced', async () => {
     const metrics = createMetrics();
-    track(
+    await track(
       createWorker(db, hub, {
         metrics,
         handlers: {
@@ -102,7 +102,7 @@ describe('a handler error the database could not store as it is', () => {
   });
 
   it('retries an error with NUL and with a lone surrogate, and stores its last one', async () => {
-    track(
+    await track(
       createWorker(db, hub, {
         handlers: {
           add: (input, context) => {
@@ -128,7 +128,7 @@ describe('a result the database refuses', () => {
         return db.query<Row>(statement, values);
       },
     };
-    track(createWorker(refusingDb, hub)).start();
+    await track(createWorker(refusingDb, hub)).start();
     const { job } = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
     const failed = await waitForJob(service, hub, job.id, statusOf('failed'));
     expect(failed.attempt).toBe(3);
