@@ -219,6 +219,33 @@ describe('the local queue', () => {
     expect(Math.max(...claims.map((claim) => claim.limit))).toBeLessThanOrEqual(3);
   });
 
+  it('holds only the live jobs under a long backlog that never lets it run empty', async () => {
+    // 10 ms jobs on 10 slots: a 40-job queue, refilled at half, drains slower than a claim comes back.
+    const added = await addMany(1500);
+    let mostQueued = 0;
+    let largestStorage = 0;
+    const worker: Worker = track(
+      createWorker(db, hub, {
+        concurrency: 10,
+        prefetch: 40,
+        handlers: {
+          add: async (input) => {
+            mostQueued = Math.max(mostQueued, worker.queuedJobs);
+            largestStorage = Math.max(largestStorage, worker.queueCapacity);
+            await new Promise((resolve) => setTimeout(resolve, 10));
+            return addDecimals(input.num1, input.num2);
+          },
+        },
+      }),
+    );
+    await worker.start();
+    for (const { job } of added) await waitForJob(service, hub, job.id, statusOf('completed'));
+    expect(mostQueued).toBeGreaterThan(0);
+    expect(mostQueued).toBeLessThanOrEqual(40);
+    // The ring holds at most four times the live jobs; the old array grew with every job started.
+    expect(largestStorage).toBeLessThanOrEqual(4 * 40);
+  });
+
   /**
    * A worker with one slot that has measured a fast handler. The first job after that holds its
    * slot until released, so the rest of a claim waits in the local queue.
@@ -271,7 +298,7 @@ describe('the local queue', () => {
     const rows = await db.prisma.job.findMany({ where: { id: { in: added.map(({ job }) => job.id) } } });
     expect(rows.map((row) => [row.status, row.attempt, row.lockedBy])).toEqual(rows.map(() => ['pending', 0, null]));
 
-    track(createWorker(db, hub)).start();
+    await track(createWorker(db, hub)).start();
     for (const { job } of added) {
       const completed = await waitForJob(service, hub, job.id, statusOf('completed'));
       expect(completed.attempt).toBe(1);
@@ -352,7 +379,7 @@ describe('a dead worker', () => {
     // The dead worker stops heartbeating; make its last beat older than the timeout.
     await db.prisma.job.update({ where: { id: job.id }, data: { lastUpdated: new Date(Date.now() - 3_600_000) } });
 
-    track(createWorker(db, hub, { jobTimeoutSeconds: 30 })).start();
+    await track(createWorker(db, hub, { jobTimeoutSeconds: 30 })).start();
     const completed = await waitForJob(service, hub, job.id, statusOf('completed'));
     expect(completed.attempt).toBe(2);
     expect(completed.result?.toString()).toBe('42');
@@ -437,7 +464,7 @@ describe('retries', () => {
       }
       return '2';
     };
-    track(createWorker(db, hub, { handlers: { add: flaky } })).start();
+    await track(createWorker(db, hub, { handlers: { add: flaky } })).start();
     const { job } = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
     const completed = await waitForJob(service, hub, job.id, statusOf('completed'));
     expect(errors).toEqual([1, 2]);
@@ -449,7 +476,7 @@ describe('retries', () => {
     const broken = (_input: unknown, context: { attempt: number }) => {
       throw new Error(`broken on attempt ${context.attempt}`);
     };
-    track(createWorker(db, hub, { handlers: { add: broken } })).start();
+    await track(createWorker(db, hub, { handlers: { add: broken } })).start();
     const { job } = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
     const failed = await waitForJob(service, hub, job.id, statusOf('failed'));
     expect(failed.attempt).toBe(3);
@@ -461,7 +488,7 @@ describe('retries', () => {
 
   it('fail a job whose handler returns something that is not a number, and only that job', async () => {
     const sloppy = (input: { num1: string }) => (input.num1 === '13' ? 'thirteen' : input.num1);
-    track(createWorker(db, hub, { handlers: { add: sloppy } })).start();
+    await track(createWorker(db, hub, { handlers: { add: sloppy } })).start();
     const added = await service.addJobs(
       ['12', '13', '14'].map((num1) => ({ num1, num2: '0' })),
       ANONYMOUS,
@@ -479,7 +506,7 @@ describe('retries', () => {
     const permanent = () => {
       throw new PermanentJobError('cannot ever work');
     };
-    track(createWorker(db, hub, { handlers: { add: permanent } })).start();
+    await track(createWorker(db, hub, { handlers: { add: permanent } })).start();
     const { job } = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
     const failed = await waitForJob(service, hub, job.id, statusOf('failed'));
     expect(failed.attempt).toBe(1);
@@ -627,7 +654,7 @@ describe('start and stop', () => {
     expect(handedBack?.lockedBy).toBeNull();
     expect(handedBack?.lastError).toBeNull();
 
-    track(createWorker(db, hub)).start();
+    await track(createWorker(db, hub)).start();
     const completed = await waitForJob(service, hub, job.id, statusOf('completed'));
     expect(completed.result?.toString()).toBe('10');
     expect(completed.attempt).toBe(1);

@@ -10,6 +10,8 @@
  *   a listener never hears of a change it cannot yet read.
  * - Writes by a worker are fenced on (id, attempt, status = 'wip'): a worker that lost its job to
  *   the stale rule, and comes back late, matches no row and changes nothing.
+ *   A write sent again after its answer was lost matches none either; `storedCompletions` and
+ *   `storedFailures` tell it apart from a job that another attempt owns.
  */
 import type { Queryable, Statement } from '../db/database.ts';
 import { Prisma, type Job, JobStatus as JobStatusValues, type JobStatus } from '../generated/prisma/client.ts';
@@ -413,12 +415,59 @@ const failJobs: Statement = {
 
 /** Records failed attempts: back to pending with a delay, or failed for good. Fenced. */
 export async function failJobsStatement(db: Queryable, failures: readonly Failure[]): Promise<Set<string>> {
-  const rows = await db.query<{ id: string }>(failJobs, [
+  const rows = await db.query<{ id: string }>(failJobs, failureValues(failures));
+  return new Set(rows.map((row) => row.id));
+}
+
+function failureValues(failures: readonly Failure[]): unknown[] {
+  return [
     failures.map((f) => f.id),
     failures.map((f) => f.attempt),
     failures.map((f) => f.error),
     failures.map((f) => f.retryInMs),
-  ]);
+  ];
+}
+
+/*
+ * Outcomes the asking attempt has stored already. A write whose answer was lost (the connection
+ * dropped after its COMMIT) is sent again, and the fence refuses it, the job being no longer
+ * `wip`; these tell that case from a job that another attempt owns: the row holds this attempt's
+ * own outcome. No other writer can have put it there: a claim bumps the attempt, and a hand-back,
+ * which lowers it again, comes only after its worker dropped the outcomes it had not written.
+ * Plain snapshot reads, no lock, run only for the items a fence refused. A completed row stays
+ * completed (or becomes retrieved); a failure that scheduled a retry is recognised until the
+ * retry is claimed.
+ */
+const storedCompletions: Statement = {
+  name: 'jobs_stored_completions',
+  text: `
+  SELECT job.id FROM job
+  JOIN unnest($1::uuid[], $2::int[], $3::numeric[]) AS c(id, attempt, result)
+    ON job.id = c.id AND job.attempt = c.attempt AND job.result = c.result
+  WHERE job.status IN ('completed', 'retrieved')`,
+};
+
+const storedFailures: Statement = {
+  name: 'jobs_stored_failures',
+  text: `
+  SELECT job.id FROM job
+  JOIN unnest($1::uuid[], $2::int[], $3::text[], $4::int[]) AS f(id, attempt, error, retry_in_ms)
+    ON job.id = f.id AND job.attempt = f.attempt AND job.last_error = f.error
+  WHERE job.status = CASE WHEN f.retry_in_ms IS NULL THEN 'failed' ELSE 'pending' END::job_status`,
+};
+
+/** Of completions the fence refused, those whose job already holds exactly that result of that attempt. */
+export async function storedCompletionsStatement(
+  db: Queryable,
+  completions: readonly Completion[],
+): Promise<Set<string>> {
+  const rows = await db.query<{ id: string }>(storedCompletions, completionValues(completions));
+  return new Set(rows.map((row) => row.id));
+}
+
+/** Of failures the fence refused, those whose job already holds exactly that outcome of that attempt. */
+export async function storedFailuresStatement(db: Queryable, failures: readonly Failure[]): Promise<Set<string>> {
+  const rows = await db.query<{ id: string }>(storedFailures, failureValues(failures));
   return new Set(rows.map((row) => row.id));
 }
 

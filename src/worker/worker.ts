@@ -15,12 +15,16 @@ import {
   heartbeatStatement,
   type JobEvent,
   releaseJobsStatement,
+  storedCompletionsStatement,
+  storedFailuresStatement,
 } from '../jobs/queue.ts';
 import { StartStop } from '../lifecycle.ts';
 import type { Logger } from '../logger.ts';
 import type { FailureReason, Metrics } from '../metrics/metrics.ts';
 import { type BackoffPolicy, retryDelayMs } from './backoff.ts';
 import { DueWakeups } from './due-wakeups.ts';
+import { RingQueue } from './ring-queue.ts';
+import { printableAscii, storableError, storableText } from './storable-text.ts';
 import { WriteBatcher } from './write-batcher.ts';
 
 export interface WorkerOptions {
@@ -97,9 +101,8 @@ export class Worker extends StartStop {
   readonly id: string;
   /** Every job this worker has claimed and not yet stored or handed back, whatever its phase. */
   private readonly held = new Map<string, HeldJob>();
-  /** Claimed jobs waiting for a slot, in claim order; `queueHead` is the next to start. */
-  private queue: HeldJob[] = [];
-  private queueHead = 0;
+  /** Claimed jobs waiting for a slot, in claim order. */
+  private readonly queue = new RingQueue<HeldJob>();
   /** Running average of handler time, in ms; undefined until a handler has returned. */
   private handlerMs: number | undefined;
   /**
@@ -125,7 +128,7 @@ export class Worker extends StartStop {
 
   constructor(private readonly options: WorkerOptions) {
     super();
-    this.id = options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+    this.id = storableText(options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`);
     [this.completions, this.failures] = this.createWriters();
   }
 
@@ -133,18 +136,25 @@ export class Worker extends StartStop {
   private createWriters(): [WriteBatcher<Completion>, WriteBatcher<Failure>] {
     const { db, logger } = this.options;
     return [
-      new WriteBatcher(async (items) => this.reportFenced(items, await this.writeResults(items), 'result'), {
-        maxBatch: 1000,
-        retryDelayMs: 500,
-        logger,
-        what: 'results',
-      }),
-      new WriteBatcher(async (items) => this.reportFenced(items, await failJobsStatement(db, items), 'failure'), {
-        maxBatch: 1000,
-        retryDelayMs: 500,
-        logger,
-        what: 'failures',
-      }),
+      new WriteBatcher(
+        async (items) => this.reportFenced(items, await this.writeResults(items), storedCompletionsStatement, 'result'),
+        { maxBatch: 1000, retryDelayMs: 500, logger, what: 'results' },
+      ),
+      new WriteBatcher(
+        async (items) => this.reportFenced(items, await failJobsStatement(db, items), storedFailuresStatement, 'failure'),
+        {
+          maxBatch: 1000,
+          retryDelayMs: 500,
+          logger,
+          what: 'failures',
+          substitute: (failure, refusal) => {
+            const substitute = asciiFailure(failure, refusal);
+            const entry = this.writers.get(failure);
+            if (entry) this.writers.set(substitute, entry);
+            return substitute;
+          },
+        },
+      ),
     ];
   }
 
@@ -169,7 +179,12 @@ export class Worker extends StartStop {
 
   /** Claimed jobs that wait in the local queue for a free slot. */
   get queuedJobs(): number {
-    return this.queue.length - this.queueHead;
+    return this.queue.length;
+  }
+
+  /** Slots the local queue has allocated: bounded by its recent depth, never by the jobs run so far. */
+  get queueCapacity(): number {
+    return this.queue.capacity;
   }
 
   /** Starts the loop; see StartStop for what repeated and overlapping calls do. */
@@ -209,9 +224,7 @@ export class Worker extends StartStop {
     await loop;
 
     // Nobody will start these now; another worker can, while this one finishes the rest.
-    const queued = this.queue.slice(this.queueHead).filter((entry) => !entry.abandoned);
-    this.queue = [];
-    this.queueHead = 0;
+    const queued = this.queue.drain().filter((entry) => !entry.abandoned);
     for (const entry of queued) this.drop(entry);
     const queuedHandedBack = this.handBack(queued, 'queued');
 
@@ -329,14 +342,9 @@ export class Worker extends StartStop {
 
   /** Starts queued jobs into the free slots. Nothing starts once stop() has begun. */
   private startQueued(): void {
-    while (this.active && this.handlersRunning < this.options.concurrency && this.queueHead < this.queue.length) {
-      const entry = this.queue[this.queueHead]!;
-      this.queueHead += 1;
+    while (this.active && this.handlersRunning < this.options.concurrency && this.queue.length > 0) {
+      const entry = this.queue.shift()!;
       if (!entry.abandoned) this.execute(entry);
-    }
-    if (this.queueHead === this.queue.length) {
-      this.queue = [];
-      this.queueHead = 0;
     }
   }
 
@@ -383,15 +391,20 @@ export class Worker extends StartStop {
     if (entry.abandoned) return;
     entry.phase = 'writing';
     if ('result' in outcome) {
-      await this.completions.push(this.ownedBy(entry, { id: job.id, attempt: job.attempt, result: outcome.result }));
+      const written = await this.completions.push(
+        this.ownedBy(entry, { id: job.id, attempt: job.attempt, result: outcome.result }),
+      );
       if (entry.stored) this.recordCompleted(entry);
-      return;
+      // A result the database refused still ends the attempt, as a failure that says so, rather
+      // than leaving the job `wip` for the stale rule to call it timed out.
+      if (written) return;
+      outcome = { error: new Error('the result could not be stored; see the worker log') };
     }
     const permanent = outcome.error instanceof PermanentJobError;
     const final = permanent || job.attempt >= job.maxAttempts;
     const retryInMs = final ? null : retryDelayMs(job.attempt, this.options.retry, this.options.random);
     await this.failures.push(
-      this.ownedBy(entry, { id: job.id, attempt: job.attempt, error: describe(outcome.error), retryInMs }),
+      this.ownedBy(entry, { id: job.id, attempt: job.attempt, error: storableError(outcome.error), retryInMs }),
     );
     if (!entry.stored) return;
     if (retryInMs === null) {
@@ -435,16 +448,27 @@ export class Worker extends StartStop {
     if (this.saturated && this.claimable() > 0) this.wake();
   }
 
-  private reportFenced(items: ReadonlyArray<Completion | Failure>, accepted: Set<string>, what: string) {
+  /**
+   * Tells each item's job whether its outcome is stored. An item the fence refused may be this
+   * attempt's own write, sent again after its answer was lost; it is stored, and counted once.
+   */
+  private async reportFenced<T extends Completion | Failure>(
+    items: readonly T[],
+    accepted: Set<string>,
+    storedBefore: (db: Database, items: readonly T[]) => Promise<Set<string>>,
+    what: string,
+  ): Promise<void> {
+    const { db, logger } = this.options;
+    // The usual batch is all accepted, and costs neither the filter nor the read.
+    const refused = accepted.size < items.length ? items.filter((item) => !accepted.has(item.id)) : [];
+    const own = refused.length === 0 ? undefined : await storedBefore(db, refused);
     for (const item of items) {
-      const entry = this.writers.get(item as Completion | Failure);
-      if (entry) entry.stored = accepted.has(item.id);
-      if (!accepted.has(item.id)) {
-        this.options.logger.warn(
-          { jobId: item.id, attempt: item.attempt, workerId: this.id },
-          `${what} discarded: another attempt owns the job now`,
-        );
-      }
+      const entry = this.writers.get(item);
+      if (entry) entry.stored = accepted.has(item.id) || own?.has(item.id) === true;
+      if (accepted.has(item.id)) continue;
+      const line = { jobId: item.id, attempt: item.attempt, workerId: this.id };
+      if (own?.has(item.id)) logger.info(line, `${what} already stored by this attempt; the answer to its write was lost`);
+      else logger.warn(line, `${what} discarded: another attempt owns the job now`);
     }
   }
 
@@ -541,7 +565,13 @@ function checkResult(value: unknown): string {
   }
 }
 
-function describe(error: unknown): string {
-  if (error instanceof Error) return error.message || error.name;
-  return String(error);
+/**
+ * A failure the database refused, with its message in printable ASCII, which it can always store.
+ * A message that was ASCII already is sent unchanged: the refusal was not about its text.
+ */
+function asciiFailure(failure: Failure, refusal: unknown): Failure {
+  const ascii = printableAscii(failure.error);
+  if (ascii === failure.error) return { ...failure };
+  const code = (refusal as { code?: unknown } | null)?.code;
+  return { ...failure, error: `${ascii} (stored as ASCII: the database refused the text, SQLSTATE ${String(code)})` };
 }

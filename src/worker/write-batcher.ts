@@ -4,11 +4,22 @@ import type { Logger } from '../logger.ts';
 interface Pending<T> {
   item: T;
   resolve: (written: boolean) => void;
-  rejections: number;
+  /** Set once `substitute` has replaced the item: a refused substitute is given up. */
+  substituted: boolean;
 }
 
-/** How often the database may reject one item (not a lost connection) before it is given up. */
-const MAX_REJECTIONS = 3;
+export interface WriteBatcherOptions<T> {
+  maxBatch: number;
+  /** The pause before a batch is sent again while the database is unreachable. */
+  retryDelayMs: number;
+  logger: Logger;
+  what: string;
+  /**
+   * What to write instead of an item the database refused on its own: for a failure, the same
+   * outcome with a message it can store. Asked once per item; undefined gives the item up.
+   */
+  substitute?: (item: T, refusal: unknown) => T | undefined;
+}
 
 /**
  * Collects writes and sends them as one statement. It waits for nothing: the first write goes out
@@ -16,27 +27,29 @@ const MAX_REJECTIONS = 3;
  * worker pays no added latency, and a busy one writes hundreds of rows per round trip.
  *
  * While the database is unreachable a batch is retried after a pause, until `close`. A batch the
- * database refuses is split into single writes, so one bad item cannot hold the others back;
- * that item is given up after a few refusals. Giving up is safe: its job stays `wip`, and the
- * stale rule runs it again.
+ * database refuses is split in halves, each sent again at once, until the refused item is alone:
+ * one bad item among 1,000 costs about 20 statements and no pause, and holds nothing else back
+ * for longer. That item is written once more as its `substitute`, or else given up. Giving up
+ * leaves its job `wip` until the stale rule runs it again: the last resort, for an item whose
+ * substitute is refused too.
  */
 export class WriteBatcher<T> {
   private queue: Pending<T>[] = [];
+  /** Groups to send before the queue, the next one last: halves of refused batches, retries. */
+  private ahead: Pending<T>[][] = [];
   private flushing: Promise<void> | undefined;
   private closed = false;
-  /** Items left to write one at a time, after a refused batch. */
-  private isolating = 0;
 
   constructor(
     private readonly write: (items: T[]) => Promise<void>,
-    private readonly options: { maxBatch: number; retryDelayMs: number; logger: Logger; what: string },
+    private readonly options: WriteBatcherOptions<T>,
   ) {}
 
-  /** Resolves true once written, false if given up. */
+  /** Resolves true once written (itself or its substitute), false if given up. */
   push(item: T): Promise<boolean> {
     if (this.closed) return Promise.resolve(false);
     return new Promise((resolve) => {
-      this.queue.push({ item, resolve, rejections: 0 });
+      this.queue.push({ item, resolve, substituted: false });
       this.flushing ??= this.flush();
     });
   }
@@ -52,42 +65,50 @@ export class WriteBatcher<T> {
     // Let the writes of the current tick join the first batch.
     await Promise.resolve();
     for (;;) {
+      const batch = this.ahead.pop() ?? this.queue.splice(0, this.options.maxBatch);
       // Checked and cleared in one synchronous step: a push after this starts a new flush, and no
       // push can land in between and wait for a flush that has already ended.
-      if (this.queue.length === 0) {
+      if (batch.length === 0) {
         this.flushing = undefined;
         return;
       }
-      const batch = this.queue.splice(0, this.isolating > 0 ? 1 : this.options.maxBatch);
       try {
         await this.write(batch.map((pending) => pending.item));
         for (const pending of batch) pending.resolve(true);
-        this.isolating = Math.max(0, this.isolating - 1);
       } catch (error) {
-        await this.failed(batch, error);
+        if (isRefusal(error)) this.isolate(batch, error);
+        else await this.unreachable(batch, error);
       }
     }
   }
 
-  private async failed(batch: Pending<T>[], error: unknown): Promise<void> {
-    if (isRefusal(error) && batch.length > 1) {
-      this.queue.unshift(...batch);
-      this.isolating = batch.length;
+  private isolate(batch: Pending<T>[], refusal: unknown): void {
+    if (batch.length > 1) {
+      const half = Math.ceil(batch.length / 2);
+      this.ahead.push(batch.slice(half), batch.slice(0, half));
       return;
     }
-    const [single] = batch;
-    if (single && isRefusal(error) && (single.rejections += 1) >= MAX_REJECTIONS) {
-      this.options.logger.error({ err: error, item: single.item }, `giving up writing one of the ${this.options.what}`);
+    const single = batch[0]!;
+    const substitute = single.substituted ? undefined : this.options.substitute?.(single.item, refusal);
+    if (substitute === undefined) {
+      this.options.logger.error({ err: refusal, item: single.item }, `giving up writing one of the ${this.options.what}`);
       single.resolve(false);
-      this.isolating = Math.max(0, this.isolating - 1);
       return;
     }
+    const line = { err: refusal, item: single.item };
+    this.options.logger.warn(line, `one of the ${this.options.what} was refused; writing a substitute`);
+    single.item = substitute;
+    single.substituted = true;
+    this.ahead.push([single]);
+  }
+
+  private async unreachable(batch: Pending<T>[], error: unknown): Promise<void> {
     this.options.logger.warn({ err: error, count: batch.length }, `writing ${this.options.what} failed`);
     if (this.closed) {
       for (const pending of batch) pending.resolve(false);
       return;
     }
-    this.queue.unshift(...batch);
+    this.ahead.push(batch);
     await new Promise((resolve) => setTimeout(resolve, this.options.retryDelayMs));
   }
 }
