@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import type { Config } from './config.ts';
+import { type Config, DEFAULT_OPS_PORT } from './config.ts';
 import { checkListenHears } from './db/listen-check.ts';
 import { readMigrations } from './db/migrate.ts';
 import { MIGRATIONS_DIR, openDatabase } from './db/open.ts';
@@ -21,7 +21,7 @@ import { Worker, type WorkerOptions } from './worker/worker.ts';
 export interface Runtime {
   /** Where the API listens (ROLE all or api). */
   api: AddressInfo | undefined;
-  /** Where /health, /ready and /metrics listen for a worker-only process (ROLE worker). */
+  /** Where /health, /ready and /metrics listen: always for ROLE worker, with OPS_PORT for the others. */
   ops: AddressInfo | undefined;
   /** Stops taking requests, lets the worker finish or hand back its jobs, then closes the pools. */
   stop(): Promise<void>;
@@ -95,14 +95,22 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
 
   let server: HttpServer | undefined;
   let ops: OpsServer | undefined;
-  if (config.ROLE === 'worker') {
+  // A worker always serves /health, /ready and /metrics on its ops port; an API process does when
+  // OPS_PORT is set, so several APIs on one host need no port each unless scraped there.
+  const opsPort = config.ROLE === 'worker' ? (config.OPS_PORT ?? DEFAULT_OPS_PORT) : config.OPS_PORT;
+  if (opsPort !== undefined) {
     const health = createHealthHandler({ db, migrations, logger });
     const scrape = createMetricsHandler({ registry: metrics.registry, logger });
-    ops = new OpsServer([(pathname) => health(pathname), scrape], { host: config.HOST, port: config.OPS_PORT });
-  } else {
+    ops = new OpsServer([(pathname) => health(pathname), scrape], { host: config.HOST, port: opsPort });
+  }
+  if (config.ROLE !== 'worker') {
     const auth = createAuthenticator(config.API_KEYS);
     if (!auth.enabled) {
-      logger.warn('API_KEYS is not set: the API is open, and every caller sees every job (development mode)');
+      logger.warn(
+        { host: config.HOST },
+        'API_KEYS is not set: the API is open, and every caller sees every job (development mode); ' +
+          'it listens on 127.0.0.1 unless HOST says otherwise',
+      );
     }
     const limits = {
       maxBodyBytes: config.MAX_BODY_BYTES,
@@ -112,12 +120,20 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       maxAliases: config.GRAPHQL_MAX_ALIASES,
       maxDirectives: config.GRAPHQL_MAX_DIRECTIVES,
     };
-    server = new HttpServer(createApp({ jobs, db, migrations, logger, auth, limits, metrics }), {
+    const app = createApp({
+      jobs, db, migrations, logger, auth, limits, metrics,
+      serveMetrics: config.METRICS_ON_API_PORT,
+      corsOrigins: config.CORS_ORIGINS,
+      sseStreams: { perKey: config.SSE_MAX_STREAMS_PER_KEY, total: config.SSE_MAX_STREAMS },
+    });
+    server = new HttpServer(app, {
       host: config.HOST,
       port: config.PORT,
       logger,
       auth,
       maxSubscriptionsPerConnection: config.WS_MAX_SUBSCRIPTIONS,
+      connections: { perKey: config.WS_MAX_CONNECTIONS_PER_KEY, total: config.WS_MAX_CONNECTIONS },
+      corsOrigins: config.CORS_ORIGINS,
       maxMessageBytes: config.MAX_BODY_BYTES,
     });
   }

@@ -14,8 +14,8 @@ afterAll(async () => {
   await testDb.drop();
 });
 
-async function start(role: string) {
-  const service = await startService({ ROLE: role, DATABASE_URL: testDb.url });
+async function start(role: string, env: Record<string, string> = {}) {
+  const service = await startService({ ROLE: role, DATABASE_URL: testDb.url, ...env });
   processes.push(service);
   return service;
 }
@@ -46,5 +46,18 @@ describe('roles', () => {
     expect(status).toBe('retrieved');
     const scrape = await (await fetch(`${ops}/metrics`)).text();
     expect(scrape).toMatch(/^jobs_completed_total(\{[^}]*\})? 1$/m);
+  });
+
+  it('an api process serves /metrics on its ops port, and on the API port only with METRICS_ON_API_PORT', async () => {
+    const opsOf = (service: ServiceProcess) =>
+      (service.logs.find((entry) => entry['ops']) as { ops: { metrics: string } } | undefined)?.ops.metrics;
+    // The test helper sets OPS_PORT=0 for every process it starts, so this one has an ops server.
+    const quiet = await start('api');
+    const hidden = await fetch(`http://127.0.0.1:${quiet.port}/metrics`);
+    expect(hidden.status).toBe(404);
+    expect(await (await fetch(opsOf(quiet)!)).text()).toMatch(/^job_subscriptions_open 0$/m);
+
+    const open = await start('api', { METRICS_ON_API_PORT: 'true' });
+    expect(await (await fetch(`http://127.0.0.1:${open.port}/metrics`)).text()).toMatch(/^job_subscriptions_open 0$/m);
   });
 });

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type ExecutionArgs, getOperationAST, GraphQLError } from 'graphql';
-import { CloseCode, MessageType } from 'graphql-ws';
+import { CloseCode, type Context, MessageType, type SubscribePayload } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import type { WebSocketOperation } from '../graphql/builder.ts';
@@ -10,6 +10,8 @@ import type { Logger } from '../logger.ts';
 import { type App, GRAPHQL_PATH, withCode } from './app.ts';
 import type { Authenticator } from './auth.ts';
 import { listen } from './listen.ts';
+import { createOriginPolicy } from './origins.ts';
+import { StreamBudget, type StreamLimits } from './stream-limits.ts';
 
 export interface HttpServerOptions {
   host: string;
@@ -18,11 +20,23 @@ export interface HttpServerOptions {
   auth: Authenticator;
   /** Operations one WebSocket may have running at once. */
   maxSubscriptionsPerConnection: number;
+  /** WebSockets open at once, per API key and in total; unbounded when not given. */
+  connections?: StreamLimits;
+  /** CORS_ORIGINS: a browser's upgrade from any other site's page is refused. */
+  corsOrigins?: readonly string[];
   /** Largest WebSocket message accepted; a larger one closes the socket. */
   maxMessageBytes: number;
   /** How long open requests may finish at stop before their sockets are cut. */
   closeGraceMs?: number;
 }
+
+/**
+ * The close code for a connection over WS_MAX_CONNECTIONS_PER_KEY or WS_MAX_CONNECTIONS: 1013, "try
+ * again later" (RFC 6455's registry), which graphql-ws clients retry with their backoff.
+ */
+export const TOO_MANY_CONNECTIONS = 1013;
+
+const UNBOUNDED: StreamLimits = { perKey: Number.POSITIVE_INFINITY, total: Number.POSITIVE_INFINITY };
 
 /** Messages only a server may send. graphql-ws takes one from a client for a fault of its own. */
 const SERVER_MESSAGES = new Set<unknown>([MessageType.ConnectionAck, MessageType.Next, MessageType.Error]);
@@ -90,6 +104,8 @@ function sendInBursts(socket: WebSocket, tcp: Duplex): void {
   };
 }
 
+type WsContext = Context<Record<string, unknown> | undefined, { socket: WebSocket; request: IncomingMessage }>;
+
 type EnvelopedArgs = ExecutionArgs & {
   rootValue: { execute: (args: ExecutionArgs) => unknown; subscribe: (args: ExecutionArgs) => unknown };
 };
@@ -121,7 +137,23 @@ export class HttpServer {
       }
       void app(request, response);
     });
-    this.sockets = new WebSocketServer({ server: this.server, path: GRAPHQL_PATH, maxPayload: options.maxMessageBytes });
+    const origins = createOriginPolicy(options.corsOrigins ?? []);
+    this.sockets = new WebSocketServer({
+      server: this.server,
+      path: GRAPHQL_PATH,
+      maxPayload: options.maxMessageBytes,
+      // A browser lets any page open a WebSocket to any host, and sends no preflight: the
+      // Origin it always sets is the only sign of a foreign page. No Origin: no browser.
+      verifyClient: ({ req }, done) => {
+        const foreign = origins.isForeign({
+          origin: req.headers.origin,
+          host: req.headers.host,
+          fetchSite: req.headers['sec-fetch-site'] as string | undefined,
+        });
+        if (foreign) done(false, 403, 'cross-origin WebSocket refused; list the origin in CORS_ORIGINS to allow it');
+        else done(true);
+      },
+    });
   }
 
   /** Listens, once. Resolves with the bound address (useful with port 0). */
@@ -156,14 +188,27 @@ export class HttpServer {
     const { app, options } = this;
     // Operation ids per connection, to bound what one socket may hold open.
     const active = new WeakMap<object, Set<string>>();
+    const connections = new StreamBudget(options.connections ?? UNBOUNDED, 'WebSocket connections');
     const disposable = useServer(
       {
-        // A socket without a valid key is closed at connection_init (4403), before any operation.
+        // A socket without a valid key is closed at connection_init (4403), before any operation;
+        // one over the connection limits, with TOO_MANY_CONNECTIONS.
         onConnect: (context) => {
           const params = context.connectionParams as Record<string, unknown> | undefined;
           const fromParams = typeof params?.['authorization'] === 'string' ? params['authorization'] : undefined;
           const fromUpgrade = (context.extra.request as IncomingMessage).headers.authorization;
-          return options.auth.authenticate(fromParams ?? fromUpgrade) !== null;
+          const caller = options.auth.authenticate(fromParams ?? fromUpgrade);
+          if (!caller) return false;
+          const slot = connections.acquire(caller.owner);
+          const socket = context.extra.socket;
+          if (!slot.ok) {
+            // graphql-ws's own close (4403) that follows is ignored: the socket is closing.
+            socket.close(TOO_MANY_CONNECTIONS, slot.message);
+            return false;
+          }
+          if (socket.readyState === socket.OPEN) socket.once('close', slot.release);
+          else slot.release();
+          return true;
         },
         onComplete: (context, id) => {
           active.get(context)?.delete(id);
@@ -180,57 +225,18 @@ export class HttpServer {
               }),
             ];
           }
-          const request = context.extra.request as IncomingMessage;
-          const { schema, execute, subscribe, contextFactory, parse, validate } = app.getEnveloped({
-            ...context,
-            req: request,
-            socket: context.extra.socket,
-            params,
-          });
-          // Errors returned from here skip Yoga's error masking, so they are labelled as Yoga
-          // labels them over HTTP.
-          let document;
-          try {
-            document = parse(params.query);
-          } catch (error) {
-            if (error instanceof GraphQLError) return [withCode(error, 'GRAPHQL_PARSE_FAILED')];
-            throw error;
-          }
-          let errors;
-          try {
-            errors = validate(schema, document);
-          } catch (error) {
-            // GraphQL Armor's depth, cost, alias and directive limits throw instead of reporting.
-            if (error instanceof GraphQLError) return [withCode(error, 'GRAPHQL_VALIDATION_FAILED')];
-            throw error;
-          }
-          if (errors.length > 0) return errors.map((error: GraphQLError) => withCode(error, 'GRAPHQL_VALIDATION_FAILED'));
-          if (!getOperationAST(document, params.operationName)) {
-            return [
-              new GraphQLError('Could not determine what operation to execute.', {
-                extensions: { code: 'OPERATION_RESOLUTION_FAILURE' },
-              }),
-            ];
-          }
-          let contextValue;
-          try {
-            contextValue = await contextFactory();
-          } catch (error) {
-            return [error as GraphQLError];
-          }
-          // A shared subscription sends its `next` messages itself (see shared-subscriptions.ts).
-          const socket = context.extra.socket;
-          const webSocketOperation: WebSocketOperation = { id, send: (message) => socket.send(message) };
-          contextValue = Object.assign(contextValue, { webSocketOperation });
+          // The slot is taken now, before anything is awaited: checked here and added later, 40
+          // subscribe messages in one write all passed the check (12 ran with a limit of 5). Every
+          // refusal below gives it back; graphql-ws calls onComplete for an operation that ran.
           ids.add(id);
-          return {
-            schema,
-            document,
-            operationName: params.operationName,
-            variableValues: params.variables,
-            contextValue,
-            rootValue: { execute, subscribe },
-          } satisfies EnvelopedArgs;
+          try {
+            const prepared = await this.prepareOperation(context as WsContext, id, params);
+            if (Array.isArray(prepared)) ids.delete(id);
+            return prepared as never;
+          } catch (error) {
+            ids.delete(id);
+            throw error;
+          }
         },
         onError: (_context, _id, _payload, errors) => {
           options.logger.debug({ errors: errors.map((error) => error.message) }, 'graphql-ws operation failed');
@@ -255,5 +261,66 @@ export class HttpServer {
       });
     });
     return () => disposable.dispose();
+  }
+
+  /**
+   * Parses, validates and builds the context of one graphql-ws operation through the app's
+   * envelop: its execution arguments, or the errors that refuse it.
+   */
+  private async prepareOperation(
+    context: WsContext,
+    id: string,
+    params: SubscribePayload,
+  ): Promise<EnvelopedArgs | readonly GraphQLError[]> {
+    const request = context.extra.request as IncomingMessage;
+    const { schema, execute, subscribe, contextFactory, parse, validate } = this.app.getEnveloped({
+      ...context,
+      req: request,
+      socket: context.extra.socket,
+      params,
+    });
+    // Errors returned from here skip Yoga's error masking, so they are labelled as Yoga
+    // labels them over HTTP.
+    let document;
+    try {
+      document = parse(params.query);
+    } catch (error) {
+      if (error instanceof GraphQLError) return [withCode(error, 'GRAPHQL_PARSE_FAILED')];
+      throw error;
+    }
+    let errors;
+    try {
+      errors = validate(schema, document);
+    } catch (error) {
+      // GraphQL Armor's depth, cost, alias and directive limits throw instead of reporting.
+      if (error instanceof GraphQLError) return [withCode(error, 'GRAPHQL_VALIDATION_FAILED')];
+      throw error;
+    }
+    if (errors.length > 0) return errors.map((error: GraphQLError) => withCode(error, 'GRAPHQL_VALIDATION_FAILED'));
+    if (!getOperationAST(document, params.operationName)) {
+      return [
+        new GraphQLError('Could not determine what operation to execute.', {
+          extensions: { code: 'OPERATION_RESOLUTION_FAILURE' },
+        }),
+      ];
+    }
+    let contextValue;
+    try {
+      contextValue = await contextFactory();
+    } catch (error) {
+      return [error as GraphQLError];
+    }
+    // A shared subscription sends its `next` messages itself (see shared-subscriptions.ts).
+    const socket = context.extra.socket;
+    const webSocketOperation: WebSocketOperation = { id, send: (message) => socket.send(message) };
+    contextValue = Object.assign(contextValue, { webSocketOperation });
+    return {
+      schema,
+      document,
+      operationName: params.operationName,
+      variableValues: params.variables,
+      contextValue,
+      rootValue: { execute, subscribe },
+    } satisfies EnvelopedArgs;
   }
 }
