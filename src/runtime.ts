@@ -106,10 +106,12 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
   if (config.ROLE !== 'worker') {
     const auth = createAuthenticator(config.API_KEYS);
     if (!auth.enabled) {
+      const reach = ['127.0.0.1', 'localhost', '::1'].includes(config.HOST)
+        ? `on ${config.HOST} only (HOST=0.0.0.0 opens it to the network)`
+        : `on ${config.HOST}, as HOST asks`;
       logger.warn(
         { host: config.HOST },
-        'API_KEYS is not set: the API is open, and every caller sees every job (development mode); ' +
-          'it listens on 127.0.0.1 unless HOST says otherwise',
+        `API_KEYS is not set: the API is open, and every caller sees every job (development mode); it listens ${reach}`,
       );
     }
     const limits = {

@@ -53,6 +53,8 @@ describe('roles', () => {
       (service.logs.find((entry) => entry['ops']) as { ops: { metrics: string } } | undefined)?.ops.metrics;
     // The test helper sets OPS_PORT=0 for every process it starts, so this one has an ops server.
     const quiet = await start('api');
+    const warning = quiet.logs.find((entry) => String(entry['msg']).startsWith('API_KEYS is not set'));
+    expect(warning).toMatchObject({ host: '127.0.0.1', msg: expect.stringMatching(/listens on 127\.0\.0\.1 only/) });
     const hidden = await fetch(`http://127.0.0.1:${quiet.port}/metrics`);
     expect(hidden.status).toBe(404);
     expect(await (await fetch(opsOf(quiet)!)).text()).toMatch(/^job_subscriptions_open 0$/m);
