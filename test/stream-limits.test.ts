@@ -138,6 +138,39 @@ describe('WebSocket operations per connection', () => {
       await raw.close();
     }),
   );
+
+  it('counts an operation id the client reuses after `complete` as a second operation', () =>
+    withServer(async (url) => {
+      const id = await addAs(KEY_A);
+      const raw = await RawSocket.connect(url, KEY_A);
+      const subscribe = (operation: string) =>
+        JSON.stringify({ id: operation, type: 'subscribe', payload: { query: print(JobUpdatedDocument), variables: { id } } });
+      // graphql-ws takes an id again once `complete` came for it, even while the first operation
+      // is still being set up: 6 operations under one id, in one write.
+      const tcp = (raw.socket as unknown as { _socket: import('node:net').Socket })._socket;
+      tcp.cork();
+      for (let n = 0; n < 5; n += 1) {
+        raw.socket.send(subscribe('r'));
+        raw.socket.send(JSON.stringify({ id: 'r', type: 'complete' }));
+      }
+      raw.socket.send(subscribe('r'));
+      tcp.uncork();
+      const count = (type: string) => raw.messages.filter((message) => message.type === type).length;
+      await raw.until(() => count('error') > 0 || count('next') > 5 || raw.closed !== undefined);
+      expect(count('error')).toBe(1);
+      expect(count('next')).toBeLessThanOrEqual(5);
+
+      // Every slot comes back once those operations are over.
+      let attempt = 0;
+      await vi.waitFor(async () => {
+        const fresh = Array.from({ length: 5 }, () => `fresh-${(attempt += 1)}`);
+        for (const operation of fresh) raw.socket.send(subscribe(operation));
+        await raw.until(() => fresh.every((operation) => raw.messages.some((message) => message.id === operation)));
+        for (const operation of fresh) raw.socket.send(JSON.stringify({ id: operation, type: 'complete' }));
+        expect(fresh.map((operation) => raw.messages.find((message) => message.id === operation)!.type)).toEqual(Array(5).fill('next'));
+      });
+      await raw.close();
+    }));
 });
 
 describe('WebSocket connections per key and per process', () => {

@@ -11,7 +11,7 @@ import { type App, GRAPHQL_PATH, withCode } from './app.ts';
 import type { Authenticator } from './auth.ts';
 import { listen } from './listen.ts';
 import { createOriginPolicy } from './origins.ts';
-import { StreamBudget, type StreamLimits } from './stream-limits.ts';
+import { OperationSlots, StreamBudget, type StreamLimits } from './stream-limits.ts';
 
 export interface HttpServerOptions {
   host: string;
@@ -185,9 +185,9 @@ export class HttpServer {
   }
 
   private serveGraphqlWs() {
-    const { app, options } = this;
-    // Operation ids per connection, to bound what one socket may hold open.
-    const active = new WeakMap<object, Set<string>>();
+    const { options } = this;
+    // The operations of each connection, to bound what one socket may hold open.
+    const active = new WeakMap<object, OperationSlots>();
     const connections = new StreamBudget(options.connections ?? UNBOUNDED, 'WebSocket connections');
     const disposable = useServer(
       {
@@ -211,30 +211,29 @@ export class HttpServer {
           return true;
         },
         onComplete: (context, id) => {
-          active.get(context)?.delete(id);
+          active.get(context)?.give(id);
         },
         execute: (args) => (args as EnvelopedArgs).rootValue.execute(args) as never,
         subscribe: (args) => (args as EnvelopedArgs).rootValue.subscribe(args) as never,
         onSubscribe: async (context, id, params) => {
-          const ids = active.get(context) ?? new Set<string>();
-          active.set(context, ids);
-          if (ids.size >= options.maxSubscriptionsPerConnection) {
+          const slots = active.get(context) ?? new OperationSlots(options.maxSubscriptionsPerConnection);
+          active.set(context, slots);
+          // The slot is taken now, before anything is awaited: checked here and taken later, 40
+          // subscribe messages in one write all passed the check (12 ran with a limit of 5). Every
+          // refusal below gives it back; graphql-ws calls onComplete for an operation that ran.
+          if (!slots.take(id)) {
             return [
               new GraphQLError(`at most ${options.maxSubscriptionsPerConnection} operations per connection`, {
                 extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' },
               }),
             ];
           }
-          // The slot is taken now, before anything is awaited: checked here and added later, 40
-          // subscribe messages in one write all passed the check (12 ran with a limit of 5). Every
-          // refusal below gives it back; graphql-ws calls onComplete for an operation that ran.
-          ids.add(id);
           try {
             const prepared = await this.prepareOperation(context as WsContext, id, params);
-            if (Array.isArray(prepared)) ids.delete(id);
+            if (Array.isArray(prepared)) slots.give(id);
             return prepared as never;
           } catch (error) {
-            ids.delete(id);
+            slots.give(id);
             throw error;
           }
         },

@@ -51,3 +51,32 @@ export class StreamBudget {
     return this.open;
   }
 }
+
+/**
+ * The operations running on one WebSocket, counted per id with repeats: a client may reuse an id
+ * once it has sent `complete` for it, while the first operation is still being set up or ended,
+ * and a set of ids would count those two as one.
+ */
+export class OperationSlots {
+  private readonly byId = new Map<string, number>();
+  private running = 0;
+
+  constructor(private readonly limit: number) {}
+
+  /** Takes a slot for operation `id`, or says false when all are taken. */
+  take(id: string): boolean {
+    if (this.running >= this.limit) return false;
+    this.running += 1;
+    this.byId.set(id, (this.byId.get(id) ?? 0) + 1);
+    return true;
+  }
+
+  /** Gives back one slot of operation `id`; nothing when it holds none. */
+  give(id: string): void {
+    const held = this.byId.get(id);
+    if (held === undefined) return;
+    this.running -= 1;
+    if (held === 1) this.byId.delete(id);
+    else this.byId.set(id, held - 1);
+  }
+}
