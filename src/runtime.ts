@@ -123,7 +123,13 @@ export async function startRuntime(config: Config, logger: Logger): Promise<Runt
       maxDirectives: config.GRAPHQL_MAX_DIRECTIVES,
     };
     const app = createApp({
-      jobs, db, migrations, logger, auth, limits, metrics,
+      jobs,
+      db,
+      migrations,
+      logger,
+      auth,
+      limits,
+      metrics,
       serveMetrics: config.METRICS_ON_API_PORT,
       corsOrigins: config.CORS_ORIGINS,
       sseStreams: { perKey: config.SSE_MAX_STREAMS_PER_KEY, total: config.SSE_MAX_STREAMS },

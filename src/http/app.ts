@@ -48,7 +48,7 @@ export interface AppDeps {
   serveMetrics?: boolean;
   /** CORS_ORIGINS: the only origins whose pages may call the API from a browser. */
   corsOrigins?: readonly string[];
-  /** SSE (and multipart) subscription streams open at once; unbounded when not given. */
+  /** SSE subscription streams open at once; unbounded when not given. */
   sseStreams?: StreamLimits;
 }
 

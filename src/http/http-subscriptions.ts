@@ -52,10 +52,11 @@ function releasingOnEnd(source: AsyncIterable<Result>, release: () => void): Asy
 }
 
 /**
- * Subscriptions over HTTP. One sent as a plain POST (accepting only JSON) would run and never
- * answer: a single JSON result cannot carry a stream. It is refused with 406, naming the two
- * transports that can. An SSE (or multipart) stream takes a slot of `streams` for as long as it
- * is open; beyond the limit it is refused with 429 and TOO_MANY_SUBSCRIPTIONS.
+ * Subscriptions over HTTP. One that does not ask for server-sent events got an event stream that
+ * never ends (no accept, or any type), or an empty 406 (JSON only): a single JSON result cannot
+ * carry a stream. It is refused with a 406 that names the two transports that can. An SSE stream
+ * takes a slot of `streams` for as long as it is open; beyond the limits it is refused with 429
+ * and TOO_MANY_SUBSCRIPTIONS.
  */
 export function createHttpSubscriptionsPlugin(streams: StreamBudget): Plugin<GraphQLContext> {
   // Requests refused before their stream began: answered as JSON whatever they accept, so the
