@@ -9,6 +9,9 @@ const flag = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((value) => value === 'true' || value === '1' || value === 'yes');
 
+/** `https://example.com` or `http://localhost:8080`, exactly as a browser sends it in `Origin`. */
+const isOrigin = (text: string) => URL.canParse(text) && new URL(text).origin === text;
+
 /**
  * Every setting the service reads from its environment. Parsed once, at start, by `loadConfig`;
  * nothing else reads `process.env`. Names and defaults are documented in the README.
@@ -18,9 +21,17 @@ const ConfigSchema = z.object({
   LISTEN_DATABASE_URL: postgresUrl.optional(),
   DATA_DIR: z.string().min(1).default('.data/pglite'),
   ROLE: z.enum(['all', 'api', 'worker']).default('all'),
-  HOST: z.string().min(1).default('0.0.0.0'),
+  // Without API_KEYS the API is open, so by default it listens on loopback only (see loadConfig).
+  HOST: z.string().min(1).optional(),
   PORT: integer(0, 65_535).default(4000),
-  OPS_PORT: integer(0, 65_535).default(9464),
+  // A worker always serves its ops server (DEFAULT_OPS_PORT when unset); an API, only when set.
+  OPS_PORT: integer(0, 65_535).optional(),
+  METRICS_ON_API_PORT: flag.default(false),
+  CORS_ORIGINS: z
+    .string()
+    .transform((value) => value.split(',').map((origin) => origin.trim()).filter(Boolean))
+    .pipe(z.array(z.string().refine(isOrigin, 'each must be an origin, scheme://host[:port], with no path')))
+    .default([]),
   DB_POOL_SIZE: integer(1, 1000).default(10),
   DB_PREPARED_STATEMENTS: flag.default(true),
   WORKER_CONCURRENCY: integer(1, 10_000).default(100),
@@ -46,6 +57,10 @@ const ConfigSchema = z.object({
   GRAPHQL_MAX_ALIASES: integer(0, 1000).default(15),
   GRAPHQL_MAX_DIRECTIVES: integer(0, 1000).default(10),
   WS_MAX_SUBSCRIPTIONS: integer(1, 100_000).default(100),
+  WS_MAX_CONNECTIONS_PER_KEY: integer(1, 1_000_000).default(500),
+  WS_MAX_CONNECTIONS: integer(1, 1_000_000).default(10_000),
+  SSE_MAX_STREAMS_PER_KEY: integer(1, 1_000_000).default(500),
+  SSE_MAX_STREAMS: integer(1, 1_000_000).default(10_000),
   RETENTION_DAYS: z.coerce.number().positive().max(3650).default(7),
   COMPLETED_RETENTION_DAYS: z.coerce.number().positive().max(3650).default(30),
   PRUNE_INTERVAL_SECONDS: integer(1, 86_400).default(3600),
@@ -56,7 +71,10 @@ const ConfigSchema = z.object({
   METRICS_EXACT_COUNT_LIMIT: integer(0, 1_000_000_000).default(100_000),
 });
 
-export type Config = z.infer<typeof ConfigSchema>;
+export type Config = Omit<z.infer<typeof ConfigSchema>, 'HOST'> & { HOST: string };
+
+/** Where a worker's /health, /ready and /metrics listen when OPS_PORT is unset. */
+export const DEFAULT_OPS_PORT = 9464;
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -77,5 +95,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (parsed.data.RETRY_MAX_DELAY_MS < parsed.data.RETRY_BASE_DELAY_MS) {
     throw new ConfigError('Invalid configuration:\n  RETRY_MAX_DELAY_MS: must be at least RETRY_BASE_DELAY_MS');
   }
-  return parsed.data;
+  // An open API (no keys) on every interface lets anyone on the network, or any web page a
+  // neighbour's browser visits through DNS rebinding, use it: loopback unless asked otherwise.
+  return { ...parsed.data, HOST: parsed.data.HOST ?? (parsed.data.API_KEYS ? '0.0.0.0' : '127.0.0.1') };
 }

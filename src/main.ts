@@ -39,14 +39,18 @@ async function main(): Promise<void> {
     if (error instanceof StoppedDuringStartError) return;
     throw error;
   }
-  if (runtime.api) announce(runtime.api.port, logger);
-  if (runtime.ops) {
-    const base = `http://localhost:${runtime.ops.port}`;
-    logger.info({ urls: { health: `${base}/health`, ready: `${base}/ready`, metrics: `${base}/metrics` } }, 'worker running');
+  const opsBase = runtime.ops ? `http://localhost:${runtime.ops.port}` : undefined;
+  const opsUrls = opsBase ? { health: `${opsBase}/health`, ready: `${opsBase}/ready`, metrics: `${opsBase}/metrics` } : undefined;
+  if (runtime.api) {
+    const metricsUrl = config.METRICS_ON_API_PORT ? `http://localhost:${runtime.api.port}/metrics` : opsUrls?.metrics;
+    announce(runtime.api.port, metricsUrl, logger);
+    if (opsUrls) logger.info({ ops: opsUrls }, 'ops server listening');
+  } else if (opsUrls) {
+    logger.info({ urls: opsUrls }, 'worker running');
   }
 }
 
-function announce(port: number, logger: ReturnType<typeof createLogger>): void {
+function announce(port: number, metricsUrl: string | undefined, logger: ReturnType<typeof createLogger>): void {
   const base = `http://localhost:${port}`;
   const urls = {
     page: `${base}/`,
@@ -56,7 +60,7 @@ function announce(port: number, logger: ReturnType<typeof createLogger>): void {
     add: `${base}/api/v1/add/:num1/:num2`,
     job: `${base}/api/v1/job/:id`,
     health: `${base}/health`,
-    metrics: `${base}/metrics`,
+    ...(metricsUrl ? { metrics: metricsUrl } : {}),
   };
   logger.info({ urls }, 'listening');
   if (process.stdout.isTTY) {
@@ -70,7 +74,7 @@ function announce(port: number, logger: ReturnType<typeof createLogger>): void {
         `  REST: add two numbers          curl -X POST ${base}/api/v1/add/2/3`,
         `  REST: read a job               curl ${urls.job}`,
         `  Health / readiness             ${urls.health}  ${base}/ready`,
-        `  Prometheus metrics             ${urls.metrics}`,
+        `  Prometheus metrics             ${urls.metrics ?? 'off (set OPS_PORT or METRICS_ON_API_PORT=true)'}`,
         '',
         '',
       ].join('\n'),

@@ -1,5 +1,5 @@
 import type { AddressInfo } from 'node:net';
-import type { Config } from './config.ts';
+import { type Config, DEFAULT_OPS_PORT } from './config.ts';
 import { checkListenHears } from './db/listen-check.ts';
 import type { Database } from './db/database.ts';
 import { type Migration, readMigrations } from './db/migrate.ts';
@@ -46,7 +46,7 @@ export function workerFromConfig(
 export class Runtime extends StartStop {
   /** Where the API listens (ROLE all or api), once started. */
   api: AddressInfo | undefined;
-  /** Where /health, /ready and /metrics listen for a worker-only process (ROLE worker). */
+  /** Where /health, /ready and /metrics listen: always for ROLE worker, with OPS_PORT for the others. */
   ops: AddressInfo | undefined;
   /** How to stop each part started so far, in the order they started. */
   private readonly started: Array<() => Promise<void>> = [];
@@ -104,16 +104,19 @@ export class Runtime extends StartStop {
       await this.begin(pruner, signal);
     }
 
-    if (config.ROLE === 'worker') await this.serveOps(db, migrations, metrics, signal);
-    else await this.serveApi({ jobs, db, migrations, logger, metrics }, signal);
+    // A worker always serves /health, /ready and /metrics on its ops port; an API process does when
+    // OPS_PORT is set, so several APIs on one host need no port each unless scraped there.
+    const opsPort = config.ROLE === 'worker' ? (config.OPS_PORT ?? DEFAULT_OPS_PORT) : config.OPS_PORT;
+    if (config.ROLE !== 'worker') await this.serveApi({ jobs, db, migrations, logger, metrics }, signal);
+    if (opsPort !== undefined) await this.serveOps(db, migrations, metrics, opsPort, signal);
   }
 
-  /** A worker-only process answers /health, /ready and /metrics on its ops port. */
-  private async serveOps(db: Database, migrations: Migration[], metrics: Metrics, signal: AbortSignal): Promise<void> {
+  /** /health, /ready and /metrics on the ops port, for the process manager and Prometheus. */
+  private async serveOps(db: Database, migrations: Migration[], metrics: Metrics, port: number, signal: AbortSignal): Promise<void> {
     const { config, logger } = this;
     const health = createHealthHandler({ db, migrations, logger });
     const scrape = createMetricsHandler({ registry: metrics.registry, logger });
-    const ops = new OpsServer([(pathname) => health(pathname), scrape], { host: config.HOST, port: config.OPS_PORT });
+    const ops = new OpsServer([(pathname) => health(pathname), scrape], { host: config.HOST, port });
     await this.begin(ops, signal);
     this.ops = ops.address;
   }
@@ -122,7 +125,13 @@ export class Runtime extends StartStop {
     const { config, logger } = this;
     const auth = createAuthenticator(config.API_KEYS);
     if (!auth.enabled) {
-      logger.warn('API_KEYS is not set: the API is open, and every caller sees every job (development mode)');
+      const reach = ['127.0.0.1', 'localhost', '::1'].includes(config.HOST)
+        ? `on ${config.HOST} only (HOST=0.0.0.0 opens it to the network)`
+        : `on ${config.HOST}, as HOST asks`;
+      logger.warn(
+        { host: config.HOST },
+        `API_KEYS is not set: the API is open, and every caller sees every job (development mode); it listens ${reach}`,
+      );
     }
     const limits = {
       maxBodyBytes: config.MAX_BODY_BYTES,
@@ -132,12 +141,22 @@ export class Runtime extends StartStop {
       maxAliases: config.GRAPHQL_MAX_ALIASES,
       maxDirectives: config.GRAPHQL_MAX_DIRECTIVES,
     };
-    const server = new HttpServer(createApp({ ...parts, auth, limits }), {
+    const app = createApp({
+      ...parts,
+      auth,
+      limits,
+      serveMetrics: config.METRICS_ON_API_PORT,
+      corsOrigins: config.CORS_ORIGINS,
+      sseStreams: { perKey: config.SSE_MAX_STREAMS_PER_KEY, total: config.SSE_MAX_STREAMS },
+    });
+    const server = new HttpServer(app, {
       host: config.HOST,
       port: config.PORT,
       logger,
       auth,
       maxSubscriptionsPerConnection: config.WS_MAX_SUBSCRIPTIONS,
+      connections: { perKey: config.WS_MAX_CONNECTIONS_PER_KEY, total: config.WS_MAX_CONNECTIONS },
+      corsOrigins: config.CORS_ORIGINS,
       maxMessageBytes: config.MAX_BODY_BYTES,
     });
     await this.begin(server, signal);

@@ -14,6 +14,10 @@ import { codes, createTestApp, execute, post, sseEvents, type TestApp } from './
 import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
 import { ANONYMOUS, createWorker, statusOf, waitForJob } from './helpers/jobs.ts';
 import { print } from 'graphql';
+import { readMigrations } from '../src/db/migrate.ts';
+import { MIGRATIONS_DIR } from '../src/db/open.ts';
+import { createHealthHandler } from '../src/http/health.ts';
+import { testLogger } from './helpers/database.ts';
 
 let testDb: TestDatabase;
 let db: Database;
@@ -298,14 +302,35 @@ describe('GraphQL subscription over SSE, in process', () => {
     expect(statuses).toEqual(['PENDING', 'CANCELLED']);
   });
 
-  it('answers an unknown job with NOT_FOUND', async () => {
-    const response = await api.app.fetch('http://yoga/graphql', {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
-      body: JSON.stringify({ query: print(JobUpdatedDocument), variables: { id: UNKNOWN_ID } }),
-    });
-    const { value: first } = await sseEvents(response).next();
-    expect(codes(first as never)).toEqual(['NOT_FOUND']);
+  it('answers an unknown or malformed job id with a coded NOT_FOUND, never a 5xx', async () => {
+    for (const id of [UNKNOWN_ID, 'x']) {
+      const response = await api.app.fetch('http://yoga/graphql', {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+        body: JSON.stringify({ query: print(JobUpdatedDocument), variables: { id } }),
+      });
+      expect(response.status).toBe(200);
+      const events = [];
+      for await (const event of sseEvents(response)) events.push(event);
+      expect(events.map((event) => codes(event as never))).toEqual([['NOT_FOUND']]);
+    }
+  });
+
+  it('refuses a subscription sent as a plain JSON request with a 406 naming SSE and WebSocket', async () => {
+    const added = await execute(api.app, AddJobDocument, { input: { num1: '1', num2: '1' } });
+    for (const id of [added.data!.addJob!.job.id, UNKNOWN_ID]) {
+      for (const accept of [undefined, 'application/json', 'application/graphql-response+json']) {
+        const response = await api.app.fetch('http://yoga/graphql', {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', ...(accept ? { accept } : {}) },
+          body: JSON.stringify({ query: print(JobUpdatedDocument), variables: { id } }),
+        });
+        expect(response.status).toBe(406);
+        const body = (await response.json()) as { errors: Array<{ message: string; extensions: { code: string } }> };
+        expect(body.errors.map((error) => error.extensions.code)).toEqual(['BAD_REQUEST']);
+        expect(body.errors[0]!.message).toMatch(/text\/event-stream[\s\S]*WebSocket/);
+      }
+    }
   });
 });
 
@@ -401,5 +426,45 @@ describe('health', () => {
   it('/health says alive and /ready says the database is migrated', async () => {
     expect(await rest('GET', '/health')).toMatchObject({ status: 200, body: { status: 'ok' } });
     expect(await rest('GET', '/ready')).toMatchObject({ status: 200, body: { status: 'ready', database: 'postgres' } });
+  });
+
+  it('/ready shares one check among concurrent callers, and reuses its answer', async () => {
+    let queries = 0;
+    const counting: Database = Object.assign(Object.create(db) as Database, {
+      query: (...args: Parameters<Database['query']>) => {
+        queries += 1;
+        return db.query(...args);
+      },
+    });
+    const migrations = await readMigrations(MIGRATIONS_DIR);
+    const handler = (readyCacheMs: number) => createHealthHandler({ db: counting, migrations, logger: testLogger(), readyCacheMs });
+
+    // One check's queries, from a handler that keeps no answer: two calls, two checks.
+    const uncached = handler(0);
+    await uncached('/ready');
+    const perCheck = queries;
+    expect(perCheck).toBeGreaterThan(0);
+    await uncached('/ready');
+    expect(queries).toBe(2 * perCheck);
+
+    queries = 0;
+    const cached = handler(60_000);
+    const answers = await Promise.all(Array.from({ length: 50 }, () => cached('/ready')));
+    expect(answers.map((answer) => answer!.status)).toEqual(Array(50).fill(200));
+    expect(queries).toBe(perCheck);
+    await Promise.all(Array.from({ length: 50 }, () => cached('/ready')));
+    expect(queries).toBe(perCheck);
+  });
+
+  it('serves /metrics only when asked to (METRICS_ON_API_PORT)', async () => {
+    const quiet = await createTestApp(db, { serveMetrics: false });
+    try {
+      const response = await quiet.app.fetch('http://yoga/metrics');
+      expect(response.status).toBe(404);
+      expect(((await response.json()) as { error: { code: string } }).error.code).toBe('NOT_FOUND');
+      expect((await api.app.fetch('http://yoga/metrics')).status).toBe(200);
+    } finally {
+      await quiet.close();
+    }
   });
 });

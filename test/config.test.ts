@@ -37,4 +37,30 @@ describe('config', () => {
   it('rejects a retry cap below the base delay', () => {
     expect(() => loadConfig({ RETRY_BASE_DELAY_MS: '5000', RETRY_MAX_DELAY_MS: '100' })).toThrow(/RETRY_MAX_DELAY_MS/);
   });
+
+  it('listens on loopback only while the API is open, unless HOST says otherwise', () => {
+    expect(loadConfig({}).HOST).toBe('127.0.0.1');
+    expect(loadConfig({ API_KEYS: 'k'.repeat(16) }).HOST).toBe('0.0.0.0');
+    expect(loadConfig({ HOST: '0.0.0.0' }).HOST).toBe('0.0.0.0');
+    expect(loadConfig({ HOST: '127.0.0.1', API_KEYS: 'k'.repeat(16) }).HOST).toBe('127.0.0.1');
+  });
+
+  it('allows no cross-origin access by default, and reads CORS_ORIGINS as a list of origins', () => {
+    expect(loadConfig({}).CORS_ORIGINS).toEqual([]);
+    expect(loadConfig({ CORS_ORIGINS: 'https://a.example, http://b.example:8080' }).CORS_ORIGINS).toEqual([
+      'https://a.example',
+      'http://b.example:8080',
+    ]);
+    expect(() => loadConfig({ CORS_ORIGINS: 'https://a.example/path' })).toThrow(/CORS_ORIGINS/);
+    expect(() => loadConfig({ CORS_ORIGINS: '*' })).toThrow(/CORS_ORIGINS/);
+  });
+
+  it('keeps /metrics off the API port and the ops server off API processes unless asked', () => {
+    expect(loadConfig({}).METRICS_ON_API_PORT).toBe(false);
+    expect(loadConfig({}).OPS_PORT).toBeUndefined();
+    expect(loadConfig({ METRICS_ON_API_PORT: 'true', OPS_PORT: '9500' })).toMatchObject({
+      METRICS_ON_API_PORT: true,
+      OPS_PORT: 9500,
+    });
+  });
 });

@@ -74,7 +74,7 @@ async function addJobs(port: number, count: number): Promise<string[]> {
 
 describe('connections', () => {
   it(`a process with ${SUBSCRIBERS} graphql-ws subscribers holds one LISTEN connection`, async () => {
-    const api = await start({ ROLE: 'api', DB_POOL_SIZE: '4' });
+    const api = await start({ ROLE: 'api', DB_POOL_SIZE: '4', METRICS_ON_API_PORT: 'true' });
     const ids = await addJobs(api.port!, SUBSCRIBERS);
     const watching = ids.map((id) => subscribe(api.port!, id));
     subscribers.push(...watching);

@@ -22,7 +22,7 @@ import { type App, createApp } from '../src/http/app.ts';
 import { createAuthenticator } from '../src/http/auth.ts';
 import { HttpServer } from '../src/http/server.ts';
 import type { JobEventHub } from '../src/jobs/events.ts';
-import { TEST_LIMITS } from './helpers/api.ts';
+import { sseEvents, TEST_LIMITS } from './helpers/api.ts';
 import { createTestDatabase, type TestDatabase, testLogger } from './helpers/database.ts';
 import {
   type AddJobVariables,
@@ -35,6 +35,8 @@ import {
   plainDecimal,
   type RawBody,
   rawBody,
+  type HttpSubscriptionCase,
+  httpSubscriptionCase,
   type RestCase,
   restCase,
   wrongJson,
@@ -276,6 +278,13 @@ function graphQLInit(body: string | Uint8Array, contentType = 'application/json'
 
 // ---------------------------------------------------------------------------------------------
 // The model: what the README says each request must do
+
+/** Whether `accept` asks for server-sent events: named, in any case, in UTF-8 or no charset. */
+const acceptsEventStream = (accept: string | undefined) =>
+  (accept ?? '').split(',').some((entry) => {
+    const [type, ...params] = entry.split(';').map((part) => part.trim().toLowerCase());
+    return type === 'text/event-stream' && params.every((param) => !param.startsWith('charset=') || param === 'charset=utf-8');
+  });
 
 /** The key an Authorization header carries, as HTTP (which trims header values) delivers it. */
 const bearerKey = (header: string | null | undefined) =>
@@ -675,6 +684,55 @@ describe('fuzzing the HTTP API in process', { timeout: TIMEOUT_MS }, () => {
       const answer = await send('graphql-bodies', 'open', '/graphql', graphQLInit(body, contentType, accept ? { accept } : {}));
       await checkGraphQL(request, answer, 'open', accept);
       if (size > MAX_BODY_BYTES && answer.status < 400) fail('an oversized body was taken', request, answer);
+    });
+  });
+
+  it('GraphQL subscriptions over HTTP: known, unknown and malformed ids, streaming or not', async () => {
+    const added = await send('setup', 'open', '/api/v1/add/20/22', { method: 'POST' });
+    const existing = (added.json as { jobId: string }).jobId;
+    await remember(existing, 'open', 'setup');
+    await fuzz('graphql-subscriptions', httpSubscriptionCase, 300, async ({ id: raw, inline, accept }: HttpSubscriptionCase) => {
+      const id = raw.replaceAll(EXISTING_JOB, existing);
+      const document = inline && /^[\w -]*$/.test(id)
+        ? { query: `subscription { jobUpdated(id: "${id}") { id status } }` }
+        : { query: 'subscription($id: ID!) { jobUpdated(id: $id) { id status } }', variables: { id } };
+      const request = `accept ${accept ?? '(none)'}: ${JSON.stringify(document)}`;
+      sent['graphql-subscriptions'] = (sent['graphql-subscriptions'] ?? 0) + 1;
+      const response = await apps.open.fetch('http://yoga/graphql', graphQLInit(JSON.stringify(document), 'application/json', accept ? { accept } : {}));
+      const type = response.headers.get('content-type') ?? '';
+      // The README: a subscription over HTTP is streamed as server-sent events, and only to a
+      // client that asks for them; any other is refused with 406, naming SSE and WebSocket.
+      if (!acceptsEventStream(accept)) {
+        const answer = { status: response.status, headers: response.headers, text: await response.text(), json: undefined as unknown };
+        if (answer.status !== 406 || !type.includes('json')) fail('a subscription without SSE was not refused with a JSON 406', request, answer);
+        const body = JSON.parse(answer.text) as GraphQLBody;
+        if (body.errors?.[0]?.extensions?.['code'] !== 'BAD_REQUEST' || !/text\/event-stream[\s\S]*WebSocket/.test(body.errors[0].message)) {
+          fail('the refusal names neither SSE nor WebSocket', request, answer);
+        }
+        return;
+      }
+      // A refusal before the stream began may come as one JSON result to a client that also
+      // accepts JSON (as the GraphQL-over-HTTP spec allows): 200, with the coded error.
+      if (id !== existing && type.startsWith('application/json') && /json/i.test(accept ?? '')) {
+        const text = await response.text();
+        const codes = ((JSON.parse(text) as GraphQLBody).errors ?? []).map((error) => error.extensions?.['code']);
+        if (response.status !== 200 || codes.join() !== 'NOT_FOUND') fail('an unknown job is not NOT_FOUND', request, { status: response.status, text });
+        return;
+      }
+      if (response.status !== 200 || !type.startsWith('text/event-stream')) {
+        fail('a subscription that asked for SSE got no stream', request, { status: response.status, text: await response.text() });
+      }
+      const events = sseEvents(response);
+      const first = (await events.next()).value as GraphQLBody | undefined;
+      const shown = JSON.stringify(first);
+      if (id === existing) {
+        if ((first?.data?.['jobUpdated'] as { id?: string } | undefined)?.id !== existing) fail('the job did not come first', request, { status: 200, text: shown });
+        await events.return(undefined);
+        return;
+      }
+      const codes = (first?.errors ?? []).map((error) => error.extensions?.['code']);
+      if (codes.length !== 1 || codes[0] !== 'NOT_FOUND') fail('an unknown job is not NOT_FOUND', request, { status: 200, text: shown });
+      if (!(await events.next()).done) fail('the stream went on after NOT_FOUND', request, { status: 200, text: shown });
     });
   });
 

@@ -102,6 +102,26 @@ describe('API settings', () => {
   });
 });
 
+describe('where the API serves metrics', () => {
+  it('on its ops port, and on the API port only with METRICS_ON_API_PORT', async () => {
+    const opsOf = (service: ServiceProcess) =>
+      (service.logs.find((entry) => entry['ops']) as { ops: { metrics: string } } | undefined)?.ops.metrics;
+    // The test helper sets OPS_PORT=0 for every process it starts, so the API has an ops server.
+    const warning = api.logs.find((entry) => String(entry['msg']).startsWith('API_KEYS is not set'));
+    expect(warning).toMatchObject({ host: '127.0.0.1', msg: expect.stringMatching(/listens on 127\.0\.0\.1 only/) });
+    const hidden = await fetch(`${base()}/metrics`);
+    expect(hidden.status).toBe(404);
+    expect(await (await fetch(opsOf(api)!)).text()).toMatch(/^job_subscriptions_open 0$/m);
+
+    const open = await startService({ DATABASE_URL: testDb.url, ROLE: 'api', METRICS_ON_API_PORT: 'true' });
+    try {
+      expect(await (await fetch(`http://127.0.0.1:${open.port}/metrics`)).text()).toMatch(/^job_subscriptions_open 0$/m);
+    } finally {
+      await open.stop();
+    }
+  });
+});
+
 describe('worker and pruner settings', () => {
   it('reach the worker and the pruner', () => {
     expect(logLine(worker, 'worker started')).toMatchObject({

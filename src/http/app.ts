@@ -16,11 +16,14 @@ import { createBodyLimitPlugin } from './body-limit.ts';
 import { createErrorLog, isExpected } from './error-log.ts';
 import { createGraphiQL, GRAPHIQL_DEFAULT_QUERY } from './graphiql.ts';
 import { createHealthHandler } from './health.ts';
+import { createHttpSubscriptionsPlugin } from './http-subscriptions.ts';
 import { errorResponse } from './json.ts';
 import { createMetricsHandler } from './metrics.ts';
+import { createOriginPolicy, originOfRequest } from './origins.ts';
 import { createPageHandler } from './page.ts';
 import { createRequestLog } from './request-log.ts';
 import { createRestHandler } from './rest.ts';
+import { StreamBudget, type StreamLimits } from './stream-limits.ts';
 
 /** Bounds on what one request may ask for; each is a setting (see src/config.ts). */
 export interface ApiLimits {
@@ -39,9 +42,17 @@ export interface AppDeps {
   logger: Logger;
   auth: Authenticator;
   limits: ApiLimits;
-  /** Served at /metrics when given. */
+  /** Counts this app's subscriptions; its registry is served at /metrics with `serveMetrics`. */
   metrics?: Metrics;
+  /** METRICS_ON_API_PORT: /metrics shows counts across all owners, so it is off unless asked. */
+  serveMetrics?: boolean;
+  /** CORS_ORIGINS: the only origins whose pages may call the API from a browser. */
+  corsOrigins?: readonly string[];
+  /** SSE subscription streams open at once; unbounded when not given. */
+  sseStreams?: StreamLimits;
 }
+
+const UNBOUNDED: StreamLimits = { perKey: Number.POSITIVE_INFINITY, total: Number.POSITIVE_INFINITY };
 
 export type App = YogaServerInstance<Record<string, unknown>, GraphQLContext>;
 
@@ -124,12 +135,16 @@ const paramsGuard: Plugin = {
  * /graphql, the REST aliases under /api/v1, and the health checks. Tests call `app.fetch`
  * in-process; `server.ts` puts it on a port next to the WebSocket endpoint.
  */
-export function createApp({ jobs, db, migrations, logger, auth, limits, metrics }: AppDeps): App {
+export function createApp(deps: AppDeps): App {
+  const { jobs, db, migrations, logger, auth, limits, metrics } = deps;
   const requestLog = createRequestLog(logger);
   const errorLog = createErrorLog(logger, requestLog.idOf);
   const rest = createRestHandler({ jobs, errorLog });
   const health = createHealthHandler({ db, migrations, logger });
-  const metricsHandler = metrics ? createMetricsHandler({ registry: metrics.registry, logger }) : async () => null;
+  const metricsHandler =
+    metrics && deps.serveMetrics ? createMetricsHandler({ registry: metrics.registry, logger }) : async () => null;
+  const origins = createOriginPolicy(deps.corsOrigins ?? []);
+  const sseStreams = new StreamBudget(deps.sseStreams ?? UNBOUNDED, 'SSE streams');
   const graphiql = createGraphiQL();
   const page = createPageHandler();
 
@@ -144,6 +159,15 @@ export function createApp({ jobs, db, migrations, logger, auth, limits, metrics 
         (await graphiql.serveAsset(request, url.pathname)) ??
         (await page(request, url.pathname));
       if (open) return endResponse(open);
+      // Every REST route writes (adding a job, or handing its result over), and a browser sends
+      // a cross-site form POST or <img> GET without asking first; Yoga's CSRF check covers only
+      // /graphql. So a browser request from another site is refused here; curl sends neither
+      // Origin nor Sec-Fetch-Site and is not affected.
+      if (url.pathname.startsWith('/api/') && origins.isForeign(originOfRequest(request))) {
+        return endResponse(
+          errorResponse(403, 'FORBIDDEN', 'cross-origin requests are refused; list the origin in CORS_ORIGINS to allow it'),
+        );
+      }
       const caller = auth.authenticate(request.headers.get('authorization'));
       if (!caller && url.pathname.startsWith('/api/')) {
         return endResponse(
@@ -160,6 +184,7 @@ export function createApp({ jobs, db, migrations, logger, auth, limits, metrics 
     schema: buildSchema(),
     graphqlEndpoint: GRAPHQL_PATH,
     landingPage: false,
+    cors: (request) => origins.cors(request),
     // Yoga's built-in check would take /health with an empty body; ours answers JSON next to /ready.
     healthCheckEndpoint: `${GRAPHQL_PATH}/health`,
     graphiql: { title: 'Job service', subscriptionsProtocol: 'WS', defaultQuery: GRAPHIQL_DEFAULT_QUERY },
@@ -207,6 +232,8 @@ export function createApp({ jobs, db, migrations, logger, auth, limits, metrics 
       paramsGuard,
       createBodyLimitPlugin(limits.maxBodyBytes),
       createSharedSubscriptionsPlugin(metrics?.subscriptionsOpen),
+      // After the shared subscriptions, so that it wraps what they return.
+      createHttpSubscriptionsPlugin(sseStreams),
     ],
   });
 }

@@ -2,7 +2,7 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { type ExecutionArgs, getOperationAST, GraphQLError } from 'graphql';
-import { CloseCode, MessageType } from 'graphql-ws';
+import { CloseCode, type Context, MessageType, type SubscribePayload } from 'graphql-ws';
 import { useServer } from 'graphql-ws/use/ws';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import type { WebSocketOperation } from '../graphql/builder.ts';
@@ -11,6 +11,8 @@ import type { Logger } from '../logger.ts';
 import { type App, GRAPHQL_PATH, withCode } from './app.ts';
 import type { Authenticator } from './auth.ts';
 import { listen } from './listen.ts';
+import { createOriginPolicy } from './origins.ts';
+import { OperationSlots, StreamBudget, type StreamLimits } from './stream-limits.ts';
 
 export interface HttpServerOptions {
   host: string;
@@ -19,11 +21,23 @@ export interface HttpServerOptions {
   auth: Authenticator;
   /** Operations one WebSocket may have running at once. */
   maxSubscriptionsPerConnection: number;
+  /** WebSockets open at once, per API key and in total; unbounded when not given. */
+  connections?: StreamLimits;
+  /** CORS_ORIGINS: a browser's upgrade from any other site's page is refused. */
+  corsOrigins?: readonly string[];
   /** Largest WebSocket message accepted; a larger one closes the socket. */
   maxMessageBytes: number;
   /** How long open requests may finish at stop before their sockets are cut. */
   closeGraceMs?: number;
 }
+
+/**
+ * The close code for a connection over WS_MAX_CONNECTIONS_PER_KEY or WS_MAX_CONNECTIONS: 1013, "try
+ * again later" (RFC 6455's registry), which graphql-ws clients retry with their backoff.
+ */
+export const TOO_MANY_CONNECTIONS = 1013;
+
+const UNBOUNDED: StreamLimits = { perKey: Number.POSITIVE_INFINITY, total: Number.POSITIVE_INFINITY };
 
 /** Messages only a server may send. graphql-ws takes one from a client for a fault of its own. */
 const SERVER_MESSAGES = new Set<unknown>([MessageType.ConnectionAck, MessageType.Next, MessageType.Error]);
@@ -91,6 +105,8 @@ function sendInBursts(socket: WebSocket, tcp: Duplex): void {
   };
 }
 
+type WsContext = Context<Record<string, unknown> | undefined, { socket: WebSocket; request: IncomingMessage }>;
+
 type EnvelopedArgs = ExecutionArgs & {
   rootValue: { execute: (args: ExecutionArgs) => unknown; subscribe: (args: ExecutionArgs) => unknown };
 };
@@ -135,8 +151,24 @@ export class HttpServer extends StartStop {
     });
     this.server = server;
     this.bound = await listen(server, options.port, options.host);
+    const origins = createOriginPolicy(options.corsOrigins ?? []);
     // After the listen: ws re-emits a bind error of the server, which graphql-ws prints as its own.
-    this.sockets = new WebSocketServer({ server, path: GRAPHQL_PATH, maxPayload: options.maxMessageBytes });
+    this.sockets = new WebSocketServer({
+      server,
+      path: GRAPHQL_PATH,
+      maxPayload: options.maxMessageBytes,
+      // A browser lets any page open a WebSocket to any host, and sends no preflight: the
+      // Origin it always sets is the only sign of a foreign page. No Origin: no browser.
+      verifyClient: ({ req }, done) => {
+        const foreign = origins.isForeign({
+          origin: req.headers.origin,
+          host: req.headers.host,
+          fetchSite: req.headers['sec-fetch-site'] as string | undefined,
+        });
+        if (foreign) done(false, 403, 'cross-origin WebSocket refused; list the origin in CORS_ORIGINS to allow it');
+        else done(true);
+      },
+    });
     this.disposeGraphqlWs = this.serveGraphqlWs(this.sockets);
   }
 
@@ -166,84 +198,57 @@ export class HttpServer extends StartStop {
   }
 
   private serveGraphqlWs(sockets: WebSocketServer) {
-    const { app, options } = this;
-    // Operation ids per connection, to bound what one socket may hold open.
-    const active = new WeakMap<object, Set<string>>();
+    const { options } = this;
+    // The operations of each connection, to bound what one socket may hold open.
+    const active = new WeakMap<object, OperationSlots>();
+    const connections = new StreamBudget(options.connections ?? UNBOUNDED, 'WebSocket connections');
     const disposable = useServer(
       {
-        // A socket without a valid key is closed at connection_init (4403), before any operation.
+        // A socket without a valid key is closed at connection_init (4403), before any operation;
+        // one over the connection limits, with TOO_MANY_CONNECTIONS.
         onConnect: (context) => {
           const params = context.connectionParams as Record<string, unknown> | undefined;
           const fromParams = typeof params?.['authorization'] === 'string' ? params['authorization'] : undefined;
           const fromUpgrade = (context.extra.request as IncomingMessage).headers.authorization;
-          return options.auth.authenticate(fromParams ?? fromUpgrade) !== null;
+          const caller = options.auth.authenticate(fromParams ?? fromUpgrade);
+          if (!caller) return false;
+          const slot = connections.acquire(caller.owner);
+          const socket = context.extra.socket;
+          if (!slot.ok) {
+            // graphql-ws's own close (4403) that follows is ignored: the socket is closing.
+            socket.close(TOO_MANY_CONNECTIONS, slot.message);
+            return false;
+          }
+          if (socket.readyState === socket.OPEN) socket.once('close', slot.release);
+          else slot.release();
+          return true;
         },
         onComplete: (context, id) => {
-          active.get(context)?.delete(id);
+          active.get(context)?.give(id);
         },
         execute: (args) => (args as EnvelopedArgs).rootValue.execute(args) as never,
         subscribe: (args) => (args as EnvelopedArgs).rootValue.subscribe(args) as never,
         onSubscribe: async (context, id, params) => {
-          const ids = active.get(context) ?? new Set<string>();
-          active.set(context, ids);
-          if (ids.size >= options.maxSubscriptionsPerConnection) {
+          const slots = active.get(context) ?? new OperationSlots(options.maxSubscriptionsPerConnection);
+          active.set(context, slots);
+          // The slot is taken now, before anything is awaited: checked here and taken later, 40
+          // subscribe messages in one write all passed the check (12 ran with a limit of 5). Every
+          // refusal below gives it back; graphql-ws calls onComplete for an operation that ran.
+          if (!slots.take(id)) {
             return [
               new GraphQLError(`at most ${options.maxSubscriptionsPerConnection} operations per connection`, {
                 extensions: { code: 'TOO_MANY_SUBSCRIPTIONS' },
               }),
             ];
           }
-          const request = context.extra.request as IncomingMessage;
-          const { schema, execute, subscribe, contextFactory, parse, validate } = app.getEnveloped({
-            ...context,
-            req: request,
-            socket: context.extra.socket,
-            params,
-          });
-          // Errors returned from here skip Yoga's error masking, so they are labelled as Yoga
-          // labels them over HTTP.
-          let document;
           try {
-            document = parse(params.query);
+            const prepared = await this.prepareOperation(context as WsContext, id, params);
+            if (Array.isArray(prepared)) slots.give(id);
+            return prepared as never;
           } catch (error) {
-            if (error instanceof GraphQLError) return [withCode(error, 'GRAPHQL_PARSE_FAILED')];
+            slots.give(id);
             throw error;
           }
-          let errors;
-          try {
-            errors = validate(schema, document);
-          } catch (error) {
-            // GraphQL Armor's depth, cost, alias and directive limits throw instead of reporting.
-            if (error instanceof GraphQLError) return [withCode(error, 'GRAPHQL_VALIDATION_FAILED')];
-            throw error;
-          }
-          if (errors.length > 0) return errors.map((error: GraphQLError) => withCode(error, 'GRAPHQL_VALIDATION_FAILED'));
-          if (!getOperationAST(document, params.operationName)) {
-            return [
-              new GraphQLError('Could not determine what operation to execute.', {
-                extensions: { code: 'OPERATION_RESOLUTION_FAILURE' },
-              }),
-            ];
-          }
-          let contextValue;
-          try {
-            contextValue = await contextFactory();
-          } catch (error) {
-            return [error as GraphQLError];
-          }
-          // A shared subscription sends its `next` messages itself (see shared-subscriptions.ts).
-          const socket = context.extra.socket;
-          const webSocketOperation: WebSocketOperation = { id, send: (message) => socket.send(message) };
-          contextValue = Object.assign(contextValue, { webSocketOperation });
-          ids.add(id);
-          return {
-            schema,
-            document,
-            operationName: params.operationName,
-            variableValues: params.variables,
-            contextValue,
-            rootValue: { execute, subscribe },
-          } satisfies EnvelopedArgs;
         },
         onError: (_context, _id, _payload, errors) => {
           options.logger.debug({ errors: errors.map((error) => error.message) }, 'graphql-ws operation failed');
@@ -268,5 +273,66 @@ export class HttpServer extends StartStop {
       });
     });
     return () => disposable.dispose();
+  }
+
+  /**
+   * Parses, validates and builds the context of one graphql-ws operation through the app's
+   * envelop: its execution arguments, or the errors that refuse it.
+   */
+  private async prepareOperation(
+    context: WsContext,
+    id: string,
+    params: SubscribePayload,
+  ): Promise<EnvelopedArgs | readonly GraphQLError[]> {
+    const request = context.extra.request as IncomingMessage;
+    const { schema, execute, subscribe, contextFactory, parse, validate } = this.app.getEnveloped({
+      ...context,
+      req: request,
+      socket: context.extra.socket,
+      params,
+    });
+    // Errors returned from here skip Yoga's error masking, so they are labelled as Yoga
+    // labels them over HTTP.
+    let document;
+    try {
+      document = parse(params.query);
+    } catch (error) {
+      if (error instanceof GraphQLError) return [withCode(error, 'GRAPHQL_PARSE_FAILED')];
+      throw error;
+    }
+    let errors;
+    try {
+      errors = validate(schema, document);
+    } catch (error) {
+      // GraphQL Armor's depth, cost, alias and directive limits throw instead of reporting.
+      if (error instanceof GraphQLError) return [withCode(error, 'GRAPHQL_VALIDATION_FAILED')];
+      throw error;
+    }
+    if (errors.length > 0) return errors.map((error: GraphQLError) => withCode(error, 'GRAPHQL_VALIDATION_FAILED'));
+    if (!getOperationAST(document, params.operationName)) {
+      return [
+        new GraphQLError('Could not determine what operation to execute.', {
+          extensions: { code: 'OPERATION_RESOLUTION_FAILURE' },
+        }),
+      ];
+    }
+    let contextValue;
+    try {
+      contextValue = await contextFactory();
+    } catch (error) {
+      return [error as GraphQLError];
+    }
+    // A shared subscription sends its `next` messages itself (see shared-subscriptions.ts).
+    const socket = context.extra.socket;
+    const webSocketOperation: WebSocketOperation = { id, send: (message) => socket.send(message) };
+    contextValue = Object.assign(contextValue, { webSocketOperation });
+    return {
+      schema,
+      document,
+      operationName: params.operationName,
+      variableValues: params.variables,
+      contextValue,
+      rootValue: { execute, subscribe },
+    } satisfies EnvelopedArgs;
   }
 }

@@ -5,6 +5,7 @@ import { readMigrations } from '../../src/db/migrate.ts';
 import { MIGRATIONS_DIR } from '../../src/db/open.ts';
 import { type ApiLimits, type App, createApp } from '../../src/http/app.ts';
 import { type Authenticator, createAuthenticator } from '../../src/http/auth.ts';
+import type { StreamLimits } from '../../src/http/stream-limits.ts';
 import type { JobEventHub } from '../../src/jobs/events.ts';
 import type { JobService } from '../../src/jobs/service.ts';
 import { createMetrics, type Metrics, registerStateGauges } from '../../src/metrics/metrics.ts';
@@ -25,6 +26,10 @@ export interface TestAppOptions {
   service?: Parameters<typeof createService>[2];
   apiKeys?: string[];
   limits?: Partial<ApiLimits>;
+  corsOrigins?: string[];
+  /** Whether /metrics is served (METRICS_ON_API_PORT); true unless told. */
+  serveMetrics?: boolean;
+  sseStreams?: StreamLimits;
 }
 
 export interface TestApp {
@@ -55,6 +60,10 @@ export async function createTestApp(db: Database, options: TestAppOptions = {}):
     auth,
     limits: { ...TEST_LIMITS, ...options.limits },
     metrics,
+    // Tests scrape the app they made; a service serves /metrics here only with METRICS_ON_API_PORT.
+    serveMetrics: options.serveMetrics ?? true,
+    corsOrigins: options.corsOrigins,
+    sseStreams: options.sseStreams,
   });
   return { app, auth, hub, jobs, metrics, close: () => hub.stop() };
 }

@@ -600,3 +600,33 @@ export const wsCase: fc.Arbitrary<WsCase> = fc.record({
     )
     .map(([start, rest]) => [...start, ...rest]),
 });
+
+// ---------------------------------------------------------------------------------------------
+// Subscriptions over HTTP
+
+export interface HttpSubscriptionCase {
+  /** A job id; EXISTING_JOB stands for a real job's. */
+  id: string;
+  /** The id written into the document, instead of sent as a variable. */
+  inline: boolean;
+  accept?: string;
+}
+
+export const httpSubscriptionCase: fc.Arbitrary<HttpSubscriptionCase> = fc.record(
+  {
+    id: fc.oneof(
+      { weight: 4, arbitrary: fc.constant(EXISTING_JOB) },
+      { weight: 2, arbitrary: fc.constantFrom('00000000-0000-4000-8000-000000000000', 'ffffffff-ffff-4fff-bfff-ffffffffffff') },
+      { weight: 1, arbitrary: fc.uuid() },
+      { weight: 2, arbitrary: fc.constantFrom('x', '', ' ', '0', 'null', `${EXISTING_JOB}0`, 'x'.repeat(300)) },
+      { weight: 1, arbitrary: fc.string({ maxLength: 40 }) },
+    ),
+    inline: fc.boolean(),
+    accept: fc.constantFrom(
+      'text/event-stream', 'text/event-stream', 'TEXT/Event-Stream', 'application/json, text/event-stream',
+      'text/event-stream; charset=utf-8', 'text/event-stream; charset=latin1', '*/*', 'application/json',
+      'application/graphql-response+json', 'multipart/mixed', 'text/*', 'text/html',
+    ),
+  },
+  { requiredKeys: ['id', 'inline'] },
+);
