@@ -1,6 +1,15 @@
 import { createGraphQLError } from 'graphql-yoga';
 import { JobServiceError } from '../jobs/errors.ts';
 
+/** An expected error becomes a GraphQL error with a code; anything else is left for Yoga to mask. */
+function toGraphQLError(error: unknown): unknown {
+  if (!(error instanceof JobServiceError)) return error;
+  return createGraphQLError(error.message, {
+    extensions: { code: error.code, ...(error.field ? { field: error.field } : {}) },
+    originalError: error,
+  });
+}
+
 /**
  * Runs a service call and turns its expected errors into GraphQL errors with a code. Anything
  * else passes through and is masked by Yoga, so internals never reach the client.
@@ -9,12 +18,18 @@ export async function serviceCall<T>(call: () => Promise<T>): Promise<T> {
   try {
     return await call();
   } catch (error) {
-    if (error instanceof JobServiceError) {
-      throw createGraphQLError(error.message, {
-        extensions: { code: error.code, ...(error.field ? { field: error.field } : {}) },
-        originalError: error,
-      });
-    }
-    throw error;
+    throw toGraphQLError(error);
+  }
+}
+
+/**
+ * A service stream whose expected errors, thrown after it began (a watched job deleted), reach
+ * the subscriber with their code, as serviceCall's do, instead of as a masked internal error.
+ */
+export async function* serviceStream<T>(stream: AsyncIterableIterator<T>): AsyncGenerator<T> {
+  try {
+    yield* stream;
+  } catch (error) {
+    throw toGraphQLError(error);
   }
 }

@@ -7,7 +7,7 @@ import type { Job, JobStatus } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { parseDecimal } from './decimal.ts';
-import { JobServiceError, jobNotFound } from './errors.ts';
+import { JobServiceError, jobDeleted, jobNotFound } from './errors.ts';
 import { JobIdGenerator, toJobId } from './ids.ts';
 import { InsertCoalescer } from './insert-coalescer.ts';
 import type { JobEventHub } from './events.ts';
@@ -207,7 +207,8 @@ export class JobService {
   }
 
   /**
-   * The job's state now, then each later state, ending after a final one. It subscribes to the
+   * The job's state now, then each later state, ending after a final one, or with NOT_FOUND if
+   * the job is deleted (pruned) before it reaches one. It subscribes to the
    * job's events before it reads, so no change falls between the read and the first event.
    *
    * Events only say that the job changed; each is followed by a read of the whole job. When
@@ -292,7 +293,9 @@ export class JobService {
             await Promise.race([new Promise<void>((resolve) => (wake = resolve)), setTimeout(READ_RETRY_MS)]);
             continue;
           }
-          if (!next) break;
+          // Gone since it was shown: the pruner deleted it (and announced it). Saying NOT_FOUND
+          // tells the subscriber so; a plain end would look like a final state it missed.
+          if (!next) throw jobDeleted(id);
           if (next.version > current.version) {
             // lastUpdated is the database's clock: host clock skew shifts this a little.
             this.options.metrics?.updateDelivery.observe(Math.max(0, Date.now() - next.lastUpdated.getTime()) / 1000);
