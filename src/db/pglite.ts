@@ -1,4 +1,5 @@
-import { fsyncSync, mkdirSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { PGlite, type Transaction } from '@electric-sql/pglite';
 import { NodeFS } from '@electric-sql/pglite/nodefs';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
@@ -56,6 +57,30 @@ export class DurableNodeFS extends NodeFS {
     return result;
   }
 
+  /**
+   * Syncs every file and folder of the data folder. A new one is unpacked from PGlite's initdb
+   * image by plain writes, which PostgreSQL never syncs later (only what it changes itself), so
+   * it is synced once, when created: 972 files in 1.5 s here, on top of PGlite's 8 s initdb.
+   */
+  syncAll(dir = this.rootDir): void {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) this.syncAll(path);
+      else if (entry.isFile()) this.syncPath(path);
+    }
+    this.syncPath(dir);
+  }
+
+  private syncPath(path: string): void {
+    const fd = openSync(path, 'r');
+    try {
+      fsyncSync(fd);
+      this.synced += 1;
+    } finally {
+      closeSync(fd);
+    }
+  }
+
   private fsync(stream: NodeStream): number {
     if (stream.nfd === undefined) return 0;
     try {
@@ -91,9 +116,14 @@ export async function openPglite(dataDir: string, fs?: DurableNodeFS): Promise<D
   }
   let db: PGlite;
   try {
-    db = await PGlite.create(
-      inMemory ? { dataDir } : { fs: fs ?? new DurableNodeFS(dataDir), startParams: DURABLE_START_PARAMS },
-    );
+    if (inMemory) {
+      db = await PGlite.create({ dataDir });
+    } else {
+      const isNew = !existsSync(join(dataDir, 'PG_VERSION'));
+      const durable = fs ?? new DurableNodeFS(dataDir);
+      db = await PGlite.create({ fs: durable, startParams: DURABLE_START_PARAMS });
+      if (isNew) durable.syncAll();
+    }
   } catch (error) {
     unlock();
     throw error;
