@@ -71,7 +71,9 @@ export class Listener {
       subscribers.delete(handlers);
       if (subscribers.size === 0 && this.channels.get(channel) === subscribers) {
         this.channels.delete(channel);
-        await this.client?.query(`UNLISTEN ${pg.escapeIdentifier(channel)}`).catch(() => undefined);
+        // Not awaited: nothing reaches the handlers now, and on a connection gone silent (not yet
+        // found by the probe) the answer would never come, holding up a shutdown.
+        void this.client?.query(`UNLISTEN ${pg.escapeIdentifier(channel)}`).catch(() => undefined);
       }
     };
   }
