@@ -25,11 +25,16 @@ export async function serviceCall<T>(call: () => Promise<T>): Promise<T> {
 /**
  * A service stream whose expected errors, thrown after it began (a watched job deleted), reach
  * the subscriber with their code, as serviceCall's do, instead of as a masked internal error.
+ *
+ * An iterator object, not an async generator: a generator's return() waits for the next() it is
+ * suspended in, and a subscriber who leaves a quiet job would then never release its watch.
  */
-export async function* serviceStream<T>(stream: AsyncIterableIterator<T>): AsyncGenerator<T> {
-  try {
-    yield* stream;
-  } catch (error) {
-    throw toGraphQLError(error);
-  }
+export function serviceStream<T>(stream: AsyncIterableIterator<T>): AsyncIterableIterator<T> {
+  return {
+    next: () => stream.next().catch((error: unknown) => Promise.reject(toGraphQLError(error))),
+    return: (value?: unknown) => stream.return?.(value) ?? Promise.resolve({ value: undefined, done: true }),
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
 }
