@@ -34,6 +34,7 @@ const ConfigSchema = z.object({
     .default([]),
   DB_POOL_SIZE: integer(1, 1000).default(10),
   DB_PREPARED_STATEMENTS: flag.default(true),
+  LISTEN_PROBE_INTERVAL_MS: integer(100, 600_000).default(5000),
   WORKER_CONCURRENCY: integer(1, 10_000).default(100),
   WORKER_PREFETCH: integer(0, 100_000).default(400),
   WORKER_POLL_INTERVAL_MS: integer(10, 600_000).default(2000),

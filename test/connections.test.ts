@@ -5,13 +5,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
-import type { Database, Statement } from '../src/db/database.ts';
+import type { Statement } from '../src/db/database.ts';
 import { checkListenHears } from '../src/db/listen-check.ts';
 import { openPostgres } from '../src/db/postgres.ts';
 import { withAdmin } from './helpers/admin.ts';
 import { createTestDatabase, type TestDatabase, testLogger } from './helpers/database.ts';
 import { type ServiceProcess, startService } from './helpers/processes.ts';
 import { subscribe, type Subscriber } from './helpers/subscribers.ts';
+import { startTcpProxy } from './helpers/tcp-proxy.ts';
 
 const SUBSCRIBERS = 50;
 
@@ -144,12 +145,19 @@ describe('connections', () => {
     const db = testDb.open();
     expect(await checkListenHears(db, logger)).toBe(true);
     expect(lines).toEqual([]);
-    // What a LISTEN through PgBouncer in transaction mode amounts to: it succeeds, and hears nothing.
-    const deaf: Database = { ...db, listen: async () => async () => undefined };
-    expect(await checkListenHears(deaf, logger, 200)).toBe(false);
-    expect(lines.map((line) => (JSON.parse(line) as { level: number; msg: string }))).toEqual([
-      expect.objectContaining({ level: 40, msg: expect.stringMatching(/LISTEN_DATABASE_URL/) }),
-    ]);
+    // What a LISTEN through PgBouncer in transaction mode amounts to: it succeeds, and hears
+    // nothing. Here a proxy in front of PostgreSQL leaves every notification out.
+    const proxy = await startTcpProxy(testDb.url, { dropNotifications: true });
+    try {
+      const deaf = testDb.open({ listenConnectionString: proxy.url });
+      expect(await checkListenHears(deaf, logger, 200)).toBe(false);
+      expect(lines.map((line) => (JSON.parse(line) as { level: number; msg: string }))).toEqual([
+        expect.objectContaining({ level: 40, msg: expect.stringMatching(/LISTEN_DATABASE_URL/) }),
+      ]);
+      await deaf.close();
+    } finally {
+      await proxy.close();
+    }
   });
 
   it('DB_PREPARED_STATEMENTS=false prepares nothing on the server', async () => {

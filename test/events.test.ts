@@ -10,11 +10,13 @@ import {
   ANONYMOUS,
   closeJobsDatabase,
   createHub,
+  createService,
   createWorker,
   openJobsDatabase,
   statusOf,
   waitForJob,
 } from './helpers/jobs.ts';
+import { startTcpProxy } from './helpers/tcp-proxy.ts';
 
 let testDb: TestDatabase;
 let db: Database;
@@ -26,6 +28,15 @@ beforeAll(async () => {
 });
 
 afterAll(() => closeJobsDatabase({ testDb, hub }));
+
+/** `promise`, or a readable failure once `ms` have passed; the deadline asserts no timing. */
+function within<T>(promise: Promise<T>, what: string, ms = 15_000): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`still waiting for ${what}`)), ms);
+  });
+  return Promise.race([promise, deadline]).finally(() => clearTimeout(timer));
+}
 
 /** Collects events until `until` says enough; the deadline only turns a hang into a failure. */
 function collect(subscribe: (push: (event: JobEvent) => void) => () => void, until: (events: JobEvent[]) => boolean) {
@@ -188,5 +199,49 @@ describe('job events', () => {
     stopListening();
     expect(heard.find((event) => event.id === job.id)?.status).toBe('pending');
     await listenerHub.stop();
+  });
+
+  it('notice a LISTEN connection that went silent without closing, and recover its subscribers', async () => {
+    // The hub's LISTEN connection goes through a proxy that can stop forwarding; its pool does not.
+    const proxy = await startTcpProxy(testDb.url);
+    const listenerDb = testDb.open({ listenConnectionString: proxy.url, listenProbeIntervalMs: 200 });
+    const listenerHub = createHub(listenerDb);
+    const listenerService = createService(listenerDb, listenerHub);
+    let resyncs = 0;
+    listenerHub.onResync(() => {
+      resyncs += 1;
+    });
+    await listenerHub.start();
+    try {
+      // Once the hub has heard of the new job, no event is left in flight to wake the subscriber.
+      const inserted = collect(
+        (push) => listenerHub.onEvents((events) => events.forEach(push)),
+        (seen) => seen.some((event) => event.status === 'pending'),
+      );
+      const { job } = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
+      expect((await inserted).map((event) => event.id)).toEqual([job.id]);
+      const watched = await listenerService.watchJob(job.id, ANONYMOUS);
+      expect((await watched.next()).value).toMatchObject({ id: job.id, status: 'pending' });
+
+      proxy.stall();
+      // Its NOTIFY is lost in the silent connection: only a new one, and a resync, can tell.
+      await service.cancelJob(job.id, ANONYMOUS);
+      const next = await within(watched.next(), 'the subscriber to see its job cancelled');
+      expect(next.value).toMatchObject({ id: job.id, status: 'cancelled' });
+      expect(resyncs).toBeGreaterThan(0);
+      expect(proxy.connections).toBeGreaterThan(1);
+
+      // The new connection hears what comes next.
+      const heard = collect(
+        (push) => listenerHub.onEvents((events) => events.forEach(push)),
+        (seen) => seen.some((event) => event.status === 'pending'),
+      );
+      const { job: later } = await service.addJob({ num1: '2', num2: '2' }, ANONYMOUS);
+      expect((await heard).map((event) => event.id)).toContain(later.id);
+    } finally {
+      await listenerHub.stop();
+      await listenerDb.close();
+      await proxy.close();
+    }
   });
 });

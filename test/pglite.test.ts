@@ -1,11 +1,12 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readMigrations } from '../src/db/migrate.ts';
+import { migrate, readMigrations } from '../src/db/migrate.ts';
 import { LOCK_FILE } from '../src/db/data-dir-lock.ts';
 import { MIGRATIONS_DIR, openDatabase } from '../src/db/open.ts';
+import { DurableNodeFS, openPglite } from '../src/db/pglite.ts';
 import { testLogger } from './helpers/database.ts';
 import { ANONYMOUS, createHub, createService, createWorker, statusOf, waitForJob } from './helpers/jobs.ts';
 
@@ -47,6 +48,29 @@ describe('the embedded database', () => {
     );
     expect(applied[0]?.count).toBe((await readMigrations(MIGRATIONS_DIR)).length);
     await reopened.close();
+  });
+});
+
+describe('a commit', () => {
+  it('is synced to disk before the job is answered, in a data folder synced whole when new', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'jobs-pglite-sync-'));
+    const fs = new DurableNodeFS(dir);
+    const db = await openPglite(dir, fs);
+    try {
+      // The new folder, as PGlite unpacked it, is synced whole: every file and folder once.
+      const entries = readdirSync(dir, { recursive: true }).length + 1;
+      expect(fs.synced).toBeGreaterThanOrEqual(entries);
+      await migrate(db, await readMigrations(MIGRATIONS_DIR), testLogger());
+      const service = createService(db, createHub(db));
+      const before = fs.synced;
+      await service.addJob({ num1: '1', num2: '2' }, ANONYMOUS);
+      expect(fs.synced).toBeGreaterThan(before);
+      const [setting] = await db.query<{ fsync: string }>({ name: 'pglite_fsync', text: 'SHOW fsync' });
+      expect(setting?.fsync).toBe('on');
+    } finally {
+      await db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

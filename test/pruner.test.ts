@@ -1,19 +1,43 @@
+import { print } from 'graphql';
 import { v7 as uuidv7 } from 'uuid';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Database } from '../src/db/database.ts';
 import type { JobStatus } from '../src/generated/prisma/client.ts';
+import { HttpServer } from '../src/http/server.ts';
 import { Pruner } from '../src/jobs/pruner.ts';
 import { insertJobsStatement, uuidv7Floor } from '../src/jobs/queue.ts';
+import { JobUpdatedDocument } from './graphql/generated/graphql.ts';
+import { codes, createTestApp, sseEvents, type TestApp } from './helpers/api.ts';
 import { createTestDatabase, type TestDatabase, testLogger } from './helpers/database.ts';
+import { ANONYMOUS } from './helpers/jobs.ts';
+import { subscribe } from './helpers/subscribers.ts';
 
 let testDb: TestDatabase;
 let db: Database;
+let api: TestApp;
+let server: HttpServer;
+let port: number;
 
 beforeAll(async () => {
   testDb = await createTestDatabase(import.meta.filename);
   db = testDb.open();
+  api = await createTestApp(db);
+  server = new HttpServer(api.app, {
+    host: '127.0.0.1',
+    port: 0,
+    logger: testLogger(),
+    auth: api.auth,
+    maxSubscriptionsPerConnection: 100,
+    maxMessageBytes: 1_000_000,
+  });
+  await server.start();
+  ({ port } = server.address);
 });
-afterAll(() => testDb.drop());
+afterAll(async () => {
+  await server.stop();
+  await api.close();
+  await testDb.drop();
+});
 
 const DAY = 86_400_000;
 
@@ -29,6 +53,17 @@ async function jobAged(status: JobStatus, ageDays: number, idleDays = ageDays): 
     data: { status, createdAt: created, lastUpdated: new Date(Date.now() - idleDays * DAY) },
   });
   return id;
+}
+
+function createPruner(batchSize = 1000): Pruner {
+  return new Pruner({
+    db,
+    logger: testLogger(),
+    retentionDays: 7,
+    completedRetentionDays: 30,
+    intervalMs: 3_600_000,
+    batchSize,
+  });
 }
 
 describe('the pruner', () => {
@@ -49,14 +84,7 @@ describe('the pruner', () => {
       await jobAged('pending', 100),
       await jobAged('wip', 100),
     ];
-    const pruner = new Pruner({
-      db,
-      logger: testLogger(),
-      retentionDays: 7,
-      completedRetentionDays: 30,
-      intervalMs: 3_600_000,
-      batchSize: 2,
-    });
+    const pruner = createPruner(2);
     expect(await pruner.pruneNow()).toBe(doomed.length);
     const left = new Set((await db.prisma.job.findMany({ select: { id: true } })).map((job) => job.id));
     expect(doomed.filter((id) => left.has(id))).toEqual([]);
@@ -66,6 +94,35 @@ describe('the pruner', () => {
     pruner.start();
     await pruner.stop();
     await pruner.stop();
+  });
+
+  it('announces a deletion, and ends the subscriptions of that job with NOT_FOUND', async () => {
+    const id = await jobAged('completed', 31);
+    const heard: string[] = [];
+    const unwatch = api.hub.watch(id, (event) => heard.push(event.status));
+    const watched = await api.jobs.watchJob(id, ANONYMOUS);
+    expect((await watched.next()).value).toMatchObject({ id, status: 'completed' });
+    const response = await api.app.fetch('http://yoga/graphql', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+      body: JSON.stringify({ query: print(JobUpdatedDocument), variables: { id } }),
+    });
+    const sse = sseEvents(response);
+    expect((await sse.next()).value).toMatchObject({ data: { jobUpdated: { id, status: 'COMPLETED' } } });
+    const overWebSocket = subscribe(port, id);
+    await overWebSocket.until((states) => states.length > 0);
+
+    expect(await createPruner().pruneNow()).toBe(1);
+    await expect(watched.next()).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    const last = (await sse.next()).value as Parameters<typeof codes>[0];
+    expect(codes(last)).toEqual(['NOT_FOUND']);
+    expect((await sse.next()).done).toBe(true);
+    // graphql-ws ends an operation with an `error` message instead of `complete`.
+    await vi.waitFor(() => expect(overWebSocket.error).toMatch(/"code":"NOT_FOUND"/), { timeout: 15_000 });
+    expect(overWebSocket.states.map((state) => state.status)).toEqual(['COMPLETED']);
+    expect(heard).toEqual(['deleted']);
+    unwatch();
+    await overWebSocket.close();
   });
 
   it('bounds ids by creation time exactly', () => {

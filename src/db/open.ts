@@ -14,7 +14,7 @@ export const MIGRATIONS_DIR = fileURLToPath(new URL('../../prisma/migrations', i
  */
 export async function openDatabase(
   config: Pick<Config, 'DATABASE_URL' | 'DATA_DIR' | 'DB_POOL_SIZE'> &
-    Partial<Pick<Config, 'LISTEN_DATABASE_URL' | 'DB_PREPARED_STATEMENTS' | 'ROLE'>>,
+    Partial<Pick<Config, 'LISTEN_DATABASE_URL' | 'LISTEN_PROBE_INTERVAL_MS' | 'DB_PREPARED_STATEMENTS' | 'ROLE'>>,
   migrations: readonly Migration[],
   logger: Logger,
 ): Promise<Database> {
@@ -24,6 +24,7 @@ export async function openDatabase(
         listenConnectionString: config.LISTEN_DATABASE_URL,
         poolSize: config.DB_POOL_SIZE,
         preparedStatements: config.DB_PREPARED_STATEMENTS,
+        listenProbeIntervalMs: config.LISTEN_PROBE_INTERVAL_MS,
         // The pid tells the processes of one host apart; pg_stat_activity.client_addr, the hosts.
         applicationName: `job-service/${config.ROLE ?? 'all'}/${process.pid}`,
         logger,

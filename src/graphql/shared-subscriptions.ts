@@ -64,8 +64,11 @@ class Follower implements AsyncIterableIterator<Result> {
     if (this.ended) return;
     this.ended = true;
     this.open?.dec();
-    this.failure = failure;
-    if (!this.waiting) return;
+    if (!this.waiting) {
+      this.failure = failure;
+      return;
+    }
+    // Handed to the waiting call, the failure is told: a later call hears only that it is over.
     const { resolve, reject } = this.waiting;
     this.waiting = undefined;
     if (failure) reject(failure.error);

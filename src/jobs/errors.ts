@@ -18,3 +18,8 @@ export class JobServiceError extends Error {
 export function jobNotFound(id: string): JobServiceError {
   return new JobServiceError('NOT_FOUND', `no job with id ${id}`, 'id');
 }
+
+/** A subscription's job that was deleted (pruned) after the subscription showed it. */
+export function jobDeleted(id: string): JobServiceError {
+  return new JobServiceError('NOT_FOUND', `job ${id} no longer exists: it was deleted after its retention period`, 'id');
+}

@@ -27,3 +27,16 @@ export class JobIdGenerator {
     return uuidv7({ random });
   }
 }
+
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * The one spelling of a job id the service works with, or undefined for a string that cannot
+ * name a job (and must not reach a uuid column). PostgreSQL matches a UUID in any case, but
+ * everything keyed by the id's text does not: the event hub's watchers are found by the
+ * `id::text` of a NOTIFY, which is lower case. A client may send upper case (Swift's
+ * `UUID().uuidString` does), so every id from outside goes through here first.
+ */
+export function toJobId(id: string): string | undefined {
+  return UUID_PATTERN.test(id) ? id.toLowerCase() : undefined;
+}

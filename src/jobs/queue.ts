@@ -18,10 +18,16 @@ import { Prisma, type Job, JobStatus as JobStatusValues, type JobStatus } from '
 
 export const JOB_EVENTS_CHANNEL = 'job_events';
 
+/**
+ * A job's status as an event tells it: `deleted` is no status a row can have, and says that the
+ * pruner removed the job (its version is then one past the last the row had).
+ */
+export type JobEventStatus = JobStatus | 'deleted';
+
 /** What a NOTIFY on `job_events` says about one job: enough to decide whether to re-read it. */
 export interface JobEvent {
   id: string;
-  status: JobStatus;
+  status: JobEventStatus;
   version: number;
   /** For a pending job whose `runAt` has not come: in how many ms, as of the change. */
   dueInMs?: number;
@@ -41,7 +47,7 @@ export function parseJobEvents(payload: string): JobEvent[] {
   for (const item of payload.split(',')) {
     const [id, status, version, dueInMs] = item.split(':');
     if (!id || !status || !version) continue;
-    const event: JobEvent = { id, status: status as JobStatus, version: Number(version) };
+    const event: JobEvent = { id, status: status as JobEventStatus, version: Number(version) };
     if (dueInMs) event.dueInMs = Number(dueInMs);
     events.push(event);
   }
@@ -706,6 +712,10 @@ export function uuidv7Floor(at: Date): string {
  * older than the cutoff was also created before it: the id bound lets the (status, id) index skip
  * every younger job, and `last_updated` decides among the rest. Small batches with SKIP LOCKED keep
  * each delete short and out of the workers' way.
+ *
+ * A deletion is announced like any change, as `id:deleted:version+1`, so that a subscriber still
+ * waiting on the job (a `completed` one nobody retrieved) hears that it is gone instead of
+ * waiting forever.
  */
 const pruneJobs: Statement = {
   name: 'jobs_prune',
@@ -715,9 +725,15 @@ const pruneJobs: Statement = {
     WHERE status = ANY($1::job_status[]) AND id < $2::uuid AND last_updated < $3
     LIMIT $4
     FOR UPDATE SKIP LOCKED
+  ),
+  deleted AS (
+    DELETE FROM job USING doomed WHERE job.id = doomed.id
+    RETURNING job.id, job.version
+  ),
+  announced AS (
+    SELECT job_announce(array_agg(id::text || ':deleted:' || (version + 1)::text)) AS count FROM deleted
   )
-  DELETE FROM job USING doomed WHERE job.id = doomed.id
-  RETURNING job.id`,
+  SELECT deleted.id FROM deleted, announced`,
 };
 
 /** Deletes up to `limit` jobs in `statuses` whose last change is older than `before`. */

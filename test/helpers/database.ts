@@ -15,7 +15,13 @@ export interface TestDatabase {
   name: string;
   url: string;
   /** Opens a connection pool of the service's own kind on this database. */
-  open(options?: { poolSize?: number; logger?: Logger }): Database;
+  open(options?: {
+    poolSize?: number;
+    logger?: Logger;
+    /** Where the LISTEN connection goes instead (a proxy, say). */
+    listenConnectionString?: string;
+    listenProbeIntervalMs?: number;
+  }): Database;
   drop(): Promise<void>;
 }
 
@@ -36,6 +42,8 @@ export async function createTestDatabase(file: string): Promise<TestDatabase> {
         poolSize: options.poolSize ?? 5,
         logger: options.logger ?? testLogger(),
         reconnectDelayMs: { initial: 50, max: 500 },
+        listenConnectionString: options.listenConnectionString,
+        listenProbeIntervalMs: options.listenProbeIntervalMs,
       });
       opened.push(db);
       return db;

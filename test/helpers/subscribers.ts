@@ -68,7 +68,12 @@ export function subscribe(port: number, jobId: string): Subscriber {
         notify();
       },
       error: (error) => {
-        subscriber.error = error instanceof Error ? error.message : (error as { reason?: string }).reason ?? String(error);
+        // An `error` message brings the GraphQL errors as an array; a closed socket, an event.
+        subscriber.error = Array.isArray(error)
+          ? JSON.stringify(error)
+          : error instanceof Error
+            ? error.message
+            : ((error as { reason?: string }).reason ?? String(error));
         notify();
       },
       complete: () => {

@@ -1,5 +1,5 @@
 import type { Builder } from '../builder.ts';
-import { serviceCall } from '../errors.ts';
+import { serviceCall, serviceStream } from '../errors.ts';
 import type { JobTypes } from './job.ts';
 
 export function addSubscriptionType(builder: Builder, { Job }: JobTypes) {
@@ -10,9 +10,11 @@ export function addSubscriptionType(builder: Builder, { Job }: JobTypes) {
       type: Job,
       description:
         'The job as it is now, then after every change, until it is RETRIEVED, FAILED or CANCELLED. ' +
-        'Changes that land faster than they can be read arrive as the latest state.',
+        'Changes that land faster than they can be read arrive as the latest state. A job deleted ' +
+        'after its retention period ends the subscription with a NOT_FOUND error.',
       args: { id: t.arg.id({ required: true }) },
-      subscribe: (_root, { id }, { jobs, caller }) => serviceCall(() => jobs.watchJob(String(id), caller)),
+      subscribe: (_root, { id }, { jobs, caller }) =>
+        serviceCall(async () => serviceStream(await jobs.watchJob(String(id), caller))),
       resolve: (job) => job,
     }),
   );
