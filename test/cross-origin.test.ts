@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import type { Database } from '../src/db/database.ts';
-import { HttpServer } from '../src/http/server.ts';
-import { createTestApp, type TestApp } from './helpers/api.ts';
-import { createTestDatabase, type TestDatabase, testLogger } from './helpers/database.ts';
+import type { HttpServer } from '../src/http/server.ts';
+import { createTestApp, type TestApp, testServer } from './helpers/api.ts';
+import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
 
 const EVIL = 'https://evil.example';
 const FRIEND = 'https://jobs.friend.example';
@@ -100,15 +100,7 @@ describe('WebSocket upgrades', () => {
   let server: HttpServer;
   let port: number;
   beforeAll(async () => {
-    server = new HttpServer(friendly.app, {
-      host: '127.0.0.1',
-      port: 0,
-      logger: testLogger(),
-      auth: friendly.auth,
-      maxSubscriptionsPerConnection: 5,
-      corsOrigins: [FRIEND],
-      maxMessageBytes: 100_000,
-    });
+    server = testServer(friendly, { maxSubscriptionsPerConnection: 5, corsOrigins: [FRIEND], maxMessageBytes: 100_000 });
     await server.start();
     port = server.address.port;
   });

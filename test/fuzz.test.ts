@@ -20,10 +20,10 @@ import { readMigrations } from '../src/db/migrate.ts';
 import { MIGRATIONS_DIR } from '../src/db/open.ts';
 import { type App, createApp } from '../src/http/app.ts';
 import { createAuthenticator } from '../src/http/auth.ts';
-import { HttpServer } from '../src/http/server.ts';
+import type { HttpServer } from '../src/http/server.ts';
 import type { JobEventHub } from '../src/jobs/events.ts';
-import { sseEvents, TEST_LIMITS } from './helpers/api.ts';
-import { createTestDatabase, type TestDatabase, testLogger } from './helpers/database.ts';
+import { sseEvents, TEST_LIMITS, testServer } from './helpers/api.ts';
+import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
 import {
   type AddJobVariables,
   addJobVariables,
@@ -762,15 +762,7 @@ describe('fuzzing over a real port', { timeout: TIMEOUT_MS }, () => {
   const consoleErrors: unknown[][] = [];
 
   beforeAll(async () => {
-    server = new HttpServer(apps.open, {
-      host: '127.0.0.1',
-      port: 0,
-      logger: testLogger(),
-      auth: createAuthenticator(undefined),
-      maxSubscriptionsPerConnection: 5,
-      maxMessageBytes: MAX_BODY_BYTES,
-      closeGraceMs: 500,
-    });
+    server = testServer({ app: apps.open, auth: createAuthenticator(undefined) }, { maxSubscriptionsPerConnection: 5, maxMessageBytes: MAX_BODY_BYTES, closeGraceMs: 500 });
     await server.start();
     port = server.address.port;
     const answer = await send('setup', 'open', '/api/v1/add/1/2', { method: 'POST' });

@@ -4,12 +4,12 @@ import { createClient, type Client } from 'graphql-ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import type { Database } from '../src/db/database.ts';
-import { HttpServer } from '../src/http/server.ts';
+import type { HttpServer } from '../src/http/server.ts';
 import { addDecimals } from '../src/jobs/decimal.ts';
 import type { Worker } from '../src/worker/worker.ts';
 import { AddJobDocument, JobUpdatedDocument, type JobUpdatedSubscription } from './graphql/generated/graphql.ts';
-import { createTestApp, sseEvents, type TestApp } from './helpers/api.ts';
-import { createTestDatabase, type TestDatabase, testLogger } from './helpers/database.ts';
+import { createTestApp, sseEvents, type TestApp, testServer } from './helpers/api.ts';
+import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
 import { ANONYMOUS, createWorker } from './helpers/jobs.ts';
 
 type JobState = JobUpdatedSubscription['jobUpdated'];
@@ -26,14 +26,7 @@ beforeAll(async () => {
   testDb = await createTestDatabase(import.meta.filename);
   db = testDb.open();
   api = await createTestApp(db);
-  server = new HttpServer(api.app, {
-    host: '127.0.0.1',
-    port: 0,
-    logger: testLogger(),
-    auth: api.auth,
-    maxSubscriptionsPerConnection: 100,
-    maxMessageBytes: 1_000_000,
-  });
+  server = testServer(api);
   await server.start();
   const { port } = server.address;
   base = `http://127.0.0.1:${port}`;

@@ -3,11 +3,11 @@ import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Database } from '../src/db/database.ts';
 import type { JobStatus } from '../src/generated/prisma/client.ts';
-import { HttpServer } from '../src/http/server.ts';
+import type { HttpServer } from '../src/http/server.ts';
 import { Pruner } from '../src/jobs/pruner.ts';
 import { insertJobsStatement, uuidv7Floor } from '../src/jobs/queue.ts';
 import { JobUpdatedDocument } from './graphql/generated/graphql.ts';
-import { codes, createTestApp, sseEvents, type TestApp } from './helpers/api.ts';
+import { codes, createTestApp, sseEvents, type TestApp, testServer } from './helpers/api.ts';
 import { createTestDatabase, type TestDatabase, testLogger } from './helpers/database.ts';
 import { ANONYMOUS } from './helpers/jobs.ts';
 import { subscribe } from './helpers/subscribers.ts';
@@ -22,14 +22,7 @@ beforeAll(async () => {
   testDb = await createTestDatabase(import.meta.filename);
   db = testDb.open();
   api = await createTestApp(db);
-  server = new HttpServer(api.app, {
-    host: '127.0.0.1',
-    port: 0,
-    logger: testLogger(),
-    auth: api.auth,
-    maxSubscriptionsPerConnection: 100,
-    maxMessageBytes: 1_000_000,
-  });
+  server = testServer(api);
   await server.start();
   ({ port } = server.address);
 });

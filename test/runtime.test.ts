@@ -4,12 +4,11 @@ import { createServer, type Server } from 'node:net';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
-import { HttpServer } from '../src/http/server.ts';
 import { StoppedDuringStartError } from '../src/lifecycle.ts';
 import type { Logger } from '../src/logger.ts';
 import { Runtime } from '../src/runtime.ts';
 import { withAdmin } from './helpers/admin.ts';
-import { createTestApp } from './helpers/api.ts';
+import { createTestApp, testServer } from './helpers/api.ts';
 import { testLogger } from './helpers/database.ts';
 import { ANONYMOUS, closeJobsDatabase, createWorker, type JobsDatabase, openJobsDatabase, statusOf, waitForJob } from './helpers/jobs.ts';
 
@@ -111,14 +110,7 @@ describe('the worker under the start/stop contract', () => {
 describe('the HTTP server under the start/stop contract', () => {
   it('listens afresh when started after a stop, and answers there', async () => {
     const api = await createTestApp(jobs.db);
-    const server = new HttpServer(api.app, {
-      host: '127.0.0.1',
-      port: 0,
-      logger: testLogger(),
-      auth: api.auth,
-      maxSubscriptionsPerConnection: 5,
-      maxMessageBytes: 1_000_000,
-    });
+    const server = testServer(api, { maxSubscriptionsPerConnection: 5 });
     try {
       await server.start();
       const first = server.address.port;

@@ -2,11 +2,11 @@ import { print } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import type { Database } from '../src/db/database.ts';
-import { HttpServer, TOO_MANY_CONNECTIONS } from '../src/http/server.ts';
+import { TOO_MANY_CONNECTIONS } from '../src/http/server.ts';
 import type { StreamLimits } from '../src/http/stream-limits.ts';
 import { AddJobDocument, JobUpdatedDocument } from './graphql/generated/graphql.ts';
-import { createTestApp, execute, sseEvents, type TestApp } from './helpers/api.ts';
-import { createTestDatabase, type TestDatabase, testLogger } from './helpers/database.ts';
+import { createTestApp, execute, sseEvents, type TestApp, testServer } from './helpers/api.ts';
+import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
 
 const KEY_A = 'key-a-0123456789abcdef';
 const KEY_B = 'key-b-0123456789abcdef';
@@ -30,15 +30,7 @@ afterAll(async () => {
 
 /** A server of its own per test: its connection counts start at zero. */
 async function withServer(test: (url: string) => Promise<void>): Promise<void> {
-  const server = new HttpServer(api.app, {
-    host: '127.0.0.1',
-    port: 0,
-    logger: testLogger(),
-    auth: api.auth,
-    maxSubscriptionsPerConnection: 5,
-    connections: LIMITS,
-    maxMessageBytes: 100_000,
-  });
+  const server = testServer(api, { maxSubscriptionsPerConnection: 5, connections: LIMITS, maxMessageBytes: 100_000 });
   try {
     await server.start();
     await test(`ws://127.0.0.1:${server.address.port}/graphql`);

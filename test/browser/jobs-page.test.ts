@@ -4,12 +4,12 @@ import { fileURLToPath } from 'node:url';
 import { type Browser, type BrowserContext, type BrowserContextOptions, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.ts';
-import { HttpServer } from '../../src/http/server.ts';
+import type { HttpServer } from '../../src/http/server.ts';
 import { addDecimals } from '../../src/jobs/decimal.ts';
 import { PermanentJobError } from '../../src/jobs/handlers.ts';
 import type { Worker } from '../../src/worker/worker.ts';
-import { createTestApp, type TestApp } from '../helpers/api.ts';
-import { createTestDatabase, type TestDatabase, testLogger } from '../helpers/database.ts';
+import { createTestApp, type TestApp, testServer } from '../helpers/api.ts';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { ANONYMOUS, createWorker, statusOf, waitForJob } from '../helpers/jobs.ts';
 
 /** Debian's Chromium (test/browser/ensure-chromium.sh installs it), headless, quiet on the network. */
@@ -55,14 +55,7 @@ beforeAll(async () => {
   testDb = await createTestDatabase(import.meta.filename);
   db = testDb.open();
   api = await createTestApp(db);
-  server = new HttpServer(api.app, {
-    host: '127.0.0.1',
-    port: 0,
-    logger: testLogger(),
-    auth: api.auth,
-    maxSubscriptionsPerConnection: 100,
-    maxMessageBytes: 1_000_000,
-  });
+  server = testServer(api);
   await server.start();
   base = `http://127.0.0.1:${server.address.port}`;
   worker = createWorker(db, api.hub, {
@@ -184,14 +177,7 @@ describe('the jobs page on a service with API keys', () => {
 
   beforeAll(async () => {
     keyed = await createTestApp(db, { apiKeys: [KEY] });
-    keyedServer = new HttpServer(keyed.app, {
-      host: '127.0.0.1',
-      port: 0,
-      logger: testLogger(),
-      auth: keyed.auth,
-      maxSubscriptionsPerConnection: 100,
-      maxMessageBytes: 1_000_000,
-    });
+    keyedServer = testServer(keyed);
     await keyedServer.start();
     keyedBase = `http://127.0.0.1:${keyedServer.address.port}`;
   });

@@ -5,6 +5,7 @@ import { readMigrations } from '../../src/db/migrate.ts';
 import { MIGRATIONS_DIR } from '../../src/db/open.ts';
 import { type ApiLimits, type App, createApp } from '../../src/http/app.ts';
 import { type Authenticator, createAuthenticator } from '../../src/http/auth.ts';
+import { HttpServer, type HttpServerOptions } from '../../src/http/server.ts';
 import type { StreamLimits } from '../../src/http/stream-limits.ts';
 import type { JobEventHub } from '../../src/jobs/events.ts';
 import type { JobService } from '../../src/jobs/service.ts';
@@ -66,6 +67,22 @@ export async function createTestApp(db: Database, options: TestAppOptions = {}):
     sseStreams: options.sseStreams,
   });
   return { app, auth, hub, jobs, metrics, close: () => hub.stop() };
+}
+
+/**
+ * An HttpServer for a test's app on 127.0.0.1 and a free port, not yet started; a test overrides
+ * the options it is about.
+ */
+export function testServer(api: Pick<TestApp, 'app' | 'auth'>, options: Partial<HttpServerOptions> = {}): HttpServer {
+  return new HttpServer(api.app, {
+    host: '127.0.0.1',
+    port: 0,
+    logger: testLogger(),
+    auth: api.auth,
+    maxSubscriptionsPerConnection: 100,
+    maxMessageBytes: 1_000_000,
+    ...options,
+  });
 }
 
 /** Runs a typed operation in-process, as a client would over HTTP. */
