@@ -5,11 +5,10 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.ts';
 import { StoppedDuringStartError } from '../src/lifecycle.ts';
-import type { Logger } from '../src/logger.ts';
 import { Runtime } from '../src/runtime.ts';
 import { withAdmin } from './helpers/admin.ts';
 import { createTestApp, testServer } from './helpers/api.ts';
-import { testLogger } from './helpers/database.ts';
+import { capturingLogger, testLogger } from './helpers/database.ts';
 import { ANONYMOUS, closeJobsDatabase, createWorker, type JobsDatabase, openJobsDatabase, statusOf, waitForJob } from './helpers/jobs.ts';
 
 let jobs: JobsDatabase;
@@ -28,13 +27,6 @@ afterAll(async () => {
   await new Promise((resolve) => taken.close(resolve));
   await closeJobsDatabase(jobs);
 });
-
-/** A logger whose lines the test reads. */
-function capturingLogger(): { logger: Logger; messages: () => string[] } {
-  const lines: Array<{ msg?: string }> = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as { msg?: string }) });
-  return { logger, messages: () => lines.map((line) => line.msg ?? '') };
-}
 
 /** Connections open to the test's database other than the test's own pool. */
 async function connectionsFrom(applicationName: string): Promise<number> {
@@ -64,11 +56,11 @@ function runtimeConfig(applicationName: string, env: Record<string, string> = {}
 
 describe('the worker under the start/stop contract', () => {
   it('runs one loop when start is called twice at once', async () => {
-    const { logger, messages } = capturingLogger();
+    const { logger, lines } = capturingLogger();
     const worker = createWorker(jobs.db, jobs.hub, { logger });
     await Promise.all([worker.start(), worker.start()]);
     await worker.stop();
-    expect(messages().filter((message) => message === 'worker started')).toHaveLength(1);
+    expect(lines.filter((line) => line.msg === 'worker started')).toHaveLength(1);
   });
 
   it('stays stopped when a stop arrives during its start, and claims nothing', async () => {

@@ -16,7 +16,7 @@ import { createMetrics } from '../src/metrics/metrics.ts';
 import { MAX_STORED_TEXT, storableError, storableText } from '../src/worker/storable-text.ts';
 import type { Worker } from '../src/worker/worker.ts';
 import { WriteBatcher } from '../src/worker/write-batcher.ts';
-import type { TestDatabase } from './helpers/database.ts';
+import { capturingLogger, type TestDatabase } from './helpers/database.ts';
 import { ANONYMOUS, closeJobsDatabase, createWorker, openJobsDatabase, statusOf, waitForJob } from './helpers/jobs.ts';
 
 let testDb: TestDatabase;
@@ -41,12 +41,6 @@ function track(worker: Worker): Worker {
   return worker;
 }
 
-/** A logger whose lines the test can read. */
-function capturingLogger() {
-  const lines: Array<{ level: number; msg: string; jobId?: string }> = [];
-  const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
-  return { logger, lines };
-}
 
 async function counterValues(counter: { get(): Promise<{ values: Array<{ value: number; labels: object }> }> }) {
   return (await counter.get()).values.map(({ value, labels }) => ({ value, ...labels }));

@@ -11,6 +11,16 @@ export function testLogger(): Logger {
   return pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
 }
 
+/** A line a capturing logger wrote, parsed. */
+export type LogLine = { level: number; msg: string } & Record<string, unknown>;
+
+/** A debug-level logger whose lines the test reads from `lines`. */
+export function capturingLogger(): { logger: Logger; lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) });
+  return { logger, lines };
+}
+
 export interface TestDatabase {
   name: string;
   url: string;
