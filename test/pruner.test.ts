@@ -1,7 +1,7 @@
 import { print } from 'graphql';
 import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { Database } from '../src/db/database.ts';
+import type { Database, Statement } from '../src/db/database.ts';
 import type { JobStatus } from '../src/generated/prisma/client.ts';
 import type { HttpServer } from '../src/http/server.ts';
 import { Pruner } from '../src/jobs/pruner.ts';
@@ -48,19 +48,43 @@ async function jobAged(status: JobStatus, ageDays: number, idleDays = ageDays): 
   return id;
 }
 
-function createPruner(batchSize = 1000): Pruner {
+/** The pruner's statements: how many went out, and how many rows each deleted. */
+interface PruneCounter {
+  db: Database;
+  sent: () => number;
+  deleted: number[];
+}
+
+/** The test's database, counting every prune statement and the rows it deleted. */
+function countingPrunes(): PruneCounter {
+  const deleted: number[] = [];
+  let sent = 0;
+  const counting: Database = Object.create(db, {
+    query: {
+      value: async (statement: Statement, values?: readonly unknown[]) => {
+        if (statement.name === 'jobs_prune') sent += 1;
+        const rows = await db.query(statement, values);
+        if (statement.name === 'jobs_prune') deleted.push(rows.length);
+        return rows;
+      },
+    },
+  });
+  return { db: counting, sent: () => sent, deleted };
+}
+
+function createPruner(batchSize = 1000, on: Database = db, intervalMs = 3_600_000): Pruner {
   return new Pruner({
-    db,
+    db: on,
     logger: testLogger(),
     retentionDays: 7,
     completedRetentionDays: 30,
-    intervalMs: 3_600_000,
+    intervalMs,
     batchSize,
   });
 }
 
 describe('the pruner', () => {
-  it('deletes only finished jobs past their retention, in batches', async () => {
+  it('deletes only finished jobs past their retention, in batches of PRUNE_BATCH_SIZE', async () => {
     const doomed = [
       await jobAged('retrieved', 8),
       await jobAged('retrieved', 9),
@@ -77,16 +101,42 @@ describe('the pruner', () => {
       await jobAged('pending', 100),
       await jobAged('wip', 100),
     ];
-    const pruner = createPruner(2);
+    const counter = countingPrunes();
+    const pruner = createPruner(2, counter.db);
     expect(await pruner.pruneNow()).toBe(doomed.length);
+    // Retrieved, failed and cancelled: 4 jobs in batches of 2, and the empty batch that ends
+    // them; then completed: 1 job, a short batch ends it.
+    expect(counter.deleted).toEqual([2, 2, 0, 1]);
     const left = new Set((await db.prisma.job.findMany({ select: { id: true } })).map((job) => job.id));
     expect(doomed.filter((id) => left.has(id))).toEqual([]);
     expect(kept.filter((id) => !left.has(id))).toEqual([]);
     expect(await pruner.pruneNow()).toBe(0);
-    pruner.start();
-    pruner.start();
-    await pruner.stop();
-    await pruner.stop();
+  });
+
+  it('runs a pass every interval on one timer, however often it is started, and none after stop', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const counter = countingPrunes();
+      const pruner = createPruner(1000, counter.db, 60_000);
+      await pruner.start();
+      await pruner.start();
+      expect(vi.getTimerCount()).toBe(1);
+      vi.advanceTimersByTime(59_999);
+      expect(counter.sent()).toBe(0);
+      vi.advanceTimersByTime(1);
+      // The pass's first statement goes out as the timer fires; the second waits for its answer.
+      expect(counter.sent()).toBe(1);
+      await pruner.pruneNow();
+      expect(counter.deleted).toEqual([0, 0]);
+      await pruner.stop();
+      await pruner.stop();
+      expect(pruner.state).toBe('stopped');
+      expect(vi.getTimerCount()).toBe(0);
+      vi.advanceTimersByTime(600_000);
+      expect(counter.sent()).toBe(2);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('announces a deletion, and ends the subscriptions of that job with NOT_FOUND', async () => {

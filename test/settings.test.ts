@@ -123,7 +123,9 @@ describe('where the API serves metrics', () => {
 });
 
 describe('worker and pruner settings', () => {
-  it('reach the worker and the pruner', () => {
+  it('reach the worker and the pruner, which run in worker processes and not in API ones', () => {
+    expect(logLine(api, 'worker started')).toBeUndefined();
+    expect(logLine(api, 'pruner started')).toBeUndefined();
     expect(logLine(worker, 'worker started')).toMatchObject({
       concurrency: 3,
       prefetch: 0,
