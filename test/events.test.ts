@@ -162,12 +162,9 @@ describe('job events', () => {
       Array.from({ length: 250 }, (_, i) => ({ num1: String(i), num2: '0' })),
       ANONYMOUS,
     );
-    // Wait until all 250 ids were heard, or give up after two seconds.
-    for (let i = 0; i < 100 && added.some(({ job }) => !ids.has(job.id)); i += 1) {
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    // Until all 250 ids are heard; the deadline only turns a hang into a failure.
+    await vi.waitFor(() => expect(added.every(({ job }) => ids.has(job.id))).toBe(true), { timeout: 15_000, interval: 20 });
     stop();
-    expect(added.every(({ job }) => ids.has(job.id))).toBe(true);
     expect(notifications).toBe(3);
   });
 
@@ -186,18 +183,17 @@ describe('job events', () => {
     });
     expect(terminated?.count).toBeGreaterThan(0);
 
-    for (let i = 0; i < 200 && resyncs === 0; i += 1) await new Promise((resolve) => setTimeout(resolve, 25));
-    expect(resyncs).toBeGreaterThan(0);
+    await vi.waitFor(() => expect(resyncs).toBeGreaterThan(0), { timeout: 15_000, interval: 25 });
 
     // Listen before adding: the NOTIFY may arrive before addJob's answer does.
     const heard: JobEvent[] = [];
     const stopListening = listenerHub.onEvents((events) => heard.push(...events));
     const { job } = await service.addJob({ num1: '9', num2: '9' }, ANONYMOUS);
-    for (let i = 0; i < 200 && !heard.some((event) => event.id === job.id); i += 1) {
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
+    await vi.waitFor(() => expect(heard.find((event) => event.id === job.id)?.status).toBe('pending'), {
+      timeout: 15_000,
+      interval: 25,
+    });
     stopListening();
-    expect(heard.find((event) => event.id === job.id)?.status).toBe('pending');
     await listenerHub.stop();
   });
 
