@@ -122,9 +122,10 @@ describe('a handler error the database could not store as it is', () => {
 describe('a result the database refuses', () => {
   it('ends each attempt as a failure that says so, not as a job left wip to time out', async () => {
     // A numeric overflow, as PostgreSQL would answer a result it cannot hold.
-    const refusingDb = interceptStatements(db, (statement, _values, run) => {
-      if (statement.name.startsWith('jobs_complete')) throw Object.assign(new Error('numeric field overflow'), { code: '22003' });
-      return run();
+    const refusingDb = interceptStatements(db, {
+      before(statement) {
+        if (statement.name.startsWith('jobs_complete')) throw Object.assign(new Error('numeric field overflow'), { code: '22003' });
+      },
     });
     await track(createWorker(refusingDb, hub)).start();
     const { job } = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
@@ -206,13 +207,12 @@ describe('a write that committed but whose answer was lost', () => {
   it('is counted once by the worker, as stored, and not logged as taken over', async () => {
     let lost = false;
     // The first result's statement commits, then its connection drops before the answer arrives.
-    const losingDb = interceptStatements(db, async (statement, _values, run) => {
-      const rows = await run();
-      if (statement.name.startsWith('jobs_complete') && !lost) {
+    const losingDb = interceptStatements(db, {
+      after(statement) {
+        if (!statement.name.startsWith('jobs_complete') || lost) return;
         lost = true;
         throw new Error('Connection terminated unexpectedly');
-      }
-      return rows;
+      },
     });
     const metrics = createMetrics();
     const { logger, lines } = capturingLogger();

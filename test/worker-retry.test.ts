@@ -36,10 +36,10 @@ describe('a retry claimed before the failed attempt’s write returns', () => {
     const finishSecondAttempt = gate();
     // The failure's row is committed (and announced) at once, but its answer reaches the worker
     // only after the retry was claimed and started: the order a busy machine can produce.
-    const slowDb = interceptStatements(db, async (statement, _values, run) => {
-      const rows = await run();
-      if (statement.name === 'jobs_fail') await secondAttemptRunning.opened;
-      return rows;
+    const slowDb = interceptStatements(db, {
+      async after(statement) {
+        if (statement.name === 'jobs_fail') await secondAttemptRunning.opened;
+      },
     });
     const metrics = createMetrics();
     const worker = createWorker(slowDb, hub, {

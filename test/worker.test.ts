@@ -129,10 +129,11 @@ describe('concurrency', () => {
     // The LIMIT of each claim as it is sent: with 20 jobs waiting, each takes as many as it asks for.
     const claimLimits: number[] = [];
     // Results wait until the test lets them through, as they would on a slow database.
-    const slowWrites = interceptStatements(db, async (statement, values, run) => {
-      if (statement.name === 'jobs_claim') claimLimits.push(Number(values![1]));
-      if (statement.name.startsWith('jobs_complete')) await writes.promise;
-      return run();
+    const slowWrites = interceptStatements(db, {
+      async before(statement, values) {
+        if (statement.name === 'jobs_claim') claimLimits.push(Number(values![1]));
+        if (statement.name.startsWith('jobs_complete')) await writes.promise;
+      },
     });
     const tenStarted = deferred();
     const { add, counts } = countingHandler((started) => started === 10 && tenStarted.resolve());
@@ -180,10 +181,10 @@ describe('the local queue', () => {
   /** Records the LIMIT of every claim the worker sends, and how many jobs each one took. */
   function recordingClaims(): { db: Database; claims: Array<{ limit: number; took: number }> } {
     const claims: Array<{ limit: number; took: number }> = [];
-    const recording = interceptStatements(db, async (statement, values, run) => {
-      const rows = await run();
-      if (statement.name === 'jobs_claim') claims.push({ limit: Number(values![1]), took: rows.length });
-      return rows;
+    const recording = interceptStatements(db, {
+      after(statement, values, rows) {
+        if (statement.name === 'jobs_claim') claims.push({ limit: Number(values![1]), took: rows.length });
+      },
     });
     return { db: recording, claims };
   }
