@@ -580,7 +580,7 @@ describe('retries', () => {
 });
 
 describe('delayed jobs and retries', () => {
-  /** The pending events heard for the ids `act` returns; the deadline only turns a hang into a failure. */
+  /** The pending events heard for the ids `act` returns, once all of them are; the deadline only turns a hang into a failure. */
   async function pendingEvents(act: () => Promise<string[]>): Promise<Map<string, JobEvent | undefined>> {
     const heard = new Map<string, JobEvent>();
     const stop = hub.onEvents((events) => {
@@ -588,9 +588,7 @@ describe('delayed jobs and retries', () => {
     });
     try {
       const ids = await act();
-      for (let i = 0; i < 100 && ids.some((id) => !heard.has(id)); i += 1) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+      await vi.waitFor(() => expect(ids.filter((id) => !heard.has(id))).toEqual([]), { timeout: 10_000, interval: 20 });
       return new Map(ids.map((id) => [id, heard.get(id)]));
     } finally {
       stop();
@@ -749,9 +747,16 @@ describe('start and stop', () => {
     const first = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
     await firstStarted.promise;
     await worker.stop();
+    expect(await service.getJob(first.job.id, ANONYMOUS)).toMatchObject({ status: 'pending', attempt: 0 });
     await worker.start();
     const second = await service.addJob({ num1: '2', num2: '2' }, ANONYMOUS);
-    await waitForJob(service, hub, second.job.id, statusOf('completed'));
-    await waitForJob(service, hub, first.job.id, statusOf('completed'));
+    const [secondDone, firstDone] = await Promise.all([
+      waitForJob(service, hub, second.job.id, statusOf('completed')),
+      waitForJob(service, hub, first.job.id, statusOf('completed')),
+    ]);
+    expect([firstDone.result?.toString(), firstDone.attempt]).toEqual(['2', 1]);
+    expect([secondDone.result?.toString(), secondDone.attempt]).toEqual(['4', 1]);
+    // The abandoned call, then one for each job: the one slot was free for both.
+    expect(calls).toBe(3);
   });
 });
