@@ -263,13 +263,13 @@ describe('the local queue', () => {
    * A worker with one slot that has measured a fast handler. The first job after that holds its
    * slot until released, so the rest of a claim waits in the local queue.
    */
-  async function workerWithQueue(options: { jobTimeoutSeconds?: number; pollIntervalMs?: number } = {}) {
+  async function workerWithQueue(options: { jobTimeoutSeconds?: number; pollIntervalMs?: number; db?: Database } = {}) {
     const release = deferred();
     const started = deferred();
     const runs = new Map<string, number>();
     let warmedUp = false;
     const worker = track(
-      createWorker(db, hub, {
+      createWorker(options.db ?? db, hub, {
         concurrency: 1,
         prefetch: 10,
         shutdownGraceMs: 50,
@@ -322,15 +322,20 @@ describe('the local queue', () => {
   it('keeps queued jobs out of the stale rule with its heartbeat', async () => {
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
     try {
+      const beats = heartbeats(db);
       // Polls only when woken, so the worker never applies the stale rule to its own jobs here.
-      const { worker, release, started, runs } = await workerWithQueue({ jobTimeoutSeconds: TIMEOUT_SECONDS, pollIntervalMs: 600_000 });
+      const { worker, release, started, runs } = await workerWithQueue({
+        jobTimeoutSeconds: TIMEOUT_SECONDS,
+        pollIntervalMs: 600_000,
+        db: beats.db,
+      });
       const added = await addMany(4, (i) => String(200 + i));
       await started.promise;
       await vi.waitFor(() => expect(worker.queuedJobs).toBe(3));
       expect(added.filter(({ job }) => runs.has(job.num1.toString()))).toHaveLength(1);
       const ids = added.map(({ job }) => job.id);
 
-      await survivesStaleRule(ids, worker.id);
+      await survivesStaleRule(ids, worker.id, beats.next);
       release.resolve();
       for (const { job } of added) {
         const completed = await waitForJob(service, hub, job.id, statusOf('completed'));
@@ -352,24 +357,43 @@ describe('the local queue', () => {
 const TIMEOUT_SECONDS = 30;
 
 /**
+ * The database for a worker, and `next()`: resolves once the worker's next heartbeat has
+ * committed. The deadline only turns a missing beat into a readable failure.
+ */
+function heartbeats(on: Database) {
+  let committed: (() => void) | undefined;
+  const watched = interceptStatements(on, {
+    after(statement) {
+      if (statement.name === 'jobs_heartbeat') committed?.();
+    },
+  });
+  const next = () =>
+    new Promise<void>((resolve, reject) => {
+      const deadline = setTimeout(() => reject(new Error('no heartbeat came')), 10_000);
+      committed = () => {
+        clearTimeout(deadline);
+        resolve();
+      };
+    });
+  return { db: watched, next };
+}
+
+/**
  * Three times over: the jobs' last heartbeat is made older than the timeout, as if their worker
- * had died, and the worker's heartbeat clock (faked with setInterval) moves on by a third of the
- * timeout. The heartbeat must have refreshed every job by then, and a rival that claims with the
+ * had died, and the worker's heartbeat clock (setInterval, faked) moves on by a third of the
+ * timeout. The beat that comes must have refreshed every job, and a rival that claims with the
  * same timeout right after must get none of them. Neither a stalled machine nor a slow rival can
  * change the outcome: the rival claims only when told to, and a beat comes only when the clock is moved.
  */
-async function survivesStaleRule(ids: string[], workerId: string): Promise<void> {
+async function survivesStaleRule(ids: string[], workerId: string, nextBeat: () => Promise<void>): Promise<void> {
   for (let round = 1; round <= 3; round += 1) {
     const silentSince = new Date(Date.now() - 3_600_000);
     await db.prisma.job.updateMany({ where: { id: { in: ids } }, data: { lastUpdated: silentSince } });
+    const beat = nextBeat();
     await vi.advanceTimersByTimeAsync((TIMEOUT_SECONDS * 1000) / 3);
-    await vi.waitFor(
-      async () => {
-        const rows = await db.prisma.job.findMany({ where: { id: { in: ids } }, select: { lastUpdated: true } });
-        expect(rows.filter((row) => row.lastUpdated > silentSince)).toHaveLength(ids.length);
-      },
-      { timeout: 10_000, interval: 20 },
-    );
+    await beat;
+    const refreshed = await db.prisma.job.findMany({ where: { id: { in: ids }, lastUpdated: { gt: silentSince } } });
+    expect({ round, refreshed: refreshed.length }).toEqual({ round, refreshed: ids.length });
     expect({ round, claimed: await claimJobsStatement(db, 'rival', 10, TIMEOUT_SECONDS) }).toEqual({ round, claimed: [] });
     const rows = await db.prisma.job.findMany({ where: { id: { in: ids } }, select: { status: true, attempt: true, lockedBy: true } });
     expect(rows).toEqual(ids.map(() => ({ status: 'wip', attempt: 1, lockedBy: workerId })));
@@ -479,15 +503,16 @@ describe('a dead worker', () => {
         await release.promise;
         return '2';
       };
+      const beats = heartbeats(testDb.open());
       // One slot, taken by the job: the worker claims nothing else, so only the rival applies the stale rule.
       const worker = track(
-        createWorker(testDb.open(), hub, { handlers: { add: slow }, jobTimeoutSeconds: TIMEOUT_SECONDS, concurrency: 1, prefetch: 0 }),
+        createWorker(beats.db, hub, { handlers: { add: slow }, jobTimeoutSeconds: TIMEOUT_SECONDS, concurrency: 1, prefetch: 0 }),
       );
       await worker.start();
       const { job } = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
       await started.promise;
 
-      await survivesStaleRule([job.id], worker.id);
+      await survivesStaleRule([job.id], worker.id, beats.next);
       release.resolve();
       const completed = await waitForJob(service, hub, job.id, statusOf('completed'));
       expect(runs).toBe(1);
