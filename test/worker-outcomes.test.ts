@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { Database, Statement } from '../src/db/database.ts';
+import type { Database } from '../src/db/database.ts';
 import type { JobEventHub } from '../src/jobs/events.ts';
 import { PermanentJobError } from '../src/jobs/handlers.ts';
 import {
@@ -17,6 +17,7 @@ import { MAX_STORED_TEXT, storableError, storableText } from '../src/worker/stor
 import type { Worker } from '../src/worker/worker.ts';
 import { WriteBatcher } from '../src/worker/write-batcher.ts';
 import { capturingLogger, type TestDatabase } from './helpers/database.ts';
+import { interceptStatements } from './helpers/intercept.ts';
 import { ANONYMOUS, closeJobsDatabase, createWorker, openJobsDatabase, statusOf, waitForJob } from './helpers/jobs.ts';
 
 let testDb: TestDatabase;
@@ -115,18 +116,17 @@ describe('a handler error the database could not store as it is', () => {
 describe('a result the database refuses', () => {
   it('ends each attempt as a failure that says so, not as a job left wip to time out', async () => {
     // A numeric overflow, as PostgreSQL would answer a result it cannot hold.
-    const refusingDb: Database = {
-      ...db,
-      async query<Row extends object>(statement: Statement, values?: readonly unknown[]) {
+    const refusingDb = interceptStatements(db, {
+      before(statement) {
         if (statement.name.startsWith('jobs_complete')) throw Object.assign(new Error('numeric field overflow'), { code: '22003' });
-        return db.query<Row>(statement, values);
       },
-    };
+    });
     await track(createWorker(refusingDb, hub)).start();
     const { job } = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
     const failed = await waitForJob(service, hub, job.id, statusOf('failed'));
     expect(failed.attempt).toBe(3);
     expect(failed.lastError).toBe('the result could not be stored; see the worker log');
+    expect(refusingDb.seen('jobs_complete')).toBeGreaterThanOrEqual(3);
   });
 });
 
@@ -201,17 +201,13 @@ describe('a write that committed but whose answer was lost', () => {
   it('is counted once by the worker, as stored, and not logged as taken over', async () => {
     let lost = false;
     // The first result's statement commits, then its connection drops before the answer arrives.
-    const losingDb: Database = {
-      ...db,
-      async query<Row extends object>(statement: Statement, values?: readonly unknown[]) {
-        const rows = await db.query<Row>(statement, values);
-        if (statement.name.startsWith('jobs_complete') && !lost) {
-          lost = true;
-          throw new Error('Connection terminated unexpectedly');
-        }
-        return rows;
+    const losingDb = interceptStatements(db, {
+      after(statement) {
+        if (!statement.name.startsWith('jobs_complete') || lost) return;
+        lost = true;
+        throw new Error('Connection terminated unexpectedly');
       },
-    };
+    });
     const metrics = createMetrics();
     const { logger, lines } = capturingLogger();
     const worker = track(createWorker(losingDb, hub, { metrics, logger }));

@@ -1,8 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Database, Statement } from '../src/db/database.ts';
+import type { Database } from '../src/db/database.ts';
 import type { JobEventHub } from '../src/jobs/events.ts';
 import { createMetrics } from '../src/metrics/metrics.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
+import { interceptStatements } from './helpers/intercept.ts';
 import { ANONYMOUS, createHub, createService, createWorker, statusOf, waitForJob } from './helpers/jobs.ts';
 
 let testDb: TestDatabase;
@@ -35,14 +36,11 @@ describe('a retry claimed before the failed attempt’s write returns', () => {
     const finishSecondAttempt = gate();
     // The failure's row is committed (and announced) at once, but its answer reaches the worker
     // only after the retry was claimed and started: the order a busy machine can produce.
-    const slowDb: Database = {
-      ...db,
-      async query<Row extends object>(statement: Statement, values?: readonly unknown[]) {
-        const rows = await db.query<Row>(statement, values);
+    const slowDb = interceptStatements(db, {
+      async after(statement) {
         if (statement.name === 'jobs_fail') await secondAttemptRunning.opened;
-        return rows;
       },
-    };
+    });
     const metrics = createMetrics();
     const worker = createWorker(slowDb, hub, {
       metrics,
@@ -60,11 +58,10 @@ describe('a retry claimed before the failed attempt’s write returns', () => {
     const { job } = await jobs.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
     await worker.start();
     await secondAttemptRunning.opened;
-    // Let the first attempt's write return and its bookkeeping run.
-    for (let i = 0; i < 5; i += 1) await new Promise((resolve) => setImmediate(resolve));
-
+    // The first attempt's write has returned once its retry is counted; the retry must still be held.
+    await expect.poll(async () => (await metrics.jobsRetried.get()).values.map((value) => value.value)).toEqual([1]);
     expect(worker.activeJobs).toBe(1);
-    expect((await metrics.jobsRetried.get()).values.map((value) => value.value)).toEqual([1]);
+    expect(slowDb.seen('jobs_fail')).toBe(1);
 
     finishSecondAttempt.open();
     await waitForJob(jobs, hub, job.id, statusOf('completed'));

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { Database, Queryable, Statement } from '../src/db/database.ts';
+import type { Database, Queryable } from '../src/db/database.ts';
 import { addDecimals } from '../src/jobs/decimal.ts';
 import type { JobEventHub } from '../src/jobs/events.ts';
 import { PermanentJobError } from '../src/jobs/handlers.ts';
@@ -16,6 +16,7 @@ import { createQueueStatsReader } from '../src/metrics/queue-stats.ts';
 import { retryDelayMs } from '../src/worker/backoff.ts';
 import type { Worker } from '../src/worker/worker.ts';
 import { type TestDatabase, testLogger } from './helpers/database.ts';
+import { interceptStatements } from './helpers/intercept.ts';
 import {
   ANONYMOUS,
   closeJobsDatabase,
@@ -122,42 +123,57 @@ function countingHandler(onStart?: (started: number) => void) {
 
 describe('concurrency', () => {
   it('bounds running handlers, and claims the next batch while results are still being written', async () => {
+    // The worker's poll sleeps on this fake clock, so the test decides when it looks for work again.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     const writes = deferred();
+    // The LIMIT of each claim as it is sent: with 20 jobs waiting, each takes as many as it asks for.
+    const claimLimits: number[] = [];
     // Results wait until the test lets them through, as they would on a slow database.
-    const slowWrites: Database = {
-      ...db,
-      query: async <Row extends object>(statement: Statement, values?: readonly unknown[]) => {
-        if (statement.name === 'jobs_complete') await writes.promise;
-        return db.query<Row>(statement, values);
+    const slowWrites = interceptStatements(db, {
+      async before(statement, values) {
+        if (statement.name === 'jobs_claim') claimLimits.push(Number(values![1]));
+        if (statement.name.startsWith('jobs_complete')) await writes.promise;
       },
-    };
+    });
     const tenStarted = deferred();
     const { add, counts } = countingHandler((started) => started === 10 && tenStarted.resolve());
+    const pollIntervalMs = 200;
     const worker = track(
       createWorker(slowWrites, hub, {
         concurrency: 5,
         // Slots only, so each claim's size is known; the local queue has tests of its own.
         prefetch: 0,
+        pollIntervalMs,
         handlers: { add },
       }),
     );
-    const added = await service.addJobs(
-      Array.from({ length: 20 }, (_, i) => ({ num1: String(i), num2: '1' })),
-      ANONYMOUS,
-    );
-    await worker.start();
+    try {
+      const added = await service.addJobs(
+        Array.from({ length: 20 }, (_, i) => ({ num1: String(i), num2: '1' })),
+        ANONYMOUS,
+      );
+      await worker.start();
 
-    // The second batch ran while the first one's results were still unwritten…
-    await tenStarted.promise;
-    // …and then claiming stopped: at most `concurrency` results may wait for their write.
-    await new Promise((resolve) => setTimeout(resolve, 500));
-    expect(counts.started).toBe(10);
-    expect(await db.prisma.job.count({ where: { status: 'completed' } })).toBe(0);
+      // The second batch ran while the first one's results were still unwritten…
+      await tenStarted.promise;
+      await vi.waitFor(() => expect(counts.running).toBe(0), { timeout: 10_000 });
+      // …and then claiming stopped: at most `concurrency` results may wait for their write, however
+      // often the worker polls meanwhile.
+      await vi.advanceTimersByTimeAsync(5 * pollIntervalMs);
+      expect(claimLimits.reduce((sum, limit) => sum + limit, 0)).toBe(10);
+      expect(counts.started).toBe(10);
+      expect(await db.prisma.job.count({ where: { status: 'completed' } })).toBe(0);
 
-    writes.resolve();
-    for (const { job } of added) await waitForJob(service, hub, job.id, statusOf('completed'));
-    expect(counts.started).toBe(20);
-    expect(counts.most).toBeLessThanOrEqual(5);
+      writes.resolve();
+      for (const { job } of added) await waitForJob(service, hub, job.id, statusOf('completed'));
+      expect(counts.started).toBe(20);
+      expect(counts.most).toBeLessThanOrEqual(5);
+      expect(slowWrites.seen('jobs_complete')).toBeGreaterThan(0);
+      await worker.stop();
+    } finally {
+      writes.resolve();
+      vi.useRealTimers();
+    }
   });
 });
 
@@ -165,14 +181,11 @@ describe('the local queue', () => {
   /** Records the LIMIT of every claim the worker sends, and how many jobs each one took. */
   function recordingClaims(): { db: Database; claims: Array<{ limit: number; took: number }> } {
     const claims: Array<{ limit: number; took: number }> = [];
-    const recording: Database = {
-      ...db,
-      query: async <Row extends object>(statement: Statement, values?: readonly unknown[]) => {
-        const rows = await db.query<Row>(statement, values);
+    const recording = interceptStatements(db, {
+      after(statement, values, rows) {
         if (statement.name === 'jobs_claim') claims.push({ limit: Number(values![1]), took: rows.length });
-        return rows;
       },
-    };
+    });
     return { db: recording, claims };
   }
 
@@ -250,17 +263,18 @@ describe('the local queue', () => {
    * A worker with one slot that has measured a fast handler. The first job after that holds its
    * slot until released, so the rest of a claim waits in the local queue.
    */
-  async function workerWithQueue(options: { jobTimeoutSeconds?: number } = {}) {
+  async function workerWithQueue(options: { jobTimeoutSeconds?: number; pollIntervalMs?: number; db?: Database } = {}) {
     const release = deferred();
     const started = deferred();
     const runs = new Map<string, number>();
     let warmedUp = false;
     const worker = track(
-      createWorker(db, hub, {
+      createWorker(options.db ?? db, hub, {
         concurrency: 1,
         prefetch: 10,
         shutdownGraceMs: 50,
         jobTimeoutSeconds: options.jobTimeoutSeconds ?? 30,
+        pollIntervalMs: options.pollIntervalMs ?? 200,
         handlers: {
           add: async (input) => {
             runs.set(input.num1, (runs.get(input.num1) ?? 0) + 1);
@@ -306,34 +320,85 @@ describe('the local queue', () => {
   });
 
   it('keeps queued jobs out of the stale rule with its heartbeat', async () => {
-    const { worker, release, started, runs } = await workerWithQueue({ jobTimeoutSeconds: 1 });
-    const added = await addMany(4, (i) => String(200 + i));
-    await started.promise;
-    await vi.waitFor(() => expect(worker.queuedJobs).toBe(3));
-    const rival = track(createWorker(testDb.open(), createHub(db), { jobTimeoutSeconds: 1 }));
-    await rival.start();
-    // Three timeouts' worth of heartbeats on a queued job, observed in the database.
-    const queued = added.find(({ job }) => !runs.has(job.num1.toString()))!.job.id;
-    const seen = new Set<number>();
-    while (seen.size < 4) {
-      const current = await service.getJob(queued, ANONYMOUS);
-      expect(current?.status).toBe('wip');
-      seen.add(current!.lastUpdated.getTime());
-      await new Promise((resolve) => setTimeout(resolve, 250));
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const beats = heartbeats(db);
+      // Polls only when woken, so the worker never applies the stale rule to its own jobs here.
+      const { worker, release, started, runs } = await workerWithQueue({
+        jobTimeoutSeconds: TIMEOUT_SECONDS,
+        pollIntervalMs: 600_000,
+        db: beats.db,
+      });
+      const added = await addMany(4, (i) => String(200 + i));
+      await started.promise;
+      await vi.waitFor(() => expect(worker.queuedJobs).toBe(3));
+      expect(added.filter(({ job }) => runs.has(job.num1.toString()))).toHaveLength(1);
+      const ids = added.map(({ job }) => job.id);
+
+      await survivesStaleRule(ids, worker.id, beats.next);
+      release.resolve();
+      for (const { job } of added) {
+        const completed = await waitForJob(service, hub, job.id, statusOf('completed'));
+        expect(completed.attempt).toBe(1);
+      }
+      expect([...runs.entries()].filter(([num1]) => Number(num1) >= 200).sort()).toEqual([
+        ['200', 1],
+        ['201', 1],
+        ['202', 1],
+        ['203', 1],
+      ]);
+      await worker.stop();
+    } finally {
+      vi.useRealTimers();
     }
-    release.resolve();
-    for (const { job } of added) {
-      const completed = await waitForJob(service, hub, job.id, statusOf('completed'));
-      expect(completed.attempt).toBe(1);
-    }
-    expect([...runs.entries()].filter(([num1]) => Number(num1) >= 200).sort()).toEqual([
-      ['200', 1],
-      ['201', 1],
-      ['202', 1],
-      ['203', 1],
-    ]);
   });
 });
+
+const TIMEOUT_SECONDS = 30;
+
+/**
+ * The database for a worker, and `next()`: resolves once the worker's next heartbeat has
+ * committed. The deadline only turns a missing beat into a readable failure.
+ */
+function heartbeats(on: Database) {
+  let committed: (() => void) | undefined;
+  const watched = interceptStatements(on, {
+    after(statement) {
+      if (statement.name === 'jobs_heartbeat') committed?.();
+    },
+  });
+  const next = () =>
+    new Promise<void>((resolve, reject) => {
+      const deadline = setTimeout(() => reject(new Error('no heartbeat came')), 10_000);
+      committed = () => {
+        clearTimeout(deadline);
+        resolve();
+      };
+    });
+  return { db: watched, next };
+}
+
+/**
+ * Three times over: the jobs' last heartbeat is made older than the timeout, as if their worker
+ * had died, and the worker's heartbeat clock (setInterval, faked) moves on by a third of the
+ * timeout. The beat that comes must have refreshed every job, and a rival that claims with the
+ * same timeout right after must get none of them. Neither a stalled machine nor a slow rival can
+ * change the outcome: the rival claims only when told to, and a beat comes only when the clock is moved.
+ */
+async function survivesStaleRule(ids: string[], workerId: string, nextBeat: () => Promise<void>): Promise<void> {
+  for (let round = 1; round <= 3; round += 1) {
+    const silentSince = new Date(Date.now() - 3_600_000);
+    await db.prisma.job.updateMany({ where: { id: { in: ids } }, data: { lastUpdated: silentSince } });
+    const beat = nextBeat();
+    await vi.advanceTimersByTimeAsync((TIMEOUT_SECONDS * 1000) / 3);
+    await beat;
+    const refreshed = await db.prisma.job.findMany({ where: { id: { in: ids }, lastUpdated: { gt: silentSince } } });
+    expect({ round, refreshed: refreshed.length }).toEqual({ round, refreshed: ids.length });
+    expect({ round, claimed: await claimJobsStatement(db, 'rival', 10, TIMEOUT_SECONDS) }).toEqual({ round, claimed: [] });
+    const rows = await db.prisma.job.findMany({ where: { id: { in: ids } }, select: { status: true, attempt: true, lockedBy: true } });
+    expect(rows).toEqual(ids.map(() => ({ status: 'wip', attempt: 1, lockedBy: workerId })));
+  }
+}
 
 describe('results for a watcher in this process', () => {
   it('are handed to it whole; with nobody watching, the write answers with ids only', async () => {
@@ -427,30 +492,35 @@ describe('a dead worker', () => {
   });
 
   it('does not lose a live long job: its heartbeat keeps the stale rule away', async () => {
-    const release = deferred();
-    let runs = 0;
-    const slow = async () => {
-      runs += 1;
-      await release.promise;
-      return '2';
-    };
-    const first = track(createWorker(testDb.open(), hub, { handlers: { add: slow }, jobTimeoutSeconds: 1 }));
-    await first.start();
-    const { job } = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
-    await waitForJob(service, hub, job.id, statusOf('wip'));
-    const rival = track(createWorker(testDb.open(), createHub(db), { handlers: { add: slow }, jobTimeoutSeconds: 1 }));
-    await rival.start();
-    // Wait through three timeouts' worth of heartbeats, observed in the database.
-    const seen = new Set<number>();
-    while (seen.size < 4) {
-      const current = await service.getJob(job.id, ANONYMOUS);
-      seen.add(current!.lastUpdated.getTime());
-      await new Promise((resolve) => setTimeout(resolve, 250));
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
+    try {
+      const release = deferred();
+      const started = deferred();
+      let runs = 0;
+      const slow = async () => {
+        runs += 1;
+        started.resolve();
+        await release.promise;
+        return '2';
+      };
+      const beats = heartbeats(testDb.open());
+      // One slot, taken by the job: the worker claims nothing else, so only the rival applies the stale rule.
+      const worker = track(
+        createWorker(beats.db, hub, { handlers: { add: slow }, jobTimeoutSeconds: TIMEOUT_SECONDS, concurrency: 1, prefetch: 0 }),
+      );
+      await worker.start();
+      const { job } = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
+      await started.promise;
+
+      await survivesStaleRule([job.id], worker.id, beats.next);
+      release.resolve();
+      const completed = await waitForJob(service, hub, job.id, statusOf('completed'));
+      expect(runs).toBe(1);
+      expect(completed.attempt).toBe(1);
+      await worker.stop();
+    } finally {
+      vi.useRealTimers();
     }
-    release.resolve();
-    const completed = await waitForJob(service, hub, job.id, statusOf('completed'));
-    expect(runs).toBe(1);
-    expect(completed.attempt).toBe(1);
   });
 });
 
@@ -535,7 +605,7 @@ describe('retries', () => {
 });
 
 describe('delayed jobs and retries', () => {
-  /** The pending events heard for the ids `act` returns; the deadline only turns a hang into a failure. */
+  /** The pending events heard for the ids `act` returns, once all of them are; the deadline only turns a hang into a failure. */
   async function pendingEvents(act: () => Promise<string[]>): Promise<Map<string, JobEvent | undefined>> {
     const heard = new Map<string, JobEvent>();
     const stop = hub.onEvents((events) => {
@@ -543,9 +613,7 @@ describe('delayed jobs and retries', () => {
     });
     try {
       const ids = await act();
-      for (let i = 0; i < 100 && ids.some((id) => !heard.has(id)); i += 1) {
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
+      await vi.waitFor(() => expect(ids.filter((id) => !heard.has(id))).toEqual([]), { timeout: 10_000, interval: 20 });
       return new Map(ids.map((id) => [id, heard.get(id)]));
     } finally {
       stop();
@@ -572,14 +640,40 @@ describe('delayed jobs and retries', () => {
   });
 
   it('start when due, with no poll to find them', async () => {
-    const worker = track(createWorker(db, hub, { pollIntervalMs: 600_000 }));
-    await worker.start();
-    const runAt = new Date(Date.now() + 300);
-    const { job } = await service.addJob({ num1: '2', num2: '3', runAt }, ANONYMOUS);
-    const completed = await waitForJob(service, hub, job.id, statusOf('completed'));
-    expect(completed.result?.toString()).toBe('5');
-    expect(completed.attempt).toBe(1);
-    expect(completed.completedOn!.getTime()).toBeGreaterThanOrEqual(runAt.getTime());
+    // The worker's timers run on a fake clock, so the test, not the machine's speed, decides when
+    // the announced due time comes. The database's clock is real: the job is made due there by
+    // SQL, which announces nothing, so only the worker's own wake-up can find it.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
+    const watched = interceptStatements(db, {});
+    const worker = track(createWorker(watched, hub, { pollIntervalMs: 600_000 }));
+    // When each pending event was heard on the fake clock: the worker hears it in the same dispatch.
+    const heard = new Map<string, { dueInMs?: number; at: number }>();
+    const stopListening = hub.onEvents((events) => {
+      for (const event of events) if (event.status === 'pending') heard.set(event.id, { dueInMs: event.dueInMs, at: performance.now() });
+    });
+    try {
+      await worker.start();
+      const { job } = await service.addJob({ num1: '2', num2: '3', runAt: new Date(Date.now() + 60_000) }, ANONYMOUS);
+      const id = job.id;
+      await vi.waitFor(() => expect(heard.get(id)?.dueInMs).toBeGreaterThan(0), { timeout: 10_000 });
+      await db.prisma.job.update({ where: { id }, data: { runAt: new Date(Date.now() - 1000) } });
+      const claims = watched.seen('jobs_claim');
+      const dueAt = heard.get(id)!.at + heard.get(id)!.dueInMs!;
+
+      await vi.advanceTimersByTimeAsync(dueAt - 1 - performance.now());
+      expect(watched.seen('jobs_claim')).toBe(claims);
+      expect((await service.getJob(id, ANONYMOUS))?.status).toBe('pending');
+
+      await vi.advanceTimersByTimeAsync(1000);
+      await vi.waitFor(async () => expect((await service.getJob(id, ANONYMOUS))?.status).toBe('completed'), { timeout: 10_000 });
+      const completed = await service.getJob(id, ANONYMOUS);
+      expect(completed?.result?.toString()).toBe('5');
+      expect(completed?.attempt).toBe(1);
+      await worker.stop();
+    } finally {
+      stopListening();
+      vi.useRealTimers();
+    }
   });
 
   it('retry when due, with no poll to find them', async () => {
@@ -704,9 +798,16 @@ describe('start and stop', () => {
     const first = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
     await firstStarted.promise;
     await worker.stop();
+    expect(await service.getJob(first.job.id, ANONYMOUS)).toMatchObject({ status: 'pending', attempt: 0 });
     await worker.start();
     const second = await service.addJob({ num1: '2', num2: '2' }, ANONYMOUS);
-    await waitForJob(service, hub, second.job.id, statusOf('completed'));
-    await waitForJob(service, hub, first.job.id, statusOf('completed'));
+    const [secondDone, firstDone] = await Promise.all([
+      waitForJob(service, hub, second.job.id, statusOf('completed')),
+      waitForJob(service, hub, first.job.id, statusOf('completed')),
+    ]);
+    expect([firstDone.result?.toString(), firstDone.attempt]).toEqual(['2', 1]);
+    expect([secondDone.result?.toString(), secondDone.attempt]).toEqual(['4', 1]);
+    // The abandoned call, then one for each job: the one slot was free for both.
+    expect(calls).toBe(3);
   });
 });
