@@ -3,7 +3,7 @@
  * `application_name`, so `pg_stat_activity` shows that a process holds one LISTEN connection
  * however many subscribers it serves, and never more pool connections than DB_POOL_SIZE.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import type { Statement } from '../src/db/database.ts';
 import { checkListenHears } from '../src/db/listen-check.ts';
@@ -16,17 +16,18 @@ import { startTcpProxy } from './helpers/tcp-proxy.ts';
 
 const SUBSCRIBERS = 50;
 
+/** Each test's own database: the sessions a test counts are those of its own processes alone. */
 let testDb: TestDatabase;
 const processes: ServiceProcess[] = [];
 const subscribers: Subscriber[] = [];
 
-beforeAll(async () => {
+beforeEach(async () => {
   testDb = await createTestDatabase(import.meta.filename);
 });
 
-afterAll(async () => {
-  await Promise.all(subscribers.map((subscriber) => subscriber.close()));
-  for (const service of processes) service.child.kill('SIGKILL');
+afterEach(async () => {
+  await Promise.all(subscribers.splice(0).map((subscriber) => subscriber.close()));
+  for (const service of processes.splice(0)) service.child.kill('SIGKILL');
   await testDb.drop();
 });
 
