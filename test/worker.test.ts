@@ -605,16 +605,20 @@ describe('retries', () => {
 });
 
 describe('delayed jobs and retries', () => {
-  /** The pending events heard for the ids `act` returns, once all of them are; the deadline only turns a hang into a failure. */
-  async function pendingEvents(act: () => Promise<string[]>): Promise<Map<string, JobEvent | undefined>> {
+  /**
+   * The pending events heard for the versions of the jobs `act` returns, once all of them are. An
+   * earlier version's event (the insert of a job claimed before) may still arrive meanwhile, so
+   * each is matched by version. The deadline only turns a hang into a failure.
+   */
+  async function pendingEvents(act: () => Promise<Array<[string, number]>>): Promise<Array<JobEvent | undefined>> {
     const heard = new Map<string, JobEvent>();
     const stop = hub.onEvents((events) => {
-      for (const event of events) if (event.status === 'pending') heard.set(event.id, event);
+      for (const event of events) if (event.status === 'pending') heard.set(`${event.id}@${event.version}`, event);
     });
     try {
-      const ids = await act();
-      await vi.waitFor(() => expect(ids.filter((id) => !heard.has(id))).toEqual([]), { timeout: 10_000, interval: 20 });
-      return new Map(ids.map((id) => [id, heard.get(id)]));
+      const wanted = (await act()).map(([id, version]) => `${id}@${version}`);
+      await vi.waitFor(() => expect(wanted.filter((key) => !heard.has(key))).toEqual([]), { timeout: 10_000, interval: 20 });
+      return wanted.map((key) => heard.get(key));
     } finally {
       stop();
     }
@@ -624,13 +628,17 @@ describe('delayed jobs and retries', () => {
     const { job: retried } = await service.addJob({ num1: '1', num2: '1', priority: 9 }, ANONYMOUS);
     const [claimed] = await claimJobsStatement(db, 'w', 1, 30);
     expect(claimed?.id).toBe(retried.id);
-    const heard = await pendingEvents(async () => {
+    const [dueNow, later, retry] = await pendingEvents(async () => {
       const { job: dueNow } = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
       const { job: later } = await service.addJob({ num1: '1', num2: '1', runAt: new Date(Date.now() + 60_000) }, ANONYMOUS);
       await failJobsStatement(db, [{ id: retried.id, attempt: 1, error: 'x', retryInMs: 30_000 }]);
-      return [dueNow.id, later.id, retried.id];
+      // Inserted, claimed, failed back to pending: the retry is the job's third version.
+      return [
+        [dueNow.id, dueNow.version],
+        [later.id, later.version],
+        [retried.id, retried.version + 2],
+      ];
     });
-    const [dueNow, later, retry] = [...heard.values()];
     expect(dueNow).toMatchObject({ status: 'pending' });
     expect(dueNow!.dueInMs).toBeUndefined();
     expect(later!.dueInMs).toBeGreaterThan(59_000);
