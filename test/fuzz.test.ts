@@ -74,6 +74,8 @@ const planned: Record<string, number> = {};
 const known = new Map<string, string>();
 /** First job per (owner, idempotency key), as a retry must get it back. */
 const firstByKey = new Map<string, FirstJob>();
+/** Keyed jobs the answers of the current request showed, for `firstByKey` after its checks. */
+const keysSeen: Array<[Owner, string, FirstJob]> = [];
 const errorLogs: string[] = [];
 const processTroubles: string[] = [];
 const onRejection = (reason: unknown) => void processTroubles.push(`unhandledRejection: ${String(reason)}`);
@@ -176,13 +178,17 @@ async function forgiveFailure(): Promise<void> {
 
 // Run once per request or so: prepared statements on the pool, which cost less than Prisma.
 const COUNT_JOBS = { name: 'fuzz_count_jobs', text: 'SELECT count(*)::int AS count FROM job' };
-const JOBS_BY_ID = { name: 'fuzz_jobs_by_id', text: 'SELECT id, owner FROM job WHERE id = ANY($1::uuid[])' };
+const JOBS_BY_ID = {
+  name: 'fuzz_jobs_by_id',
+  text: 'SELECT id, owner, idempotency_key AS key, num1::text AS num1, num2::text AS num2 FROM job WHERE id = ANY($1::uuid[])',
+};
 
 /**
  * Every job in the database must have appeared in some answer. A request that was refused, or
  * whose answer lost the job it created, shows up here as one job too many.
  */
 async function expectNoHiddenWrites(): Promise<void> {
+  for (const [owner, key, job] of keysSeen.splice(0)) rememberKey(owner, key, job);
   const [{ count }] = (await db.query<{ count: number }>(COUNT_JOBS)) as [{ count: number }];
   if (count !== known.size) {
     const rows = await db.prisma.job.findMany({ select: { id: true, num1: true, num2: true, idempotencyKey: true } });
@@ -200,10 +206,13 @@ function expectQuietServer(): void {
 async function remember(value: unknown, owner: Owner, request: string): Promise<void> {
   const fresh = [...uuidsIn(value)].filter((id) => !known.has(id));
   if (fresh.length === 0) return;
-  const rows = await db.query<{ id: string; owner: string }>(JOBS_BY_ID, [fresh]);
+  const rows = await db.query<{ id: string; owner: string; key: string | null; num1: string; num2: string }>(JOBS_BY_ID, [fresh]);
   for (const row of rows) {
     if (row.owner !== OWNER_IN_DATABASE[owner]) fail(`the answer shows job ${row.id} of another owner`, request);
     known.set(row.id, row.owner);
+    // Whichever property made a keyed job first (they run in any order), later requests with its
+    // key must find it; learnt once this request's own checks are done.
+    if (row.key !== null) keysSeen.push([owner, row.key, { id: row.id, num1: row.num1, num2: row.num2 }]);
   }
 }
 
