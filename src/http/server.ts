@@ -1,3 +1,5 @@
+// Over the ~300-line guide: the ws frame batching and the graphql-ws wiring are to move into
+// adapters of their own with the structure work (issue 14, item 5); until then they stay beside the server.
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';

@@ -1,3 +1,5 @@
+// Over the ~300-line guide: the queue-stats and pruning statements are to move to modules of their
+// own with the structure work (issue 14, item 6); every job-changing statement stays here until then.
 /**
  * Every statement that changes a job, in one place. The worker and the job service call these
  * functions and never write SQL of their own.

@@ -1,3 +1,5 @@
+// Over the ~300-line guide: idempotency and the subscription stream are to become modules of their
+// own with the structure work (issue 14); until then the service keeps them.
 import { setTimeout } from 'node:timers/promises';
 import { Repeater } from '@repeaterjs/repeater';
 import { z } from 'zod';

@@ -1,3 +1,5 @@
+// Over the ~300-line guide: the claim loop, executor, heartbeat and outcome writer are to be split
+// into named parts by the structure work (issue 14, item 2); this file holds them until then.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Database } from '../db/database.ts';
