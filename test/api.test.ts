@@ -17,6 +17,7 @@ import {
 import { codes, createTestApp, execute, post, sseEvents, type TestApp } from './helpers/api.ts';
 import { createTestDatabase, type TestDatabase, testLogger } from './helpers/database.ts';
 import { ANONYMOUS, createWorker, statusOf, waitForJob } from './helpers/jobs.ts';
+import { cancelAndExpectEnded } from './helpers/subscribers.ts';
 
 let testDb: TestDatabase;
 let db: Database;
@@ -103,11 +104,10 @@ describe('GraphQL mutations', () => {
     expect(result.data!.addJobs!.map(({ job }) => job.num1)).toEqual(inputs.map((input) => input.num1));
   });
 
+  // One bad number stands for all: every other spelling is the fuzz model's (test/fuzz.test.ts),
+  // which checks code, field and that nothing was written, over GraphQL and REST alike.
   it.each([
     ['a malformed decimal', { num1: 'abc', num2: '1' }],
-    ['an exponent', { num1: '1e999999', num2: '1' }],
-    ['an empty number', { num1: '', num2: '1' }],
-    ['too many digits', { num1: '9'.repeat(101), num2: '1' }],
     ['a bad priority', { num1: '1', num2: '1', priority: 5000 }],
     ['an empty idempotency key', { num1: '1', num2: '1', idempotencyKey: '' }],
     ['an idempotency key with a NUL character', { num1: '1', num2: '1', idempotencyKey: 'a\u0000b' }],
@@ -297,14 +297,9 @@ describe('GraphQL subscription over SSE, in process', () => {
       body: JSON.stringify({ query: print(JobUpdatedDocument), variables: { id } }),
     });
     expect(response.headers.get('content-type')).toMatch(/text\/event-stream/);
-    const statuses: string[] = [];
     const events = sseEvents(response);
-    for await (const event of events) {
-      const job = (event as { data: { jobUpdated: { status: string; result: string | null } } }).data.jobUpdated;
-      statuses.push(job.status);
-      if (job.status === 'PENDING') await api.jobs.cancelJob(id, ANONYMOUS);
-    }
-    expect(statuses).toEqual(['PENDING', 'CANCELLED']);
+    expect((await events.next()).value).toMatchObject({ data: { jobUpdated: { id, status: 'PENDING' } } });
+    await cancelAndExpectEnded(() => api.jobs.cancelJob(id, ANONYMOUS), events);
   });
 
   it('answers an unknown or malformed job id with a coded NOT_FOUND, never a 5xx', async () => {
@@ -388,13 +383,10 @@ describe('REST aliases', () => {
     );
   });
 
+  // The seed's contract for a bad number, once per field; the fuzz model tries every other spelling.
   it.each([
-    ['/api/v1/add/abc/1', 'num1'],
-    ['/api/v1/add/1/1e999999', 'num2'],
     ['/api/v1/add//3', 'num1'],
-    ['/api/v1/add/1/%20', 'num2'],
-    [`/api/v1/add/${'1'.repeat(101)}/1`, 'num1'],
-    ['/api/v1/add/NaN/1', 'num1'],
+    ['/api/v1/add/1/1e999999', 'num2'],
   ])('%s is a 400 naming the field, and writes nothing', async (path, field) => {
     const before = await countJobs();
     const { status, body } = await rest('POST', path);

@@ -30,6 +30,13 @@ describe('parseDecimal', () => {
     expect(parseDecimal(input, 'n', 100)).toBe(canonical);
   });
 
+  it.each(['abc', '', '1e5', '1e999999', 'NaN', 'Infinity', '0x10', '1.2.3', '- 1', '1'.repeat(101)])(
+    'refuses %j as BAD_USER_INPUT naming the field',
+    (input) => {
+      expect(() => parseDecimal(input, 'num1', 100)).toThrow(expect.objectContaining({ code: 'BAD_USER_INPUT', field: 'num1' }));
+    },
+  );
+
   it('gives every sum in the form it would give the same number typed in', () => {
     for (const [a, b] of [
       ['0.1', '0.2'],

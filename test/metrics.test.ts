@@ -10,6 +10,7 @@ import { JobUpdatedDocument } from './graphql/generated/graphql.ts';
 import { createTestApp, sseEvents, type TestApp } from './helpers/api.ts';
 import { createTestDatabase, type TestDatabase, testLogger } from './helpers/database.ts';
 import { ANONYMOUS, createWorker, statusOf, waitForJob } from './helpers/jobs.ts';
+import { cancelAndExpectEnded } from './helpers/subscribers.ts';
 
 let testDb: TestDatabase;
 let db: Database;
@@ -189,8 +190,7 @@ describe('/metrics while work waits', () => {
     // Other tests of this block may have delivered changes before: the count grows by one here.
     const delivered = during.get('job_update_delivery_seconds_count')!;
 
-    await api.jobs.cancelJob(id, ANONYMOUS);
-    for await (const _event of events);
+    await cancelAndExpectEnded(() => api.jobs.cancelJob(id, ANONYMOUS), events);
     const after = await scrape();
     expect(after.get('job_update_delivery_seconds_count')).toBe(delivered + 1);
     expect(after.get('job_subscriptions_open')).toBe(0);
@@ -205,8 +205,7 @@ describe('/metrics while work waits', () => {
     expect(during.get('job_subscriptions_open')).toBe(1);
     await streams[0]!.return(undefined);
     await vi.waitFor(async () => expect((await scrape()).get('graphql_subscriptions_open')).toBe(2));
-    await api.jobs.cancelJob(id, ANONYMOUS);
-    for (const events of streams.slice(1)) for await (const _event of events);
+    await cancelAndExpectEnded(() => api.jobs.cancelJob(id, ANONYMOUS), ...streams.slice(1));
     const after = await scrape();
     expect(after.get('graphql_subscriptions_open')).toBe(0);
     expect(after.get('job_subscriptions_open')).toBe(0);

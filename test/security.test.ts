@@ -16,6 +16,7 @@ import {
 } from './graphql/generated/graphql.ts';
 import { codes, createTestApp, execute, sseEvents, type TestApp } from './helpers/api.ts';
 import { createTestDatabase, type TestDatabase, testLogger } from './helpers/database.ts';
+import { cancelAndExpectEnded } from './helpers/subscribers.ts';
 
 const KEY_A = 'key-a-0123456789abcdef';
 const KEY_B = 'key-b-0123456789abcdef';
@@ -241,11 +242,7 @@ describe('with API keys', () => {
         );
       expect(third?.[0]?.extensions?.code).toBe('TOO_MANY_SUBSCRIPTIONS');
       // A job reaching a final state ends both subscriptions on the server, which frees their slots.
-      await execute(api.app, CancelJobDocument, { id }, bearer(KEY_A));
-      expect((await first.next()).value?.data?.jobUpdated.status).toBe('CANCELLED');
-      expect((await first.next()).done).toBe(true);
-      expect((await second.next()).value?.data?.jobUpdated.status).toBe('CANCELLED');
-      expect((await second.next()).done).toBe(true);
+      await cancelAndExpectEnded(() => execute(api.app, CancelJobDocument, { id }, bearer(KEY_A)), first, second);
       const again = owner.iterate({ query: print(JobUpdatedDocument), variables: { id: await addAs(KEY_A) } });
       expect((await again.next()).value?.data).toBeTruthy();
       await again.return?.();

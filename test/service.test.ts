@@ -287,20 +287,15 @@ describe('a batch racing another transaction for one of its keys', () => {
 });
 
 describe('bad input', () => {
+  // Which spellings are numbers is parseDecimal's table (test/decimal.test.ts) and the fuzz
+  // model's; here, that the service refuses one per field before writing anything.
   it.each([
-    ['abc', 'num1'],
-    ['', 'num1'],
     ['1e5', 'num1'],
-    ['1e999999', 'num1'],
-    ['NaN', 'num1'],
-    ['Infinity', 'num1'],
-    ['0x10', 'num1'],
-    ['1.2.3', 'num1'],
-    ['- 1', 'num1'],
-    ['1'.repeat(101), 'num1'],
-  ])('rejects %j with BAD_USER_INPUT and writes nothing', async (num1, field) => {
+    ['1'.repeat(101), 'num2'],
+])('rejects %j with BAD_USER_INPUT and writes nothing', async (bad, field) => {
     const before = await countJobs();
-    const error = await service.addJob({ num1, num2: '1' }, ANONYMOUS).catch((e: unknown) => e);
+    const input = field === 'num1' ? { num1: bad, num2: '1' } : { num1: '1', num2: bad };
+    const error = await service.addJob(input, ANONYMOUS).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(JobServiceError);
     expect(error).toMatchObject({ code: 'BAD_USER_INPUT', field });
     expect(await countJobs()).toBe(before);

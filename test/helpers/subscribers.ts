@@ -1,5 +1,6 @@
 import { print } from 'graphql';
 import { type Client, createClient } from 'graphql-ws';
+import { expect } from 'vitest';
 import WebSocket from 'ws';
 import { JobUpdatedDocument, type JobUpdatedSubscription } from '../graphql/generated/graphql.ts';
 
@@ -103,4 +104,20 @@ export function inLifecycleOrder(states: readonly JobState[]): boolean {
     if (states[i]!.version <= states[i - 1]!.version) return false;
   }
   return true;
+}
+
+/** A jobUpdated subscription read one result at a time: graphql-ws's `iterate`, or SSE events. */
+type JobUpdates = AsyncIterator<unknown>;
+
+/**
+ * The end every subscription of a pending job must see when it is cancelled: CANCELLED as the next
+ * state, and then the end of the stream (the server completes it, which frees its slot).
+ */
+export async function cancelAndExpectEnded(cancel: () => Promise<unknown>, ...subscriptions: JobUpdates[]): Promise<void> {
+  await cancel();
+  for (const updates of subscriptions) {
+    const next = await updates.next();
+    expect((next.value as { data?: { jobUpdated?: { status?: string } } } | undefined)?.data?.jobUpdated?.status).toBe('CANCELLED');
+    expect((await updates.next()).done).toBe(true);
+  }
 }
