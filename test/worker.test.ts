@@ -651,26 +651,30 @@ describe('delayed jobs and retries', () => {
     expect(retry!.dueInMs).toBeLessThanOrEqual(30_000);
   });
 
-  it('start when due, with no poll to find them', async () => {
-    // The worker's timers run on a fake clock, so the test, not the machine's speed, decides when
-    // the announced due time comes. The database's clock is real: the job is made due there by
-    // SQL, which announces nothing, so only the worker's own wake-up can find it.
+  /**
+   * Runs `submit` with the worker's timers on a fake clock, so the test, not the machine's speed,
+   * decides when the announced due time comes. The database's clock is real: once the job's due
+   * announcement is heard, the job is made due there by SQL, which announces nothing, so only the
+   * worker's own wake-up can find it. Asserts no claim before the due time, and the job's end after.
+   */
+  async function expectStartedOnlyWhenDue(options: Parameters<typeof createWorker>[2], submit: () => Promise<string>) {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
     const watched = interceptStatements(db, {});
-    const worker = track(createWorker(watched, hub, { pollIntervalMs: 600_000 }));
-    // When each pending event was heard on the fake clock: the worker hears it in the same dispatch.
-    const heard = new Map<string, { dueInMs?: number; at: number }>();
+    const worker = track(createWorker(watched, hub, { pollIntervalMs: 600_000, ...options }));
+    // When each delayed pending event was heard on the fake clock: the worker hears it in the same dispatch.
+    const heard = new Map<string, { dueInMs: number; at: number }>();
     const stopListening = hub.onEvents((events) => {
-      for (const event of events) if (event.status === 'pending') heard.set(event.id, { dueInMs: event.dueInMs, at: performance.now() });
+      for (const event of events) {
+        if (event.status === 'pending' && event.dueInMs) heard.set(event.id, { dueInMs: event.dueInMs, at: performance.now() });
+      }
     });
     try {
       await worker.start();
-      const { job } = await service.addJob({ num1: '2', num2: '3', runAt: new Date(Date.now() + 60_000) }, ANONYMOUS);
-      const id = job.id;
-      await vi.waitFor(() => expect(heard.get(id)?.dueInMs).toBeGreaterThan(0), { timeout: 10_000 });
+      const id = await submit();
+      await vi.waitFor(() => expect(heard.get(id)).toBeDefined(), { timeout: 10_000 });
       await db.prisma.job.update({ where: { id }, data: { runAt: new Date(Date.now() - 1000) } });
       const claims = watched.seen('jobs_claim');
-      const dueAt = heard.get(id)!.at + heard.get(id)!.dueInMs!;
+      const dueAt = heard.get(id)!.at + heard.get(id)!.dueInMs;
 
       await vi.advanceTimersByTimeAsync(dueAt - 1 - performance.now());
       expect(watched.seen('jobs_claim')).toBe(claims);
@@ -678,14 +682,21 @@ describe('delayed jobs and retries', () => {
 
       await vi.advanceTimersByTimeAsync(1000);
       await vi.waitFor(async () => expect((await service.getJob(id, ANONYMOUS))?.status).toBe('completed'), { timeout: 10_000 });
-      const completed = await service.getJob(id, ANONYMOUS);
-      expect(completed?.result?.toString()).toBe('5');
-      expect(completed?.attempt).toBe(1);
       await worker.stop();
+      return (await service.getJob(id, ANONYMOUS))!;
     } finally {
       stopListening();
       vi.useRealTimers();
     }
+  }
+
+  it('start when due, with no poll to find them', async () => {
+    const completed = await expectStartedOnlyWhenDue({}, async () => {
+      const { job } = await service.addJob({ num1: '2', num2: '3', runAt: new Date(Date.now() + 60_000) }, ANONYMOUS);
+      return job.id;
+    });
+    expect(completed.result?.toString()).toBe('5');
+    expect(completed.attempt).toBe(1);
   });
 
   it('retry when due, with no poll to find them', async () => {
@@ -693,10 +704,11 @@ describe('delayed jobs and retries', () => {
       if (context.attempt === 1) throw new Error('once');
       return '2';
     };
-    const worker = track(createWorker(db, hub, { pollIntervalMs: 600_000, retry: { baseDelayMs: 200, maxDelayMs: 200 }, handlers: { add: flaky } }));
-    await worker.start();
-    const { job } = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
-    const completed = await waitForJob(service, hub, job.id, statusOf('completed'));
+    const retry = { baseDelayMs: 60_000, maxDelayMs: 60_000 };
+    const completed = await expectStartedOnlyWhenDue({ retry, handlers: { add: flaky } }, async () => {
+      const { job } = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
+      return job.id;
+    });
     expect(completed.attempt).toBe(2);
     expect(completed.lastError).toBe('once');
   });
