@@ -3,7 +3,7 @@ import { createInterface } from 'node:readline';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Database } from '../src/db/database.ts';
 import type { JobEventHub } from '../src/jobs/events.ts';
-import type { JobEvent } from '../src/jobs/queue.ts';
+import type { JobEvent } from '../src/jobs/sql/job-events.ts';
 import type { JobService } from '../src/jobs/service.ts';
 import type { TestDatabase } from './helpers/database.ts';
 import {

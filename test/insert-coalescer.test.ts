@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database, Queryable } from '../src/db/database.ts';
 import { InsertCoalescer } from '../src/jobs/insert-coalescer.ts';
-import { insertJobsStatement, type NewJob } from '../src/jobs/queue.ts';
+import { insertJobsStatement, type NewJob } from '../src/jobs/sql/insert.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
 
 let testDb: TestDatabase;

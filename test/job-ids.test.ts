@@ -4,8 +4,10 @@
  * ones: the event hub finds watchers by the lower-case `id::text` of a NOTIFY.
  */
 import { print } from 'graphql';
+import { v7 as uuidv7 } from 'uuid';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../src/db/database.ts';
+import { uuidv7Floor } from '../src/jobs/ids.ts';
 import type { Job } from '../src/jobs/service.ts';
 import {
   AddJobDocument,
@@ -97,5 +99,15 @@ describe('a job id in upper case', () => {
     } finally {
       await worker.stop();
     }
+  });
+});
+
+// The pruner's id bound: jobs older than a cutoff are exactly the ids below this.
+describe('uuidv7Floor', () => {
+  it('bounds ids by creation time exactly', () => {
+    const at = new Date('2026-01-02T03:04:05.678Z');
+    const floor = uuidv7Floor(at);
+    expect(uuidv7({ msecs: at.getTime() - 1 }) < floor).toBe(true);
+    expect(uuidv7({ msecs: at.getTime() }) >= floor).toBe(true);
   });
 });

@@ -5,9 +5,11 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Database, Statement } from '../src/db/database.ts';
 import { JobServiceError } from '../src/jobs/errors.ts';
 import type { JobEventHub } from '../src/jobs/events.ts';
-import { claimJobsStatement, completeJobsStatement, insertJobsStatement } from '../src/jobs/queue.ts';
+import { insertJobsStatement } from '../src/jobs/sql/insert.ts';
+import { completeJobsStatement } from '../src/jobs/sql/outcomes.ts';
 import type { JobService } from '../src/jobs/service.ts';
 import type { Worker } from '../src/worker/worker.ts';
+import { claimJobsStatement } from './helpers/claim.ts';
 import type { TestDatabase } from './helpers/database.ts';
 import {
   ANONYMOUS,

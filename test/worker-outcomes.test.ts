@@ -4,18 +4,18 @@ import type { Database } from '../src/db/database.ts';
 import type { JobEventHub } from '../src/jobs/events.ts';
 import { PermanentJobError } from '../src/jobs/handlers.ts';
 import {
-  claimJobsStatement,
   completeJobsStatement,
   type Failure,
   failJobsStatement,
   storedCompletionsStatement,
   storedFailuresStatement,
-} from '../src/jobs/queue.ts';
+} from '../src/jobs/sql/outcomes.ts';
 import type { JobService } from '../src/jobs/service.ts';
 import { createMetrics } from '../src/metrics/metrics.ts';
 import { MAX_STORED_TEXT, storableError, storableText } from '../src/worker/storable-text.ts';
 import type { Worker } from '../src/worker/worker.ts';
 import { WriteBatcher } from '../src/worker/write-batcher.ts';
+import { claimJobsStatement } from './helpers/claim.ts';
 import { capturingLogger, type TestDatabase } from './helpers/database.ts';
 import { interceptStatements } from './helpers/intercept.ts';
 import { ANONYMOUS, closeJobsDatabase, createWorker, openJobsDatabase, statusOf, waitForJob } from './helpers/jobs.ts';

@@ -3,18 +3,15 @@ import type { Database, Queryable } from '../src/db/database.ts';
 import { addDecimals } from '../src/jobs/decimal.ts';
 import type { JobEventHub } from '../src/jobs/events.ts';
 import { PermanentJobError } from '../src/jobs/handlers.ts';
-import {
-  claimJobsStatement,
-  completeJobsStatement,
-  failJobsStatement,
-  heartbeatStatement,
-  type JobEvent,
-} from '../src/jobs/queue.ts';
+import { heartbeatStatement } from '../src/jobs/sql/heartbeat.ts';
+import type { JobEvent } from '../src/jobs/sql/job-events.ts';
+import { completeJobsStatement, failJobsStatement } from '../src/jobs/sql/outcomes.ts';
 import type { JobService } from '../src/jobs/service.ts';
 import { createMetrics, registerStateGauges } from '../src/metrics/metrics.ts';
 import { createQueueStatsReader } from '../src/metrics/queue-stats.ts';
 import { retryDelayMs } from '../src/worker/backoff.ts';
 import type { Worker } from '../src/worker/worker.ts';
+import { claimJobsStatement } from './helpers/claim.ts';
 import { type TestDatabase, testLogger } from './helpers/database.ts';
 import { interceptStatements } from './helpers/intercept.ts';
 import {

@@ -3,7 +3,7 @@ import { StartStop } from '../lifecycle.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { Job } from '../generated/prisma/client.ts';
-import { JOB_EVENTS_CHANNEL, type JobEvent, parseJobEvents } from './queue.ts';
+import { JOB_EVENTS_CHANNEL, type JobEvent, parseJobEvents } from './sql/job-events.ts';
 
 export type JobEventListener = (event: JobEvent) => void;
 

@@ -40,3 +40,13 @@ const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 export function toJobId(id: string): string | undefined {
   return UUID_PATTERN.test(id) ? id.toLowerCase() : undefined;
 }
+
+/**
+ * The smallest UUIDv7 of the millisecond `at`. Job ids are UUIDv7, whose first 48 bits are the
+ * creation time, so `id < uuidv7Floor(t)` selects exactly the jobs created before t, and the
+ * (status, id) index serves it as a range scan.
+ */
+export function uuidv7Floor(at: Date): string {
+  const hex = Math.max(0, Math.floor(at.getTime())).toString(16).padStart(12, '0');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-7000-8000-000000000000`;
+}

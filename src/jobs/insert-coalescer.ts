@@ -1,6 +1,6 @@
 import { isRefusal } from '../db/errors.ts';
 import type { Queryable } from '../db/database.ts';
-import { insertJobsStatement, type NewJob, type StoredJob } from './queue.ts';
+import { insertJobsStatement, type NewJob, type StoredJob } from './sql/insert.ts';
 
 interface Waiting {
   jobs: readonly NewJob[];

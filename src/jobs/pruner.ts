@@ -2,7 +2,7 @@ import type { Database } from '../db/database.ts';
 import type { JobStatus } from '../generated/prisma/client.ts';
 import { StartStop } from '../lifecycle.ts';
 import type { Logger } from '../logger.ts';
-import { pruneJobsStatement } from './queue.ts';
+import { pruneJobsStatement } from './sql/prune.ts';
 
 const DAY_MS = 86_400_000;
 

@@ -13,16 +13,10 @@ import { JobServiceError, jobDeleted, jobNotFound } from './errors.ts';
 import { JobIdGenerator, toJobId } from './ids.ts';
 import { InsertCoalescer } from './insert-coalescer.ts';
 import type { JobEventHub } from './events.ts';
-import {
-  cancelJobStatement,
-  type InsertedJob,
-  isIdempotencyRace,
-  type JobEvent,
-  type NewJob,
-  readJobStatement,
-  retrieveJobStatement,
-  type StoredJob,
-} from './queue.ts';
+import { cancelJobStatement, retrieveJobStatement } from './sql/customer.ts';
+import { type InsertedJob, isIdempotencyRace, type NewJob, type StoredJob } from './sql/insert.ts';
+import type { JobEvent } from './sql/job-events.ts';
+import { readJobStatement } from './sql/reads.ts';
 
 export type { Job, JobStatus };
 

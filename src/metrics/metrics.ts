@@ -1,6 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { JobEventHub } from '../jobs/events.ts';
-import type { QueueStats } from '../jobs/queue.ts';
+import type { QueueStats } from '../jobs/sql/stats.ts';
 import type { Logger } from '../logger.ts';
 
 /** Why a job ended `failed`: its handler said never, it ran out of attempts, or its last one timed out. */

@@ -1,5 +1,5 @@
 import type { Queryable } from '../db/database.ts';
-import { type QueueStats, queueStatsStatement } from '../jobs/queue.ts';
+import { type QueueStats, queueStatsStatement } from '../jobs/sql/stats.ts';
 
 export interface QueueStatsReaderOptions {
   /** A read younger than this is served again, so several scrapers cost one query. */

@@ -6,20 +6,19 @@ import type { Database } from '../db/database.ts';
 import type { JobEventHub } from '../jobs/events.ts';
 import { parseDecimal } from '../jobs/decimal.ts';
 import { type JobHandlers, PermanentJobError } from '../jobs/handlers.ts';
+import { type ClaimedJob, claimBatchStatement } from '../jobs/sql/claim.ts';
+import { heartbeatStatement } from '../jobs/sql/heartbeat.ts';
+import type { JobEvent } from '../jobs/sql/job-events.ts';
 import {
-  type ClaimedJob,
   type Completion,
-  claimBatchStatement,
   completeJobsReturningStatement,
   completeJobsStatement,
   type Failure,
   failJobsStatement,
-  heartbeatStatement,
-  type JobEvent,
-  releaseJobsStatement,
   storedCompletionsStatement,
   storedFailuresStatement,
-} from '../jobs/queue.ts';
+} from '../jobs/sql/outcomes.ts';
+import { releaseJobsStatement } from '../jobs/sql/release.ts';
 import { StartStop } from '../lifecycle.ts';
 import type { Logger } from '../logger.ts';
 import type { FailureReason, Metrics } from '../metrics/metrics.ts';

@@ -10,7 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import pg from 'pg';
-import { insertJobsStatement, type NewJob } from '../../src/jobs/queue.ts';
+import { insertJobsStatement, type NewJob } from '../../src/jobs/sql/insert.ts';
 import { ADMIN_URL } from '../helpers/admin.ts';
 import type { TestDatabase } from '../helpers/database.ts';
 import { createHub } from '../helpers/jobs.ts';

@@ -1,4 +1,4 @@
-import type { InsertedJob } from '../../jobs/queue.ts';
+import type { InsertedJob } from '../../jobs/sql/insert.ts';
 import type { Builder } from '../builder.ts';
 import { serviceCall } from '../errors.ts';
 import type { JobTypes } from './job.ts';

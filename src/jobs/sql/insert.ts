@@ -1,0 +1,112 @@
+/** Adding jobs: one statement per batch of requests, idempotency keys included. */
+import type { Queryable, Statement } from '../../db/database.ts';
+import type { Job } from '../../generated/prisma/client.ts';
+import { announce } from './ctes.ts';
+import { columns, type JobRow, toJob } from './rows.ts';
+
+export interface NewJob {
+  id: string;
+  kind: string;
+  num1: string;
+  num2: string;
+  maxAttempts: number;
+  runAt: Date | null;
+  priority: number;
+  idempotencyKey: string | null;
+  owner: string;
+}
+
+/*
+ * One statement per batch, which commits whole or not at all: the rows of one request never
+ * commit without each other. Several requests may share it (see InsertCoalescer); $10 numbers
+ * each row's request, and a request refused for a key conflict writes none of its rows while the
+ * others go in.
+ * - `found`: inputs whose (owner, key) already names a job, as of this statement's snapshot. Each
+ *   answers with that job, or, when its kind or numbers differ (numeric equality: exact, and
+ *   blind to how the number was spelt), refuses its request.
+ * - No ON CONFLICT: a key committed by another transaction after the snapshot (or still being
+ *   inserted: the unique index waits for it) fails the whole statement with a unique violation
+ *   instead of skipping that row, which would commit the rest of its request. The caller sends it
+ *   again, and the new snapshot sees the winner (`isIdempotencyRace`).
+ * - Keyed rows go in in key order, so two statements that hold the same keys wait for each other
+ *   instead of deadlocking. Callers keep one (owner, key) to one row of one request.
+ */
+const insertJobs: Statement = {
+  name: 'jobs_insert',
+  text: `
+  WITH input AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::numeric[], $4::numeric[], $5::int[],
+                         $6::timestamptz[], $7::int[], $8::text[], $9::text[], $10::int[])
+      AS i(id, kind, num1, num2, max_attempts, run_at, priority, idempotency_key, owner, request)
+  ),
+  found AS (
+    SELECT input.id AS input_id, input.request, job.id AS job_id,
+           (job.kind <> input.kind OR job.num1 <> input.num1 OR job.num2 <> input.num2) AS conflict
+    FROM input JOIN job ON job.owner = input.owner AND job.idempotency_key = input.idempotency_key
+  ),
+  inserted AS (
+    INSERT INTO job (id, kind, num1, num2, max_attempts, run_at, priority, idempotency_key, owner)
+    SELECT id, kind, num1, num2, max_attempts, coalesce(run_at, now()), priority, idempotency_key, owner
+    FROM input
+    WHERE NOT EXISTS (SELECT 1 FROM found WHERE found.input_id = input.id)
+      AND NOT EXISTS (SELECT 1 FROM found WHERE found.request = input.request AND found.conflict)
+    ORDER BY owner, idempotency_key
+    RETURNING *
+  ),
+  ${announce('inserted', { delayable: true })}
+  SELECT ${columns('inserted')}, inserted.id AS "inputId", 'created' AS outcome FROM inserted, announced
+  UNION ALL
+  SELECT ${columns('job')}, found.input_id, CASE WHEN found.conflict THEN 'conflict' ELSE 'found' END
+  FROM found JOIN job ON job.id = found.job_id`,
+};
+
+export interface InsertedJob {
+  job: Job;
+  /** False when the idempotency key matched an existing job, which is returned instead. */
+  created: boolean;
+}
+
+/**
+ * What became of one input: `created`; `found`, an earlier job with the same key and input; or
+ * `conflict`, an earlier job with the same key and other input, and its request wrote nothing.
+ */
+export interface StoredJob {
+  job: Job;
+  outcome: 'created' | 'found' | 'conflict';
+}
+
+/**
+ * Inserts jobs and returns them keyed by the id each input proposed. `requests[i]` numbers the
+ * request `jobs[i]` belongs to (all one request by default); a request with a `conflict` gets no
+ * row for its other inputs. A key raced by another transaction fails the statement: see
+ * `isIdempotencyRace`.
+ */
+export async function insertJobsStatement(
+  db: Queryable,
+  jobs: readonly NewJob[],
+  requests: readonly number[] = jobs.map(() => 0),
+): Promise<Map<string, StoredJob>> {
+  const rows = await db.query<JobRow & { inputId: string; outcome: StoredJob['outcome'] }>(insertJobs, [
+    jobs.map((job) => job.id),
+    jobs.map((job) => job.kind),
+    jobs.map((job) => job.num1),
+    jobs.map((job) => job.num2),
+    jobs.map((job) => job.maxAttempts),
+    jobs.map((job) => job.runAt),
+    jobs.map((job) => job.priority),
+    jobs.map((job) => job.idempotencyKey),
+    jobs.map((job) => job.owner),
+    requests,
+  ]);
+  return new Map(rows.map(({ inputId, outcome, ...row }) => [inputId, { job: toJob(row), outcome }]));
+}
+
+/**
+ * Whether an insert failed only because another transaction took one of its keys at the same
+ * time (a unique violation on the key, or a deadlock between two such inserts). Nothing of it
+ * was written, and sent again it sees the other's job.
+ */
+export function isIdempotencyRace(error: unknown): boolean {
+  const { code, constraint } = (error ?? {}) as { code?: unknown; constraint?: unknown };
+  return (code === '23505' && constraint === 'job_owner_idempotency_key_key') || code === '40P01';
+}

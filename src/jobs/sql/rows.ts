@@ -1,0 +1,51 @@
+/** A job row as the statements return it, and its conversion to the `Job` the service hands out. */
+import { Prisma, type Job } from '../../generated/prisma/client.ts';
+
+/**
+ * A timestamp as whole milliseconds since the epoch. The driver parses a timestamptz's text with
+ * a regular expression, which was 7 % of the service's CPU while it took batches of 1,000 jobs;
+ * a float8 is one parseFloat. The floor keeps what a Date can hold, as that parser did (a
+ * float8 resolves 0.25 µs at today's epoch, finer than the microseconds stored).
+ */
+export function epochMs(column: string): string {
+  return `floor(extract(epoch FROM ${column}) * 1000)::float8`;
+}
+
+export function columns(table: string): string {
+  return `${table}.id, ${table}.kind, ${table}.num1::text AS num1, ${table}.num2::text AS num2,
+  ${table}.result::text AS result, ${table}.status, ${table}.attempt, ${table}.max_attempts AS "maxAttempts",
+  ${table}.last_error AS "lastError", ${epochMs(`${table}.run_at`)} AS "runAt", ${table}.priority,
+  ${table}.locked_by AS "lockedBy", ${table}.idempotency_key AS "idempotencyKey", ${table}.owner,
+  ${table}.version, ${epochMs(`${table}.created_at`)} AS "createdAt",
+  ${epochMs(`${table}.last_updated`)} AS "lastUpdated", ${epochMs(`${table}.completed_on`)} AS "completedOn",
+  ${epochMs(`${table}.retrieved_at`)} AS "retrievedAt"`;
+}
+
+/**
+ * Numbers leave the database as text, so no driver ever rounds them through a float; timestamps
+ * as epoch milliseconds (see `epochMs`).
+ */
+export type JobRow = Omit<Job, 'num1' | 'num2' | 'result' | 'runAt' | 'createdAt' | 'lastUpdated' | 'completedOn' | 'retrievedAt'> & {
+  num1: string;
+  num2: string;
+  result: string | null;
+  runAt: number;
+  createdAt: number;
+  lastUpdated: number;
+  completedOn: number | null;
+  retrievedAt: number | null;
+};
+
+export function toJob(row: JobRow): Job {
+  return {
+    ...row,
+    num1: new Prisma.Decimal(row.num1),
+    num2: new Prisma.Decimal(row.num2),
+    result: row.result === null ? null : new Prisma.Decimal(row.result),
+    runAt: new Date(row.runAt),
+    createdAt: new Date(row.createdAt),
+    lastUpdated: new Date(row.lastUpdated),
+    completedOn: row.completedOn === null ? null : new Date(row.completedOn),
+    retrievedAt: row.retrievedAt === null ? null : new Date(row.retrievedAt),
+  };
+}
