@@ -1,5 +1,4 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { JobEventHub } from '../jobs/events.ts';
 import type { QueueStats } from '../jobs/sql/stats.ts';
 import type { Logger } from '../logger.ts';
 
@@ -123,7 +122,11 @@ export interface StateSources {
   /** Reads the queue's numbers; see `createQueueStatsReader` for its cache. */
   queueStats: () => Promise<QueueStats>;
   db: { poolStats(): { total: number; idle: number; waiting: number } };
-  hub?: Pick<JobEventHub, 'watcherCount'>;
+  /**
+   * The event hub (src/jobs/events.ts). A shape rather than its class: the hub records into these
+   * metrics, so importing it here would tie the two modules in a cycle.
+   */
+  hub?: { readonly watcherCount: number };
   worker?: { readonly activeJobs: number; readonly queuedJobs: number };
   logger: Logger;
 }

@@ -22,7 +22,6 @@ export interface TimedOutJob {
   attempt: number;
 }
 
-
 /*
  * Claiming. Two candidate sets, each read through its own partial index and locked with
  * FOR UPDATE SKIP LOCKED, so concurrent workers take disjoint rows without waiting on each other:
