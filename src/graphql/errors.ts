@@ -1,5 +1,18 @@
+import type { GraphQLError } from 'graphql';
 import { createGraphQLError } from 'graphql-yoga';
 import { JobServiceError } from '../jobs/errors.ts';
+
+/**
+ * Every error a client gets names its kind in `extensions.code`. graphql-js and Yoga label their
+ * own; GraphQL Armor throws bare errors for its depth, cost, token and alias limits, which are
+ * limits on the request's shape, so they are labelled as failed validation. The label is added in
+ * place: Yoga logs every error its mask replaces, and a client's oversized query is no server error.
+ */
+export function withCode(error: GraphQLError, code: string): GraphQLError {
+  const extensions = error.extensions as Record<string, unknown>;
+  extensions['code'] ??= code;
+  return error;
+}
 
 /**
  * An expected error becomes a GraphQL error with a code; anything else is left for Yoga to mask.

@@ -6,6 +6,7 @@ import type { Database } from '../db/database.ts';
 import { isConnectionError } from '../db/errors.ts';
 import type { Migration } from '../db/migrate.ts';
 import type { GraphQLContext } from '../graphql/builder.ts';
+import { withCode } from '../graphql/errors.ts';
 import { buildSchema } from '../graphql/schema.ts';
 import { createSharedSubscriptionsPlugin } from '../graphql/shared-subscriptions.ts';
 import type { Caller, JobService } from '../jobs/service.ts';
@@ -76,18 +77,6 @@ function authorizationOf(initial: Record<string, unknown>): string | null {
   const upgrade = initial['req'] as { headers?: Record<string, string | string[] | undefined> } | undefined;
   const header = upgrade?.headers?.['authorization'];
   return typeof header === 'string' ? header : null;
-}
-
-/**
- * Every error a client gets names its kind in `extensions.code`. graphql-js and Yoga label their
- * own; GraphQL Armor throws bare errors for its depth, cost, token and alias limits, which are
- * limits on the request's shape, so they are labelled as failed validation. The label is added in
- * place: Yoga logs every error its mask replaces, and a client's oversized query is no server error.
- */
-export function withCode(error: GraphQLError, code: string): GraphQLError {
-  const extensions = error.extensions as Record<string, unknown>;
-  extensions['code'] ??= code;
-  return error;
 }
 
 /**

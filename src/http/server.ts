@@ -8,9 +8,10 @@ import { CloseCode, type Context, MessageType, type SubscribePayload } from 'gra
 import { useServer } from 'graphql-ws/use/ws';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import type { WebSocketOperation } from '../graphql/builder.ts';
+import { withCode } from '../graphql/errors.ts';
 import { StartStop } from '../lifecycle.ts';
 import type { Logger } from '../logger.ts';
-import { type App, GRAPHQL_PATH, withCode } from './app.ts';
+import { type App, GRAPHQL_PATH } from './app.ts';
 import type { Authenticator } from './auth.ts';
 import { listen } from './listen.ts';
 import { createOriginPolicy } from './origins.ts';
