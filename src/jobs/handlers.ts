@@ -29,7 +29,8 @@ export class PermanentJobError extends Error {
  */
 export function addHandler(delayMs = 0): JobHandler {
   return async (input, context) => {
-    // The signal is made when first read (an AbortController per job was 8 % of a drain's CPU).
+    // The signal is made when first read: an AbortController per job was 8 % of a drain's CPU
+    // (BENCHMARKS.md, "No AbortController per job"), so a handler that never waits leaves it unmade.
     if (delayMs > 0) await setTimeout(delayMs, undefined, { signal: context.signal });
     return addDecimals(input.num1, input.num2);
   };
