@@ -183,7 +183,7 @@ export function createApp(deps: AppDeps): App {
     context: (initial) => {
       const caller = auth.authenticate(authorizationOf(initial));
       if (!caller) throw unauthenticated();
-      return { jobs, caller, prisma: db.prisma };
+      return { jobs, caller };
     },
     logging: errorLog.yogaLogger,
     // Logged by errorLog.plugin, with the request's id, before they are masked here.

@@ -1,3 +1,4 @@
+import type { Job as JobRow } from '../../generated/prisma/client.ts';
 import type { Builder } from '../builder.ts';
 
 export type JobTypes = ReturnType<typeof addJobType>;
@@ -14,7 +15,9 @@ export function addJobType(builder: Builder) {
     } as const,
   });
 
-  const Job = builder.prismaObject('Job', {
+  // A plain object type over the job the service returns. Every resolver is given whole jobs by the
+  // service, so nothing here queries (README.md, "Prisma's place").
+  const Job = builder.objectRef<JobRow>('Job').implement({
     description: 'One job: adding num1 and num2.',
     fields: (t) => ({
       id: t.exposeID('id'),
