@@ -453,6 +453,43 @@ describe('without a worker', () => {
     await expect(service.listJobs({ first: 101 }, owner)).rejects.toMatchObject({ field: 'first' });
     await expect(service.listJobs({ after: 'garbage' }, owner)).rejects.toMatchObject({ field: 'after' });
   });
+
+  // README.md, "Prisma's place": the listing is Prisma's one query; every per-job path is a
+  // prepared statement.
+  it('goes through Prisma only to list jobs, one query a page', async () => {
+    const operations: string[] = [];
+    const counted = db.prisma.$extends({
+      query: {
+        $allOperations({ model, operation, args, query }) {
+          operations.push(`${model}.${operation}`);
+          return query(args);
+        },
+      },
+    });
+    const watched = createService(
+      new Proxy(db, {
+        get(target, property) {
+          if (property === 'prisma') return counted;
+          const value: unknown = Reflect.get(target, property, target);
+          return typeof value === 'function' ? value.bind(target) : value;
+        },
+      }),
+      hub,
+    );
+    const owner = { owner: 'prisma-place' };
+    const [first, second] = await watched.addJobs([{ num1: '1', num2: '2' }, { num1: '3', num2: '4' }], owner);
+    await watched.getJob(first!.job.id, owner);
+    await watched.retrieveJob(first!.job.id, owner);
+    await watched.cancelJob(second!.job.id, owner);
+    const updates = await watched.watchJob(first!.job.id, owner);
+    await updates.next();
+    await updates.return?.();
+    expect(operations).toEqual([]);
+
+    const page = await watched.listJobs({ first: 1 }, owner);
+    await watched.listJobs({ first: 1, after: page.endCursor, status: 'pending' }, owner);
+    expect(operations).toEqual(['Job.findMany', 'Job.findMany']);
+  });
 });
 
 describe('many subscribers of one job', () => {

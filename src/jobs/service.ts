@@ -16,7 +16,7 @@ import type { JobEventHub } from './events.ts';
 import { cancelJobStatement, retrieveJobStatement } from './sql/customer.ts';
 import { type InsertedJob, isIdempotencyRace, type NewJob, type StoredJob } from './sql/insert.ts';
 import type { JobEvent } from './sql/job-events.ts';
-import { readJobStatement } from './sql/reads.ts';
+import { listJobsQuery, readJobStatement } from './sql/reads.ts';
 
 export type { Job, JobStatus };
 
@@ -244,15 +244,11 @@ export class JobService {
     if (args.after != null && !after) {
       throw new JobServiceError('BAD_USER_INPUT', 'after must be a cursor from a previous page', 'after');
     }
-    // Ids are UUIDv7, so id order is creation order; `lt` keeps paging stable when rows vanish.
-    const rows = await this.db.prisma.job.findMany({
-      where: {
-        owner: caller.owner,
-        ...(args.status ? { status: args.status } : {}),
-        ...(after ? { id: { lt: after } } : {}),
-      },
-      orderBy: { id: 'desc' },
-      take: first + 1,
+    const rows = await listJobsQuery(this.db, {
+      owner: caller.owner,
+      status: args.status ?? undefined,
+      before: after,
+      limit: first + 1,
     });
     const jobs = rows.slice(0, first);
     return { jobs, hasNextPage: rows.length > first, endCursor: jobs.at(-1)?.id ?? null };
