@@ -83,6 +83,10 @@ export interface ClaimResult {
   timedOut: TimedOutJob[];
 }
 
+/**
+ * Claims up to `limit` jobs for `workerId`. The stale jobs it failed come back apart, as
+ * `timedOut`: the worker counts and logs each (tests claim by hand through test/helpers/claim.ts).
+ */
 export async function claimBatchStatement(
   db: Queryable,
   workerId: string,
