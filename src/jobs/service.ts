@@ -3,8 +3,8 @@ import type { Job, JobStatus } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { JobServiceError, jobNotFound } from './errors.ts';
-import { JobIdGenerator, toJobId } from './ids.ts';
 import { type AddJobInput, firstWithSameKey, toNewJob } from './job-input.ts';
+import { JobIdGenerator, toJobId } from './ids.ts';
 import { InsertCoalescer } from './insert-coalescer.ts';
 import type { JobEventHub } from './events.ts';
 import {
@@ -16,7 +16,7 @@ import {
   retrieveJobStatement,
   type StoredJob,
 } from './queue.ts';
-import { watchJob } from './watch.ts';
+import { openJobWatch } from './watch.ts';
 
 export type { AddJobInput, Job, JobStatus };
 
@@ -52,9 +52,9 @@ export interface JobServiceOptions {
 export const MAX_PAGE_SIZE = 100;
 
 /**
- * The one entry point of the API layers (GraphQL and REST) to jobs. It validates (job-input.ts),
- * scopes every read and write to the caller, leaves SQL to the queue module and following a job
- * to watch.ts.
+ * The one entry point of the API layers (GraphQL and REST) to jobs. It validates input
+ * (job-input.ts), scopes every read and write to the caller, and leaves SQL to the queue module;
+ * following a job's changes is watch.ts's.
  */
 export class JobService {
   /** Concurrent requests' new jobs, sent as one INSERT. */
@@ -214,6 +214,6 @@ export class JobService {
   async watchJob(requestedId: string, caller: Caller): Promise<AsyncIterableIterator<Job>> {
     const id = toJobId(requestedId);
     if (!id) throw jobNotFound(requestedId);
-    return watchJob(id, { hub: this.hub, read: () => this.getJob(id, caller), metrics: this.options.metrics });
+    return openJobWatch(id, { hub: this.hub, read: () => this.getJob(id, caller), metrics: this.options.metrics });
   }
 }

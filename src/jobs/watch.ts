@@ -22,7 +22,7 @@ export interface JobWatchOptions {
  * Job `id` as it is now, then each later state, ending after a final one (see JobService.watchJob
  * for the promise made to subscribers). Rejects with NOT_FOUND when `read` finds no job.
  */
-export async function watchJob(id: string, options: JobWatchOptions): Promise<AsyncIterableIterator<Job>> {
+export async function openJobWatch(id: string, options: JobWatchOptions): Promise<AsyncIterableIterator<Job>> {
   const watch = new JobWatch(id, options);
   const first = await watch.open();
   return new Repeater<Job>((push, stop) => watch.run(first, push, stop));
