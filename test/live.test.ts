@@ -179,6 +179,28 @@ describe.each(TRANSPORTS)('subscribers of one job over %s', (_transport, subscri
     }
   });
 
+  it('see a change through one read, however many they are', async () => {
+    // Heard before anyone subscribes, the insert's own NOTIFY cannot prompt a read of its own.
+    const heard = new Set<string>();
+    const stopHearing = api.hub.onEvents((events) => events.forEach((event) => heard.add(event.id)));
+    const id = await addJob('2', '2');
+    await vi.waitFor(() => expect(heard.has(id)).toBe(true));
+    stopHearing();
+    const subscribers = await Promise.all(Array.from({ length: 20 }, () => subscribe(id)));
+    for (const states of subscribers) expect(await next(states)).toMatchObject({ status: 'PENDING' });
+    const reads = vi.spyOn(api.jobs, 'getJob');
+    try {
+      await api.jobs.cancelJob(id, ANONYMOUS);
+      for (const states of subscribers) {
+        expect(await next(states)).toMatchObject({ status: 'CANCELLED' });
+        expect(await next(states)).toBe('done');
+      }
+      expect(reads).toHaveBeenCalledTimes(1);
+    } finally {
+      reads.mockRestore();
+    }
+  });
+
   it('start afresh once every subscriber has left', async () => {
     const id = await addJob('4', '5');
     const watches = vi.spyOn(api.jobs, 'watchJob');

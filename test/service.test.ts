@@ -6,8 +6,9 @@ import type { Database, Statement } from '../src/db/database.ts';
 import { JobServiceError } from '../src/jobs/errors.ts';
 import type { JobEventHub } from '../src/jobs/events.ts';
 import { insertJobsStatement } from '../src/jobs/sql/insert.ts';
+import { JOB_EVENTS_CHANNEL } from '../src/jobs/sql/job-events.ts';
 import { completeJobsStatement } from '../src/jobs/sql/outcomes.ts';
-import type { JobService } from '../src/jobs/service.ts';
+import type { Job, JobService } from '../src/jobs/service.ts';
 import type { Worker } from '../src/worker/worker.ts';
 import { claimJobsStatement } from './helpers/claim.ts';
 import type { TestDatabase } from './helpers/database.ts';
@@ -492,23 +493,87 @@ describe('without a worker', () => {
   });
 });
 
-describe('many subscribers of one job', () => {
-  it('see each change through one shared read, and every one of them sees it', async () => {
-    const { job } = await service.addJob({ num1: '4', num2: '5' }, ANONYMOUS);
-    const streams = await Promise.all(Array.from({ length: 50 }, () => service.watchJob(job.id, ANONYMOUS)));
-    const first = await Promise.all(streams.map((stream) => stream.next()));
-    expect(first.every((step) => (step.value as { status: string }).status === 'pending')).toBe(true);
+/**
+ * A change made behind the service's back, with no NOTIFY: the test decides when, and how, the
+ * watch hears of it.
+ */
+async function changeQuietly(id: string): Promise<Job> {
+  const statement: Statement = {
+    name: 'test_change_quietly',
+    text: 'UPDATE job SET priority = priority + 1, version = version + 1, last_updated = now() WHERE id = $1',
+  };
+  await db.query(statement, [id]);
+  return db.prisma.job.findUniqueOrThrow({ where: { id } });
+}
 
+/** Resolves once the hub has heard job `id` announced at `version` or later. */
+function heardOf(id: string, version: number): Promise<void> {
+  return new Promise((resolve) => {
+    const stop = hub.onEvents((events) => {
+      if (!events.some((event) => event.id === id && event.version >= version)) return;
+      stop();
+      resolve();
+    });
+  });
+}
+
+/** Every state left on `stream`; the deadline only turns a hang into a readable failure. */
+async function rest(stream: AsyncIterableIterator<Job>): Promise<Array<Pick<Job, 'status' | 'version'>>> {
+  const states: Array<Pick<Job, 'status' | 'version'>> = [];
+  for (;;) {
+    const step = await Promise.race([
+      stream.next(),
+      sleep(15_000).then(() => Promise.reject(new Error(`stream stalled after ${JSON.stringify(states)}`))),
+    ]);
+    if (step.done) return states;
+    states.push({ status: step.value.status, version: step.value.version });
+  }
+}
+
+describe("a job's watch", () => {
+  it('shows a version handed over, and reads nothing when its NOTIFY follows', async () => {
+    const { job } = await service.addJob({ num1: '4', num2: '5' }, ANONYMOUS);
+    const stream = await service.watchJob(job.id, ANONYMOUS);
+    expect((await stream.next()).value).toMatchObject({ status: 'pending' });
     const reads = vi.spyOn(service, 'getJob');
     try {
+      const changed = await changeQuietly(job.id);
+      hub.deliverLocally([changed]);
+      expect((await stream.next()).value).toBe(changed);
+      // The consumer asks for more before the NOTIFY comes, so the watch acts on it at once.
+      const after = stream.next();
+      const announced = heardOf(job.id, changed.version);
+      await db.query({ name: 'test_announce', text: `SELECT pg_notify('${JOB_EVENTS_CHANNEL}', $1)` }, [
+        `${job.id}:pending:${changed.version}`,
+      ]);
+      await announced;
+      // Whatever the watch does on hearing it, it has begun by the next turn of the event loop.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(reads).not.toHaveBeenCalled();
       await service.cancelJob(job.id, ANONYMOUS);
-      const next = await Promise.all(streams.map((stream) => stream.next()));
-      expect(next.map((step) => (step.value as { status: string; version: number }).status)).toEqual(Array(50).fill('cancelled'));
+      expect((await after).value).toMatchObject({ status: 'cancelled', version: changed.version + 1 });
+      expect(await rest(stream)).toEqual([]);
       expect(reads).toHaveBeenCalledTimes(1);
     } finally {
       reads.mockRestore();
-      await Promise.all(streams.map((stream) => stream.return?.()));
+      await stream.return?.();
     }
+  });
+
+  it('reads a change announced after a hand-over it has not shown yet', async () => {
+    const { job } = await service.addJob({ num1: '4', num2: '5' }, ANONYMOUS);
+    const stream = await service.watchJob(job.id, ANONYMOUS);
+    expect((await stream.next()).value).toMatchObject({ status: 'pending' });
+    // Until the consumer asks for more, the watch waits on its first message, and what it hears
+    // meanwhile piles up: a hand-over, then news of a newer change.
+    const changed = await changeQuietly(job.id);
+    hub.deliverLocally([changed]);
+    const announced = heardOf(job.id, changed.version + 1);
+    await service.cancelJob(job.id, ANONYMOUS);
+    await announced;
+    // Showing the hand-over instead of reading would show a state that is not the latest, and
+    // hear of nothing more.
+    expect(await rest(stream)).toEqual([{ status: 'cancelled', version: changed.version + 1 }]);
   });
 
   it('show a job handed over whole by this process without reading it', async () => {
@@ -528,9 +593,9 @@ describe('many subscribers of one job', () => {
     }
   });
 
-  it('does not share a read with a caller the job does not belong to', async () => {
+  it('turns away a caller the job does not belong to, watching at the same time as its owner', async () => {
     const { job } = await service.addJob({ num1: '4', num2: '5' }, ANONYMOUS);
-    // Both start at once, so the owner's read is in flight when the stranger's would join it.
+    // Both start at once: the owner's watch is registered while the stranger's is turned away.
     const [mine, theirs] = await Promise.allSettled([
       service.watchJob(job.id, ANONYMOUS),
       service.watchJob(job.id, { owner: 'someone-else' }),

@@ -191,6 +191,13 @@ class SharedStream {
  * a real state, versions only growing). Documents are told apart by identity; Yoga's parse cache
  * hands out one document per query text, and a document it has evicted only shares less.
  * `open` counts the subscribers, which the event hub's watchers no longer do.
+ *
+ * This is the one place where subscribers of a job share work. Below it nothing is shared: the
+ * event hub passes every event on, and each execution's watch (jobs/watch.ts) reads for itself.
+ * Subscribers whose queries differ (another selection, another spelling of the id) run
+ * executions of their own, each with its reads: as many as the distinct queries, not the
+ * subscribers. A shared read below could save those few reads, never the execution and the
+ * serialization that this saves for every subscriber.
  */
 export function createSharedSubscriptionsPlugin(open?: Gauge): Plugin<GraphQLContext> {
   const streams = new WeakMap<DocumentNode, Map<string, Promise<SubscribeOutcome> | SharedStream>>();

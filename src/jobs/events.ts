@@ -18,11 +18,6 @@ export interface JobEventHubOptions {
  */
 export class JobEventHub extends StartStop {
   private readonly byJob = new Map<string, Set<JobEventListener>>();
-  /**
-   * The newest version passed to each watched job's listeners. A version can arrive twice, from
-   * deliverLocally and from its NOTIFY, in either order; listeners hear it once.
-   */
-  private readonly heardVersion = new Map<string, number>();
   private readonly batchListeners = new Set<(events: JobEvent[]) => void>();
   private readonly resyncListeners = new Set<() => void>();
   private unlisten: (() => Promise<void>) | undefined;
@@ -48,7 +43,10 @@ export class JobEventHub extends StartStop {
     await unlisten?.();
   }
 
-  /** Calls `listener` for every change of job `id`. Returns the function that stops it. */
+  /**
+   * Calls `listener` for every change of job `id`; a version handed over by deliverLocally comes
+   * again with its NOTIFY. Returns the function that stops it.
+   */
   watch(id: string, listener: JobEventListener): () => void {
     let listeners = this.byJob.get(id);
     if (!listeners) {
@@ -58,10 +56,7 @@ export class JobEventHub extends StartStop {
     listeners.add(listener);
     return () => {
       listeners.delete(listener);
-      if (listeners.size === 0 && this.byJob.get(id) === listeners) {
-        this.byJob.delete(id);
-        this.heardVersion.delete(id);
-      }
+      if (listeners.size === 0 && this.byJob.get(id) === listeners) this.byJob.delete(id);
     };
   }
 
@@ -85,13 +80,14 @@ export class JobEventHub extends StartStop {
   /**
    * Hands jobs that a statement of this process has just changed (and committed) to their
    * watchers here, whole, ahead of the NOTIFY that will announce the same versions to everyone.
-   * A watcher can show such a job without reading it again, and still hears of each version
-   * once (see `heardVersion`).
+   * A watcher can show such a job without reading it again. It hears of that version twice, from
+   * here and from the NOTIFY, in either order: the job's watch (watch.ts) drops the second along
+   * with every other event it has no use for, so the hub keeps no state per job.
    */
   deliverLocally(jobs: readonly Job[]): void {
     for (const job of jobs) {
       const listeners = this.byJob.get(job.id);
-      if (!listeners || !this.isNews(job.id, job.version)) continue;
+      if (!listeners) continue;
       for (const listener of listeners) {
         this.call(() => listener({ id: job.id, status: job.status, version: job.version, job }));
       }
@@ -125,15 +121,9 @@ export class JobEventHub extends StartStop {
     if (this.byJob.size === 0) return;
     for (const event of events) {
       const listeners = this.byJob.get(event.id);
-      if (!listeners || !this.isNews(event.id, event.version)) continue;
+      if (!listeners) continue;
       for (const listener of listeners) this.call(() => listener(event));
     }
-  }
-
-  private isNews(id: string, version: number): boolean {
-    if (version <= (this.heardVersion.get(id) ?? -1)) return false;
-    this.heardVersion.set(id, version);
-    return true;
   }
 
   private resync(): void {
