@@ -58,7 +58,10 @@ export async function prepareOperation(
   } catch (error) {
     return [error as GraphQLError];
   }
-  // A shared subscription sends its `next` messages itself (see shared-subscriptions.ts).
+  // A shared subscription sends its `next` messages itself (see shared-subscriptions.ts). It relies
+  // on the protocol's message shape and on graphql-ws sending `complete` only once the operation's
+  // iterator has ended, after those messages; test/live.test.ts ("gets every message of a burst")
+  // fails if a new graphql-ws changes either.
   const socket = context.extra.socket;
   const webSocketOperation: WebSocketOperation = { id, send: (message) => socket.send(message) };
   contextValue = Object.assign(contextValue, { webSocketOperation });
