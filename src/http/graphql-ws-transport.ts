@@ -27,68 +27,91 @@ function isServerMessage(data: RawData): boolean {
 
 /**
  * Puts a graphql-ws server (`makeServer`, its public API for a transport of one's own) on ws's
- * sockets. It does what graphql-ws's `useServer` does, with three differences that `useServer`
- * only allowed by removing and re-adding the listeners it had put on each socket:
+ * sockets. It does what graphql-ws's `useServer` does, with two differences that `useServer`
+ * allowed only by taking off and replacing the listeners it had put on each socket, and a third:
  * - ws answers a client's broken frame (over maxPayload, or text that is not UTF-8) by closing
  *   the socket with the fitting code (1009, 1007) and emitting 'error'. `useServer` printed that
  *   to the console as an internal error of ours, once per bad frame; it is the client's.
  * - Likewise a message only a server sends (connection_ack, next, error): graphql-ws would print
  *   it as its internal error and close with 4500. It is a bad request (4400).
  * - Each socket's frames are gathered into few writes (see ws-frames.ts).
- * Resolves the returned dispose once the WebSocket server is closed.
+ * The returned dispose resolves once the WebSocket server is closed.
  */
 export function serveOverWs(server: Server<SocketExtra>, sockets: WebSocketServer, logger: Logger) {
   const isProd = process.env.NODE_ENV === 'production';
-  const internalError = (error: unknown) =>
-    isProd ? 'Internal server error' : limitCloseReason(error instanceof Error ? error.message : String(error));
+  const transport: Transport = {
+    server,
+    logger,
+    isProd,
+    internalError: (error) => (isProd ? 'Internal server error' : limitCloseReason(error instanceof Error ? error.message : String(error))),
+  };
   sockets.options.handleProtocols = handleProtocols;
   // ws re-emits an error of the HTTP server it is attached to.
   sockets.once('error', (error) => {
     console.error('Internal error emitted on the WebSocket server. Please check your implementation.', error);
-    for (const client of sockets.clients) client.close(CloseCode.InternalServerError, internalError(error));
-  });
-  sockets.on('connection', (socket, request) => {
-    gatherFrameWrites(socket, request.socket);
-    socket.on('error', (error) => logger.debug({ err: error }, 'WebSocket client sent a broken frame'));
-    const stopKeepAlive = keepAlive(socket);
-    const closed = server.opened(
-      {
-        protocol: socket.protocol,
-        send: (data) =>
-          new Promise<void>((resolve, reject) => {
-            if (socket.readyState !== socket.OPEN) return resolve();
-            socket.send(data, (error) => (error ? reject(error) : resolve()));
-          }),
-        close: (code, reason) => socket.close(code, reason),
-        onMessage: (deliver) =>
-          socket.on('message', async (data) => {
-            if (isServerMessage(data)) return socket.close(CloseCode.BadRequest, 'Invalid message received');
-            try {
-              await deliver(String(data));
-            } catch (error) {
-              console.error('Internal error occurred during message handling. Please check your implementation.', error);
-              socket.close(CloseCode.InternalServerError, internalError(error));
-            }
-          }),
-      },
-      { socket, request },
-    );
-    socket.once('close', (code, reason) => {
-      stopKeepAlive();
-      if (!isProd && code === CloseCode.SubprotocolNotAcceptable && socket.protocol === DEPRECATED_GRAPHQL_WS_PROTOCOL) {
-        console.warn(
-          `Client provided the unsupported and deprecated subprotocol "${socket.protocol}" used by subscriptions-transport-ws.` +
-            'Please see https://www.apollographql.com/docs/apollo-server/data/subscriptions/#switching-from-subscriptions-transport-ws.',
-        );
+    // Every client is told before the first failure to close one is thrown.
+    let failure: { error: unknown } | undefined;
+    for (const client of sockets.clients) {
+      try {
+        client.close(CloseCode.InternalServerError, transport.internalError(error));
+      } catch (closeError) {
+        failure ??= { error: closeError };
       }
-      void closed(code, String(reason));
-    });
+    }
+    if (failure) throw failure.error;
   });
+  sockets.on('connection', (socket, request) => openConnection(transport, socket, request));
   return async function dispose(): Promise<void> {
     for (const client of sockets.clients) client.close(1001, 'Going away');
     sockets.removeAllListeners();
     await new Promise<void>((resolve, reject) => sockets.close((error) => (error ? reject(error) : resolve())));
   };
+}
+
+interface Transport {
+  server: Server<SocketExtra>;
+  logger: Logger;
+  isProd: boolean;
+  /** The close reason for a fault of ours: its message, unless in production. */
+  internalError(error: unknown): string;
+}
+
+function openConnection({ server, logger, isProd, internalError }: Transport, socket: WebSocket, request: IncomingMessage): void {
+  gatherFrameWrites(socket, request.socket);
+  socket.on('error', (error) => logger.debug({ err: error }, 'WebSocket client sent a broken frame'));
+  const stopKeepAlive = keepAlive(socket);
+  const closed = server.opened(
+    {
+      protocol: socket.protocol,
+      send: (data) =>
+        new Promise<void>((resolve, reject) => {
+          if (socket.readyState !== socket.OPEN) return resolve();
+          socket.send(data, (error) => (error ? reject(error) : resolve()));
+        }),
+      close: (code, reason) => socket.close(code, reason),
+      onMessage: (deliver) =>
+        socket.on('message', async (data) => {
+          if (isServerMessage(data)) return socket.close(CloseCode.BadRequest, 'Invalid message received');
+          try {
+            await deliver(String(data));
+          } catch (error) {
+            console.error('Internal error occurred during message handling. Please check your implementation.', error);
+            socket.close(CloseCode.InternalServerError, internalError(error));
+          }
+        }),
+    },
+    { socket, request },
+  );
+  socket.once('close', (code, reason) => {
+    stopKeepAlive();
+    if (!isProd && code === CloseCode.SubprotocolNotAcceptable && socket.protocol === DEPRECATED_GRAPHQL_WS_PROTOCOL) {
+      console.warn(
+        `Client provided the unsupported and deprecated subprotocol "${socket.protocol}" used by subscriptions-transport-ws.` +
+          'Please see https://www.apollographql.com/docs/apollo-server/data/subscriptions/#switching-from-subscriptions-transport-ws.',
+      );
+    }
+    void closed(code, String(reason));
+  });
 }
 
 /** Pings the client every KEEP_ALIVE_MS and cuts a socket whose pong does not come by the next. */
