@@ -15,7 +15,9 @@ import type { WebSocket } from 'ws';
  * writes (`next` and `complete`). Corking the TCP socket made that one syscall per burst, but
  * each frame was still two writes through Node's stream machinery (ws writes a header and a
  * payload), each with its own buffered entry and callback: a quarter of the service's time for
- * that change, and much of its garbage.
+ * that change, and much of its garbage. Measured again when this moved here (an ad-hoc script:
+ * 20,000 messages sent in one burst on one socket, CPU until the burst was written, the medians
+ * of two runs of five): one write per frame 49 and 53 ms, corked 24 and 25 ms, gathered 16 and 11 ms.
  *
  * So the frames ws makes for a socket are gathered and copied into one buffer, written once on the
  * next tick (which Node runs after the burst's promise callbacks), or sooner, after
