@@ -14,8 +14,8 @@ import {
   JobUpdatedDocument,
   RetrieveJobDocument,
 } from './graphql/generated/graphql.ts';
-import { codes, createTestApp, execute, post, sseEvents, type TestApp } from './helpers/api.ts';
-import { createTestDatabase, type TestDatabase, testLogger } from './helpers/database.ts';
+import { closeTestApp, codes, createTestApp, execute, openTestApp, post, sseEvents, type TestApp } from './helpers/api.ts';
+import { type TestDatabase, testLogger } from './helpers/database.ts';
 import { ANONYMOUS, createWorker, statusOf, waitForJob } from './helpers/jobs.ts';
 import { cancelAndExpectEnded } from './helpers/subscribers.ts';
 
@@ -24,15 +24,10 @@ let db: Database;
 let api: TestApp;
 
 beforeAll(async () => {
-  testDb = await createTestDatabase(import.meta.filename);
-  db = testDb.open();
-  api = await createTestApp(db, { service: { maxBatchSize: 1000 } });
+  ({ testDb, db, api } = await openTestApp(import.meta.filename, { service: { maxBatchSize: 1000 } }));
 });
 
-afterAll(async () => {
-  await api.close();
-  await testDb.drop();
-});
+afterAll(() => closeTestApp({ testDb, api }));
 
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
 

@@ -8,8 +8,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../src/db/database.ts';
 import type { JobEventHub } from '../src/jobs/events.ts';
-import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
-import { createHub } from './helpers/jobs.ts';
+import type { TestDatabase } from './helpers/database.ts';
+import { closeJobsDatabase, openJobsDatabase } from './helpers/jobs.ts';
 import { type ServiceProcess, startService } from './helpers/processes.ts';
 
 const JOBS = Number(process.env.CRASH_JOBS ?? 5000);
@@ -22,16 +22,12 @@ let hub: JobEventHub;
 const processes: ServiceProcess[] = [];
 
 beforeAll(async () => {
-  testDb = await createTestDatabase(import.meta.filename);
-  db = testDb.open();
-  hub = createHub(db);
-  await hub.start();
+  ({ testDb, db, hub } = await openJobsDatabase(import.meta.filename));
 });
 
 afterAll(async () => {
   for (const service of processes) service.child.kill('SIGKILL');
-  await hub.stop();
-  await testDb.drop();
+  await closeJobsDatabase({ testDb, hub });
 });
 
 function startWorker() {

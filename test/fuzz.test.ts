@@ -23,7 +23,7 @@ import { createAuthenticator } from '../src/http/auth.ts';
 import type { HttpServer } from '../src/http/server.ts';
 import type { JobEventHub } from '../src/jobs/events.ts';
 import { sseEvents, TEST_LIMITS, testServer } from './helpers/api.ts';
-import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
+import type { TestDatabase } from './helpers/database.ts';
 import {
   type AddJobVariables,
   addJobVariables,
@@ -43,7 +43,7 @@ import {
   type WsCase,
   wsCase,
 } from './helpers/fuzz-inputs.ts';
-import { createHub, createService } from './helpers/jobs.ts';
+import { openJobsDatabase } from './helpers/jobs.ts';
 import { cancelAndExpectEnded } from './helpers/subscribers.ts';
 
 const SEED = Number(process.env['FUZZ_SEED'] ?? 20_261_129);
@@ -87,11 +87,8 @@ beforeAll(async () => {
   startedAt = Date.now();
   process.on('unhandledRejection', onRejection);
   process.on('uncaughtException', onException);
-  testDb = await createTestDatabase(import.meta.filename);
-  db = testDb.open();
-  hub = createHub(db);
-  await hub.start();
-  const jobs = createService(db, hub, { maxBatchSize: MAX_BATCH, numberMaxDigits: MAX_DIGITS });
+  const { service: jobs, ...opened } = await openJobsDatabase(import.meta.filename, { maxBatchSize: MAX_BATCH, numberMaxDigits: MAX_DIGITS });
+  ({ testDb, db, hub } = opened);
   // Errors logged by the app are server errors even when the client got a 4xx.
   const logger = pino({ level: 'error' }, { write: (line: string) => void errorLogs.push(line) });
   const migrations = await readMigrations(MIGRATIONS_DIR);

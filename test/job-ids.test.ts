@@ -17,8 +17,8 @@ import {
   JobUpdatedDocument,
   RetrieveJobDocument,
 } from './graphql/generated/graphql.ts';
-import { createTestApp, execute, sseEvents, type TestApp } from './helpers/api.ts';
-import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
+import { closeTestApp, execute, openTestApp, sseEvents, type TestApp } from './helpers/api.ts';
+import type { TestDatabase } from './helpers/database.ts';
 import { ANONYMOUS, createWorker } from './helpers/jobs.ts';
 
 let testDb: TestDatabase;
@@ -26,15 +26,10 @@ let db: Database;
 let api: TestApp;
 
 beforeAll(async () => {
-  testDb = await createTestDatabase(import.meta.filename);
-  db = testDb.open();
-  api = await createTestApp(db);
+  ({ testDb, db, api } = await openTestApp(import.meta.filename));
 });
 
-afterAll(async () => {
-  await api.close();
-  await testDb.drop();
-});
+afterAll(() => closeTestApp({ testDb, api }));
 
 async function addJob(): Promise<string> {
   const added = await execute(api.app, AddJobDocument, { input: { num1: '2', num2: '3' } });

@@ -8,8 +8,8 @@ import type { HttpServer } from '../src/http/server.ts';
 import { addDecimals } from '../src/jobs/decimal.ts';
 import type { Worker } from '../src/worker/worker.ts';
 import { AddJobDocument, JobUpdatedDocument, type JobUpdatedSubscription } from './graphql/generated/graphql.ts';
-import { createTestApp, sseEvents, type TestApp, testServer } from './helpers/api.ts';
-import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
+import { closeTestApp, openTestApp, sseEvents, type TestApp, testServer } from './helpers/api.ts';
+import type { TestDatabase } from './helpers/database.ts';
 import { ANONYMOUS, createWorker } from './helpers/jobs.ts';
 
 type JobState = JobUpdatedSubscription['jobUpdated'];
@@ -23,9 +23,7 @@ let client: Client;
 const workers: Worker[] = [];
 
 beforeAll(async () => {
-  testDb = await createTestDatabase(import.meta.filename);
-  db = testDb.open();
-  api = await createTestApp(db);
+  ({ testDb, db, api } = await openTestApp(import.meta.filename));
   server = testServer(api);
   await server.start();
   const { port } = server.address;
@@ -40,8 +38,7 @@ afterEach(async () => {
 afterAll(async () => {
   await client.dispose();
   await server.stop();
-  await api.close();
-  await testDb.drop();
+  await closeTestApp({ testDb, api });
 });
 
 /** A worker whose `add` waits for the test to open a gate, so WIP can be seen before COMPLETED. */

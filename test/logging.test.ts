@@ -9,8 +9,8 @@ import { addDecimals } from '../src/jobs/decimal.ts';
 import type { JobService } from '../src/jobs/service.ts';
 import { createLogger } from '../src/logger.ts';
 import { TEST_LIMITS } from './helpers/api.ts';
-import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
-import { ANONYMOUS, createHub, createService, createWorker, statusOf, waitForJob } from './helpers/jobs.ts';
+import type { TestDatabase } from './helpers/database.ts';
+import { ANONYMOUS, closeJobsDatabase, createService, createWorker, openJobsDatabase, statusOf, waitForJob } from './helpers/jobs.ts';
 
 interface Line {
   level: number;
@@ -39,25 +39,20 @@ const INFO = 30;
 let testDb: TestDatabase;
 let db: Database;
 let hub: JobEventHub;
+let service: JobService;
 
 beforeAll(async () => {
-  testDb = await createTestDatabase(import.meta.filename);
-  db = testDb.open();
-  hub = createHub(db);
-  await hub.start();
+  ({ testDb, db, hub, service } = await openJobsDatabase(import.meta.filename));
 });
 
-afterAll(async () => {
-  await hub.stop();
-  await testDb.drop();
-});
+afterAll(() => closeJobsDatabase({ testDb, hub }));
 
 describe('request log', () => {
   let app: App;
   let lines: Line[];
 
   beforeAll(async () => {
-    ({ app, lines } = await loggedApp('debug', createService(db, hub)));
+    ({ app, lines } = await loggedApp('debug', service));
   });
 
   const requests = () => lines.filter((line) => line.msg === 'request');

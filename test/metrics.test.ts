@@ -7,9 +7,9 @@ import { queueStatsStatement } from '../src/jobs/sql/stats.ts';
 import { createMetrics, registerStateGauges } from '../src/metrics/metrics.ts';
 import { createQueueStatsReader } from '../src/metrics/queue-stats.ts';
 import { JobUpdatedDocument } from './graphql/generated/graphql.ts';
-import { createTestApp, sseEvents, type TestApp } from './helpers/api.ts';
+import { closeTestApp, openTestApp, sseEvents, type TestApp } from './helpers/api.ts';
 import { claimJobsStatement } from './helpers/claim.ts';
-import { createTestDatabase, type TestDatabase, testLogger } from './helpers/database.ts';
+import { type TestDatabase, testLogger } from './helpers/database.ts';
 import { ANONYMOUS, createWorker, statusOf, waitForJob } from './helpers/jobs.ts';
 import { cancelAndExpectEnded } from './helpers/subscribers.ts';
 
@@ -23,14 +23,9 @@ let api: TestApp;
  */
 function withOwnDatabase(): void {
   beforeAll(async () => {
-    testDb = await createTestDatabase(import.meta.filename);
-    db = testDb.open();
-    api = await createTestApp(db);
+    ({ testDb, db, api } = await openTestApp(import.meta.filename));
   });
-  afterAll(async () => {
-    await api.close();
-    await testDb.drop();
-  });
+  afterAll(() => closeTestApp({ testDb, api }));
 }
 
 type Samples = Map<string, number>;

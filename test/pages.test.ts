@@ -1,20 +1,16 @@
 import { gunzipSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestApp, type TestApp } from './helpers/api.ts';
-import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
+import { closeTestApp, createTestApp, openTestApp, type TestApp } from './helpers/api.ts';
+import type { TestDatabase } from './helpers/database.ts';
 
 let testDb: TestDatabase;
 let api: TestApp;
 
 beforeAll(async () => {
-  testDb = await createTestDatabase(import.meta.filename);
-  api = await createTestApp(testDb.open());
+  ({ testDb, api } = await openTestApp(import.meta.filename));
 });
 
-afterAll(async () => {
-  await api.close();
-  await testDb.drop();
-});
+afterAll(() => closeTestApp({ testDb, api }));
 
 function get(path: string, headers: Record<string, string> = {}) {
   return api.app.fetch(`http://yoga${path}`, { headers });

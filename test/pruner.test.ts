@@ -7,8 +7,8 @@ import type { HttpServer } from '../src/http/server.ts';
 import { Pruner } from '../src/jobs/pruner.ts';
 import { insertJobsStatement } from '../src/jobs/sql/insert.ts';
 import { JobUpdatedDocument } from './graphql/generated/graphql.ts';
-import { codes, createTestApp, sseEvents, type TestApp, testServer } from './helpers/api.ts';
-import { createTestDatabase, type TestDatabase, testLogger } from './helpers/database.ts';
+import { closeTestApp, codes, openTestApp, sseEvents, type TestApp, testServer } from './helpers/api.ts';
+import { type TestDatabase, testLogger } from './helpers/database.ts';
 import { ANONYMOUS } from './helpers/jobs.ts';
 import { subscribe } from './helpers/subscribers.ts';
 
@@ -19,17 +19,14 @@ let server: HttpServer;
 let port: number;
 
 beforeAll(async () => {
-  testDb = await createTestDatabase(import.meta.filename);
-  db = testDb.open();
-  api = await createTestApp(db);
+  ({ testDb, db, api } = await openTestApp(import.meta.filename));
   server = testServer(api);
   await server.start();
   ({ port } = server.address);
 });
 afterAll(async () => {
   await server.stop();
-  await api.close();
-  await testDb.drop();
+  await closeTestApp({ testDb, api });
 });
 
 const DAY = 86_400_000;

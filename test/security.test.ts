@@ -4,7 +4,7 @@ import { createClient } from 'graphql-ws';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import type { Database } from '../src/db/database.ts';
-import { HttpServer } from '../src/http/server.ts';
+import type { HttpServer } from '../src/http/server.ts';
 import {
   AddJobDocument,
   AddJobsDocument,
@@ -14,8 +14,8 @@ import {
   JobUpdatedDocument,
   RetrieveJobDocument,
 } from './graphql/generated/graphql.ts';
-import { codes, createTestApp, execute, sseEvents, type TestApp } from './helpers/api.ts';
-import { createTestDatabase, type TestDatabase, testLogger } from './helpers/database.ts';
+import { closeTestApp, codes, createTestApp, execute, openTestApp, sseEvents, type TestApp, testServer } from './helpers/api.ts';
+import type { TestDatabase } from './helpers/database.ts';
 import { cancelAndExpectEnded } from './helpers/subscribers.ts';
 
 const KEY_A = 'key-a-0123456789abcdef';
@@ -27,19 +27,14 @@ let db: Database;
 let api: TestApp;
 
 beforeAll(async () => {
-  testDb = await createTestDatabase(import.meta.filename);
-  db = testDb.open();
-  api = await createTestApp(db, {
+  ({ testDb, db, api } = await openTestApp(import.meta.filename, {
     apiKeys: [KEY_A, KEY_B],
     service: { maxBatchSize: 10 },
     limits: { maxDepth: 5, maxAliases: 3, maxTokens: 400, maxCost: 120, maxDirectives: 2, maxBodyBytes: 20_000 },
-  });
+  }));
 });
 
-afterAll(async () => {
-  await api.close();
-  await testDb.drop();
-});
+afterAll(() => closeTestApp({ testDb, api }));
 
 async function rest(method: string, path: string, headers: Record<string, string> = {}) {
   const response = await api.app.fetch(`http://yoga${path}`, { method, headers });
@@ -119,14 +114,7 @@ describe('with API keys', () => {
     let server: HttpServer;
     let url: string;
     beforeAll(async () => {
-      server = new HttpServer(api.app, {
-        host: '127.0.0.1',
-        port: 0,
-        logger: testLogger(),
-        auth: api.auth,
-        maxSubscriptionsPerConnection: 2,
-        maxMessageBytes: 20_000,
-      });
+      server = testServer(api, { maxSubscriptionsPerConnection: 2, maxMessageBytes: 20_000 });
       await server.start();
       url = `ws://127.0.0.1:${server.address.port}/graphql`;
     });
@@ -359,14 +347,7 @@ describe('malformed requests on a real port', () => {
   let server: HttpServer;
   let port: number;
   beforeAll(async () => {
-    server = new HttpServer(api.app, {
-      host: '127.0.0.1',
-      port: 0,
-      logger: testLogger(),
-      auth: api.auth,
-      maxSubscriptionsPerConnection: 2,
-      maxMessageBytes: 20_000,
-    });
+    server = testServer(api, { maxSubscriptionsPerConnection: 2, maxMessageBytes: 20_000 });
     await server.start();
     port = server.address.port;
   });

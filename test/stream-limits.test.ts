@@ -1,12 +1,11 @@
 import { print } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
-import type { Database } from '../src/db/database.ts';
 import { TOO_MANY_CONNECTIONS } from '../src/http/server.ts';
 import type { StreamLimits } from '../src/http/stream-limits.ts';
 import { AddJobDocument, JobUpdatedDocument } from './graphql/generated/graphql.ts';
-import { createTestApp, execute, sseEvents, type TestApp, testServer } from './helpers/api.ts';
-import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
+import { closeTestApp, execute, openTestApp, sseEvents, type TestApp, testServer } from './helpers/api.ts';
+import type { TestDatabase } from './helpers/database.ts';
 
 const KEY_A = 'key-a-0123456789abcdef';
 const KEY_B = 'key-b-0123456789abcdef';
@@ -14,19 +13,13 @@ const bearer = (key: string) => ({ authorization: `Bearer ${key}` });
 const LIMITS: StreamLimits = { perKey: 2, total: 3 };
 
 let testDb: TestDatabase;
-let db: Database;
 let api: TestApp;
 
 beforeAll(async () => {
-  testDb = await createTestDatabase(import.meta.filename);
-  db = testDb.open();
-  api = await createTestApp(db, { apiKeys: [KEY_A, KEY_B], sseStreams: LIMITS });
+  ({ testDb, api } = await openTestApp(import.meta.filename, { apiKeys: [KEY_A, KEY_B], sseStreams: LIMITS }));
 });
 
-afterAll(async () => {
-  await api.close();
-  await testDb.drop();
-});
+afterAll(() => closeTestApp({ testDb, api }));
 
 /** A server of its own per test: its connection counts start at zero. */
 async function withServer(test: (url: string) => Promise<void>): Promise<void> {

@@ -1,26 +1,22 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../src/db/database.ts';
 import type { JobEventHub } from '../src/jobs/events.ts';
+import type { JobService } from '../src/jobs/service.ts';
 import { createMetrics } from '../src/metrics/metrics.ts';
-import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
+import type { TestDatabase } from './helpers/database.ts';
 import { interceptStatements } from './helpers/intercept.ts';
-import { ANONYMOUS, createHub, createService, createWorker, statusOf, waitForJob } from './helpers/jobs.ts';
+import { ANONYMOUS, closeJobsDatabase, createWorker, openJobsDatabase, statusOf, waitForJob } from './helpers/jobs.ts';
 
 let testDb: TestDatabase;
 let db: Database;
 let hub: JobEventHub;
+let service: JobService;
 
 beforeAll(async () => {
-  testDb = await createTestDatabase(import.meta.filename);
-  db = testDb.open();
-  hub = createHub(db);
-  await hub.start();
+  ({ testDb, db, hub, service } = await openJobsDatabase(import.meta.filename));
 });
 
-afterAll(async () => {
-  await hub.stop();
-  await testDb.drop();
-});
+afterAll(() => closeJobsDatabase({ testDb, hub }));
 
 function gate() {
   let open!: () => void;
@@ -54,8 +50,7 @@ describe('a retry claimed before the failed attempt’s write returns', () => {
         },
       },
     });
-    const jobs = createService(db, hub);
-    const { job } = await jobs.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
+    const { job } = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
     await worker.start();
     await secondAttemptRunning.opened;
     // The first attempt's write has returned once its retry is counted; the retry must still be held.
@@ -64,7 +59,7 @@ describe('a retry claimed before the failed attempt’s write returns', () => {
     expect(slowDb.seen('jobs_fail')).toBe(1);
 
     finishSecondAttempt.open();
-    await waitForJob(jobs, hub, job.id, statusOf('completed'));
+    await waitForJob(service, hub, job.id, statusOf('completed'));
     await worker.stop();
     expect((await metrics.jobsCompleted.get()).values.map((value) => value.value)).toEqual([1]);
   });

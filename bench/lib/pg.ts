@@ -1,24 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
+import { databaseUrl, LOCAL_SERVER_URL, withClient } from '../../test/helpers/admin.ts';
+
+export { withClient };
 
 /** The server every benchmark runs on. Each trial gets a database of its own there. */
-export const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
-
-export function databaseUrl(name: string): string {
-  const url = new URL(ADMIN_URL);
-  url.pathname = `/${name}`;
-  return url.toString();
-}
-
-export async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
+export const ADMIN_URL = process.env.BENCH_DATABASE_URL ?? LOCAL_SERVER_URL;
 
 export interface FreshDatabase {
   name: string;
@@ -32,7 +18,7 @@ export async function createFreshDatabase(system: string): Promise<FreshDatabase
   await withClient(ADMIN_URL, (admin) => admin.query(`CREATE DATABASE ${name}`));
   return {
     name,
-    url: databaseUrl(name),
+    url: databaseUrl(name, ADMIN_URL),
     drop: () => withClient(ADMIN_URL, async (admin) => void (await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`))),
   };
 }

@@ -68,7 +68,7 @@ export function createHttpSubscriptionsPlugin(streams: StreamBudget): Plugin<Gra
     },
     onSubscribe({ args, subscribeFn, setSubscribeFn }) {
       const context = args.contextValue as Partial<GraphQLContext> & { request?: Request };
-      // A WebSocket operation is bounded by server.ts, per connection and by connections.
+      // A WebSocket operation is bounded by graphql-ws-server.ts, per connection and by connections.
       if (context.webSocketOperation || !context.request || !context.caller) return;
       const request = context.request;
       if (!acceptsEventStream(request.headers.get('accept'))) {

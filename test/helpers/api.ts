@@ -11,7 +11,7 @@ import type { JobEventHub } from '../../src/jobs/events.ts';
 import type { JobService } from '../../src/jobs/service.ts';
 import { createMetrics, type Metrics, registerStateGauges } from '../../src/metrics/metrics.ts';
 import { createQueueStatsReader } from '../../src/metrics/queue-stats.ts';
-import { testLogger } from './database.ts';
+import { createTestDatabase, type TestDatabase, testLogger } from './database.ts';
 import { createHub, createService } from './jobs.ts';
 
 export const TEST_LIMITS: ApiLimits = {
@@ -67,6 +67,24 @@ export async function createTestApp(db: Database, options: TestAppOptions = {}):
     sseStreams: options.sseStreams,
   });
   return { app, auth, hub, jobs, metrics, close: () => hub.stop() };
+}
+
+export interface TestAppDatabase {
+  testDb: TestDatabase;
+  db: Database;
+  api: TestApp;
+}
+
+/** A test file's own migrated database, with a pool and the whole app on it. */
+export async function openTestApp(file: string, options?: TestAppOptions): Promise<TestAppDatabase> {
+  const testDb = await createTestDatabase(file);
+  const db = testDb.open();
+  return { testDb, db, api: await createTestApp(db, options) };
+}
+
+export async function closeTestApp({ testDb, api }: Pick<TestAppDatabase, 'testDb' | 'api'>): Promise<void> {
+  await api.close();
+  await testDb.drop();
 }
 
 /**

@@ -94,12 +94,12 @@ export interface JobsDatabase {
 }
 
 /** A test file's own migrated database, with a pool, a started hub and a job service on it. */
-export async function openJobsDatabase(file: string): Promise<JobsDatabase> {
+export async function openJobsDatabase(file: string, limits?: Parameters<typeof createService>[2]): Promise<JobsDatabase> {
   const testDb = await createTestDatabase(file);
   const db = testDb.open();
   const hub = createHub(db);
   await hub.start();
-  return { testDb, db, hub, service: createService(db, hub) };
+  return { testDb, db, hub, service: createService(db, hub, limits) };
 }
 
 export async function closeJobsDatabase({ testDb, hub }: Pick<JobsDatabase, 'testDb' | 'hub'>): Promise<void> {
