@@ -1,12 +1,6 @@
-import { isRefusal } from '../db/errors.ts';
 import type { Queryable } from '../db/database.ts';
+import { NotWritten, StatementBatcher } from '../db/statement-batcher.ts';
 import { insertJobsStatement, type NewJob, type StoredJob } from './sql/insert.ts';
-
-interface Waiting {
-  jobs: readonly NewJob[];
-  resolve: (found: Map<string, StoredJob>) => void;
-  reject: (error: unknown) => void;
-}
 
 /**
  * Puts the jobs of concurrent requests into one INSERT. Each commit waits for its WAL flush, so a
@@ -17,77 +11,50 @@ interface Waiting {
  * A request's jobs always travel in one statement, so they commit together or not at all. Every
  * caller gets the whole result map and picks its own ids from it; a key conflict refuses only its
  * own request (the statement tells requests apart). If the database refuses a shared statement,
- * each caller's jobs are sent again on their own, so one caller's bad row can only fail that
- * caller. Two requests with the same idempotency key never share a statement: the second waits
- * for the next one, where it finds the first's job.
+ * it is split until the refused request is alone (see StatementBatcher), so one caller's bad row
+ * can only fail that caller. Two requests with the same idempotency key never share a statement:
+ * the second waits for the next one, where it finds the first's job.
  */
 export class InsertCoalescer {
-  private waiting: Waiting[] = [];
-  private running = false;
+  private readonly batcher: StatementBatcher<readonly NewJob[], Map<string, StoredJob>>;
 
-  constructor(
-    private readonly db: Queryable,
-    private readonly maxRows: number,
-  ) {}
-
-  insert(jobs: readonly NewJob[]): Promise<Map<string, StoredJob>> {
-    return new Promise((resolve, reject) => {
-      this.waiting.push({ jobs, resolve, reject });
-      if (!this.running) void this.run();
+  constructor(db: Queryable, maxRows: number) {
+    this.batcher = new StatementBatcher({
+      send: async (requests) => {
+        const found = await insertJobsStatement(
+          db,
+          requests.flat(),
+          requests.flatMap((jobs, request) => jobs.map(() => request)),
+        );
+        return requests.map(() => found);
+      },
+      maxBatch: maxRows,
+      gatherTick: false,
+      openBatch: () => sharingRule(maxRows),
     });
   }
 
-  private async run(): Promise<void> {
-    this.running = true;
-    while (this.waiting.length > 0) {
-      const batch = this.take();
-      if (batch.length === 1) {
-        await this.send(batch[0]!);
-        continue;
-      }
-      try {
-        const found = await insertJobsStatement(
-          this.db,
-          batch.flatMap((waiting) => waiting.jobs),
-          batch.flatMap((waiting, request) => waiting.jobs.map(() => request)),
-        );
-        for (const waiting of batch) waiting.resolve(found);
-      } catch (error) {
-        if (!isRefusal(error)) {
-          for (const waiting of batch) waiting.reject(error);
-          continue;
-        }
-        for (const waiting of batch) await this.send(waiting);
-      }
-    }
-    this.running = false;
+  /** Resolves with the jobs of the statement `jobs` went in; rejects with the database's error. */
+  async insert(jobs: readonly NewJob[]): Promise<Map<string, StoredJob>> {
+    const outcome = await this.batcher.push(jobs);
+    if (outcome instanceof NotWritten) throw outcome.reason;
+    return outcome;
   }
+}
 
-  /**
-   * Callers in arrival order, up to maxRows jobs (always at least one caller), stopping before
-   * one whose idempotency key a caller already taken holds.
-   */
-  private take(): Waiting[] {
-    let rows = 0;
-    let count = 0;
-    const keys = new Set<string>();
-    while (count < this.waiting.length) {
-      const { jobs } = this.waiting[count]!;
-      if (count > 0 && rows + jobs.length > this.maxRows) break;
-      const own = jobs.flatMap((job) => (job.idempotencyKey === null ? [] : [`${job.owner}\u0000${job.idempotencyKey}`]));
-      if (own.some((key) => keys.has(key))) break;
-      for (const key of own) keys.add(key);
-      rows += jobs.length;
-      count += 1;
-    }
-    return this.waiting.splice(0, count);
-  }
-
-  private async send(waiting: Waiting): Promise<void> {
-    try {
-      waiting.resolve(await insertJobsStatement(this.db, waiting.jobs));
-    } catch (error) {
-      waiting.reject(error);
-    }
-  }
+/**
+ * Which requests may share one statement: up to `maxRows` jobs, and no idempotency key twice (a
+ * second row with a key would fail the first's request instead of finding its job).
+ */
+function sharingRule(maxRows: number): (jobs: readonly NewJob[]) => boolean {
+  let rows = 0;
+  const keys = new Set<string>();
+  return (jobs) => {
+    if (rows > 0 && rows + jobs.length > maxRows) return false;
+    const own = jobs.flatMap((job) => (job.idempotencyKey === null ? [] : [`${job.owner}\u0000${job.idempotencyKey}`]));
+    if (own.some((key) => keys.has(key))) return false;
+    for (const key of own) keys.add(key);
+    rows += jobs.length;
+    return true;
+  };
 }
