@@ -1,11 +1,9 @@
-import { pino } from 'pino';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../src/db/database.ts';
 import type { JobEventHub } from '../src/jobs/events.ts';
 import { PermanentJobError } from '../src/jobs/handlers.ts';
 import {
   completeJobsStatement,
-  type Failure,
   failJobsStatement,
   storedCompletionsStatement,
   storedFailuresStatement,
@@ -14,7 +12,6 @@ import type { JobService } from '../src/jobs/service.ts';
 import { createMetrics } from '../src/metrics/metrics.ts';
 import { MAX_STORED_TEXT, storableError, storableText } from '../src/worker/storable-text.ts';
 import type { Worker } from '../src/worker/worker.ts';
-import { WriteBatcher } from '../src/worker/write-batcher.ts';
 import { claimJobsStatement } from './helpers/claim.ts';
 import { capturingLogger, type TestDatabase } from './helpers/database.ts';
 import { interceptStatements } from './helpers/intercept.ts';
@@ -127,47 +124,6 @@ describe('a result the database refuses', () => {
     expect(failed.attempt).toBe(3);
     expect(failed.lastError).toBe('the result could not be stored; see the worker log');
     expect(refusingDb.seen('jobs_complete')).toBeGreaterThanOrEqual(3);
-  });
-});
-
-describe('the write batcher, when the database refuses one item of a batch', () => {
-  /** Five claimed jobs and a failure for each; the third's message holds a NUL, as the database refuses. */
-  async function failuresWithOneRefused(): Promise<Failure[]> {
-    await service.addJobs(Array.from({ length: 5 }, (_, i) => ({ num1: String(i), num2: '0' })), ANONYMOUS);
-    const claimed = await claimJobsStatement(db, 'batcher-test', 5, 30);
-    return claimed.map((job) => ({
-      id: job.id,
-      attempt: job.attempt,
-      error: job.num1 === '2' ? 'refused\u0000here' : `failure ${job.num1}`,
-      retryInMs: null,
-    }));
-  }
-
-  // A pause after a refusal would hold the others for ten minutes: the test would time out.
-  const options = { maxBatch: 1000, retryDelayMs: 600_000, logger: pino({ level: 'silent' }), what: 'failures' };
-
-  it('writes the others without delay, and gives the refused one up when it has no substitute', async () => {
-    const failures = await failuresWithOneRefused();
-    const batcher = new WriteBatcher<Failure>(async (items) => void (await failJobsStatement(db, items)), options);
-    const written = await Promise.all(failures.map((failure) => batcher.push(failure)));
-    expect(written.filter((ok) => !ok)).toHaveLength(1);
-    expect(written[failures.findIndex((failure) => failure.error.includes('\u0000'))]).toBe(false);
-    const rows = await db.prisma.job.findMany({ orderBy: { num1: 'asc' }, select: { status: true, lastError: true } });
-    expect(rows.map((row) => row.status)).toEqual(['failed', 'failed', 'wip', 'failed', 'failed']);
-    await batcher.close();
-  });
-
-  it('writes the refused one as its substitute', async () => {
-    const failures = await failuresWithOneRefused();
-    const batcher = new WriteBatcher<Failure>(async (items) => void (await failJobsStatement(db, items)), {
-      ...options,
-      substitute: (failure) => ({ ...failure, error: failure.error.replace('\u0000', '?') }),
-    });
-    const written = await Promise.all(failures.map((failure) => batcher.push(failure)));
-    expect(written).toEqual([true, true, true, true, true]);
-    const rows = await db.prisma.job.findMany({ orderBy: { num1: 'asc' }, select: { status: true, lastError: true } });
-    expect(rows.map((row) => row.lastError)).toEqual(['failure 0', 'failure 1', 'refused?here', 'failure 3', 'failure 4']);
-    await batcher.close();
   });
 });
 

@@ -1,0 +1,272 @@
+import { parseDecimal } from '../jobs/decimal.ts';
+import { type JobHandlers, PermanentJobError } from '../jobs/handlers.ts';
+import type { ClaimedJob } from '../jobs/sql/claim.ts';
+import type { Logger } from '../logger.ts';
+import type { Metrics } from '../metrics/metrics.ts';
+import { NotWritten } from '../db/statement-batcher.ts';
+import type { OutcomeWriter } from './outcome-writer.ts';
+import { RingQueue } from './ring-queue.ts';
+
+/**
+ * Where a held job is. The usual path is `queued` → `running` → `writing`, and the job is let go
+ * once its outcome is stored.
+ * - `queued`: claimed, waiting in the local queue for a slot.
+ * - `running`: its handler runs, in a slot.
+ * - `writing`: its handler returned; the outcome is being written.
+ * - `lost`: the heartbeat found the job taken over while its handler ran. The handler is told to
+ *   stop, but keeps its slot until it returns; its outcome is dropped.
+ * - `dropped`: handed back, taken over, or given up by stop(). It holds no slot, and its outcome
+ *   is never written.
+ */
+export type JobState = 'queued' | 'running' | 'writing' | 'lost' | 'dropped';
+
+export interface HeldJob {
+  job: ClaimedJob;
+  state: JobState;
+  /** performance.now() when the claim returned it. */
+  claimedAt: number;
+  /**
+   * Made when the handler first reads its signal: most handlers never do, and one controller per
+   * job was a tenth of a drain's CPU. `abortedWith` is kept so a signal made later starts aborted.
+   */
+  controller?: AbortController;
+  abortedWith?: Error;
+  /** Set once it starts: settles when the job's handler and outcome write are done. */
+  settled?: Promise<void>;
+}
+
+export interface ExecutorOptions {
+  handlers: JobHandlers;
+  concurrency: number;
+  logger: Logger;
+  metrics?: Metrics;
+  workerId: string;
+  /** Called when the first job is held: the heartbeat must run. */
+  onHolding: () => void;
+  /** Called when no job is held any more. */
+  onIdle: () => void;
+  /** Called when a slot or a held place frees: the claim loop may claim again. */
+  onPlaceFreed: () => void;
+}
+
+const MAX_RESULT_DIGITS = 10_000;
+/** Weight of the newest handler time in the running average the queue depth follows. */
+const HANDLER_TIME_SMOOTHING = 0.05;
+
+/**
+ * Runs claimed jobs: holds them in a local queue until one of `concurrency` slots frees, runs each
+ * handler with an AbortSignal, and hands the outcome to the OutcomeWriter. `open` lets it start
+ * jobs; `close` (stop() has begun) starts none any more.
+ */
+export class Executor {
+  /** Every job held, whatever its state, until its outcome is stored or it is handed back. */
+  private readonly held = new Map<string, HeldJob>();
+  /** Claimed jobs waiting for a slot, in claim order. */
+  private readonly queue = new RingQueue<HeldJob>();
+  /** Jobs whose handler has not returned yet; `concurrency` bounds these. */
+  private slotsTaken = 0;
+  /** Running average of handler time, in ms; undefined until a handler has returned. */
+  private averageHandlerMs: number | undefined;
+  /** Where outcomes go; set by `open`, unset once stop() has begun: then no job starts. */
+  private writer: OutcomeWriter | undefined;
+
+  constructor(private readonly options: ExecutorOptions) {}
+
+  get heldJobs(): number {
+    return this.held.size;
+  }
+
+  get queuedJobs(): number {
+    return this.queue.length;
+  }
+
+  get queueCapacity(): number {
+    return this.queue.capacity;
+  }
+
+  get runningHandlers(): number {
+    return this.slotsTaken;
+  }
+
+  get handlerMs(): number | undefined {
+    return this.averageHandlerMs;
+  }
+
+  /** Jobs that the heartbeat keeps: queued or running. */
+  beating(): HeldJob[] {
+    return [...this.held.values()].filter((entry) => entry.state === 'queued' || entry.state === 'running');
+  }
+
+  open(writer: OutcomeWriter): void {
+    this.writer = writer;
+  }
+
+  /** Starts nothing from now on; jobs already running go on. */
+  close(): void {
+    this.writer = undefined;
+  }
+
+  enqueue(job: ClaimedJob): void {
+    const entry: HeldJob = { job, state: 'queued', claimedAt: performance.now() };
+    this.held.set(job.id, entry);
+    this.queue.push(entry);
+    if (this.held.size === 1) this.options.onHolding();
+    this.options.metrics?.jobsClaimed.inc({ kind: job.kind });
+    this.options.logger.debug({ jobId: job.id, attempt: job.attempt, workerId: this.options.workerId }, 'job wip');
+  }
+
+  /** Starts queued jobs into the free slots. */
+  startQueued(): void {
+    while (this.writer && this.slotsTaken < this.options.concurrency && this.queue.length > 0) {
+      const entry = this.queue.shift()!;
+      if (entry.state === 'queued') this.execute(entry, this.writer);
+    }
+  }
+
+  /**
+   * The heartbeat's verdict that another attempt owns the job: a queued one is let go, a running
+   * one told to stop. False when the job was past either already.
+   */
+  lose(entry: HeldJob): boolean {
+    if (entry.state === 'queued') {
+      entry.state = 'dropped';
+      this.forget(entry);
+      return true;
+    }
+    if (entry.state !== 'running') return false;
+    entry.state = 'lost';
+    abort(entry, new Error('the job was taken over by another worker'));
+    return true;
+  }
+
+  /** Lets go of every queued job, for stop() to hand back; call after `close`. */
+  dropQueued(): HeldJob[] {
+    const queued = this.queue.drain().filter((entry) => entry.state === 'queued');
+    for (const entry of queued) {
+      entry.state = 'dropped';
+      this.forget(entry);
+    }
+    return queued;
+  }
+
+  /** Resolves once every started job is done, or after `ms`, whichever is first. */
+  async settled(ms: number): Promise<void> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all([...this.held.values()].map((entry) => entry.settled)),
+      new Promise((resolve) => {
+        timer = setTimeout(resolve, ms);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+
+  /** Gives up the handlers still running, for stop() to hand their jobs back. */
+  dropRunning(): HeldJob[] {
+    const unfinished = [...this.held.values()].filter((entry) => entry.state === 'running' || entry.state === 'lost');
+    for (const entry of unfinished) {
+      abort(entry, new Error('worker is shutting down'));
+      entry.state = 'dropped';
+      // A handler that ignores its signal must not keep a slot from the next start().
+      this.slotFreed();
+    }
+    return unfinished;
+  }
+
+  /** Forgets every job; for the end of stop(). */
+  clear(): void {
+    this.held.clear();
+  }
+
+  private execute(entry: HeldJob, writer: OutcomeWriter): void {
+    entry.state = 'running';
+    this.slotsTaken += 1;
+    entry.settled = this.perform(entry, writer).finally(() => {
+      this.forget(entry);
+      this.options.onPlaceFreed();
+    });
+  }
+
+  private async perform(entry: HeldJob, writer: OutcomeWriter): Promise<void> {
+    const { job } = entry;
+    let outcome: { result: string } | { error: unknown };
+    const startedAt = performance.now();
+    try {
+      const handler = this.options.handlers.get(job.kind);
+      if (!handler) throw new PermanentJobError(`no handler for job kind "${job.kind}"`);
+      const context = {
+        attempt: job.attempt,
+        maxAttempts: job.maxAttempts,
+        get signal() {
+          return signalOf(entry);
+        },
+      };
+      outcome = { result: checkResult(await handler({ num1: job.num1, num2: job.num2 }, context)) };
+    } catch (error) {
+      outcome = { error };
+    }
+    this.observeHandlerTime(performance.now() - startedAt);
+    if (!this.handlerReturned(entry)) return;
+    if ('result' in outcome) {
+      const written = await writer.complete(job, outcome.result);
+      if (written === 'stored') writer.recordCompleted(job, entry.claimedAt);
+      // A result the database refused still ends the attempt, as a failure that says so, rather
+      // than leaving the job `wip` for the stale rule to call it timed out.
+      if (!(written instanceof NotWritten)) return;
+      outcome = { error: new Error('the result could not be stored; see the worker log') };
+    }
+    const failure = writer.failureOf(job, outcome.error);
+    if ((await writer.fail(failure)) === 'stored') writer.recordFailure(job, failure, outcome.error);
+  }
+
+  private observeHandlerTime(ms: number): void {
+    const average = this.averageHandlerMs;
+    this.averageHandlerMs = average === undefined ? ms : average + HANDLER_TIME_SMOOTHING * (ms - average);
+  }
+
+  /** Frees the slot of a returned handler; true when its outcome is to be written. */
+  private handlerReturned(entry: HeldJob): boolean {
+    // Given up by stop(), which freed its slot already.
+    if (entry.state === 'dropped') return false;
+    const lost = entry.state === 'lost';
+    entry.state = lost ? 'dropped' : 'writing';
+    this.slotFreed();
+    return !lost;
+  }
+
+  private slotFreed(): void {
+    this.slotsTaken -= 1;
+    this.startQueued();
+    this.options.onPlaceFreed();
+  }
+
+  /** Lets go of a job this executor no longer holds. */
+  private forget(entry: HeldJob): void {
+    // A retry of this job, or a job handed back and claimed again, may already be held under the
+    // same id; that entry is not ours to drop.
+    if (this.held.get(entry.job.id) === entry) this.held.delete(entry.job.id);
+    if (this.held.size === 0) this.options.onIdle();
+  }
+}
+
+function abort(entry: HeldJob, reason: Error): void {
+  entry.abortedWith = reason;
+  entry.controller?.abort(reason);
+}
+
+function signalOf(entry: HeldJob): AbortSignal {
+  if (!entry.controller) {
+    entry.controller = new AbortController();
+    if (entry.abortedWith) entry.controller.abort(entry.abortedWith);
+  }
+  return entry.controller.signal;
+}
+
+/** Results are stored as numeric; a handler bug must fail its job, not the batch it is written in. */
+function checkResult(value: unknown): string {
+  try {
+    return parseDecimal(String(value), 'result', MAX_RESULT_DIGITS);
+  } catch {
+    throw new PermanentJobError(`the handler returned ${JSON.stringify(value)}, which is not a decimal number`);
+  }
+}
