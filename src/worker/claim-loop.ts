@@ -200,12 +200,13 @@ export class ClaimLoop {
   }
 
   /**
-   * Sleeps in `mode` for up to `ms`. A claim asked for meanwhile cuts a wait or a backoff to
-   * nothing, but not a `full` sleep: with no place free, the loop must not spin on NOTIFYs.
+   * Sleeps in `mode` for up to `ms`; not at all when a claim was asked for meanwhile. Either way
+   * the ask is used up, so a NOTIFY that comes while no place is free wakes the loop once, and
+   * does not make it spin.
    */
   private sleep(mode: 'waiting' | 'full' | 'backingOff', ms: number): Promise<void> {
     if (this.mode === 'stopping') return Promise.resolve();
-    if (this.mode === 'claimAgain' && mode !== 'full') {
+    if (this.mode === 'claimAgain') {
       this.mode = 'woken';
       return Promise.resolve();
     }
