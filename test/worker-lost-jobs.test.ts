@@ -33,10 +33,16 @@ describe('jobs taken over by another worker', () => {
   it('are never started when queued; a running one is told to stop, and no outcome of theirs is written', async () => {
     vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] });
     try {
+      // A beat that fired early (vi.waitFor moves the faked clock) must not pass for the one after the takeover.
+      let stolen = false;
+      const sentAfterSteal = new Set<unknown>();
       let beaten: (() => void) | undefined;
       const watched = interceptStatements(db, {
-        after(statement) {
-          if (statement.name === 'jobs_heartbeat') beaten?.();
+        before(statement, values) {
+          if (statement.name === 'jobs_heartbeat' && stolen) sentAfterSteal.add(values);
+        },
+        after(statement, values) {
+          if (statement.name === 'jobs_heartbeat' && sentAfterSteal.has(values)) beaten?.();
         },
       });
       const release = deferred();
@@ -68,21 +74,24 @@ describe('jobs taken over by another worker', () => {
       await waitForJob(service, hub, warmUp.id, statusOf('completed'));
       const added = await service.addJobs(Array.from({ length: 4 }, (_, i) => ({ num1: String(10 + i), num2: '1' })), ANONYMOUS);
       await started.promise;
-      await vi.waitFor(() => expect(worker.queuedJobs).toBe(3));
+      await expect.poll(() => worker.queuedJobs).toBe(3);
 
       // The four go stale, as if this worker had died, and a rival takes them over.
       const ids = added.map(({ job }) => job.id);
       await db.prisma.job.updateMany({ where: { id: { in: ids } }, data: { lastUpdated: new Date(Date.now() - 3_600_000) } });
       expect(await claimJobsStatement(db, 'rival', 10, TIMEOUT_SECONDS)).toHaveLength(4);
+      stolen = true;
       const writesBefore = watched.seen('jobs_complete') + watched.seen('jobs_fail');
       const beat = new Promise<void>((resolve) => {
         beaten = resolve;
       });
       await vi.advanceTimersByTimeAsync((TIMEOUT_SECONDS * 1000) / 3);
       await beat;
+      // The beat's answer has come; once the worker has acted on it, it holds the running job alone.
+      await expect.poll(() => worker.activeJobs).toBe(1);
 
       release.resolve();
-      await vi.waitFor(() => expect(worker.activeJobs).toBe(0));
+      await expect.poll(() => worker.activeJobs).toBe(0);
       expect([...runs.keys()].filter((num1) => num1 !== '1')).toHaveLength(1);
       expect(abortedWith).toEqual(new Error('the job was taken over by another worker'));
       expect(watched.seen('jobs_complete') + watched.seen('jobs_fail')).toBe(writesBefore);
