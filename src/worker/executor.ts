@@ -1,9 +1,9 @@
+import { NotWritten } from '../db/statement-batcher.ts';
 import { parseDecimal } from '../jobs/decimal.ts';
 import { type JobHandlers, PermanentJobError } from '../jobs/handlers.ts';
 import type { ClaimedJob } from '../jobs/sql/claim.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
-import { NotWritten } from '../db/statement-batcher.ts';
 import type { OutcomeWriter } from './outcome-writer.ts';
 import { RingQueue } from './ring-queue.ts';
 
