@@ -120,24 +120,23 @@ const paramsGuard: Plugin = {
 };
 
 /**
- * The whole HTTP surface as one fetch handler, with no listen(): GraphQL (and GraphiQL) at
- * /graphql, the REST aliases under /api/v1, and the health checks. Tests call `app.fetch`
- * in-process; `server.ts` puts it on a port next to the WebSocket endpoint.
+ * Everything but /graphql: the probes, /metrics, GraphiQL's and the page's files, and the REST
+ * routes, which are refused to a foreign browser and to a caller without a key.
  */
-export function createApp(deps: AppDeps): App {
-  const { jobs, db, migrations, logger, auth, limits, metrics } = deps;
-  const requestLog = createRequestLog(logger);
-  const errorLog = createErrorLog(logger, requestLog.idOf);
+interface RouteParts {
+  errorLog: ReturnType<typeof createErrorLog>;
+  origins: ReturnType<typeof createOriginPolicy>;
+  graphiql: ReturnType<typeof createGraphiQL>;
+}
+
+function createRoutes(deps: AppDeps, { errorLog, origins, graphiql }: RouteParts): Plugin {
+  const { jobs, db, migrations, logger, auth, metrics } = deps;
   const rest = createRestHandler({ jobs, errorLog });
   const health = createHealthHandler({ db, migrations, logger });
   const metricsHandler =
     metrics && deps.serveMetrics ? createMetricsHandler({ registry: metrics.registry, logger }) : async () => null;
-  const origins = createOriginPolicy(deps.corsOrigins ?? []);
-  const sseStreams = new StreamBudget(deps.sseStreams ?? UNBOUNDED, 'SSE streams');
-  const graphiql = createGraphiQL();
   const page = createPageHandler();
-
-  const routes: Plugin = {
+  return {
     async onRequest({ request, url, endResponse }) {
       if (url.pathname === GRAPHQL_PATH) return;
       // Probes, metrics and the static files hold no customer's data and answer without a key
@@ -168,6 +167,32 @@ export function createApp(deps: AppDeps): App {
       );
     },
   };
+}
+
+/** Expected errors keep their message and code; a lost database says so; anything else is masked. */
+function maskUnexpected(error: unknown, message: string): Error {
+  if (isExpected(error)) return withCode(error as GraphQLError, 'GRAPHQL_VALIDATION_FAILED');
+  const cause = error instanceof GraphQLError ? error.originalError : error;
+  if (isConnectionError(cause)) {
+    return createGraphQLError('the database is unavailable; retry shortly', {
+      extensions: { code: 'UNAVAILABLE' },
+    });
+  }
+  return maskError(error, message, false);
+}
+
+/**
+ * The whole HTTP surface as one fetch handler, with no listen(): GraphQL (and GraphiQL) at
+ * /graphql, the REST aliases under /api/v1, and the health checks. Tests call `app.fetch`
+ * in-process; `server.ts` puts it on a port next to the WebSocket endpoint.
+ */
+export function createApp(deps: AppDeps): App {
+  const { jobs, logger, auth, limits, metrics } = deps;
+  const requestLog = createRequestLog(logger);
+  const errorLog = createErrorLog(logger, requestLog.idOf);
+  const origins = createOriginPolicy(deps.corsOrigins ?? []);
+  const sseStreams = new StreamBudget(deps.sseStreams ?? UNBOUNDED, 'SSE streams');
+  const graphiql = createGraphiQL();
 
   return createYoga<Record<string, unknown>, GraphQLContext>({
     schema: buildSchema(),
@@ -187,22 +212,11 @@ export function createApp(deps: AppDeps): App {
     },
     logging: errorLog.yogaLogger,
     // Logged by errorLog.plugin, with the request's id, before they are masked here.
-    maskedErrors: {
-      maskError(error, message) {
-        if (isExpected(error)) return withCode(error as GraphQLError, 'GRAPHQL_VALIDATION_FAILED');
-        const cause = error instanceof GraphQLError ? error.originalError : error;
-        if (isConnectionError(cause)) {
-          return createGraphQLError('the database is unavailable; retry shortly', {
-            extensions: { code: 'UNAVAILABLE' },
-          });
-        }
-        return maskError(error, message, false);
-      },
-    },
+    maskedErrors: { maskError: maskUnexpected },
     plugins: [
       requestLog.plugin,
       errorLog.plugin,
-      routes,
+      createRoutes(deps, { errorLog, origins, graphiql }),
       // A browser will send a "simple" cross-site request without asking; requiring a custom
       // header (or a JSON content type) makes every such request preflighted, so a foreign page
       // cannot make a visitor's browser call the API.
