@@ -27,7 +27,7 @@ export interface HeldJob {
   claimedAt: number;
   /**
    * Made when the handler first reads its signal: most handlers never do, and one controller per
-   * job was a tenth of a drain's CPU. `abortedWith` is kept so a signal made later starts aborted.
+   * job was 8 % of a drain's CPU (BENCHMARKS.md). `abortedWith` is kept so a signal made later starts aborted.
    */
   controller?: AbortController;
   abortedWith?: Error;
