@@ -460,3 +460,32 @@ describe('health', () => {
     }
   });
 });
+
+describe('a database that cannot write for now', () => {
+  it('answers 503 and UNAVAILABLE while inserts fail with disk full, writes nothing, and recovers', async () => {
+    // What PostgreSQL raises when its disk is full, from the server, for every insert meanwhile.
+    await db.query({
+      name: 'test_disk_full_function',
+      text: `CREATE FUNCTION insert_disk_full() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = '53100'; END $$`,
+    });
+    await db.query({
+      name: 'test_disk_full_trigger',
+      text: 'CREATE TRIGGER insert_disk_full BEFORE INSERT ON job FOR EACH STATEMENT EXECUTE FUNCTION insert_disk_full()',
+    });
+    const before = await countJobs();
+    try {
+      const refused = await rest('POST', '/api/v1/add/1/2');
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('retry-after')).toBe('1');
+      expect(refused.body.error.code).toBe('UNAVAILABLE');
+      const graphql = await execute(api.app, AddJobDocument, { input: { num1: '1', num2: '2' } });
+      expect(codes(graphql)).toEqual(['UNAVAILABLE']);
+      expect(await countJobs()).toBe(before);
+    } finally {
+      await db.query({ name: 'test_disk_full_over', text: 'DROP TRIGGER insert_disk_full ON job' });
+    }
+    expect((await rest('POST', '/api/v1/add/1/2')).status).toBe(202);
+    expect(await countJobs()).toBe(before + 1);
+  });
+});

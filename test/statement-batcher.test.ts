@@ -165,6 +165,36 @@ describe('the statement batcher', () => {
     await once.close();
   });
 
+  it('sends a batch again whole when the database cannot run it for now (a transient SQLSTATE), not split as refused', async () => {
+    const failures = await claimedFailures(3);
+    // Disk full, as PostgreSQL reports it, raised by the server on the first statement only (a
+    // sequence counts the statements: unlike a table, it is not rolled back with them).
+    await db.query({ name: 'test_disk_full_count', text: 'CREATE SEQUENCE disk_full_statements' });
+    await db.query({
+      name: 'test_disk_full_function',
+      text: `CREATE FUNCTION disk_full_once() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+               IF nextval('disk_full_statements') = 1 THEN
+                 RAISE EXCEPTION 'could not extend file: No space left on device' USING ERRCODE = '53100';
+               END IF;
+               RETURN NULL;
+             END $$`,
+    });
+    await db.query({
+      name: 'test_disk_full_trigger',
+      text: 'CREATE TRIGGER disk_full_once BEFORE UPDATE ON job FOR EACH STATEMENT EXECUTE FUNCTION disk_full_once()',
+    });
+    const sizes: number[] = [];
+    const watched = intercepted({ before: (_statement, values) => void sizes.push((values![0] as unknown[]).length) });
+    const retrying = failureBatcher(watched, { retryDelayMs: 10 });
+    const outcomes = await Promise.all(failures.map((failure) => retrying.push(failure)));
+    expect(outcomes).toEqual(['stored', 'stored', 'stored']);
+    // Halving would have sent 2 and 1 after the first 3.
+    expect(sizes).toEqual([3, 3]);
+    await retrying.close();
+    await db.query({ name: 'test_disk_full_cleanup', text: 'DROP TRIGGER disk_full_once ON job' });
+  });
+
   it('writes what is queued when closed, and answers later items closed', async () => {
     const failures = await claimedFailures(2);
     const batcher = failureBatcher(db);

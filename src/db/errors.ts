@@ -39,10 +39,32 @@ export function isConnectionError(error: unknown): boolean {
 }
 
 /**
- * Whether PostgreSQL refused the statement itself (bad data, a constraint), as opposed to the
- * connection failing. Only a refusal can be blamed on the statement's input.
+ * SQLSTATEs that say nothing about the statement, which may succeed when sent again: 40, the
+ * transaction was rolled back (serialization failure, deadlock); 53, insufficient resources
+ * (disk full, out of memory, too many connections); 55P03, a lock not available; 57, operator
+ * intervention (a cancelled query, a shutdown); 58, a system error (I/O).
+ */
+const TRANSIENT_STATE = /^(?:40|53|57|58)...$|^55P03$/;
+
+/**
+ * Whether `error` is the database being unable to run a statement right now (unreachable, or a
+ * transient state above) rather than refusing it: a retry may succeed, and a client is told 503.
+ */
+export function isTransient(error: unknown): boolean {
+  if (isConnectionError(error)) return true;
+  for (let current = error, depth = 0; current && depth < 5; depth += 1) {
+    const code = codeOf(current);
+    if (code && TRANSIENT_STATE.test(code)) return true;
+    current = (current as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/**
+ * Whether PostgreSQL refused the statement itself (bad data, a constraint), as opposed to being
+ * unable to run it (see isTransient). Only a refusal can be blamed on the statement's input.
  */
 export function isRefusal(error: unknown): boolean {
   const code = codeOf(error);
-  return code !== undefined && /^[0-9A-Z]{5}$/.test(code) && !isConnectionError(error);
+  return code !== undefined && /^[0-9A-Z]{5}$/.test(code) && !isTransient(error);
 }

@@ -3,7 +3,7 @@ import { useCSRFPrevention } from '@graphql-yoga/plugin-csrf-prevention';
 import { GraphQLError } from 'graphql';
 import { createGraphQLError, createYoga, maskError, type Plugin, type YogaServerInstance } from 'graphql-yoga';
 import type { Database } from '../db/database.ts';
-import { isConnectionError } from '../db/errors.ts';
+import { isTransient } from '../db/errors.ts';
 import type { Migration } from '../db/migrate.ts';
 import type { GraphQLContext } from '../graphql/builder.ts';
 import { withCode } from '../graphql/errors.ts';
@@ -173,7 +173,7 @@ function createRoutes(deps: AppDeps, { errorLog, origins, graphiql }: RouteParts
 function maskUnexpected(error: unknown, message: string): Error {
   if (isExpected(error)) return withCode(error as GraphQLError, 'GRAPHQL_VALIDATION_FAILED');
   const cause = error instanceof GraphQLError ? error.originalError : error;
-  if (isConnectionError(cause)) {
+  if (isTransient(cause)) {
     return createGraphQLError('the database is unavailable; retry shortly', {
       extensions: { code: 'UNAVAILABLE' },
     });

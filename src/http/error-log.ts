@@ -1,6 +1,6 @@
 import { type ExecutionResult, GraphQLError } from 'graphql';
 import { handleStreamOrSingleExecutionResult, type Plugin, type YogaServerOptions } from 'graphql-yoga';
-import { isConnectionError } from '../db/errors.ts';
+import { isTransient } from '../db/errors.ts';
 import type { Logger } from '../logger.ts';
 
 /** GraphQL errors we created on purpose carry a code already; everything else is masked. */
@@ -38,7 +38,7 @@ export function createErrorLog(logger: Logger, requestIdOf: (request: Request) =
     if (typeof error === 'object' && error !== null) reported.add(error);
     const cause = error instanceof GraphQLError && error.originalError ? error.originalError : error;
     const line = { err: cause, reqId: request ? requestIdOf(request) : undefined, ...detail };
-    if (isConnectionError(cause)) logger.warn(line, 'database unavailable');
+    if (isTransient(cause)) logger.warn(line, 'database unavailable');
     else logger.error(line, 'unexpected error');
   }
 

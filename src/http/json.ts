@@ -1,4 +1,4 @@
-import { isConnectionError } from '../db/errors.ts';
+import { isTransient } from '../db/errors.ts';
 import { type JobErrorCode, JobServiceError } from '../jobs/errors.ts';
 import type { Job } from '../jobs/service.ts';
 
@@ -29,7 +29,7 @@ export function responseForError(error: unknown, report: (error: unknown) => voi
     return errorResponse(STATUS_OF[error.code], error.code, error.message, error.field ? { field: error.field } : {});
   }
   report(error);
-  if (isConnectionError(error)) {
+  if (isTransient(error)) {
     return errorResponse(503, 'UNAVAILABLE', 'the database is unavailable; retry shortly');
   }
   return errorResponse(500, 'INTERNAL_SERVER_ERROR', 'unexpected error');

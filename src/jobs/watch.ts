@@ -1,6 +1,6 @@
 import { setTimeout } from 'node:timers/promises';
 import { type Push, Repeater, type Stop } from '@repeaterjs/repeater';
-import { isConnectionError } from '../db/errors.ts';
+import { isTransient } from '../db/errors.ts';
 import type { Job, JobStatus } from '../generated/prisma/client.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { jobDeleted, jobNotFound } from './errors.ts';
@@ -139,7 +139,7 @@ class JobWatch {
     } catch (error) {
       // While the database is away the subscriber waits: its stream must neither end nor
       // report a state it cannot confirm. It reads again after the hub's resync, or soon.
-      if (!isConnectionError(error)) throw error;
+      if (!isTransient(error)) throw error;
       this.changed = true;
       await Promise.race([new Promise<void>((resolve) => (this.wake = resolve)), setTimeout(READ_RETRY_MS)]);
       return undefined;
