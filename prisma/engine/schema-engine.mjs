@@ -87,8 +87,24 @@ const relabelChar = (result) => {
   for (const r of [result].flat()) for (const f of r?.fields ?? []) if (f.dataTypeID === 18) f.dataTypeID = 25;
   return result;
 };
+// PostgreSQL 18 keeps each column's NOT NULL in pg_constraint too (contype 'n'). The engine's
+// constraint query lets such rows through and its describer panics on them ("unreachable": every
+// `prisma migrate` command on 18 fails; prisma/orm issue 29635, open). Nullability is read from
+// pg_attribute anyway, so leave them out, as the fix proposed upstream does. Before 18, 'n' rows
+// are domain constraints, which that query's join on the table excludes already.
+const CONSTRAINTS_FILTER = "AND contype NOT IN ('p', 'u', 'f')";
+const withoutNotNullConstraints = (config) => {
+  const text = typeof config === 'string' ? config : config?.text;
+  if (typeof text !== 'string' || !text.includes(CONSTRAINTS_FILTER)) return config;
+  const fixed = text.replace(CONSTRAINTS_FILTER, "AND contype NOT IN ('p', 'u', 'f', 'n')");
+  if (typeof config === 'string') return fixed;
+  // Changed in place: a pg Query object must keep its prototype.
+  config.text = fixed;
+  return config;
+};
 class CatalogClient extends pg.Client {
   query(config, values, callback) {
+    config = withoutNotNullConstraints(config);
     if (typeof values === 'function') [values, callback] = [undefined, values];
     if (typeof callback === 'function') {
       return super.query(config, values, (err, res) => callback(err, err ? res : relabelChar(res)));
