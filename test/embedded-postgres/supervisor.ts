@@ -5,8 +5,10 @@
  * Why a process of its own: on SIGINT or SIGTERM vitest leaves by process.exit() without running
  * global teardowns, and a SIGKILLed vitest runs nothing at all. This process learns of either from
  * its stdin, a pipe from vitest that closes with it, and then stops the server and deletes the data
- * folder. It also keeps the package's exit hooks (async-exit-hook: on `beforeExit` it calls
- * process.exit(0), which would hide a failed run's exit code) out of vitest's own process.
+ * folder. It also keeps the package's exit hook out of vitest's own process: importing the package
+ * registers async-exit-hook, which on `beforeExit` calls process.exit(0), and would so hide a
+ * failed run's exit code. Here that hook is welcome: on SIGINT, SIGTERM or SIGHUP it stops the
+ * server (which deletes the folder, `persistent: false`) before it exits.
  *
  * argv: the data folder (created empty, named by server.ts after this process's parent). Prints
  * one JSON line `{"port": n}` once the server accepts connections.
@@ -38,8 +40,8 @@ async function main(): Promise<void> {
     user: 'postgres',
     // The tests connect as postgres without a password, as on the development server.
     authMethod: 'trust' as 'password',
-    // The folder is deleted below, also when the server never started.
-    persistent: true,
+    // stop() deletes the folder.
+    persistent: false,
     // PostgreSQL refuses to run as root; the package runs it as a user `postgres`, made if missing.
     createPostgresUser: process.getuid?.() === 0,
     initdbFlags: ['--no-sync'],
@@ -49,12 +51,12 @@ async function main(): Promise<void> {
   let server = new EmbeddedPostgres({ ...options, port: 0 });
   const stop = async (code: number) => {
     await server.stop().catch(keepLog);
+    // A server that never started is not deleted by stop().
     await rm(databaseDir, { recursive: true, force: true });
     process.exit(code);
   };
   // Whatever ends the run (teardown, Ctrl-C, a killed vitest), the pipe from vitest closes.
   process.stdin.on('close', () => void stop(0)).resume();
-  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stop(0));
   try {
     await server.initialise();
     // Another process may take the free port before the server binds it; then try another.
