@@ -30,6 +30,9 @@ export interface StartOptions {
   shell?: string;
 }
 
+/** node's arguments in `npm start`: the sources as they are where Node strips types, tsx elsewhere. */
+export const SERVICE_ARGS = ['--import', './src/run-typescript.js', 'src/main.ts'];
+
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -50,7 +53,7 @@ export function startService(env: Record<string, string>, options: StartOptions 
     ? ['npm', ['run', '--silent', npmScript]]
     : shell
       ? ['sh', ['-c', shell]]
-      : [process.execPath, ['--import', 'tsx', 'src/main.ts']];
+      : [process.execPath, SERVICE_ARGS];
   const grouped = npmScript !== undefined || shell !== undefined;
   const child = spawn(command, args, {
     env: { ...process.env, PORT: '0', OPS_PORT: '0', HOST: '127.0.0.1', ...env, LOG_LEVEL: 'info' },
