@@ -205,26 +205,4 @@ describe('settings that stop or change the process itself', () => {
     expect(code).toBe(1);
     expect(stderr).toContain('API_KEYS: each API key needs at least 16 characters');
   });
-
-  it('LOG_PRETTY=true writes lines for a person, not JSON', async () => {
-    const child = spawn(process.execPath, SERVICE_ARGS, {
-      env: { ...process.env, DATABASE_URL: testDb.url, ROLE: 'api', HOST: '127.0.0.1', PORT: '0', LOG_PRETTY: 'true', LOG_LEVEL: 'info' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    try {
-      let stdout = '';
-      await new Promise<void>((resolve, reject) => {
-        child.stdout.on('data', (chunk: Buffer) => {
-          stdout += chunk.toString();
-          if (stdout.includes('listening')) resolve();
-        });
-        child.once('exit', (code) => reject(new Error(`exited with ${code}: ${stdout}`)));
-      });
-      const line = stdout.split('\n').find((text) => text.includes('listening'))!;
-      expect(line).toMatch(/INFO/);
-      expect(() => JSON.parse(line)).toThrow();
-    } finally {
-      child.kill('SIGKILL');
-    }
-  });
 });
