@@ -9,28 +9,43 @@ export interface StartedAddresses {
   metricsOnApiPort: boolean;
 }
 
+/** The ops server's URLs: /health, /ready and /metrics on its own port. */
+type OpsUrls = { health: string; ready: string; metrics: string };
+
 /**
  * Says where a started process serves. In JSON the URLs are fields of the `listening`,
- * `ops server listening` and `worker running` lines, for tools; pretty, each of those lines is
- * followed by a short block of what a person opens or runs, one URL a line.
+ * `ops server listening` and `worker running` lines, for tools. Pretty, the `listening` (or
+ * `worker running`) line is followed by a short block of what a person opens or runs.
  */
 export function announceStart(addresses: StartedAddresses, format: LogFormat, logger: Logger): void {
   const { apiPort, opsPort } = addresses;
   const opsBase = opsPort === undefined ? undefined : `http://localhost:${opsPort}`;
   const ops = opsBase ? { health: `${opsBase}/health`, ready: `${opsBase}/ready`, metrics: `${opsBase}/metrics` } : undefined;
-  if (apiPort === undefined) {
-    if (!ops) return;
-    if (format === 'json') logger.info({ urls: ops }, 'worker running');
-    else logger.info(block('worker running', [['Health / readiness', `${ops.health}  ${ops.ready}`], ['Prometheus metrics', ops.metrics]]));
+  if (apiPort !== undefined) announceApi(apiPort, ops, addresses.metricsOnApiPort, format, logger);
+  else if (ops) announceWorker(ops, format, logger);
+}
+
+function announceWorker(ops: OpsUrls, format: LogFormat, logger: Logger): void {
+  if (format === 'json') {
+    logger.info({ urls: ops }, 'worker running');
     return;
   }
-  const base = `http://localhost:${apiPort}`;
-  const metrics = addresses.metricsOnApiPort ? `${base}/metrics` : ops?.metrics;
+  logger.info(
+    block('worker running', [
+      ['Health / readiness', `${ops.health}  ${ops.ready}`],
+      ['Prometheus metrics', ops.metrics],
+    ]),
+  );
+}
+
+function announceApi(port: number, ops: OpsUrls | undefined, metricsOnApiPort: boolean, format: LogFormat, logger: Logger): void {
+  const base = `http://localhost:${port}`;
+  const metrics = metricsOnApiPort ? `${base}/metrics` : ops?.metrics;
   const urls = {
     page: `${base}/`,
     graphql: `${base}/graphql`,
     graphiql: `${base}/graphql`,
-    websocket: `ws://localhost:${apiPort}/graphql`,
+    websocket: `ws://localhost:${port}/graphql`,
     add: `${base}/api/v1/add/:num1/:num2`,
     job: `${base}/api/v1/job/:id`,
     health: `${base}/health`,

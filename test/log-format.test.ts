@@ -21,11 +21,17 @@ afterAll(() => testDb.drop());
 const plain = (text: string) => text.replace(/\x1b\[[0-9;]*m/g, '').replace(/\r\n/g, '\n');
 
 /**
- * What the service writes to stdout from its start until its API has announced itself: the
- * `listening` line, or the block after it. Then the service is stopped.
+ * What the service writes to stdout from its start until it has said where it serves (the
+ * `listening` or `worker running` line, or its block). Then the service is stopped.
  */
 async function startOutput(env: Record<string, string>, on: 'pipe' | 'terminal'): Promise<string> {
-  const serviceEnv = { ...process.env, LOG_FORMAT: undefined, LOG_PRETTY: undefined, DATABASE_URL: testDb.url, ROLE: 'api', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info', ...env };
+  const serviceEnv = {
+    ...process.env,
+    LOG_FORMAT: undefined,
+    LOG_PRETTY: undefined,
+    ...{ DATABASE_URL: testDb.url, ROLE: 'api', HOST: '127.0.0.1', PORT: '0', LOG_LEVEL: 'info' },
+    ...env,
+  };
   // `script` gives the service a pseudo-terminal as stdout and copies what it writes to ours.
   const [command, args] =
     on === 'terminal'
@@ -41,7 +47,8 @@ async function startOutput(env: Record<string, string>, on: 'pipe' | 'terminal')
       const timer = setTimeout(() => reject(new Error(`the service (${on}) did not announce itself: ${stdout}${stderr}`)), 30_000);
       child.stdout.on('data', (chunk: Buffer) => {
         stdout += chunk.toString();
-        if (/"msg":"listening"|GraphQL over WebSocket.*\n/.test(plain(stdout))) {
+        // A JSON announcement, or the last line of a pretty block (API or worker).
+        if (/"msg":"(listening|worker running)"|Prometheus metrics .*\n/.test(plain(stdout))) {
           clearTimeout(timer);
           resolve();
         }
@@ -94,9 +101,18 @@ describe('the service process', () => {
   });
 
   it('still reads LOG_PRETTY=true, and says it is deprecated', async () => {
-    const output = await startOutput({ LOG_PRETTY: 'true' }, 'pipe');
+    const output = await startOutput({ LOG_PRETTY: 'true', OPS_PORT: '0' }, 'pipe');
     expectPretty(output);
     expect(output).toMatch(/^\[[\d:.]+\] WARN: LOG_PRETTY is deprecated: set LOG_FORMAT=pretty instead$/m);
+    // With an ops server, metrics are there, and its health and readiness close the block.
+    expect(output).toMatch(/^ {2}Prometheus metrics +http:\/\/localhost:(\d+)\/metrics\n {2}Ops server \(health, ready\) +http:\/\/localhost:\1\/health {2}http:\/\/localhost:\1\/ready$/m);
+  });
+
+  it('gives a worker’s ops server a block of its own, pretty', async () => {
+    const output = await startOutput({ ROLE: 'worker', OPS_PORT: '0', LOG_FORMAT: 'pretty' }, 'pipe');
+    expect(output).toMatch(
+      /^\[[\d:.]+\] INFO: worker running\n {2}Health \/ readiness +http:\/\/localhost:(\d+)\/health {2}http:\/\/localhost:\1\/ready\n {2}Prometheus metrics +http:\/\/localhost:\1\/metrics$/m,
+    );
   });
 });
 
