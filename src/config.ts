@@ -67,7 +67,10 @@ const ConfigSchema = z.object({
   PRUNE_INTERVAL_SECONDS: integer(1, 86_400).default(3600),
   PRUNE_BATCH_SIZE: integer(1, 100_000).default(1000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  LOG_PRETTY: flag.default(false),
+  // Unset: pretty on a terminal, JSON elsewhere (chooseLogFormat in logger.ts).
+  LOG_FORMAT: z.enum(['pretty', 'json']).optional(),
+  // Deprecated for LOG_FORMAT, and still read: true is LOG_FORMAT=pretty, false is json.
+  LOG_PRETTY: flag.optional(),
   METRICS_CACHE_MS: integer(0, 600_000).default(5000),
   METRICS_EXACT_COUNT_LIMIT: integer(0, 1_000_000_000).default(100_000),
 });
@@ -96,7 +99,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (parsed.data.RETRY_MAX_DELAY_MS < parsed.data.RETRY_BASE_DELAY_MS) {
     throw new ConfigError('Invalid configuration:\n  RETRY_MAX_DELAY_MS: must be at least RETRY_BASE_DELAY_MS');
   }
-  // An open API (no keys) on every interface lets anyone on the network, or any web page a
-  // neighbour's browser visits through DNS rebinding, use it: loopback unless asked otherwise.
-  return { ...parsed.data, HOST: parsed.data.HOST ?? (parsed.data.API_KEYS ? '0.0.0.0' : '127.0.0.1') };
+  const { HOST, API_KEYS, LOG_FORMAT, LOG_PRETTY } = parsed.data;
+  return {
+    ...parsed.data,
+    // An open API (no keys) on every interface lets anyone on the network, or any web page a
+    // neighbour's browser visits through DNS rebinding, use it: loopback unless asked otherwise.
+    HOST: HOST ?? (API_KEYS ? '0.0.0.0' : '127.0.0.1'),
+    LOG_FORMAT: LOG_FORMAT ?? (LOG_PRETTY === undefined ? undefined : LOG_PRETTY ? 'pretty' : 'json'),
+  };
 }

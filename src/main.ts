@@ -1,5 +1,6 @@
+import { announceStart } from './banner.ts';
 import { loadConfig } from './config.ts';
-import { createLogger } from './logger.ts';
+import { chooseLogFormat, createLogger } from './logger.ts';
 import { StoppedDuringStartError } from './lifecycle.ts';
 import { Runtime } from './runtime.ts';
 
@@ -9,7 +10,11 @@ import { Runtime } from './runtime.ts';
  */
 async function main(): Promise<void> {
   const config = loadConfig();
-  const logger = createLogger(config);
+  const format = chooseLogFormat(config.LOG_FORMAT, process.stdout.isTTY === true);
+  const logger = createLogger({ level: config.LOG_LEVEL, format });
+  if (config.LOG_PRETTY !== undefined) {
+    logger.warn(`LOG_PRETTY is deprecated: set LOG_FORMAT=${config.LOG_PRETTY ? 'pretty' : 'json'} instead`);
+  }
   process.on('unhandledRejection', (reason) => logger.error({ err: reason }, 'unhandled rejection'));
 
   const runtime = new Runtime(config, logger);
@@ -39,47 +44,11 @@ async function main(): Promise<void> {
     if (error instanceof StoppedDuringStartError) return;
     throw error;
   }
-  const opsBase = runtime.ops ? `http://localhost:${runtime.ops.port}` : undefined;
-  const opsUrls = opsBase ? { health: `${opsBase}/health`, ready: `${opsBase}/ready`, metrics: `${opsBase}/metrics` } : undefined;
-  if (runtime.api) {
-    const metricsUrl = config.METRICS_ON_API_PORT ? `http://localhost:${runtime.api.port}/metrics` : opsUrls?.metrics;
-    announce(runtime.api.port, metricsUrl, logger);
-    if (opsUrls) logger.info({ ops: opsUrls }, 'ops server listening');
-  } else if (opsUrls) {
-    logger.info({ urls: opsUrls }, 'worker running');
-  }
-}
-
-function announce(port: number, metricsUrl: string | undefined, logger: ReturnType<typeof createLogger>): void {
-  const base = `http://localhost:${port}`;
-  const urls = {
-    page: `${base}/`,
-    graphql: `${base}/graphql`,
-    graphiql: `${base}/graphql`,
-    websocket: `ws://localhost:${port}/graphql`,
-    add: `${base}/api/v1/add/:num1/:num2`,
-    job: `${base}/api/v1/job/:id`,
-    health: `${base}/health`,
-    ...(metricsUrl ? { metrics: metricsUrl } : {}),
-  };
-  logger.info({ urls }, 'listening');
-  if (process.stdout.isTTY) {
-    process.stdout.write(
-      [
-        '',
-        `  Jobs page (open in a browser) ${urls.page}`,
-        `  GraphiQL (open in a browser)  ${urls.graphiql}`,
-        `  GraphQL over HTTP and SSE      ${urls.graphql}`,
-        `  GraphQL over WebSocket         ${urls.websocket}`,
-        `  REST: add two numbers          curl -X POST ${base}/api/v1/add/2/3`,
-        `  REST: read a job               curl ${urls.job}`,
-        `  Health / readiness             ${urls.health}  ${base}/ready`,
-        `  Prometheus metrics             ${urls.metrics ?? 'off (set OPS_PORT or METRICS_ON_API_PORT=true)'}`,
-        '',
-        '',
-      ].join('\n'),
-    );
-  }
+  announceStart(
+    { apiPort: runtime.api?.port, opsPort: runtime.ops?.port, metricsOnApiPort: config.METRICS_ON_API_PORT },
+    format,
+    logger,
+  );
 }
 
 main().catch((error: unknown) => {

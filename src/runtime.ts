@@ -51,11 +51,13 @@ export class Runtime extends StartStop {
   /** How to stop each part started so far, in the order they started. */
   private readonly started: Array<() => Promise<void>> = [];
 
-  constructor(
-    private readonly config: Config,
-    private readonly logger: Logger,
-  ) {
+  private readonly config: Config;
+  private readonly logger: Logger;
+
+  constructor(config: Config, logger: Logger) {
     super();
+    this.config = config;
+    this.logger = logger;
   }
 
   protected async onStart(signal: AbortSignal): Promise<void> {

@@ -10,8 +10,9 @@ describe('config', () => {
       PORT: 4000,
       JOB_TIMEOUT_SECONDS: 30,
       MAX_ATTEMPTS: 5,
-      LOG_PRETTY: false,
     });
+    // Unset: the terminal decides (chooseLogFormat).
+    expect(config.LOG_FORMAT).toBeUndefined();
   });
 
   it('reads and converts values, treating empty ones as unset', () => {
@@ -19,10 +20,17 @@ describe('config', () => {
       DATABASE_URL: 'postgresql://u@h:5432/db',
       PORT: '8080',
       ROLE: 'worker',
-      LOG_PRETTY: 'true',
+      LOG_FORMAT: 'json',
       WORKER_CONCURRENCY: '',
     });
-    expect(config).toMatchObject({ PORT: 8080, ROLE: 'worker', LOG_PRETTY: true, WORKER_CONCURRENCY: 100 });
+    expect(config).toMatchObject({ PORT: 8080, ROLE: 'worker', LOG_FORMAT: 'json', WORKER_CONCURRENCY: 100 });
+  });
+
+  it('reads the deprecated LOG_PRETTY as a LOG_FORMAT, which wins when both are set', () => {
+    expect(loadConfig({ LOG_PRETTY: 'true' }).LOG_FORMAT).toBe('pretty');
+    expect(loadConfig({ LOG_PRETTY: 'false' }).LOG_FORMAT).toBe('json');
+    expect(loadConfig({ LOG_PRETTY: 'true', LOG_FORMAT: 'json' }).LOG_FORMAT).toBe('json');
+    expect(() => loadConfig({ LOG_FORMAT: 'yaml' })).toThrow(/LOG_FORMAT/);
   });
 
   it('fails at once, naming every bad value', () => {

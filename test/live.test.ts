@@ -11,6 +11,7 @@ import { AddJobDocument, JobUpdatedDocument, type JobUpdatedSubscription } from 
 import { closeTestApp, openTestApp, sseEvents, type TestApp, testServer } from './helpers/api.ts';
 import type { TestDatabase } from './helpers/database.ts';
 import { ANONYMOUS, createWorker } from './helpers/jobs.ts';
+import { SERVICE_ARGS } from './helpers/processes.ts';
 
 type JobState = JobUpdatedSubscription['jobUpdated'];
 
@@ -270,7 +271,7 @@ describe('a worker in another process', () => {
   });
 
   it('completes a job whose subscriber is on this process, and shuts down cleanly on SIGTERM', async () => {
-    child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    child = spawn(process.execPath, SERVICE_ARGS, {
       env: { ...process.env, ROLE: 'worker', DATABASE_URL: testDb.url, LOG_LEVEL: 'warn', PORT: '0', OPS_PORT: '0' },
       stdio: ['ignore', 'inherit', 'inherit'],
     });

@@ -21,7 +21,7 @@ interface Line {
 /** A logger made the way the service makes its own, writing into `lines` instead of stdout. */
 function capture(level: 'info' | 'debug') {
   const lines: Line[] = [];
-  const logger = createLogger({ LOG_LEVEL: level, LOG_PRETTY: false }, { write: (text) => void lines.push(JSON.parse(text)) });
+  const logger = createLogger({ level, format: 'json' }, { write: (text) => void lines.push(JSON.parse(text)) });
   return { logger, lines };
 }
 

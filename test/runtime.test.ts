@@ -10,6 +10,7 @@ import { withAdmin } from './helpers/admin.ts';
 import { createTestApp, testServer } from './helpers/api.ts';
 import { capturingLogger, testLogger } from './helpers/database.ts';
 import { ANONYMOUS, closeJobsDatabase, createWorker, type JobsDatabase, openJobsDatabase, statusOf, waitForJob } from './helpers/jobs.ts';
+import { SERVICE_ARGS } from './helpers/processes.ts';
 
 let jobs: JobsDatabase;
 /** A port something else holds, so a start that needs it fails half-way. */
@@ -145,7 +146,7 @@ describe('the runtime', () => {
   });
 
   it('exits non-zero with a clear message when the process cannot take its port', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    const child = spawn(process.execPath, SERVICE_ARGS, {
       env: { ...process.env, DATABASE_URL: jobs.testDb.url, HOST: '127.0.0.1', PORT: String(takenPort), OPS_PORT: '0' },
       stdio: ['ignore', 'ignore', 'pipe'],
     });

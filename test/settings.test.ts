@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
-import { type ServiceProcess, startService } from './helpers/processes.ts';
+import { SERVICE_ARGS, type ServiceProcess, startService } from './helpers/processes.ts';
 
 let testDb: TestDatabase;
 let api: ServiceProcess;
@@ -195,7 +195,7 @@ describe('worker and pruner settings', () => {
 
 describe('settings that stop or change the process itself', () => {
   it('API_KEYS: a key under 16 characters stops the process at start, naming the setting', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    const child = spawn(process.execPath, SERVICE_ARGS, {
       env: { ...process.env, DATABASE_URL: testDb.url, PORT: '0', API_KEYS: 'short-key-15-ch' },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -204,27 +204,5 @@ describe('settings that stop or change the process itself', () => {
     const [code] = (await once(child, 'exit')) as [number | null];
     expect(code).toBe(1);
     expect(stderr).toContain('API_KEYS: each API key needs at least 16 characters');
-  });
-
-  it('LOG_PRETTY=true writes lines for a person, not JSON', async () => {
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
-      env: { ...process.env, DATABASE_URL: testDb.url, ROLE: 'api', HOST: '127.0.0.1', PORT: '0', LOG_PRETTY: 'true', LOG_LEVEL: 'info' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    try {
-      let stdout = '';
-      await new Promise<void>((resolve, reject) => {
-        child.stdout.on('data', (chunk: Buffer) => {
-          stdout += chunk.toString();
-          if (stdout.includes('listening')) resolve();
-        });
-        child.once('exit', (code) => reject(new Error(`exited with ${code}: ${stdout}`)));
-      });
-      const line = stdout.split('\n').find((text) => text.includes('listening'))!;
-      expect(line).toMatch(/INFO/);
-      expect(() => JSON.parse(line)).toThrow();
-    } finally {
-      child.kill('SIGKILL');
-    }
   });
 });

@@ -49,7 +49,10 @@ class RawSocket {
   closed: { code: number; reason: string } | undefined;
   private readonly waiters = new Set<() => void>();
 
-  constructor(readonly socket: WebSocket) {
+  readonly socket: WebSocket;
+
+  constructor(socket: WebSocket) {
+    this.socket = socket;
     socket.on('message', (data) => {
       this.messages.push(JSON.parse(String(data)) as Message);
       this.wake();

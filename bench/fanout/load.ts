@@ -51,7 +51,10 @@ class Client {
   private readonly handlers = new Map<string, Handler>();
   private nextId = 0;
 
-  private constructor(private readonly socket: WebSocket) {
+  private readonly socket: WebSocket;
+
+  private constructor(socket: WebSocket) {
+    this.socket = socket;
     socket.on('message', (data) => {
       const message = JSON.parse(String(data)) as Parameters<Handler>[0] & { id?: string };
       if (message.id === undefined) return;

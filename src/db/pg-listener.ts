@@ -52,7 +52,11 @@ export class Listener {
   private failures = 0;
   private closed = false;
 
-  constructor(private readonly options: ListenerOptions) {}
+  private readonly options: ListenerOptions;
+
+  constructor(options: ListenerOptions) {
+    this.options = options;
+  }
 
   async add(channel: string, handlers: ListenHandlers): Promise<() => Promise<void>> {
     let subscribers = this.channels.get(channel);

@@ -3,15 +3,18 @@ import { isRefusal } from './errors.ts';
 
 /** What became of an item that was not written, and why. */
 export class NotWritten {
-  constructor(
-    /**
-     * `refused`: the database refused the item on its own (and its substitute, if any).
-     * `unreachable`: the statement did not reach the database, and the batcher does not retry.
-     * `closed`: the batcher was closed before the item could be written.
-     */
-    readonly why: 'refused' | 'unreachable' | 'closed',
-    readonly reason?: unknown,
-  ) {}
+  /**
+   * `refused`: the database refused the item on its own (and its substitute, if any).
+   * `unreachable`: the statement did not reach the database, and the batcher does not retry.
+   * `closed`: the batcher was closed before the item could be written.
+   */
+  readonly why: 'refused' | 'unreachable' | 'closed';
+  readonly reason?: unknown;
+
+  constructor(why: 'refused' | 'unreachable' | 'closed', reason?: unknown) {
+    this.why = why;
+    this.reason = reason;
+  }
 }
 
 /** An item's outcome: what `send` answered for it, or why it was not written. */
@@ -70,7 +73,11 @@ export class StatementBatcher<T, R> {
   private flushing: Promise<void> | undefined;
   private closed: NotWritten | undefined;
 
-  constructor(private readonly options: StatementBatcherOptions<T, R>) {}
+  private readonly options: StatementBatcherOptions<T, R>;
+
+  constructor(options: StatementBatcherOptions<T, R>) {
+    this.options = options;
+  }
 
   push(item: T): Promise<Sent<R>> {
     if (this.closed) return Promise.resolve(this.closed);

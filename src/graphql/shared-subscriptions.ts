@@ -33,12 +33,19 @@ class Follower implements AsyncIterableIterator<Result> {
   private ended = false;
   private waiting: { resolve: (step: IteratorResult<Result>) => void; reject: (error: unknown) => void } | undefined;
 
+  private readonly leave: (follower: Follower) => void;
+  private readonly open: Gauge | undefined;
+  /** Set while results are sent on the socket directly. */
+  private webSocket: WebSocketOperation | undefined;
+
   constructor(
-    private readonly leave: (follower: Follower) => void,
-    private readonly open: Gauge | undefined,
-    /** Set while results are sent on the socket directly. */
-    private webSocket: WebSocketOperation | undefined,
+    leave: (follower: Follower) => void,
+    open: Gauge | undefined,
+    webSocket: WebSocketOperation | undefined,
   ) {
+    this.leave = leave;
+    this.open = open;
+    this.webSocket = webSocket;
     open?.inc();
   }
 
@@ -111,10 +118,13 @@ class SharedStream {
   private over = false;
   private upstream: AsyncIterator<Result> | undefined;
 
-  constructor(
-    private readonly forget: () => void,
-    private readonly open: Gauge | undefined,
-  ) {}
+  private readonly forget: () => void;
+  private readonly open: Gauge | undefined;
+
+  constructor(forget: () => void, open: Gauge | undefined) {
+    this.forget = forget;
+    this.open = open;
+  }
 
   follow(webSocket: WebSocketOperation | undefined): Follower {
     const follower = new Follower((gone) => this.unfollow(gone), this.open, webSocket);

@@ -14,11 +14,13 @@ export class OpsServer extends StartStop {
   private server: Server | undefined;
   private bound: AddressInfo | undefined;
 
-  constructor(
-    private readonly routes: readonly Route[],
-    private readonly options: { host: string; port: number },
-  ) {
+  private readonly routes: readonly Route[];
+  private readonly options: { host: string; port: number };
+
+  constructor(routes: readonly Route[], options: { host: string; port: number }) {
     super();
+    this.routes = routes;
+    this.options = options;
   }
 
   /** Where the server listens; set once it has started (useful with port 0). */

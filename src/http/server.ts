@@ -32,11 +32,13 @@ export class HttpServer extends StartStop {
   private disposeGraphqlWs: (() => void | Promise<void>) | undefined;
   private bound: AddressInfo | undefined;
 
-  constructor(
-    private readonly app: App,
-    private readonly options: HttpServerOptions,
-  ) {
+  private readonly app: App;
+  private readonly options: HttpServerOptions;
+
+  constructor(app: App, options: HttpServerOptions) {
     super();
+    this.app = app;
+    this.options = options;
   }
 
   /** Where the server listens; set once it has started (useful with port 0). */

@@ -16,11 +16,14 @@ export class StreamBudget {
   private readonly byOwner = new Map<string, number>();
   private open = 0;
 
-  constructor(
-    private readonly limits: StreamLimits,
-    /** What is counted, for the refusal's message: "WebSocket connections", "SSE streams". */
-    private readonly what: string,
-  ) {}
+  private readonly limits: StreamLimits;
+  /** What is counted, for the refusal's message: "WebSocket connections", "SSE streams". */
+  private readonly what: string;
+
+  constructor(limits: StreamLimits, what: string) {
+    this.limits = limits;
+    this.what = what;
+  }
 
   acquire(owner: string): StreamSlot {
     const held = this.byOwner.get(owner) ?? 0;
@@ -61,7 +64,11 @@ export class OperationSlots {
   private readonly byId = new Map<string, number>();
   private running = 0;
 
-  constructor(private readonly limit: number) {}
+  private readonly limit: number;
+
+  constructor(limit: number) {
+    this.limit = limit;
+  }
 
   /** Takes a slot for operation `id`, or says false when all are taken. */
   take(id: string): boolean {

@@ -5,13 +5,13 @@ export type JobErrorCode = 'BAD_USER_INPUT' | 'NOT_FOUND' | 'CONFLICT' | 'UNAVAI
 export class JobServiceError extends Error {
   override name = 'JobServiceError';
 
-  constructor(
-    readonly code: JobErrorCode,
-    message: string,
-    readonly field?: string,
-    options?: ErrorOptions,
-  ) {
+  readonly code: JobErrorCode;
+  readonly field?: string;
+
+  constructor(code: JobErrorCode, message: string, field?: string, options?: ErrorOptions) {
     super(message, options);
+    this.code = code;
+    this.field = field;
   }
 }
 

@@ -22,12 +22,15 @@ export class JobEventHub extends StartStop {
   private readonly resyncListeners = new Set<() => void>();
   private unlisten: (() => Promise<void>) | undefined;
 
-  constructor(
-    private readonly db: Database,
-    private readonly logger: Logger,
-    private readonly options: JobEventHubOptions = {},
-  ) {
+  private readonly db: Database;
+  private readonly logger: Logger;
+  private readonly options: JobEventHubOptions;
+
+  constructor(db: Database, logger: Logger, options: JobEventHubOptions = {}) {
     super();
+    this.db = db;
+    this.logger = logger;
+    this.options = options;
   }
 
   protected async onStart(): Promise<void> {

@@ -28,8 +28,11 @@ export class Pruner extends StartStop {
   /** Set by stop(), so a long pass ends after its current batch. */
   private stopRequested = false;
 
-  constructor(private readonly options: PrunerOptions) {
+  private readonly options: PrunerOptions;
+
+  constructor(options: PrunerOptions) {
     super();
+    this.options = options;
   }
 
   protected onStart(): void {

@@ -55,12 +55,16 @@ export class JobService {
   private readonly inserts: InsertCoalescer;
   private readonly ids = new JobIdGenerator();
 
-  constructor(
-    private readonly db: Database,
-    private readonly hub: JobEventHub,
-    private readonly limits: JobServiceLimits,
-    private readonly options: JobServiceOptions = {},
-  ) {
+  private readonly db: Database;
+  private readonly hub: JobEventHub;
+  private readonly limits: JobServiceLimits;
+  private readonly options: JobServiceOptions;
+
+  constructor(db: Database, hub: JobEventHub, limits: JobServiceLimits, options: JobServiceOptions = {}) {
+    this.db = db;
+    this.hub = hub;
+    this.limits = limits;
+    this.options = options;
     // A shared statement never grows past what one request may send on its own.
     this.inserts = new InsertCoalescer(db, Math.max(limits.maxBatchSize, 1000));
   }

@@ -52,10 +52,13 @@ class JobWatch {
   private stopped = false;
   private release: () => void = () => undefined;
 
-  constructor(
-    private readonly id: string,
-    private readonly options: JobWatchOptions,
-  ) {}
+  private readonly id: string;
+  private readonly options: JobWatchOptions;
+
+  constructor(id: string, options: JobWatchOptions) {
+    this.id = id;
+    this.options = options;
+  }
 
   /** Subscribes to the job's events before it reads, so no change falls between the read and the first event. */
   async open(): Promise<Job> {

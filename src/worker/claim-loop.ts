@@ -72,7 +72,11 @@ export class ClaimLoop {
   private unsubscribe: Array<() => void> = [];
   private readonly dueWakeups = new DueWakeups(() => this.wake(), MAX_DUE_WAKEUPS);
 
-  constructor(private readonly options: ClaimLoopOptions) {}
+  private readonly options: ClaimLoopOptions;
+
+  constructor(options: ClaimLoopOptions) {
+    this.options = options;
+  }
 
   start(): void {
     const { hub } = this.options;

@@ -20,11 +20,15 @@ export class DueWakeups {
   private timer: NodeJS.Timeout | undefined;
   private armedFor = Number.POSITIVE_INFINITY;
 
-  constructor(
-    private readonly wake: () => void,
-    private readonly limit: number,
-    private readonly now: () => number = () => performance.now(),
-  ) {}
+  private readonly wake: () => void;
+  private readonly limit: number;
+  private readonly now: () => number;
+
+  constructor(wake: () => void, limit: number, now: () => number = () => performance.now()) {
+    this.wake = wake;
+    this.limit = limit;
+    this.now = now;
+  }
 
   get size(): number {
     return this.times.length;

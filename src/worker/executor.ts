@@ -70,7 +70,11 @@ export class Executor {
   /** Where outcomes go; set by `open`, unset once stop() has begun: then no job starts. */
   private writer: OutcomeWriter | undefined;
 
-  constructor(private readonly options: ExecutorOptions) {}
+  private readonly options: ExecutorOptions;
+
+  constructor(options: ExecutorOptions) {
+    this.options = options;
+  }
 
   get heldJobs(): number {
     return this.held.size;

@@ -21,7 +21,11 @@ export interface HeartbeatOptions {
 export class Heartbeat {
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(private readonly options: HeartbeatOptions) {}
+  private readonly options: HeartbeatOptions;
+
+  constructor(options: HeartbeatOptions) {
+    this.options = options;
+  }
 
   /** Beats from now on, while jobs are held; a running heartbeat goes on as it is. */
   start(): void {

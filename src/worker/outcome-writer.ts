@@ -43,7 +43,10 @@ export class OutcomeWriter {
   private readonly completions: StatementBatcher<Completion, WriteOutcome>;
   private readonly failures: StatementBatcher<Failure, WriteOutcome>;
 
-  constructor(private readonly options: OutcomeWriterOptions) {
+  private readonly options: OutcomeWriterOptions;
+
+  constructor(options: OutcomeWriterOptions) {
+    this.options = options;
     const { db, logger } = options;
     this.completions = new StatementBatcher({
       send: async (items) => this.fenced(items, await this.writeResults(items), storedCompletionsStatement, 'result'),

@@ -50,8 +50,11 @@ export class Worker extends StartStop {
   /** Made by each start: stop() closes it. */
   private writer: OutcomeWriter | undefined;
 
-  constructor(private readonly options: WorkerOptions) {
+  private readonly options: WorkerOptions;
+
+  constructor(options: WorkerOptions) {
     super();
+    this.options = options;
     this.id = storableText(options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`);
     const { db, hub, handlers, logger, metrics, concurrency, pollIntervalMs, jobTimeoutSeconds } = options;
     this.heartbeat = new Heartbeat({

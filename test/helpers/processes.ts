@@ -30,6 +30,9 @@ export interface StartOptions {
   shell?: string;
 }
 
+/** node's arguments in `npm start`: the sources as they are where Node strips types, tsx elsewhere. */
+export const SERVICE_ARGS = ['--import', './src/run-typescript.js', 'src/main.ts'];
+
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -42,7 +45,7 @@ function isAlive(pid: number): boolean {
 /**
  * Starts `src/main.ts` as its own process, exactly as `npm start` does, and resolves once it is
  * serving (ROLE api or all) or its worker runs (ROLE worker). It reads the process's info-level
- * log lines to know that, so LOG_LEVEL is always info.
+ * JSON log lines to know that, so LOG_LEVEL is always info and LOG_FORMAT json.
  */
 export function startService(env: Record<string, string>, options: StartOptions = {}): Promise<ServiceProcess> {
   const { npmScript, shell } = options;
@@ -50,10 +53,10 @@ export function startService(env: Record<string, string>, options: StartOptions 
     ? ['npm', ['run', '--silent', npmScript]]
     : shell
       ? ['sh', ['-c', shell]]
-      : [process.execPath, ['--import', 'tsx', 'src/main.ts']];
+      : [process.execPath, SERVICE_ARGS];
   const grouped = npmScript !== undefined || shell !== undefined;
   const child = spawn(command, args, {
-    env: { ...process.env, PORT: '0', OPS_PORT: '0', HOST: '127.0.0.1', ...env, LOG_LEVEL: 'info' },
+    env: { ...process.env, PORT: '0', OPS_PORT: '0', HOST: '127.0.0.1', ...env, LOG_LEVEL: 'info', LOG_FORMAT: 'json' },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: grouped,
   });
