@@ -21,13 +21,15 @@ describe('the start script', () => {
     expect(scripts['start']).toBe(['node', ...SERVICE_ARGS].join(' '));
   });
 
-  it.runIf(stripsTypes)('runs the sources without tsx where Node strips types', async () => {
-    const attempt = run(process.execPath, probeArgs);
-    await expect(attempt).rejects.toMatchObject({ stderr: expect.stringContaining('ERR_UNSUPPORTED_TYPESCRIPT_SYNTAX') });
-  });
-
-  it.skipIf(stripsTypes)('loads tsx where Node cannot strip types', async () => {
-    const { stdout } = await run(process.execPath, probeArgs);
-    expect(stdout).toBe('compiled by tsx\n');
+  // One test for both ways, so neither is ever skipped: each CI pass checks the way its Node takes.
+  it('loads tsx only where Node cannot strip types', async () => {
+    const outcome = await run(process.execPath, probeArgs).then(
+      ({ stdout }) => ({ stdout }),
+      (error: { stderr: string }) => ({ stderr: error.stderr }),
+    );
+    // The probe file uses syntax only tsx compiles: Node's stripping refuses it, so a tsx loaded
+    // where it was not needed would show as the fixture's output.
+    if (stripsTypes) expect(outcome).toEqual({ stderr: expect.stringContaining('ERR_UNSUPPORTED_TYPESCRIPT_SYNTAX') });
+    else expect(outcome).toEqual({ stdout: 'compiled by tsx\n' });
   });
 });
