@@ -69,6 +69,7 @@ const ConfigSchema = z.object({
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   LOG_PRETTY: flag.default(false),
   METRICS_CACHE_MS: integer(0, 600_000).default(5000),
+  OLD_TRANSACTION_WARN_SECONDS: integer(1, 86_400).default(60),
   METRICS_EXACT_COUNT_LIMIT: integer(0, 1_000_000_000).default(100_000),
 });
 
