@@ -5,16 +5,13 @@
  * rather than asserted one by one, so a failed run reports everything next to the figures.
  */
 import { randomBytes } from 'node:crypto';
-import { Decimal } from 'decimal.js';
 import pg from 'pg';
 import { JOB_EVENTS_CHANNEL, parseJobEvents } from '../../src/jobs/sql/job-events.ts';
 import { type ServiceProcess, startService } from '../helpers/processes.ts';
-import { describeStates } from '../helpers/subscribers.ts';
-import { type Load, startLoad } from './load.ts';
+import { account } from './account.ts';
+import { type Load, sleep, startLoad } from './load.ts';
 import type { PgCluster } from './pg-cluster.ts';
 import type { ChaosProfile } from './profiles.ts';
-
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export interface ScenarioContext {
   cluster: PgCluster;
@@ -159,9 +156,50 @@ function sampleCompletions(url: string) {
 }
 
 async function scrape(port: number, name: string): Promise<number | undefined> {
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+  return valueIn(await scrapeAll(port), name);
+}
+
+async function scrapeAll(port: number): Promise<string> {
+  return (await fetch(`http://127.0.0.1:${port}/metrics`, { signal: AbortSignal.timeout(10_000) })).text();
+}
+
+function valueIn(text: string, name: string): number | undefined {
   const values = [...text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm'))].map((match) => Number(match[1]));
   return values.length > 0 ? Math.max(...values) : undefined;
+}
+
+/** What the API's /metrics said during the fault, read every second: the extremes of a few gauges. */
+function watchMetrics(port: number) {
+  const extremes = { statsDown: 0, scrapes: 0, failedScrapes: 0, depth: 0, poolWaiting: 0, oldestTransaction: 0 };
+  let stopped = false;
+  const loop = (async () => {
+    while (!stopped) {
+      try {
+        const text = await scrapeAll(port);
+        extremes.scrapes += 1;
+        if (valueIn(text, 'job_queue_stats_up') === 0) extremes.statsDown += 1;
+        extremes.depth = Math.max(extremes.depth, valueIn(text, 'job_queue_depth') || 0);
+        extremes.poolWaiting = Math.max(extremes.poolWaiting, valueIn(text, 'db_pool_waiting_requests') || 0);
+        extremes.oldestTransaction = Math.max(extremes.oldestTransaction, valueIn(text, 'db_oldest_transaction_age_seconds') || 0);
+      } catch {
+        extremes.failedScrapes += 1;
+      }
+      await sleep(1000);
+    }
+  })();
+  return {
+    async stop(): Promise<string> {
+      stopped = true;
+      await loop;
+      const { statsDown, scrapes, failedScrapes, depth, poolWaiting, oldestTransaction } = extremes;
+      return (
+        `/metrics during the fault: job_queue_stats_up 0 in ${statsDown} of ${scrapes} scrapes` +
+        (failedScrapes > 0 ? ` (${failedScrapes} scrapes failed)` : '') +
+        `, job_queue_depth up to ${depth}, db_pool_waiting_requests up to ${poolWaiting}` +
+        `, db_oldest_transaction_age_seconds up to ${Math.round(oldestTransaction)}`
+      );
+    },
+  };
 }
 
 export async function runScenario(cluster: PgCluster, scenario: Scenario, profile: ChaosProfile): Promise<ScenarioReport> {
@@ -181,9 +219,20 @@ export async function runScenario(cluster: PgCluster, scenario: Scenario, profil
     });
     return service;
   };
-  // The API first: it applies the migrations, so the workers start on a ready schema.
-  const api = watchExit(await startService({ ...env, ROLE: 'api' }), 'api');
-  const workers = await Promise.all([0, 1].map(async () => watchExit(await startService({ ...env, ROLE: 'worker' }), 'worker')));
+  // All at once: the migrations run under an advisory lock, so the first to take it applies them.
+  const starts = await Promise.allSettled(
+    (['api', 'worker', 'worker'] as const).map(async (role) => watchExit(await startService({ ...env, ROLE: role }), role)),
+  );
+  const failed = starts.find((start) => start.status === 'rejected');
+  if (failed) {
+    for (const service of all) retired.add(service);
+    await Promise.all(all.map((service) => service.stop(5_000)));
+    throw failed.reason;
+  }
+  const [api, ...workers] = starts.map((start) => (start as PromiseFulfilledResult<ServiceProcess>).value) as [
+    ServiceProcess,
+    ...ServiceProcess[],
+  ];
   const heard = countCompletions(adminUrl);
   await heard.start();
   const sampler = sampleCompletions(adminUrl);
@@ -217,7 +266,8 @@ export async function runScenario(cluster: PgCluster, scenario: Scenario, profil
     load = startLoad({ port: api.port!, rate: profile.rate, loops: 4, subscribeEvery: profile.subscribeEvery, requestTimeoutMs: 15_000 });
     await sleep(profile.baselineMs);
     const faultStart = Date.now();
-    await scenario.inject(context);
+    const metrics = watchMetrics(api.port!);
+    await scenario.inject(context).finally(async () => notes.push(await metrics.stop()));
     const faultEnd = Date.now();
     await sleep(profile.afterMs);
     await load.stop();
@@ -236,7 +286,7 @@ export async function runScenario(cluster: PgCluster, scenario: Scenario, profil
     await Promise.all([api, ...workers].map((service) => service.stop(15_000)));
     report.unexpectedExits = unexpectedExits;
     report.logs = warnings(all);
-    report.notes.push(...notes);
+    report.notes.unshift(...notes);
     report.problems.push(...problems, ...load.problems.slice(0, 10), ...unexpectedExits);
     report.problems.push(...(scenario.check?.(report) ?? []));
     return report;
@@ -260,159 +310,4 @@ function warnings(services: ServiceProcess[]): Record<string, number> {
     }
   }
   return counts;
-}
-
-interface AccountInput {
-  scenario: Scenario;
-  profile: ChaosProfile;
-  load: Load;
-  adminUrl: string;
-  heard: Map<string, Set<number>>;
-  samples: Array<{ at: number; done: number }>;
-  window: { start: number; faultStart: number; faultEnd: number };
-}
-
-/**
- * Every acknowledged job, checked in the database once all are finished (or the deadline
- * passes): completed, with the right sum, its completion announced once; every subscriber saw
- * COMPLETED with that sum.
- */
-async function account(input: AccountInput): Promise<ScenarioReport> {
-  const { load, profile, window } = input;
-  const problems: string[] = [];
-  const ids = load.acknowledged.map((job) => job.id);
-  const client = new pg.Client({ connectionString: input.adminUrl, application_name: 'chaos/account' });
-  await client.connect();
-  type Row = { id: string; status: string; result: string | null; latency: number };
-  let rows: Row[] = [];
-  try {
-    const deadline = Date.now() + profile.drainDeadlineMs;
-    for (;;) {
-      ({ rows } = await client.query<Row>(
-        `SELECT id::text, status::text, result::text,
-                extract(epoch FROM completed_on - created_at)::float8 * 1000 AS latency
-         FROM job WHERE id = ANY($1::uuid[])`,
-        [ids],
-      ));
-      const unfinished = rows.filter((row) => row.status !== 'completed' && row.status !== 'retrieved').length;
-      if ((unfinished === 0 && rows.length === ids.length) || Date.now() > deadline) break;
-      await sleep(250);
-    }
-  } finally {
-    await client.end();
-  }
-  const byId = new Map(rows.map((row) => [row.id, row]));
-  let lost = 0;
-  let wrong = 0;
-  for (const job of load.acknowledged) {
-    const row = byId.get(job.id);
-    if (!row || (row.status !== 'completed' && row.status !== 'retrieved')) {
-      lost += 1;
-      if (lost <= 3) problems.push(`job ${job.id} acknowledged at ${new Date(job.at).toISOString()} ended ${row?.status ?? 'missing'}`);
-    } else if (row.result === null || !sameNumber(row.result, job.expected)) {
-      wrong += 1;
-      if (wrong <= 3) problems.push(`job ${job.id} ended with ${row.result}, not ${job.expected}`);
-    }
-  }
-  const duplicated = ids.filter((id) => (input.heard.get(id)?.size ?? 0) > 1).length;
-  if (lost > 0) problems.push(`${lost} acknowledged jobs lost`);
-  if (wrong > 0) problems.push(`${wrong} jobs with a wrong result`);
-  if (duplicated > 0) problems.push(`${duplicated} jobs announced completed more than once`);
-
-  // Subscribers get a little longer: the last change may still be on its way to them.
-  const subscriberDeadline = Date.now() + 15_000;
-  while (load.watches.some((watch) => watch.sawCompletedAt === undefined) && Date.now() < subscriberDeadline) await sleep(200);
-  const missed = load.watches.filter((watch) => {
-    const last = watch.subscriber.states.at(-1);
-    return watch.sawCompletedAt === undefined || !last?.result || !sameNumber(last.result, watch.job.expected);
-  });
-  for (const watch of missed.slice(0, 3)) {
-    problems.push(`subscriber of ${watch.job.id} saw ${describeStates(watch.subscriber.states)} (error: ${String(watch.subscriber.error)})`);
-  }
-  if (missed.length > 0) problems.push(`${missed.length} subscribers missed their job's final state`);
-
-  const latency = latencies(load, byId, window);
-  const delays = load.watches
-    .filter((watch) => watch.job.at >= window.faultStart && watch.job.at < window.faultEnd && watch.sawCompletedAt !== undefined)
-    .map((watch) => watch.sawCompletedAt! - watch.job.at)
-    .sort((a, b) => a - b);
-  const subscriberDelayDuringFault = {
-    p50: Math.round(delays[Math.floor(delays.length / 2)] ?? 0),
-    max: Math.round(delays.at(-1) ?? 0),
-    subscribers: delays.length,
-  };
-  const { baseline, recoverySeconds } = recovery(load, input.samples, window);
-  if (recoverySeconds === null) problems.push('throughput never came back to 80% of before the fault');
-  return {
-    scenario: input.scenario.title,
-    profile: profile.name,
-    acknowledged: ids.length,
-    lost,
-    wrong,
-    duplicatedCompletions: duplicated,
-    subscribers: load.watches.length,
-    subscribersMissed: missed.length,
-    resubscribed: load.watches.reduce((sum, watch) => sum + watch.resubscribed, 0),
-    refusals: Object.fromEntries(load.refusals),
-    baselineJobsPerSecond: Math.round(baseline * 10) / 10,
-    faultSeconds: Math.round((window.faultEnd - window.faultStart) / 100) / 10,
-    recoverySeconds,
-    subscriberDelayDuringFault,
-    latency,
-    unexpectedExits: [],
-    logs: {},
-    notes: [],
-    problems,
-  };
-}
-
-function sameNumber(a: string, b: string): boolean {
-  try {
-    return new Decimal(a).equals(b);
-  } catch {
-    return false;
-  }
-}
-
-function latencies(load: Load, byId: Map<string, { latency: number }>, window: AccountInput['window']): ScenarioReport['latency'] {
-  const phase = (from: number, to: number) => {
-    const values = load.acknowledged
-      .filter((job) => job.at >= from && job.at < to)
-      .map((job) => byId.get(job.id)?.latency)
-      .filter((value): value is number => typeof value === 'number')
-      .sort((a, b) => a - b);
-    const at = (q: number) => Math.round(values[Math.min(values.length - 1, Math.floor(q * values.length))] ?? 0);
-    return { p50: at(0.5), max: Math.round(values.at(-1) ?? 0), jobs: values.length };
-  };
-  return {
-    before: phase(window.start, window.faultStart),
-    during: phase(window.faultStart, window.faultEnd),
-    after: phase(window.faultEnd, Infinity),
-  };
-}
-
-/** The window throughput is judged over: a second, sampled every 100 ms (completions every 500). */
-const WINDOW_MS = 1000;
-
-/**
- * The rate of before (acknowledgements a second over the baseline), and the first moment after
- * the fault from which both acknowledgements and completions ran at 80% of it for a window.
- */
-function recovery(load: Load, samples: AccountInput['samples'], window: AccountInput['window']) {
-  const seconds = (window.faultStart - window.start) / 1000;
-  const baseline = load.acknowledged.filter((job) => job.at >= window.start && job.at < window.faultStart).length / seconds;
-  const enough = 0.8 * baseline * (WINDOW_MS / 1000);
-  const acksIn = (from: number) => load.acknowledged.filter((job) => job.at >= from && job.at < from + WINDOW_MS).length;
-  const doneBy = (at: number) => {
-    let done = 0;
-    for (const sample of samples) if (sample.at <= at) done = sample.done;
-    return done;
-  };
-  const lastAck = load.acknowledged.at(-1)?.at ?? window.faultEnd;
-  for (let from = window.faultEnd; from + WINDOW_MS <= lastAck; from += 100) {
-    if (acksIn(from) >= enough && doneBy(from + WINDOW_MS) - doneBy(from) >= enough) {
-      return { baseline, recoverySeconds: Math.round((from - window.faultEnd) / 100) / 10 };
-    }
-  }
-  return { baseline, recoverySeconds: null };
 }

@@ -49,7 +49,7 @@ function input(i: number): [string, string] {
   return [`${i}.${String(i % 97).padStart(2, '0')}`, `-${i % 13}.5`];
 }
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export function startLoad(options: LoadOptions): Load {
   const load: Load = {
@@ -68,11 +68,14 @@ export function startLoad(options: LoadOptions): Load {
   const base = `http://127.0.0.1:${options.port}`;
   const refuse = (what: string) => load.refusals.set(what, (load.refusals.get(what) ?? 0) + 1);
 
+  /** Never a 500, nor an error masked as INTERNAL_SERVER_ERROR (GraphQL answers those with 200). */
   const judge = async (response: Response, what: string): Promise<void> => {
-    if (response.status >= 500 && response.status !== 503) load.problems.push(`${what} answered ${response.status}: ${await response.text()}`);
-    if (response.status === 503) {
-      const body = (await response.json().catch(() => undefined)) as { error?: { code?: string } } | undefined;
-      if (body?.error?.code !== 'UNAVAILABLE') load.problems.push(`${what} answered 503 without an UNAVAILABLE error`);
+    const text = await response.text().catch(() => '');
+    if ((response.status >= 500 && response.status !== 503) || text.includes('INTERNAL_SERVER_ERROR')) {
+      load.problems.push(`${what} answered ${response.status}: ${text.slice(0, 300)}`);
+    }
+    if (response.status === 503 && !/^\{"error":\{"code":"UNAVAILABLE"/.test(text)) {
+      load.problems.push(`${what} answered 503 without an UNAVAILABLE error: ${text.slice(0, 300)}`);
     }
   };
 
@@ -122,20 +125,29 @@ export function startLoad(options: LoadOptions): Load {
     void follow();
   };
 
-  const badRequests = [
+  const unknownJob = '01a22805-e870-757b-b859-45cb6f780402';
+  const graphql = (query: string) => ({ 'content-type': 'application/json', body: JSON.stringify({ query }) });
+  const probes: Array<[string, string, { 'content-type': string; body: string }?]> = [
     ['POST', '/api/v1/add/abc/1'],
     ['GET', '/api/v1/job/nope'],
-    ['GET', '/api/v1/job/01a22805-e870-757b-b859-45cb6f780402'],
+    ['GET', `/api/v1/job/${unknownJob}`],
     ['POST', '/api/v1/add/1e999/2'],
     ['GET', '/no/such/route'],
-  ] as const;
+    ['POST', '/graphql', graphql(`{ job(id: "${unknownJob}") { id } }`)],
+    ['POST', '/graphql', graphql('mutation { addJob(input: { num1: "x", num2: "1" }) { job { id } } }')],
+    ['POST', '/graphql', graphql('{ nope')],
+  ];
   const probeBadInput = async () => {
     for (let n = 0; !stopped; n += 1) {
-      const [method, path] = badRequests[n % badRequests.length]!;
+      const [method, path, request] = probes[n % probes.length]!;
       try {
-        const response = await fetch(`${base}${path}`, { method, signal: AbortSignal.timeout(options.requestTimeoutMs) });
-        await judge(response, `${method} ${path}`);
-        await response.body?.cancel().catch(() => undefined);
+        const response = await fetch(`${base}${path}`, {
+          method,
+          headers: request ? { 'content-type': request['content-type'] } : {},
+          body: request?.body,
+          signal: AbortSignal.timeout(options.requestTimeoutMs),
+        });
+        await judge(response, `${method} ${path} ${request?.body ?? ''}`);
       } catch {
         // A timeout here shows in the load's own refusals too.
       }

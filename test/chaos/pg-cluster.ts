@@ -39,6 +39,8 @@ export interface PgCluster {
   /** pg_ctl stop -m fast: every backend ends, as in a restart. */
   stop(): Promise<void>;
   start(): Promise<void>;
+  /** Whether the postmaster runs (pg_ctl status), whether or not it accepts connections yet. */
+  isRunning(): Promise<boolean>;
   /** Fills the data folder's file system but `leaveBytes`; `freeDisk()` gives it back. */
   fillDisk(leaveBytes?: number): Promise<void>;
   freeDisk(): Promise<void>;
@@ -134,6 +136,10 @@ export async function startPgCluster(options: { maxConnections: number; diskMb: 
     createDatabase: (name) => admin(async (client) => void (await client.query(`CREATE DATABASE ${name} OWNER ${SERVICE_ROLE}`))),
     stop: async () => void (await pgCtl('-m', 'fast', 'stop')),
     start,
+    isRunning: () => runPg('pg_ctl', ['-D', dataDir, 'status']).then(
+      () => true,
+      () => false,
+    ),
     async fillDisk(leaveBytes = 0) {
       if (!sizeLimited) throw new Error(`the data folder is not size-limited: ${sizeLimitReason}`);
       const { stdout } = await run('df', ['-B1', '--output=avail', root]);

@@ -18,6 +18,7 @@ export function chaosTable(reports: readonly ScenarioReport[]): string {
   ];
   const rows = reports.map((report) => {
     const { before, during, after } = report.latency;
+    const delay = report.subscriberDelayDuringFault;
     const logs = Object.entries(report.logs)
       .sort((a, b) => b[1] - a[1])
       .map(([msg, count]) => `"${msg}" ×${count}`)
@@ -31,9 +32,9 @@ export function chaosTable(reports: readonly ScenarioReport[]): string {
       report.duplicatedCompletions,
       `${report.subscribers} (${report.subscribersMissed})`,
       report.recoverySeconds ?? 'never',
-      `${report.subscriberDelayDuringFault.p50} / ${report.subscriberDelayDuringFault.max}`,
+      delay.subscribers === 0 ? 'none added' : `${delay.p50} / ${delay.max}`,
       Object.entries(report.refusals).map(([status, count]) => `${status}: ${count}`).join(', ') || 'none',
-      `${before.p50}/${before.max} · ${during.p50}/${during.max} · ${after.p50}/${after.max}`,
+      [before, during, after].map((phase) => (phase.jobs === 0 ? 'none added' : `${phase.p50}/${phase.max}`)).join(' · '),
       [...report.notes, logs || 'no warnings'].join('. '),
     ];
   });

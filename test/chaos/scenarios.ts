@@ -3,13 +3,10 @@
  * Durations come from the profile (./profiles.ts). Every answer the load gets is judged by
  * ./load.ts (never a 500; a 503 always with a JSON UNAVAILABLE error).
  */
-import { promisify } from 'node:util';
-import { execFile } from 'node:child_process';
 import pg from 'pg';
-import { type Scenario, type ScenarioContext, sleep } from './harness.ts';
+import type { Scenario, ScenarioContext } from './harness.ts';
+import { sleep } from './load.ts';
 import { HOG_ROLE } from './pg-cluster.ts';
-
-const run = promisify(execFile);
 
 /** Backends of the service's processes on the scenario's database (never the suite's own). */
 const SERVICE_BACKENDS = `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name LIKE 'job-service/%'`;
@@ -77,13 +74,13 @@ const exhaustion: Scenario = {
       await sleep(1000);
       for (const end = Date.now() + context.profile.exhaustionMs; Date.now() < end; ) {
         const [held] = await context.admin<{ service: number }>(`SELECT count(*)::int AS service FROM (${SERVICE_BACKENDS}) backends`);
-        serviceHeld = Math.max(serviceHeld, held!.service);
+        if (ended > 0) serviceHeld = Math.max(serviceHeld, held!.service);
         ended += await terminateServiceBackends(context);
         await sleep(2000);
       }
       context.note(
         `${hogs.length} idle connections held (max_connections ${context.cluster.maxConnections}, 5 reserved); ` +
-          `${ended} service sessions ended, every 2 s; the service held up to ${serviceHeld} between; ${refusedHogs} holder attempts refused`,
+          `${ended} service sessions ended, every 2 s; after the first, the service got ${serviceHeld} at most; ${refusedHogs} holder attempts refused`,
       );
     } finally {
       stopped = true;
@@ -133,6 +130,9 @@ const openTransaction: Scenario = {
 const workerKills: Scenario = {
   key: 'workerkills',
   title: 'Worker SIGKILLed, then repeatedly',
+  // Jobs that take a while, so that every kill finds some running: they must be taken over once
+  // stale (JOB_TIMEOUT_SECONDS=5 here), and completed once.
+  env: { JOB_ADD_DELAY_MS: '200' },
   async inject(context) {
     await context.killAndRestartWorker(0);
     for (let kill = 1; kill <= context.profile.workerKills; kill += 1) {
@@ -180,9 +180,8 @@ const diskFull: Scenario = {
     }
     // A WAL write that fails is a PANIC: PostgreSQL restarts itself, and gives up if its startup
     // cannot write either. An operator would start it again once space is back.
-    const { stdout } = await run('sh', ['-c', `pg_isready -h 127.0.0.1 -p ${context.cluster.port} || true`]);
-    if (!/accepting/.test(stdout)) {
-      await context.cluster.start().catch(() => undefined);
+    if (!(await context.cluster.isRunning())) {
+      await context.cluster.start();
       context.note('PostgreSQL stopped while the disk was full and was started again');
     }
     context.note(`data folder's file system filled for ${context.profile.diskFullMs / 1000} s`);
