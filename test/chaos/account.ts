@@ -80,6 +80,7 @@ export async function account(input: AccountInput): Promise<ScenarioReport> {
     problems.push(`subscriber of ${watch.job.id} saw ${describeStates(watch.subscriber.states)} (error: ${String(watch.subscriber.error)})`);
   }
   if (missed.length > 0) problems.push(`${missed.length} subscribers missed their job's final state`);
+  for (const [reason, count] of load.resubscribeReasons) notes.push(`subscribed again ×${count} after: ${reason}`);
 
   const latency = latencies(load, byId, window);
   const delays = load.watches

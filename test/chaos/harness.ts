@@ -202,37 +202,60 @@ function watchMetrics(port: number) {
   };
 }
 
-export async function runScenario(cluster: PgCluster, scenario: Scenario, profile: ChaosProfile): Promise<ScenarioReport> {
-  const database = `chaos_${scenario.key}_${randomBytes(3).toString('hex')}`;
-  await cluster.createDatabase(database);
-  const env = { ...SERVICE_ENV, DATABASE_URL: cluster.serviceUrl(database), ...scenario.env };
-  const adminUrl = cluster.adminUrl(database);
-  const notes: string[] = [];
-  const problems: string[] = [];
-  const unexpectedExits: string[] = [];
+/**
+ * The scenario's service processes, and which of them may exit: those the suite killed or
+ * stopped. Any other exit is the service failing.
+ */
+function supervise(env: Record<string, string>) {
   const retired = new Set<ServiceProcess>();
   const all: ServiceProcess[] = [];
-  const watchExit = (service: ServiceProcess, role: string) => {
+  const unexpectedExits: string[] = [];
+  const start = async (role: 'api' | 'worker') => {
+    const service = await startService({ ...env, ROLE: role });
     all.push(service);
     void service.exited.then((code) => {
       if (!retired.has(service)) unexpectedExits.push(`${role} ${service.pid} exited with ${code}: ${service.stderr().slice(-500)}`);
     });
     return service;
   };
-  // All at once: the migrations run under an advisory lock, so the first to take it applies them.
-  const starts = await Promise.allSettled(
-    (['api', 'worker', 'worker'] as const).map(async (role) => watchExit(await startService({ ...env, ROLE: role }), role)),
-  );
-  const failed = starts.find((start) => start.status === 'rejected');
-  if (failed) {
-    for (const service of all) retired.add(service);
-    await Promise.all(all.map((service) => service.stop(5_000)));
-    throw failed.reason;
-  }
-  const [api, ...workers] = starts.map((start) => (start as PromiseFulfilledResult<ServiceProcess>).value) as [
-    ServiceProcess,
-    ...ServiceProcess[],
-  ];
+  return {
+    all,
+    unexpectedExits,
+    /** An API and two workers, all at once: the migrations run under an advisory lock. */
+    async startAll(): Promise<{ api: ServiceProcess; workers: ServiceProcess[] }> {
+      const starts = await Promise.allSettled([start('api'), start('worker'), start('worker')]);
+      const failed = starts.find((started) => started.status === 'rejected');
+      if (failed) {
+        await this.stopAll(5_000);
+        throw failed.reason;
+      }
+      const [api, ...workers] = starts.map((started) => (started as PromiseFulfilledResult<ServiceProcess>).value);
+      return { api: api!, workers };
+    },
+    async killAndRestart(service: ServiceProcess): Promise<ServiceProcess> {
+      retired.add(service);
+      service.kill('SIGKILL');
+      await service.exited;
+      return start('worker');
+    },
+    /** SIGTERM to each, SIGKILL after `graceMs`; returns who did not exit with 0. */
+    async stopAll(graceMs: number): Promise<string[]> {
+      for (const service of all) retired.add(service);
+      const live = all.filter((service) => service.child.exitCode === null && service.child.signalCode === null);
+      await Promise.all(live.map((service) => service.stop(graceMs)));
+      const codes = await Promise.all(live.map((service) => service.exited));
+      return live.flatMap((service, i) => (codes[i] === 0 ? [] : [`process ${service.pid} did not stop gracefully (exit ${codes[i]})`]));
+    },
+  };
+}
+
+export async function runScenario(cluster: PgCluster, scenario: Scenario, profile: ChaosProfile): Promise<ScenarioReport> {
+  const database = `chaos_${scenario.key}_${randomBytes(3).toString('hex')}`;
+  await cluster.createDatabase(database);
+  const adminUrl = cluster.adminUrl(database);
+  const processes = supervise({ ...SERVICE_ENV, DATABASE_URL: cluster.serviceUrl(database), ...scenario.env });
+  const { api, workers } = await processes.startAll();
+  const notes: string[] = [];
   const heard = countCompletions(adminUrl);
   await heard.start();
   const sampler = sampleCompletions(adminUrl);
@@ -245,21 +268,9 @@ export async function runScenario(cluster: PgCluster, scenario: Scenario, profil
       api,
       workers,
       async killAndRestartWorker(index) {
-        const old = workers[index]!;
-        retired.add(old);
-        old.kill('SIGKILL');
-        await old.exited;
-        workers[index] = watchExit(await startService({ ...env, ROLE: 'worker' }), 'worker');
+        workers[index] = await processes.killAndRestart(workers[index]!);
       },
-      async admin<T extends object>(sql: string, values: unknown[] = []) {
-        const client = new pg.Client({ connectionString: adminUrl, application_name: 'chaos/admin' });
-        await client.connect();
-        try {
-          return (await client.query<T>(sql, values)).rows;
-        } finally {
-          await client.end();
-        }
-      },
+      admin: (sql, values) => adminQuery(adminUrl, sql, values),
       apiMetric: (name) => scrape(api.port!, name),
       note: (text) => void notes.push(text),
     };
@@ -280,14 +291,11 @@ export async function runScenario(cluster: PgCluster, scenario: Scenario, profil
       samples: sampler.samples,
       window: { start: faultStart - profile.baselineMs, faultStart, faultEnd },
     });
-    await sampler.stop();
-    // Stopped on purpose from here on: a graceful SIGTERM, which must also succeed.
-    for (const service of all) retired.add(service);
-    await Promise.all([api, ...workers].map((service) => service.stop(15_000)));
-    report.unexpectedExits = unexpectedExits;
-    report.logs = warnings(all);
+    const ungraceful = await processes.stopAll(15_000);
+    report.unexpectedExits = processes.unexpectedExits;
+    report.logs = warnings(processes.all);
     report.notes.unshift(...notes);
-    report.problems.push(...problems, ...load.problems.slice(0, 10), ...unexpectedExits);
+    report.problems.push(...load.problems.slice(0, 10), ...processes.unexpectedExits, ...ungraceful);
     report.problems.push(...(scenario.check?.(report) ?? []));
     return report;
   } finally {
@@ -295,8 +303,17 @@ export async function runScenario(cluster: PgCluster, scenario: Scenario, profil
     await load?.closeSubscribers();
     await sampler.stop();
     await heard.stop();
-    for (const service of all) retired.add(service);
-    await Promise.all(all.map((service) => service.stop(5_000)));
+    await processes.stopAll(5_000);
+  }
+}
+
+async function adminQuery<T extends object>(url: string, sql: string, values: unknown[] = []): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url, application_name: 'chaos/admin' });
+  await client.connect();
+  try {
+    return (await client.query<T>(sql, values)).rows;
+  } finally {
+    await client.end();
   }
 }
 

@@ -38,6 +38,8 @@ export interface Load {
   watches: Watch[];
   /** Answers that were not 2xx, by status (`timeout` and `network` for no answer). */
   refusals: Map<string, number>;
+  /** Why subscribers had to subscribe again (the error they got), and how often. */
+  resubscribeReasons: Map<string, number>;
   /** What is wrong with an answer: a 500, or a 503 without a JSON error. */
   problems: string[];
   stop(): Promise<void>;
@@ -56,14 +58,20 @@ export function startLoad(options: LoadOptions): Load {
     acknowledged: [],
     watches: [],
     refusals: new Map(),
+    resubscribeReasons: new Map(),
     problems: [],
     stop: async () => {
       stopped = true;
       await Promise.all(running);
     },
-    closeSubscribers: () => Promise.all(load.watches.map((watch) => watch.subscriber.close())).then(() => undefined),
+    closeSubscribers: async () => {
+      closed = true;
+      await Promise.all(load.watches.map((watch) => watch.subscriber.close()));
+    },
   };
   let stopped = false;
+  /** Set once the suite is done with the subscribers: none subscribes again after it. */
+  let closed = false;
   let next = 0;
   const base = `http://127.0.0.1:${options.port}`;
   const refuse = (what: string) => load.refusals.set(what, (load.refusals.get(what) ?? 0) + 1);
@@ -114,9 +122,12 @@ export function startLoad(options: LoadOptions): Load {
         entry.sawCompletedAt = Date.now();
         await entry.subscriber.close();
       } catch {
-        if (stopped && entry.subscriber.error === undefined) return;
+        if (closed) return;
+        const reason = String(entry.subscriber.error ?? 'completed before COMPLETED').slice(0, 200);
+        load.resubscribeReasons.set(reason, (load.resubscribeReasons.get(reason) ?? 0) + 1);
         await entry.subscriber.close();
         await sleep(500);
+        if (closed) return;
         entry.resubscribed += 1;
         entry.subscriber = subscribe(options.port, job.id);
         return follow();

@@ -8,7 +8,7 @@
  * and postgres run as the `postgres` OS user, through runuser.
  */
 import { execFile } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -39,6 +39,8 @@ export interface PgCluster {
   /** pg_ctl stop -m fast: every backend ends, as in a restart. */
   stop(): Promise<void>;
   start(): Promise<void>;
+  /** The server's log lines since `fromByte` about a full disk and what it did, and where the log ends now. */
+  serverLogProblems(fromByte: number): { lines: string[]; end: number };
   /** Whether the postmaster runs (pg_ctl status), whether or not it accepts connections yet. */
   isRunning(): Promise<boolean>;
   /** Fills the data folder's file system but `leaveBytes`; `freeDisk()` gives it back. */
@@ -83,9 +85,13 @@ export async function startPgCluster(options: { maxConnections: number; diskMb: 
   const sizeLimitReason = await mountSizeLimited(root, options.diskMb);
   const sizeLimited = sizeLimitReason === undefined;
   const filler = join(root, 'filler');
+  // Beside the data folder's file system, not on it: the log must tell what a full disk did.
+  const serverLog = `${root}.log`;
+  writeFileSync(serverLog, '');
   if (asRoot) {
     const { uid, gid } = await postgresIds();
     chownSync(root, uid, gid);
+    chownSync(serverLog, uid, gid);
   }
   chmodSync(root, 0o700);
   const port = await freePort();
@@ -105,7 +111,7 @@ export async function startPgCluster(options: { maxConnections: number; diskMb: 
   const postgresArgs = settings.map((setting) => `-c ${setting}`).join(' ');
   const pgCtl = (...args: string[]) => runPg('pg_ctl', ['-D', dataDir, '-w', '-t', '60', ...args]);
   const start = async () => {
-    await pgCtl('-o', postgresArgs, '-l', join(root, 'server.log'), 'start');
+    await pgCtl('-o', postgresArgs, '-l', serverLog, 'start');
   };
   await start();
   const url = (role: string, name: string) => `postgresql://${role}@127.0.0.1:${port}/${name}`;
@@ -136,6 +142,15 @@ export async function startPgCluster(options: { maxConnections: number; diskMb: 
     createDatabase: (name) => admin(async (client) => void (await client.query(`CREATE DATABASE ${name} OWNER ${SERVICE_ROLE}`))),
     stop: async () => void (await pgCtl('-m', 'fast', 'stop')),
     start,
+    serverLogProblems(fromByte) {
+      const text = readFileSync(serverLog);
+      const lines = text
+        .subarray(fromByte)
+        .toString()
+        .split('\n')
+        .filter((line) => /PANIC|No space left|startup process|terminated by signal|aborting/.test(line));
+      return { lines, end: text.length };
+    },
     isRunning: () => runPg('pg_ctl', ['-D', dataDir, 'status']).then(
       () => true,
       () => false,
@@ -153,6 +168,7 @@ export async function startPgCluster(options: { maxConnections: number; diskMb: 
       await pgCtl('-m', 'immediate', 'stop').catch(() => undefined);
       if (sizeLimited) await run('umount', ['-l', root]).catch(() => undefined);
       rmSync(root, { recursive: true, force: true });
+      rmSync(serverLog, { force: true });
     },
   };
   return cluster;

@@ -172,6 +172,7 @@ const diskFull: Scenario = {
   title: 'Disk full',
   unavailable: (cluster) => (cluster.sizeLimited ? undefined : cluster.sizeLimitReason),
   async inject(context) {
+    const logFrom = context.cluster.serverLogProblems(0).end;
     await context.cluster.fillDisk(0);
     try {
       await sleep(context.profile.diskFullMs);
@@ -185,6 +186,9 @@ const diskFull: Scenario = {
       context.note('PostgreSQL stopped while the disk was full and was started again');
     }
     context.note(`data folder's file system filled for ${context.profile.diskFullMs / 1000} s`);
+    const said = context.cluster.serverLogProblems(logFrom).lines;
+    const distinct = [...new Set(said.map((line) => line.replace(/^.*?(PANIC|FATAL|ERROR|LOG): +/, '$1: ').replace(/"[^"]*"/g, '"…"')))];
+    context.note(`PostgreSQL's log: ${distinct.slice(0, 4).join(' | ') || 'nothing about it'}`);
   },
 };
 
