@@ -14,7 +14,10 @@ export interface AccountInput {
   profile: ChaosProfile;
   load: Load;
   adminUrl: string;
+  /** Each job's `completed` events heard on the suite's LISTEN, by version. */
   heard: Map<string, Set<number>>;
+  /** How often that LISTEN connected: once means it heard every event. */
+  listenerConnections: number;
   samples: Array<{ at: number; done: number }>;
   window: { start: number; faultStart: number; faultEnd: number };
 }
@@ -62,13 +65,10 @@ export async function account(input: AccountInput): Promise<ScenarioReport> {
       if (wrong <= 3) problems.push(`job ${job.id} ended with ${row.result}, not ${job.expected}`);
     }
   }
-  const retried = rows.filter((row) => row.attempt > 1).length;
-  if (retried > 0) notes.push(`${retried} jobs needed more than one attempt`);
-  const duplicated = ids.filter((id) => (input.heard.get(id)?.size ?? 0) > 1).length;
   if (lost > 0) problems.push(`${lost} acknowledged jobs lost`);
   if (wrong > 0) problems.push(`${wrong} jobs with a wrong result`);
-  if (duplicated > 0) problems.push(`${duplicated} jobs announced completed more than once`);
-
+  const retried = rows.filter((row) => row.attempt > 1).length;
+  if (retried > 0) notes.push(`${retried} jobs needed more than one attempt`);
   // Subscribers get a little longer: the last change may still be on its way to them.
   const subscriberDeadline = Date.now() + 15_000;
   while (load.watches.some((watch) => watch.sawCompletedAt === undefined) && Date.now() < subscriberDeadline) await sleep(200);
@@ -81,6 +81,13 @@ export async function account(input: AccountInput): Promise<ScenarioReport> {
   }
   if (missed.length > 0) problems.push(`${missed.length} subscribers missed their job's final state`);
   for (const [reason, count] of load.resubscribeReasons) notes.push(`subscribed again ×${count} after: ${reason}`);
+
+  // Counted after the wait above: a NOTIFY reaches the suite a moment after its commit.
+  const duplicated = ids.filter((id) => (input.heard.get(id)?.size ?? 0) > 1).length;
+  if (duplicated > 0) problems.push(`${duplicated} jobs announced completed more than once`);
+  const unheard = ids.filter((id) => !input.heard.has(id)).length;
+  if (unheard > 0 && input.listenerConnections === 1) problems.push(`${unheard} completions never announced on job_events`);
+  if (unheard > 0 && input.listenerConnections > 1) notes.push(`${unheard} completions not heard while the suite's LISTEN was cut off (${input.listenerConnections} LISTENs)`);
 
   const latency = latencies(load, byId, window);
   const delays = load.watches

@@ -102,9 +102,10 @@ function countCompletions(url: string) {
           }
         });
         next.on('error', () => undefined);
-        next.on('end', () => void (stopped || connect()));
         await next.query(`LISTEN ${JOB_EVENTS_CHANNEL}`);
+        next.on('end', () => void (stopped || connect()));
         client = next;
+        listening.connections += 1;
         return;
       } catch {
         await next.end().catch(() => undefined);
@@ -112,14 +113,17 @@ function countCompletions(url: string) {
       }
     }
   };
-  return {
+  const listening = {
     versions,
+    /** LISTENs made: more than one means events sent in between were not heard. */
+    connections: 0,
     start: connect,
     async stop() {
       stopped = true;
       await client?.end().catch(() => undefined);
     },
   };
+  return listening;
 }
 
 /** Samples, every 500 ms, how many jobs are finished: the throughput, whatever LISTEN hears. */
@@ -288,6 +292,7 @@ export async function runScenario(cluster: PgCluster, scenario: Scenario, profil
       load,
       adminUrl,
       heard: heard.versions,
+      listenerConnections: heard.connections,
       samples: sampler.samples,
       window: { start: faultStart - profile.baselineMs, faultStart, faultEnd },
     });
