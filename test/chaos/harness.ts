@@ -274,7 +274,7 @@ export async function runScenario(cluster: PgCluster, scenario: Scenario, profil
       async killAndRestartWorker(index) {
         workers[index] = await processes.killAndRestart(workers[index]!);
       },
-      admin: (sql, values) => adminQuery(adminUrl, sql, values),
+      admin: <T extends object>(sql: string, values?: unknown[]) => adminQuery<T>(adminUrl, sql, values),
       apiMetric: (name) => scrape(api.port!, name),
       note: (text) => void notes.push(text),
     };

@@ -82,7 +82,7 @@ export function startLoad(options: LoadOptions): Load {
     if ((response.status >= 500 && response.status !== 503) || text.includes('INTERNAL_SERVER_ERROR')) {
       load.problems.push(`${what} answered ${response.status}: ${text.slice(0, 300)}`);
     }
-    if (response.status === 503 && !/^\{"error":\{"code":"UNAVAILABLE"/.test(text)) {
+    if (response.status === 503 && !/"code":"UNAVAILABLE"/.test(text)) {
       load.problems.push(`${what} answered 503 without an UNAVAILABLE error: ${text.slice(0, 300)}`);
     }
   };
