@@ -167,10 +167,14 @@ export async function startPgCluster(options: { maxConnections: number; diskMb: 
       if (!sizeLimited) throw new Error(`the data folder is not size-limited: ${sizeLimitReason}`);
       const { stdout } = await run('df', ['-B1', '--output=avail', root]);
       const avail = Number(stdout.trim().split('\n').pop());
-      await run('fallocate', ['-l', String(Math.max(0, avail - leaveBytes)), filler]);
+      // The server writes meanwhile, so the space measured may be gone: allocate a little less,
+      // then fill the rest byte by byte until the file system says no more (dd then fails).
+      await run('fallocate', ['-l', String(Math.max(0, avail - leaveBytes - 8 * 1024 * 1024)), filler]);
+      await run('dd', ['if=/dev/zero', `of=${filler}.rest`, 'bs=4096']).catch(() => undefined);
     },
     async freeDisk() {
       rmSync(filler, { force: true });
+      rmSync(`${filler}.rest`, { force: true });
     },
     async destroy() {
       await pgCtl('-m', 'immediate', 'stop').catch(() => undefined);
