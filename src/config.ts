@@ -72,6 +72,7 @@ const ConfigSchema = z.object({
   // Deprecated for LOG_FORMAT, and still read: true is LOG_FORMAT=pretty, false is json.
   LOG_PRETTY: flag.optional(),
   METRICS_CACHE_MS: integer(0, 600_000).default(5000),
+  OLD_TRANSACTION_WARN_SECONDS: integer(1, 86_400).default(60),
   METRICS_EXACT_COUNT_LIMIT: integer(0, 1_000_000_000).default(100_000),
 });
 

@@ -92,6 +92,7 @@ export class Runtime extends StartStop {
       hub,
       worker,
       logger,
+      oldTransactionWarnSeconds: config.OLD_TRANSACTION_WARN_SECONDS,
     });
     if (worker) await this.begin(worker, signal);
     if (runsJobs) {

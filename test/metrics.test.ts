@@ -1,4 +1,5 @@
 import { print } from 'graphql';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Database } from '../src/db/database.ts';
 import { addDecimals } from '../src/jobs/decimal.ts';
@@ -9,7 +10,7 @@ import { createQueueStatsReader } from '../src/metrics/queue-stats.ts';
 import { JobUpdatedDocument } from './graphql/generated/graphql.ts';
 import { closeTestApp, openTestApp, sseEvents, type TestApp } from './helpers/api.ts';
 import { claimJobsStatement } from './helpers/claim.ts';
-import { type TestDatabase, testLogger } from './helpers/database.ts';
+import { capturingLogger, type TestDatabase, testLogger } from './helpers/database.ts';
 import { ANONYMOUS, createWorker, statusOf, waitForJob } from './helpers/jobs.ts';
 import { cancelAndExpectEnded } from './helpers/subscribers.ts';
 
@@ -242,6 +243,44 @@ describe('queue numbers on a big table', () => {
     now += 5_000;
     const second = await read();
     expect(second.byStatus.pending).toBe(first.byStatus.pending + 1);
+  });
+});
+
+describe('a transaction left open', () => {
+  withOwnDatabase();
+
+  it('shows as the age of the oldest transaction, and is warned about once a minute, naming it', async () => {
+    const { logger, lines } = capturingLogger();
+    const metrics = createMetrics();
+    const queueStats = createQueueStatsReader(db, { cacheMs: 0, exactCountLimit: 100_000 });
+    let now = 0;
+    registerStateGauges(metrics, { queueStats, db, logger, oldTransactionWarnSeconds: 1, now: () => now });
+    const calm = parse(await metrics.registry.metrics());
+    expect(calm.get('db_oldest_transaction_age_seconds')).toBe(0);
+
+    const open = new pg.Client({ connectionString: testDb.url, application_name: 'test/old-transaction' });
+    await open.connect();
+    try {
+      await open.query('BEGIN');
+      await open.query('SELECT txid_current()');
+      const warned = () => lines.filter((line) => line.msg === 'a transaction has been open for long: it holds back vacuum of the job table');
+      await vi.waitFor(async () => {
+        expect(parse(await metrics.registry.metrics()).get('db_oldest_transaction_age_seconds')).toBeGreaterThanOrEqual(1);
+      }, { timeout: 10_000, interval: 200 });
+      expect(warned()).toHaveLength(1);
+      expect(warned()[0]).toMatchObject({ level: 40, applicationName: 'test/old-transaction', state: 'idle in transaction' });
+      await metrics.registry.metrics();
+      expect(warned()).toHaveLength(1);
+      now += 60_000;
+      await metrics.registry.metrics();
+      expect(warned()).toHaveLength(2);
+    } finally {
+      await open.end();
+    }
+    // The backend goes a moment after the client has said goodbye.
+    await vi.waitFor(async () => {
+      expect(parse(await metrics.registry.metrics()).get('db_oldest_transaction_age_seconds')).toBe(0);
+    }, { timeout: 10_000, interval: 100 });
   });
 });
 

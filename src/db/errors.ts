@@ -11,6 +11,11 @@ const CONNECTION_CODES = new Set([
   'P1017',
 ]);
 
+function isSessionEnding(error: unknown): boolean {
+  const severity = (error as { severity?: unknown } | null)?.severity;
+  return severity === 'FATAL' || severity === 'PANIC';
+}
+
 function codeOf(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? code : undefined;
@@ -25,6 +30,10 @@ export function isConnectionError(error: unknown): boolean {
   for (let current = error, depth = 0; current && depth < 5; depth += 1) {
     const code = codeOf(current);
     if (code && (CONNECTION_CODES.has(code) || /^(08|57P0)/.test(code))) return true;
+    // A FATAL or PANIC error ends the session, whatever its code: on a full disk, a new
+    // connection is refused with XX000, FATAL (the server could not write its relcache init
+    // file), which the chaos suite's disk-full scenario (test/chaos.test.ts) got answered 500.
+    if (isSessionEnding(current)) return true;
     const message = current instanceof Error ? current.message : '';
     if (
       /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error|DatabaseNotReachable|is not currently accepting connections|the database system is (starting up|shutting down)/i.test(

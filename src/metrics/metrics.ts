@@ -1,6 +1,7 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import type { QueueStats } from '../jobs/sql/stats.ts';
 import type { Logger } from '../logger.ts';
+import { createOldTransactionWatch } from './transaction-age.ts';
 
 /** Why a job ended `failed`: its handler said never, it ran out of attempts, or its last one timed out. */
 export type FailureReason = 'permanent' | 'exhausted' | 'timeout';
@@ -131,6 +132,10 @@ export interface StateSources {
   hub?: { readonly watcherCount: number };
   worker?: { readonly activeJobs: number; readonly queuedJobs: number };
   logger: Logger;
+  /** OLD_TRANSACTION_WARN_SECONDS (see `createOldTransactionWatch`); without it, the gauge only. */
+  oldTransactionWarnSeconds?: number;
+  /** The clock the warning's once-a-minute throttle reads; tests move it. */
+  now?: () => number;
 }
 
 /**
@@ -143,9 +148,16 @@ export function registerStateGauges(metrics: Metrics, sources: StateSources): vo
 }
 
 /** The queue's numbers, read from the database at scrape time. */
-function registerQueueGauges(registers: Registry[], { queueStats, logger }: StateSources): void {
-  // One read feeds the five gauges below: prom-client collects all metrics concurrently, so the
-  // first collect starts the read and the others join it.
+function registerQueueGauges(registers: Registry[], sources: StateSources): void {
+  const { queueStats, logger } = sources;
+  const oldTransaction = createOldTransactionWatch({
+    registers,
+    logger,
+    warnSeconds: sources.oldTransactionWarnSeconds ?? Infinity,
+    now: sources.now,
+  });
+  // One read feeds the five gauges below, and the oldest transaction's: prom-client collects all
+  // metrics concurrently, so the first collect starts the read and the others join it.
   let collecting: Promise<void> | undefined;
   const collect = () => {
     collecting ??= collectQueue().finally(() => {
@@ -191,12 +203,14 @@ function registerQueueGauges(registers: Registry[], { queueStats, logger }: Stat
       exact.set(stats.exactCounts ? 1 : 0);
       depth.set(stats.queueDepth);
       oldest.set(stats.oldestDueAgeSeconds);
+      oldTransaction.observe(stats.oldestTransaction);
       up.set(1);
     } catch (error) {
       // Old numbers, or zeros, would look like a calm queue. NaN says "unknown", and an alert on
       // job_queue_stats_up says why.
       byStatus.reset();
       for (const gauge of [exact, depth, oldest]) gauge.set(Number.NaN);
+      oldTransaction.unknown();
       up.set(0);
       logger.warn({ err: error }, 'metrics: could not read the queue numbers');
     }

@@ -14,6 +14,21 @@ export interface QueueStats {
   queueDepth: number;
   /** How long the oldest of those has been due, in seconds; 0 when none is. */
   oldestDueAgeSeconds: number;
+  /** The oldest transaction open on this database, other than the reader's own; null when none is. */
+  oldestTransaction: OldestTransaction | null;
+}
+
+/**
+ * A transaction that stays open holds back the xmin horizon: vacuum keeps every job row version
+ * changed since it began, so the claim's index scans wade through dead tuples (the chaos suite's
+ * open-transaction scenario). Other roles' transactions show only to a role with
+ * pg_read_all_stats (or pg_monitor).
+ */
+export interface OldestTransaction {
+  ageSeconds: number;
+  pid: number;
+  applicationName: string;
+  state: string;
 }
 
 /*
@@ -22,7 +37,8 @@ export interface QueueStats {
  * job found by a loose index scan. The pending index leads with priority, so min(run_at) over it
  * would read every pending entry; instead the recursive CTE hops from one distinct priority to
  * the next (one index probe each) and takes the first run_at under each. Its cost grows with the
- * number of distinct priorities in use, not with the backlog.
+ * number of distinct priorities in use, not with the backlog. The oldest open transaction comes
+ * from pg_stat_activity, which is read from shared memory: one row per connection, no table.
  */
 const queueStats: Statement = {
   name: 'jobs_queue_stats',
@@ -44,7 +60,15 @@ const queueStats: Statement = {
     (SELECT count(*)::float8 FROM (
        SELECT 1 FROM job WHERE status = 'pending' AND run_at <= now() LIMIT $1) due) AS "queueDepth",
     (SELECT coalesce(extract(epoch FROM now() - min(run_at)), 0)::float8
-     FROM firsts WHERE run_at <= now()) AS "oldestDueAgeSeconds"`,
+     FROM firsts WHERE run_at <= now()) AS "oldestDueAgeSeconds",
+    oldest."ageSeconds", oldest.pid, oldest."applicationName", oldest.state
+  FROM (SELECT 1) one
+  LEFT JOIN LATERAL (
+    SELECT extract(epoch FROM now() - xact_start)::float8 AS "ageSeconds", pid,
+           application_name AS "applicationName", state
+    FROM pg_stat_activity
+    WHERE datname = current_database() AND pid <> pg_backend_pid() AND xact_start IS NOT NULL
+    ORDER BY xact_start LIMIT 1) oldest ON true`,
 };
 
 /* Exact counts by status: one pass over job_status_id_idx (index-only once vacuumed). */
@@ -83,10 +107,9 @@ const statusCountsEstimated: Statement = {
  * milliseconds however large the table is.
  */
 export async function queueStatsStatement(db: Queryable, exactCountLimit: number): Promise<QueueStats> {
-  const [queue] = await db.query<{ estimatedRows: number; queueDepth: number; oldestDueAgeSeconds: number }>(
-    queueStats,
-    [exactCountLimit],
-  );
+  const [queue] = await db.query<
+    { estimatedRows: number; queueDepth: number; oldestDueAgeSeconds: number } & Partial<OldestTransaction>
+  >(queueStats, [exactCountLimit]);
   const exactCounts = queue!.estimatedRows <= exactCountLimit;
   const rows = await db.query<{ status: JobStatus; jobs: number; exact: boolean }>(
     exactCounts ? statusCountsExact : statusCountsEstimated,
@@ -105,5 +128,14 @@ export async function queueStatsStatement(db: Queryable, exactCountLimit: number
     exactCounts,
     queueDepth: queue!.queueDepth,
     oldestDueAgeSeconds: queue!.oldestDueAgeSeconds,
+    oldestTransaction:
+      queue!.pid == null
+        ? null
+        : {
+            ageSeconds: queue!.ageSeconds!,
+            pid: queue!.pid,
+            applicationName: queue!.applicationName ?? '',
+            state: queue!.state ?? '',
+          },
   };
 }
