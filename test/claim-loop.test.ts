@@ -5,7 +5,7 @@ import type { JobService } from '../src/jobs/service.ts';
 import type { Worker } from '../src/worker/worker.ts';
 import type { TestDatabase } from './helpers/database.ts';
 import { interceptStatements } from './helpers/intercept.ts';
-import { ANONYMOUS, closeJobsDatabase, createWorker, openJobsDatabase, statusOf, waitForJob } from './helpers/jobs.ts';
+import { ANONYMOUS, closeJobsDatabase, createWorker, deferred, openJobsDatabase, statusOf, waitForJob } from './helpers/jobs.ts';
 
 let testDb: TestDatabase;
 let db: Database;
@@ -23,14 +23,6 @@ afterEach(async () => {
 });
 
 afterAll(() => closeJobsDatabase({ testDb, hub }));
-
-function deferred() {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
-}
 
 // The poll is ten minutes away in these tests: only the loop's own wake-ups can find a job.
 const NO_POLL = { pollIntervalMs: 600_000 };

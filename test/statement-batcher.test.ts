@@ -7,6 +7,7 @@ import { type Failure, failJobsStatement } from '../src/jobs/sql/outcomes.ts';
 import { claimJobsStatement } from './helpers/claim.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
 import { type InterceptedDatabase, interceptStatements, type StatementHooks } from './helpers/intercept.ts';
+import { deferred } from './helpers/jobs.ts';
 
 let testDb: TestDatabase;
 let db: Database;
@@ -56,14 +57,6 @@ function failureBatcher(
 
 async function rows() {
   return db.prisma.job.findMany({ orderBy: { num1: 'asc' }, select: { status: true, lastError: true } });
-}
-
-function deferred() {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
 }
 
 /** The database, its failure statements passed through `hooks`. */

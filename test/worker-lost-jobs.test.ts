@@ -6,7 +6,7 @@ import type { JobService } from '../src/jobs/service.ts';
 import { claimJobsStatement } from './helpers/claim.ts';
 import type { TestDatabase } from './helpers/database.ts';
 import { interceptStatements } from './helpers/intercept.ts';
-import { ANONYMOUS, closeJobsDatabase, createWorker, openJobsDatabase, statusOf, waitForJob } from './helpers/jobs.ts';
+import { ANONYMOUS, closeJobsDatabase, createWorker, deferred, openJobsDatabase, statusOf, waitForJob } from './helpers/jobs.ts';
 
 let testDb: TestDatabase;
 let db: Database;
@@ -18,14 +18,6 @@ beforeAll(async () => {
 });
 
 afterAll(() => closeJobsDatabase({ testDb, hub }));
-
-function deferred() {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
-}
 
 const TIMEOUT_SECONDS = 30;
 

@@ -19,6 +19,7 @@ import {
   closeJobsDatabase,
   createHub,
   createWorker,
+  deferred,
   openJobsDatabase,
   statusOf,
   waitForJob,
@@ -45,14 +46,6 @@ afterAll(() => closeJobsDatabase({ testDb, hub }));
 function track(worker: Worker): Worker {
   workers.push(worker);
   return worker;
-}
-
-function deferred() {
-  let resolve!: () => void;
-  const promise = new Promise<void>((r) => {
-    resolve = r;
-  });
-  return { promise, resolve };
 }
 
 describe('two workers on one database', () => {

@@ -106,3 +106,12 @@ export async function closeJobsDatabase({ testDb, hub }: Pick<JobsDatabase, 'tes
   await hub.stop();
   await testDb.drop();
 }
+
+/** A promise and the function that resolves it, for a test to decide when something may go on. */
+export function deferred(): { promise: Promise<void>; resolve: () => void } {
+  let resolve!: () => void;
+  const promise = new Promise<void>((r) => {
+    resolve = r;
+  });
+  return { promise, resolve };
+}
