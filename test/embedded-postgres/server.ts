@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { isAlive } from '../../src/db/data-dir-lock.ts';
 import { LOCAL_SERVER_URL } from '../helpers/admin.ts';
 
 /** The PostgreSQL server a test run uses, and how to let go of it at the end. */
@@ -81,15 +82,6 @@ export async function startEmbeddedPostgres(): Promise<TestServer & { folder: st
       await exited;
     },
   };
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 /** Folders whose vitest is gone, and their server if it still runs (a supervisor SIGKILLed too). */
