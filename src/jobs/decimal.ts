@@ -19,15 +19,23 @@ const CANONICAL_PATTERN = /^(?:0|-?(?:[1-9]\d*|0(?=\.))(?:\.\d*[1-9])?)$/;
 
 /** Checks a customer's number and returns it in canonical form: no exponent, no `+`, no `-0`. */
 export function parseDecimal(value: string, field: string, maxDigits: number): string {
+  const checked = checkDecimal(value, maxDigits);
+  if ('problem' in checked) throw new JobServiceError('BAD_USER_INPUT', `${field} ${checked.problem}`, field);
+  return checked.value;
+}
+
+/** The canonical form of a decimal number, or what is wrong with it (worded to follow its field's name). */
+export function checkDecimal(value: string, maxDigits: number): { value: string } | { problem: string } {
   const text = value.trim();
-  if (!DECIMAL_PATTERN.test(text)) {
-    throw new JobServiceError('BAD_USER_INPUT', `${field} must be a decimal number like 12 or -0.5`, field);
-  }
+  if (!DECIMAL_PATTERN.test(text)) return { problem: 'must be a decimal number like 12 or -0.5' };
   const digits = text.replace(/[^0-9]/g, '').length;
-  if (digits > maxDigits) {
-    throw new JobServiceError('BAD_USER_INPUT', `${field} has ${digits} digits; at most ${maxDigits} are allowed`, field);
-  }
-  return CANONICAL_PATTERN.test(text) ? text : canonical(new Exact(text));
+  if (digits > maxDigits) return { problem: `has ${digits} digits; at most ${maxDigits} are allowed` };
+  return { value: CANONICAL_PATTERN.test(text) ? text : canonical(new Exact(text)) };
+}
+
+/** Whether `text` is a decimal number written as `canonical` writes it. */
+export function isCanonicalDecimal(text: string): boolean {
+  return CANONICAL_PATTERN.test(text);
 }
 
 export function addDecimals(a: string, b: string): string {

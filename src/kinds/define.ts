@@ -1,0 +1,109 @@
+/**
+ * A kind of job: its name, the schemas of its input and result, its default options and the
+ * handler that does the work. Every kind, the built-in `add` included, is one `defineKind` call.
+ */
+import type { z } from 'zod';
+
+export interface KindOptions {
+  /** Attempts before the job fails for good. Default: MAX_ATTEMPTS. */
+  maxAttempts?: number;
+  /**
+   * Seconds without a heartbeat after which the stale rule takes a started job back from its
+   * worker, presumed dead. Default: JOB_TIMEOUT_SECONDS.
+   */
+  timeoutSeconds?: number;
+  /** The delay before a retry: exponential from baseDelayMs, capped at maxDelayMs. Default: RETRY_*. */
+  backoff?: { baseDelayMs: number; maxDelayMs: number };
+  /** The priority of a job submitted without one, -1000 to 1000. Default: 0. */
+  priority?: number;
+}
+
+export interface JobContext {
+  jobId: string;
+  /** 1 on the first attempt. */
+  attempt: number;
+  maxAttempts: number;
+  /** Fires when the worker gives the job up: at shutdown, or when it lost the job to the stale rule. */
+  readonly signal: AbortSignal;
+}
+
+/** Computes a job's result. A thrown error fails the attempt; PermanentJobError fails the job. */
+export type KindHandler<Input, Result> = (input: Input, context: JobContext) => Result | Promise<Result>;
+
+/**
+ * A handler that runs in a worker thread (see ThreadPool): `module` is a file whose `export`
+ * (default: `default`) is the handler. For CPU-bound work, which on the event loop would hold up
+ * heartbeats, API answers and every other job of the process.
+ */
+export interface ThreadHandler {
+  module: string | URL;
+  export?: string;
+}
+
+export interface KindDefinition<In extends z.ZodType, Out extends z.ZodType> {
+  /** Letters, digits, `_`, `-` and `.`, starting with a letter; at most 64 characters. */
+  name: string;
+  description?: string;
+  /** Checks a submission's input. Its output is what is stored and handed to the handler, so it must be JSON. */
+  input: In;
+  /** Checks what the handler returns. A result that fails it fails the job, with the schema's message. */
+  result: Out;
+  options?: KindOptions;
+  handler: KindHandler<z.output<In>, z.input<Out>> | ThreadHandler;
+}
+
+/** A defined kind. The type parameters keep a handler's input and result typed at the definition. */
+export interface JobKind<In extends z.ZodType = z.ZodType, Out extends z.ZodType = z.ZodType> {
+  readonly name: string;
+  readonly description: string | undefined;
+  readonly input: In;
+  readonly result: Out;
+  readonly options: Readonly<KindOptions>;
+  readonly handler: KindHandler<z.output<In>, z.input<Out>> | ThreadHandler;
+}
+
+export const KIND_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
+
+export class KindDefinitionError extends Error {
+  override name = 'KindDefinitionError';
+}
+
+/** Checks a definition once, where it is made, so a bad one fails the start instead of a job. */
+export function defineKind<In extends z.ZodType, Out extends z.ZodType>(definition: KindDefinition<In, Out>): JobKind<In, Out> {
+  const { name, description, input, result, options = {}, handler } = definition;
+  const problem = kindProblem(definition);
+  if (problem) throw new KindDefinitionError(`kind ${JSON.stringify(name)}: ${problem}`);
+  return Object.freeze({ name, description, input, result, options: Object.freeze({ ...options }), handler });
+}
+
+function kindProblem({ name, input, result, options = {}, handler }: KindDefinition<z.ZodType, z.ZodType>): string | undefined {
+  if (typeof name !== 'string' || !KIND_NAME.test(name)) {
+    return 'the name must start with a letter and hold only letters, digits, _, - and . (at most 64)';
+  }
+  if (!isSchema(input)) return 'input must be a zod schema';
+  if (!isSchema(result)) return 'result must be a zod schema';
+  if (typeof handler !== 'function' && !(handler && (typeof handler.module === 'string' || handler.module instanceof URL))) {
+    return 'handler must be a function, or { module } naming a file to run in a worker thread';
+  }
+  const { maxAttempts, timeoutSeconds, backoff, priority } = options;
+  if (maxAttempts !== undefined && !isIntegerIn(maxAttempts, 1, 100)) return 'options.maxAttempts must be an integer from 1 to 100';
+  if (timeoutSeconds !== undefined && !isIntegerIn(timeoutSeconds, 1, 86_400)) {
+    return 'options.timeoutSeconds must be an integer from 1 to 86400';
+  }
+  if (priority !== undefined && !isIntegerIn(priority, -1000, 1000)) return 'options.priority must be an integer from -1000 to 1000';
+  if (
+    backoff !== undefined &&
+    !(isIntegerIn(backoff.baseDelayMs, 0, 3_600_000) && isIntegerIn(backoff.maxDelayMs, backoff.baseDelayMs, 86_400_000))
+  ) {
+    return 'options.backoff needs integer baseDelayMs (0 to 3600000) and maxDelayMs (at least baseDelayMs, at most 86400000)';
+  }
+  return undefined;
+}
+
+function isSchema(value: unknown): value is z.ZodType {
+  return typeof (value as z.ZodType | undefined)?.safeParse === 'function';
+}
+
+function isIntegerIn(value: unknown, min: number, max: number): boolean {
+  return Number.isInteger(value) && (value as number) >= min && (value as number) <= max;
+}

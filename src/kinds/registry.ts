@@ -1,0 +1,56 @@
+/** The kinds one service knows: looked up by name at submission and by the worker for each job. */
+import { z } from 'zod';
+import { type JobKind, KindDefinitionError } from './define.ts';
+
+/** A kind as `GET /api/v1/kinds` and the `kinds` query describe it. */
+export interface KindDescription {
+  name: string;
+  description: string | null;
+  inputSchema: Record<string, unknown>;
+  resultSchema: Record<string, unknown>;
+}
+
+export class KindRegistry {
+  private readonly byName = new Map<string, JobKind>();
+  private descriptions: KindDescription[] | undefined;
+
+  constructor(kinds: Iterable<JobKind>) {
+    for (const kind of kinds) {
+      if (this.byName.has(kind.name)) throw new KindDefinitionError(`two kinds are named ${JSON.stringify(kind.name)}`);
+      this.byName.set(kind.name, kind);
+    }
+  }
+
+  get(name: string): JobKind | undefined {
+    return this.byName.get(name);
+  }
+
+  get names(): string[] {
+    return [...this.byName.keys()];
+  }
+
+  /** The shortest stale timeout any kind asks for, or `fallback` when none asks for less. */
+  shortestTimeoutSeconds(fallback: number): number {
+    return Math.min(fallback, ...[...this.byName.values()].map((kind) => kind.options.timeoutSeconds ?? fallback));
+  }
+
+  /**
+   * Every kind with the JSON Schemas of what a customer sends (the input schema's input side) and
+   * of what a job's `result` holds (the result schema's output side). Made once: zod builds them.
+   */
+  describe(): KindDescription[] {
+    this.descriptions ??= [...this.byName.values()].map((kind) => ({
+      name: kind.name,
+      description: kind.description ?? null,
+      inputSchema: jsonSchema(kind.input, 'input'),
+      resultSchema: jsonSchema(kind.result, 'output'),
+    }));
+    return this.descriptions;
+  }
+}
+
+function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Record<string, unknown> {
+  // A part with no JSON Schema form (a transform's output, a Date) becomes `{}`, "anything",
+  // rather than failing the whole listing.
+  return z.toJSONSchema(schema, { io, unrepresentable: 'any' }) as Record<string, unknown>;
+}
