@@ -46,6 +46,9 @@ const ConfigSchema = z.object({
   NUMBER_MAX_DIGITS: integer(1, 1000).default(100),
   BATCH_MAX_JOBS: integer(1, 100_000).default(5000),
   JOB_ADD_DELAY_MS: integer(0, 600_000).default(0),
+  JOB_PAYLOAD_MAX_BYTES: integer(1024, 100_000_000).default(262_144),
+  // A module whose exported kinds run next to the built-in ones (src/kinds/load.ts).
+  JOB_KINDS_MODULE: z.string().min(1).optional(),
   API_KEYS: z
     .string()
     .transform((value) => value.split(',').map((key) => key.trim()).filter(Boolean))

@@ -11,23 +11,31 @@ import { createMetricsHandler } from './http/metrics.ts';
 import { OpsServer } from './http/ops-server.ts';
 import { HttpServer } from './http/server.ts';
 import { JobEventHub } from './jobs/events.ts';
-import { createHandlers } from './jobs/handlers.ts';
 import { Pruner } from './jobs/pruner.ts';
 import { JobService } from './jobs/service.ts';
+import { addKind } from './kinds/add.ts';
+import type { JobKind } from './kinds/define.ts';
+import { loadKindsModule } from './kinds/load.ts';
+import { KindRegistry } from './kinds/registry.ts';
 import type { Logger } from './logger.ts';
 import { StartStop } from './lifecycle.ts';
 import { createMetrics, type Metrics, registerStateGauges } from './metrics/metrics.ts';
 import { createQueueStatsReader } from './metrics/queue-stats.ts';
 import { Worker, type WorkerOptions } from './worker/worker.ts';
 
+/** The built-in kinds as the settings shape them, and `extra` kinds next to them. */
+export function kindsFromConfig(config: Config, extra: readonly JobKind[] = []): KindRegistry {
+  return new KindRegistry([addKind({ maxDigits: config.NUMBER_MAX_DIGITS, delayMs: config.JOB_ADD_DELAY_MS }), ...extra]);
+}
+
 /** The worker as the settings describe it; the benchmarks build theirs here too. */
 export function workerFromConfig(
   config: Config,
-  parts: Pick<WorkerOptions, 'db' | 'hub' | 'logger' | 'metrics'>,
+  parts: Pick<WorkerOptions, 'db' | 'hub' | 'logger' | 'metrics' | 'kinds' | 'threads'>,
 ): Worker {
   return new Worker({
     ...parts,
-    handlers: createHandlers({}, { addDelayMs: config.JOB_ADD_DELAY_MS }),
+    maxResultBytes: config.JOB_PAYLOAD_MAX_BYTES,
     concurrency: config.WORKER_CONCURRENCY,
     prefetch: config.WORKER_PREFETCH,
     pollIntervalMs: config.WORKER_POLL_INTERVAL_MS,
@@ -35,6 +43,11 @@ export function workerFromConfig(
     retry: { baseDelayMs: config.RETRY_BASE_DELAY_MS, maxDelayMs: config.RETRY_MAX_DELAY_MS },
     shutdownGraceMs: config.SHUTDOWN_GRACE_MS,
   });
+}
+
+export interface RuntimeOptions {
+  /** Kinds to run next to the built-in ones and JOB_KINDS_MODULE's: for a service embedded in a team's own process. */
+  kinds?: readonly JobKind[];
 }
 
 /**
@@ -53,15 +66,20 @@ export class Runtime extends StartStop {
 
   private readonly config: Config;
   private readonly logger: Logger;
+  private readonly options: RuntimeOptions;
 
-  constructor(config: Config, logger: Logger) {
+  constructor(config: Config, logger: Logger, options: RuntimeOptions = {}) {
     super();
     this.config = config;
     this.logger = logger;
+    this.options = options;
   }
 
   protected async onStart(signal: AbortSignal): Promise<void> {
     const { config, logger } = this;
+    // First: a bad kinds module fails the start before anything else is opened.
+    const ownKinds = [...(this.options.kinds ?? []), ...(config.JOB_KINDS_MODULE ? await loadKindsModule(config.JOB_KINDS_MODULE) : [])];
+    const kinds = kindsFromConfig(config, ownKinds);
     const migrations = await readMigrations(MIGRATIONS_DIR);
     const db = await openDatabase(config, migrations, logger);
     this.started.push(() => db.close());
@@ -70,19 +88,17 @@ export class Runtime extends StartStop {
     await this.begin(hub, signal);
     // In the background: a LISTEN that hears nothing (through PgBouncer) fails silently otherwise.
     if (db.kind === 'postgres') void checkListenHears(db, logger);
-    const jobs = new JobService(
+    const jobs = new JobService({
       db,
       hub,
-      {
-        maxAttempts: config.MAX_ATTEMPTS,
-        numberMaxDigits: config.NUMBER_MAX_DIGITS,
-        maxBatchSize: config.BATCH_MAX_JOBS,
-      },
-      { metrics, logger },
-    );
+      kinds,
+      limits: { maxAttempts: config.MAX_ATTEMPTS, maxBatchSize: config.BATCH_MAX_JOBS, maxInputBytes: config.JOB_PAYLOAD_MAX_BYTES },
+      metrics,
+      logger,
+    });
 
     const runsJobs = config.ROLE !== 'api';
-    const worker = runsJobs ? workerFromConfig(config, { db, hub, logger, metrics }) : undefined;
+    const worker = runsJobs ? workerFromConfig(config, { db, hub, logger, metrics, kinds }) : undefined;
     registerStateGauges(metrics, {
       queueStats: createQueueStatsReader(db, {
         cacheMs: config.METRICS_CACHE_MS,

@@ -115,7 +115,7 @@ describe('crashing workers', () => {
     }>({
       name: 'crash_summary',
       text: `SELECT count(*)::int AS total,
-                    count(*) FILTER (WHERE result IS DISTINCT FROM num1 + num2)::int AS wrong,
+                    count(*) FILTER (WHERE (result #>> '{}')::numeric IS DISTINCT FROM (input->>'num1')::numeric + (input->>'num2')::numeric)::int AS wrong,
                     count(*) FILTER (WHERE status <> 'completed' OR locked_by IS NOT NULL)::int AS unfinished,
                     count(*) FILTER (WHERE attempt > 1)::int AS rerun,
                     sum(attempt)::int AS attempts

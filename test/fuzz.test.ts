@@ -178,7 +178,7 @@ async function forgiveFailure(): Promise<void> {
 const COUNT_JOBS = { name: 'fuzz_count_jobs', text: 'SELECT count(*)::int AS count FROM job' };
 const JOBS_BY_ID = {
   name: 'fuzz_jobs_by_id',
-  text: 'SELECT id, owner, idempotency_key AS key, num1::text AS num1, num2::text AS num2 FROM job WHERE id = ANY($1::uuid[])',
+  text: "SELECT id, owner, idempotency_key AS key, input->>'num1' AS num1, input->>'num2' AS num2 FROM job WHERE id = ANY($1::uuid[])",
 };
 
 /**
@@ -189,7 +189,7 @@ async function expectNoHiddenWrites(): Promise<void> {
   for (const [owner, key, job] of keysSeen.splice(0)) rememberKey(owner, key, job);
   const [{ count }] = (await db.query<{ count: number }>(COUNT_JOBS)) as [{ count: number }];
   if (count !== known.size) {
-    const rows = await db.prisma.job.findMany({ select: { id: true, num1: true, num2: true, idempotencyKey: true } });
+    const rows = await db.prisma.job.findMany({ select: { id: true, kind: true, input: true, idempotencyKey: true } });
     const hidden = rows.filter((row) => !known.has(row.id));
     throw new FuzzFailure(`the database holds ${count} jobs, the answers showed ${known.size}; unseen: ${clip(JSON.stringify(hidden))}`);
   }

@@ -3,6 +3,7 @@ import type { Database, Queryable } from '../src/db/database.ts';
 import { InsertCoalescer } from '../src/jobs/insert-coalescer.ts';
 import { insertJobsStatement, type NewJob } from '../src/jobs/sql/insert.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
+import { newAddJob } from './helpers/jobs.ts';
 
 let testDb: TestDatabase;
 let db: Database;
@@ -29,7 +30,7 @@ let next = 0;
 function newJob(num1: string, idempotencyKey: string | null = null): NewJob {
   next += 1;
   const id = `00000000-0000-7000-8000-${String(next).padStart(12, '0')}`;
-  return { id, kind: 'add', num1, num2: '1', maxAttempts: 1, runAt: null, priority: 0, idempotencyKey, owner: '' };
+  return newAddJob({ id, num1, idempotencyKey });
 }
 
 async function countOf(jobs: readonly NewJob[]): Promise<number> {
@@ -43,7 +44,7 @@ describe('the insert coalescer', () => {
     const requests = Array.from({ length: 40 }, (_, i) => [newJob(String(i)), newJob(`${i}.5`)]);
     const answers = await Promise.all(requests.map((jobs) => coalescer.insert(jobs)));
     answers.forEach((found, i) => {
-      for (const job of requests[i]!) expect(found.get(job.id)?.job.num1.toString()).toBe(job.num1);
+      for (const job of requests[i]!) expect(found.get(job.id)?.job.input).toEqual(JSON.parse(job.input));
     });
     expect(queryable.statements).toBeLessThan(requests.length);
     expect(await db.prisma.job.count({ where: { id: { in: requests.flat().map((job) => job.id) } } })).toBe(80);
@@ -52,7 +53,8 @@ describe('the insert coalescer', () => {
   it('lets a request the database refuses fail alone, writing none of its jobs', async () => {
     const coalescer = new InsertCoalescer(db, 1000);
     const good = [newJob('1'), newJob('2')];
-    const bad = [newJob('3'), newJob('not a number')];
+    // Input that is not JSON: jsonb refuses it, as it would any the service's checks let through by mistake.
+    const bad = [newJob('3'), { ...newJob('4'), input: '{"num1": ' }];
     const [goodAnswer, badAnswer] = await Promise.allSettled([
       coalescer.insert([newJob('0')]),
       coalescer.insert(good),

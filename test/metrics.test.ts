@@ -3,7 +3,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Database } from '../src/db/database.ts';
 import { addDecimals } from '../src/jobs/decimal.ts';
-import { PermanentJobError } from '../src/jobs/handlers.ts';
+import { PermanentJobError } from '../src/kinds/define.ts';
 import { queueStatsStatement } from '../src/jobs/sql/stats.ts';
 import { createMetrics, registerStateGauges } from '../src/metrics/metrics.ts';
 import { createQueueStatsReader } from '../src/metrics/queue-stats.ts';

@@ -9,7 +9,7 @@ import { insertJobsStatement } from '../src/jobs/sql/insert.ts';
 import { JobUpdatedDocument } from './graphql/generated/graphql.ts';
 import { closeTestApp, codes, openTestApp, sseEvents, type TestApp, testServer } from './helpers/api.ts';
 import { type TestDatabase, testLogger } from './helpers/database.ts';
-import { ANONYMOUS } from './helpers/jobs.ts';
+import { ANONYMOUS, newAddJob } from './helpers/jobs.ts';
 import { subscribe } from './helpers/subscribers.ts';
 
 let testDb: TestDatabase;
@@ -36,7 +36,7 @@ async function jobAged(status: JobStatus, ageDays: number, idleDays = ageDays): 
   const created = new Date(Date.now() - ageDays * DAY);
   const id = uuidv7({ msecs: created.getTime() });
   await insertJobsStatement(db, [
-    { id, kind: 'add', num1: '1', num2: '1', maxAttempts: 1, runAt: null, priority: 0, idempotencyKey: null, owner: '' },
+    newAddJob({ id }),
   ]);
   await db.prisma.job.update({
     where: { id },

@@ -17,10 +17,12 @@ import {
   closeJobsDatabase,
   createService,
   createWorker,
+  newAddJob,
   openJobsDatabase,
   statusOf,
   waitForJob,
 } from './helpers/jobs.ts';
+import { addNumbersOf } from '../src/kinds/add.ts';
 
 let testDb: TestDatabase;
 let db: Database;
@@ -124,13 +126,13 @@ describe('the lifecycle with a worker running', () => {
   ])('adds %s + %s exactly as %s', async (num1, num2, sum) => {
     const { job } = await service.addJob({ num1, num2 }, ANONYMOUS);
     const completed = await waitForJob(service, hub, job.id, statusOf('completed'));
-    expect(completed.result?.toFixed()).toBe(sum);
+    expect(completed.result).toBe(sum);
   });
 
   it('runs a batch of 1,000 jobs, answering in input order', async () => {
     const inputs = Array.from({ length: 1000 }, (_, i) => ({ num1: String(i), num2: '0.5' }));
     const added = await service.addJobs(inputs, ANONYMOUS);
-    expect(added.map(({ job }) => job.num1.toString())).toEqual(inputs.map((input) => input.num1));
+    expect(added.map(({ job }) => addNumbersOf(job)?.num1)).toEqual(inputs.map((input) => input.num1));
     expect(new Set(added.map(({ job }) => job.id)).size).toBe(1000);
     // Ids carry random bits within a millisecond, so the batch is claimed in no set order: the
     // last input need not be the last to finish. Wait for each.
@@ -257,7 +259,7 @@ describe('a batch racing another transaction for one of its keys', () => {
     const finished = new Promise<void>((resolve) => (finish = resolve));
     const other = db
       .transaction(async (tx) => {
-        const job = { id: heldId, kind: 'add', num1: '1', num2, maxAttempts: 1, runAt: null, priority: 0, idempotencyKey: key, owner: '' };
+        const job = newAddJob({ id: heldId, num2, idempotencyKey: key });
         await insertJobsStatement(tx, [job]);
         inserted();
         await finished;

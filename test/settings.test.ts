@@ -163,7 +163,7 @@ describe('worker and pruner settings', () => {
 
   it('the poll finds a job that was never announced', async () => {
     const { rows } = await client.query<{ id: string }>(
-      `INSERT INTO job (id, num1, num2, max_attempts) VALUES (gen_random_uuid(), 20, 22, 1) RETURNING id`,
+      `INSERT INTO job (id, kind, input, max_attempts) VALUES (gen_random_uuid(), 'add', '{"num1": "20", "num2": "22"}', 1) RETURNING id`,
     );
     const id = rows[0]!.id;
     await until(async () => {

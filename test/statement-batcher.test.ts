@@ -4,10 +4,11 @@ import type { Database } from '../src/db/database.ts';
 import { NotWritten, type Sent, StatementBatcher, type StatementBatcherOptions } from '../src/db/statement-batcher.ts';
 import { insertJobsStatement } from '../src/jobs/sql/insert.ts';
 import { type Failure, failJobsStatement } from '../src/jobs/sql/outcomes.ts';
+import type { ClaimedJob } from '../src/jobs/sql/claim.ts';
 import { claimJobsStatement } from './helpers/claim.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
 import { type InterceptedDatabase, interceptStatements, type StatementHooks } from './helpers/intercept.ts';
-import { deferred } from './helpers/jobs.ts';
+import { deferred, newAddJob } from './helpers/jobs.ts';
 
 let testDb: TestDatabase;
 let db: Database;
@@ -28,12 +29,13 @@ async function claimedFailures(count: number): Promise<Failure[]> {
     next += 1;
     const id = `00000000-0000-7000-8000-${String(next).padStart(12, '0')}`;
     const num1 = String(i);
-    return { id, kind: 'add', num1, num2: '0', maxAttempts: 1, runAt: null, priority: 0, idempotencyKey: null, owner: '' };
+    return newAddJob({ id, num1, num2: '0' });
   });
   await insertJobsStatement(db, jobs);
   const claimed = await claimJobsStatement(db, 'batcher-test', count, 30);
-  claimed.sort((a, b) => Number(a.num1) - Number(b.num1));
-  return claimed.map((job) => ({ id: job.id, attempt: job.attempt, error: `failure ${job.num1}`, retryInMs: null }));
+  const num1Of = (job: ClaimedJob) => (job.input as { num1: string }).num1;
+  claimed.sort((a, b) => Number(num1Of(a)) - Number(num1Of(b)));
+  return claimed.map((job) => ({ id: job.id, attempt: job.attempt, error: `failure ${num1Of(job)}`, retryInMs: null }));
 }
 
 /** Failures written through the fence: each answered `stored`, or `fenced` when its attempt no longer holds the job. */
@@ -56,7 +58,8 @@ function failureBatcher(
 }
 
 async function rows() {
-  return db.prisma.job.findMany({ orderBy: { num1: 'asc' }, select: { status: true, lastError: true } });
+  // Ids grow with insertion, which numbered the jobs.
+  return db.prisma.job.findMany({ orderBy: { id: 'asc' }, select: { status: true, lastError: true } });
 }
 
 /** The database, its failure statements passed through `hooks`. */

@@ -1,7 +1,7 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../src/db/database.ts';
 import type { JobEventHub } from '../src/jobs/events.ts';
-import { PermanentJobError } from '../src/jobs/handlers.ts';
+import { PermanentJobError } from '../src/kinds/define.ts';
 import {
   completeJobsStatement,
   failJobsStatement,

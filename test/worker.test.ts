@@ -2,7 +2,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import type { Database, Queryable } from '../src/db/database.ts';
 import { addDecimals } from '../src/jobs/decimal.ts';
 import type { JobEventHub } from '../src/jobs/events.ts';
-import { PermanentJobError } from '../src/jobs/handlers.ts';
+import { PermanentJobError } from '../src/kinds/define.ts';
 import { heartbeatStatement } from '../src/jobs/sql/heartbeat.ts';
 import type { JobEvent } from '../src/jobs/sql/job-events.ts';
 import { completeJobsStatement, failJobsStatement } from '../src/jobs/sql/outcomes.ts';
@@ -24,6 +24,7 @@ import {
   statusOf,
   waitForJob,
 } from './helpers/jobs.ts';
+import { addNumbersOf } from '../src/kinds/add.ts';
 
 let testDb: TestDatabase;
 let db: Database;
@@ -86,8 +87,8 @@ describe('two workers on one database', () => {
     expect([...runs.values()].every((count) => count === 1)).toBe(true);
     expect(byWorker.a).toBeGreaterThan(0);
     expect(byWorker.b).toBeGreaterThan(0);
-    const rows = await db.prisma.job.findMany({ select: { num1: true, result: true, attempt: true } });
-    expect(rows.every((row) => row.attempt === 1 && row.result?.equals(row.num1.plus(1)))).toBe(true);
+    const rows = await db.prisma.job.findMany({ select: { kind: true, input: true, result: true, attempt: true } });
+    expect(rows.every((row) => row.attempt === 1 && row.result === addDecimals(addNumbersOf(row)!.num1, '1'))).toBe(true);
     await Promise.all([a.stop(), b.stop()]);
     await Promise.all([hubA.stop(), hubB.stop()]);
   });
@@ -322,7 +323,7 @@ describe('the local queue', () => {
       const added = await addMany(4, (i) => String(200 + i));
       await started.promise;
       await vi.waitFor(() => expect(worker.queuedJobs).toBe(3));
-      expect(added.filter(({ job }) => runs.has(job.num1.toString()))).toHaveLength(1);
+      expect(added.filter(({ job }) => runs.has(addNumbersOf(job)!.num1))).toHaveLength(1);
       const ids = added.map(({ job }) => job.id);
 
       await survivesStaleRule(ids, worker.id, beats.next);
@@ -570,7 +571,7 @@ describe('retries', () => {
     );
     expect(thirteen?.status).toBe('failed');
     expect(thirteen?.attempt).toBe(1);
-    expect(thirteen?.lastError).toMatch(/"thirteen", which is not a decimal number/);
+    expect(thirteen?.lastError).toMatch(/returned "thirteen", which fails the result schema of add: must be a decimal number/);
     expect([twelve?.result?.toString(), fourteen?.result?.toString()]).toEqual(['12', '14']);
   });
 

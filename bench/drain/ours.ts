@@ -5,7 +5,7 @@ import { MIGRATIONS_DIR } from '../../src/db/open.ts';
 import { openPostgres } from '../../src/db/postgres.ts';
 import { JobEventHub } from '../../src/jobs/events.ts';
 import { JobService } from '../../src/jobs/service.ts';
-import { workerFromConfig } from '../../src/runtime.ts';
+import { kindsFromConfig, workerFromConfig } from '../../src/runtime.ts';
 import type { Worker } from '../../src/worker/worker.ts';
 import { watchCpu } from '../lib/cpu.ts';
 import { createFreshDatabase, pollUntil, settle } from '../lib/pg.ts';
@@ -29,10 +29,12 @@ export async function drainOurs(args: DrainArgs & OursOptions): Promise<DrainTri
   let worker: Worker | undefined;
   try {
     await migrate(db, await readMigrations(MIGRATIONS_DIR), logger);
-    const service = new JobService(db, hub, {
-      maxAttempts: config.MAX_ATTEMPTS,
-      numberMaxDigits: config.NUMBER_MAX_DIGITS,
-      maxBatchSize: args.enqueueBatch,
+    const kinds = kindsFromConfig(config);
+    const service = new JobService({
+      db,
+      hub,
+      kinds,
+      limits: { maxAttempts: config.MAX_ATTEMPTS, maxBatchSize: args.enqueueBatch, maxInputBytes: config.JOB_PAYLOAD_MAX_BYTES },
     });
     const enqueueStart = performance.now();
     for (const chunk of chunks(args.jobs, args.enqueueBatch)) {
@@ -56,7 +58,7 @@ export async function drainOurs(args: DrainArgs & OursOptions): Promise<DrainTri
       });
       return row!.n;
     };
-    worker = workerFromConfig(config, { db, hub, logger });
+    worker = workerFromConfig(config, { db, hub, logger, kinds });
     const stopWatch = watchCpu(fresh.name);
     const startedAt = performance.now();
     await worker.start();
@@ -69,7 +71,7 @@ export async function drainOurs(args: DrainArgs & OursOptions): Promise<DrainTri
       name: 'bench_verify',
       text: `SELECT count(*)::int AS total,
                     count(*) FILTER (WHERE status = 'completed')::int AS completed,
-                    count(*) FILTER (WHERE status = 'completed' AND result = num1 + num2)::int AS correct,
+                    count(*) FILTER (WHERE status = 'completed' AND (result #>> '{}')::numeric = (input->>'num1')::numeric + (input->>'num2')::numeric)::int AS correct,
                     count(*) FILTER (WHERE attempt = 1)::int AS once
              FROM job`,
     });

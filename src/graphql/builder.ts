@@ -22,6 +22,7 @@ export function createBuilder() {
     Scalars: {
       Decimal: { Input: string; Output: string };
       DateTime: { Input: Date; Output: Date };
+      JSON: { Input: unknown; Output: unknown };
     };
   }>({
     defaultFieldNullability: false,

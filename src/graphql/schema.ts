@@ -5,6 +5,7 @@ import { addJobType } from './types/job.ts';
 import { addMutationType } from './types/mutation.ts';
 import { addQueryType } from './types/query.ts';
 import { addScalars } from './types/scalars.ts';
+import { addSubmitJobTypes } from './types/submit-job.ts';
 import { addSubscriptionType } from './types/subscription.ts';
 
 /** Builds the schema from one file per type. Nothing is registered at import time. */
@@ -14,7 +15,8 @@ export function buildSchema(): GraphQLSchema {
   const jobTypes = addJobType(builder);
   addQueryType(builder, jobTypes);
   addMutationType(builder, jobTypes);
-  addAddJobTypes(builder, jobTypes);
+  const addJobTypes = addAddJobTypes(builder, jobTypes);
+  addSubmitJobTypes(builder, addJobTypes);
   addSubscriptionType(builder, jobTypes);
   return builder.toSchema({ sortSchema: true });
 }

@@ -131,7 +131,7 @@ interface RouteParts {
 
 function createRoutes(deps: AppDeps, { errorLog, origins, graphiql }: RouteParts): Plugin {
   const { jobs, db, migrations, logger, auth, metrics } = deps;
-  const rest = createRestHandler({ jobs, errorLog });
+  const rest = createRestHandler({ jobs, errorLog, maxBodyBytes: deps.limits.maxBodyBytes });
   const health = createHealthHandler({ db, migrations, logger });
   const metricsHandler =
     metrics && deps.serveMetrics ? createMetricsHandler({ registry: metrics.registry, logger }) : async () => null;

@@ -1,6 +1,7 @@
 import { isTransient } from '../db/errors.ts';
 import { type JobErrorCode, JobServiceError } from '../jobs/errors.ts';
 import type { Job } from '../jobs/service.ts';
+import { addNumbersOf } from '../kinds/add.ts';
 
 const STATUS_OF: Record<JobErrorCode, number> = {
   BAD_USER_INPUT: 400,
@@ -35,14 +36,40 @@ export function responseForError(error: unknown, report: (error: unknown) => voi
   return errorResponse(500, 'INTERNAL_SERVER_ERROR', 'unexpected error');
 }
 
-/** A job as the REST routes show it: numbers as exact strings, statuses in lower case. */
+/** A job as the `/api/v1/jobs` routes show it: any kind, its input and result as JSON. */
 export function jobBody(job: Job) {
   return {
     jobId: job.id,
+    kind: job.kind,
     status: job.status,
-    num1: job.num1.toFixed(),
-    num2: job.num2.toFixed(),
-    result: job.result?.toFixed() ?? null,
+    input: job.input,
+    result: job.result,
+    attempt: job.attempt,
+    maxAttempts: job.maxAttempts,
+    lastError: job.lastError,
+    priority: job.priority,
+    runAt: job.runAt.toISOString(),
+    createdAt: job.createdAt.toISOString(),
+    lastUpdated: job.lastUpdated.toISOString(),
+    completedOn: job.completedOn?.toISOString() ?? null,
+    retrievedAt: job.retrievedAt?.toISOString() ?? null,
+  };
+}
+
+/**
+ * A job as the seed's routes (`/api/v1/add`, `/api/v1/job`) show it, unchanged since the seed:
+ * numbers as exact strings, statuses in lower case. A job of another kind, which only a generic
+ * route can have made, is shown as the generic routes show it.
+ */
+export function addJobBody(job: Job) {
+  const numbers = addNumbersOf(job);
+  if (!numbers) return jobBody(job);
+  return {
+    jobId: job.id,
+    status: job.status,
+    num1: numbers.num1,
+    num2: numbers.num2,
+    result: job.result as string | null,
     attempt: job.attempt,
     maxAttempts: job.maxAttempts,
     lastError: job.lastError,

@@ -1,10 +1,17 @@
+import type { z } from 'zod';
+import { JobServiceError } from '../jobs/errors.ts';
 import type { Caller, JobService } from '../jobs/service.ts';
 import type { ErrorLog } from './error-log.ts';
-import { errorResponse, jobBody, json, responseForError } from './json.ts';
+import { addJobBody, errorResponse, jobBody, json, responseForError } from './json.ts';
+import { ListJobsQuery, SubmitJobBody } from './rest-schemas.ts';
 
 export interface RestDeps {
   jobs: JobService;
   errorLog: ErrorLog;
+  /** The largest request body read (MAX_BODY_BYTES). */
+  maxBodyBytes: number;
+  /** Answers `GET /api/v1/openapi.json`. */
+  openApiDocument?: () => unknown;
 }
 
 interface Route {
@@ -13,11 +20,18 @@ interface Route {
   handle(params: string[], request: Request, caller: Caller): Promise<Response>;
 }
 
+const JSON_CONTENT_TYPE = /^application\/([a-z0-9.+-]*\+)?json\s*(;|$)/i;
+
 /**
- * The REST aliases: each a few lines over the same job service the GraphQL resolvers call.
+ * The REST routes: each a few lines over the same job service the GraphQL resolvers call. The
+ * seed's `/api/v1/add` and `/api/v1/job` answer as they always have; `/api/v1/jobs` takes any kind.
  * Returns null for paths that are not REST routes.
  */
-export function createRestHandler({ jobs, errorLog }: RestDeps) {
+export function createRestHandler({ jobs, errorLog, maxBodyBytes, openApiDocument }: RestDeps) {
+  const jobLocation = (id: string) => `/api/v1/jobs/${id}`;
+  const found = (job: Parameters<typeof jobBody>[0] | null, id: string) =>
+    job ? json(jobBody(job)) : errorResponse(404, 'NOT_FOUND', `no job with id ${id}`, { field: 'id' });
+
   const routes: Route[] = [
     {
       pattern: /^\/api\/v1\/add\/([^/]*)\/([^/]*)\/?$/,
@@ -26,7 +40,7 @@ export function createRestHandler({ jobs, errorLog }: RestDeps) {
         const idempotencyKey = request.headers.get('idempotency-key');
         const { job, created } = await jobs.addJob({ num1: num1!, num2: num2!, idempotencyKey }, caller);
         const location = `/api/v1/job/${job.id}`;
-        return json({ ...jobBody(job), created, links: { self: location } }, 202, { location });
+        return json({ ...addJobBody(job), created, links: { self: location } }, 202, { location });
       },
     },
     {
@@ -35,9 +49,55 @@ export function createRestHandler({ jobs, errorLog }: RestDeps) {
       async handle([id], _request, caller) {
         // As the source asks: reading a completed job hands the result over and marks it retrieved.
         const job = await jobs.retrieveJob(id!, caller);
-        return job ? json(jobBody(job)) : errorResponse(404, 'NOT_FOUND', `no job with id ${id}`);
+        return job ? json(addJobBody(job)) : errorResponse(404, 'NOT_FOUND', `no job with id ${id}`);
       },
     },
+    {
+      pattern: /^\/api\/v1\/jobs\/?$/,
+      methods: ['POST', 'GET'],
+      async handle(_params, request, caller) {
+        if (request.method === 'GET') {
+          const query = parse(ListJobsQuery, Object.fromEntries(new URL(request.url).searchParams));
+          const page = await jobs.listJobs(query, caller);
+          return json({ jobs: page.jobs.map(jobBody), pageInfo: { hasNextPage: page.hasNextPage, endCursor: page.endCursor } });
+        }
+        const body = parse(SubmitJobBody, await readJson(request, maxBodyBytes));
+        const { job, created } = await jobs.submitJob(
+          {
+            ...body,
+            idempotencyKey: body.idempotencyKey ?? request.headers.get('idempotency-key'),
+            runAt: body.runAt ? new Date(body.runAt) : null,
+          },
+          caller,
+        );
+        const location = jobLocation(job.id);
+        return json({ ...jobBody(job), created, links: { self: location } }, 202, { location });
+      },
+    },
+    {
+      pattern: /^\/api\/v1\/jobs\/([^/]+)\/?$/,
+      methods: ['GET'],
+      // A pure read: unlike the seed's /api/v1/job/:id, it never marks the job retrieved.
+      handle: async ([id], _request, caller) => found(await jobs.getJob(id!, caller), id!),
+    },
+    {
+      pattern: /^\/api\/v1\/jobs\/([^/]+)\/retrieve\/?$/,
+      methods: ['POST'],
+      handle: async ([id], _request, caller) => found(await jobs.retrieveJob(id!, caller), id!),
+    },
+    {
+      pattern: /^\/api\/v1\/jobs\/([^/]+)\/cancel\/?$/,
+      methods: ['POST'],
+      handle: async ([id], _request, caller) => json(jobBody(await jobs.cancelJob(id!, caller))),
+    },
+    {
+      pattern: /^\/api\/v1\/kinds\/?$/,
+      methods: ['GET'],
+      handle: async () => json({ kinds: jobs.listKinds() }),
+    },
+    ...(openApiDocument
+      ? [{ pattern: /^\/api\/v1\/openapi\.json$/, methods: ['GET'], handle: async () => json(openApiDocument()) }]
+      : []),
   ];
 
   return async (request: Request, pathname: string, caller: Caller): Promise<Response | null> => {
@@ -57,9 +117,63 @@ export function createRestHandler({ jobs, errorLog }: RestDeps) {
       try {
         return await route.handle(params, request, caller);
       } catch (error) {
+        if (error instanceof BodyError) return errorResponse(error.status, error.code, error.message);
         return responseForError(error, (failure) => errorLog.report(failure, request));
       }
     }
     return errorResponse(404, 'NOT_FOUND', `no route ${request.method} ${pathname}`);
   };
+}
+
+/** A request body the route cannot read: too large, not JSON. */
+class BodyError extends Error {
+  readonly status: number;
+  readonly code: string;
+
+  constructor(status: number, code: string, message: string) {
+    super(message);
+    this.status = status;
+    this.code = code;
+  }
+}
+
+/**
+ * The body as JSON, read up to `maxBytes`. Requiring a JSON content type also keeps a foreign
+ * page's plain form post (which cannot send one without asking first) from submitting jobs.
+ */
+async function readJson(request: Request, maxBytes: number): Promise<unknown> {
+  if (!JSON_CONTENT_TYPE.test(request.headers.get('content-type') ?? '')) {
+    throw new BodyError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send the body as JSON, with Content-Type: application/json');
+  }
+  const declared = Number(request.headers.get('content-length') ?? Number.NaN);
+  if (declared > maxBytes) throw new BodyError(413, 'REQUEST_ENTITY_TOO_LARGE', `the body is over ${maxBytes} bytes (MAX_BODY_BYTES)`);
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  const reader = request.body?.getReader();
+  for (;;) {
+    const chunk = await reader?.read();
+    if (!chunk || chunk.done) break;
+    size += chunk.value.byteLength;
+    if (size > maxBytes) {
+      await reader!.cancel();
+      throw new BodyError(413, 'REQUEST_ENTITY_TOO_LARGE', `the body is over ${maxBytes} bytes (MAX_BODY_BYTES)`);
+    }
+    chunks.push(chunk.value);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new BodyError(400, 'BAD_USER_INPUT', 'the body is not valid JSON');
+  }
+}
+
+/** `value` checked by a route's schema; the first problem is a 400 naming its field. */
+function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const [issue] = parsed.error.issues;
+  const keys = issue?.code === 'unrecognized_keys' ? issue.keys : [];
+  const field = [...(issue?.path ?? []), ...keys.slice(0, 1)].join('.') || 'body';
+  const message = issue?.code === 'unrecognized_keys' ? 'is not a field this route takes' : (issue?.message ?? 'is invalid');
+  throw new JobServiceError('BAD_USER_INPUT', `${field} ${message}`, field);
 }

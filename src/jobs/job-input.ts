@@ -1,9 +1,22 @@
 import { z } from 'zod';
-import { parseDecimal } from './decimal.ts';
+import type { JobKind } from '../kinds/define.ts';
+import { toPayloadJson } from '../kinds/payload.ts';
+import type { KindRegistry } from '../kinds/registry.ts';
 import { JobServiceError } from './errors.ts';
 import type { JobIdGenerator } from './ids.ts';
 import type { NewJob } from './sql/insert.ts';
 
+/** A job as a customer asks for it, of any kind. */
+export interface JobSubmission {
+  kind: string;
+  input?: unknown;
+  idempotencyKey?: string | null;
+  runAt?: Date | null;
+  priority?: number | null;
+  maxAttempts?: number | null;
+}
+
+/** The seed's `add` job, as its REST aliases and `addJob` take it. */
 export interface AddJobInput {
   num1: string;
   num2: string;
@@ -12,10 +25,20 @@ export interface AddJobInput {
   priority?: number | null;
 }
 
-/** What a request's jobs are checked against, besides their own fields. */
+/** What a request's jobs are checked against, besides their own kind's schema. */
 export interface JobInputLimits {
+  /** For jobs whose kind and submission set no maxAttempts (MAX_ATTEMPTS). */
   maxAttempts: number;
-  numberMaxDigits: number;
+  /** The largest input, as UTF-8 JSON (JOB_PAYLOAD_MAX_BYTES). */
+  maxInputBytes: number;
+}
+
+/** Where a submission's fields are named in errors: `inputs.3.` in a batch, and its input's own fields. */
+export interface FieldPaths {
+  /** Prefixes the submission's own fields (kind, idempotencyKey, ...). */
+  job: string;
+  /** Prefixes the fields of its input: `input.` for a generic submission, nothing for `add`'s numbers. */
+  input: string;
 }
 
 // RFC 3339's years. PostgreSQL's timestamptz stops at 4713 BC, while a JS Date reaches 271821 BC,
@@ -40,47 +63,70 @@ const OptionsSchema = z.object({
     .refine((date) => date >= EARLIEST_RUN_AT && date <= LATEST_RUN_AT, 'must be between the years 1 and 9999')
     .nullish(),
   priority: z.number().int().min(-1000).max(1000).nullish(),
+  maxAttempts: z.number().int().min(1).max(100).nullish(),
 });
 
+export interface NewJobContext {
+  kinds: KindRegistry;
+  owner: string;
+  ids: JobIdGenerator;
+  limits: JobInputLimits;
+}
+
 /**
- * The job one input asks for, owned by `owner`, with a fresh id; BAD_USER_INPUT names the first
- * field that is wrong, prefixed with `path` (the input's place in a batch).
+ * The job one submission asks for, owned by `owner`, with a fresh id. BAD_USER_INPUT names the
+ * first field that is wrong: an unknown kind, an input its kind's schema refuses (with the path
+ * inside the input), or an option out of range. Nothing is written for a refused submission.
  */
-export function toNewJob(
-  input: AddJobInput,
-  owner: string,
-  path: string,
-  ids: JobIdGenerator,
-  limits: JobInputLimits,
-): NewJob {
-  const options = OptionsSchema.safeParse({
-    idempotencyKey: input.idempotencyKey,
-    runAt: input.runAt,
-    priority: input.priority,
-  });
-  if (!options.success) {
-    const [issue] = options.error.issues;
-    const field = `${path}${issue?.path.join('.') ?? ''}`;
-    throw new JobServiceError('BAD_USER_INPUT', `${field} ${issue?.message ?? 'is invalid'}`, field);
+export function toNewJob(submission: JobSubmission, paths: FieldPaths, context: NewJobContext): NewJob {
+  const kind = context.kinds.get(submission.kind);
+  if (!kind) {
+    const field = `${paths.job}kind`;
+    const known = context.kinds.names.join(', ');
+    throw new JobServiceError('BAD_USER_INPUT', `${field} ${JSON.stringify(submission.kind)} is not a kind this service runs; it runs ${known}`, field);
   }
+  const options = OptionsSchema.safeParse({
+    idempotencyKey: submission.idempotencyKey,
+    runAt: submission.runAt,
+    priority: submission.priority,
+    maxAttempts: submission.maxAttempts,
+  });
+  if (!options.success) throw badInput(paths.job, options.error.issues[0]);
   return {
-    id: ids.next(),
-    kind: 'add',
-    num1: parseDecimal(String(input.num1), `${path}num1`, limits.numberMaxDigits),
-    num2: parseDecimal(String(input.num2), `${path}num2`, limits.numberMaxDigits),
-    maxAttempts: limits.maxAttempts,
+    id: context.ids.next(),
+    kind: kind.name,
+    input: checkInput(kind, submission.input, paths.input, context.limits.maxInputBytes),
+    maxAttempts: options.data.maxAttempts ?? kind.options.maxAttempts ?? context.limits.maxAttempts,
+    timeoutSeconds: kind.options.timeoutSeconds ?? null,
     runAt: options.data.runAt ?? null,
-    priority: options.data.priority ?? 0,
+    priority: options.data.priority ?? kind.options.priority ?? 0,
     idempotencyKey: options.data.idempotencyKey ?? null,
-    owner,
+    owner: context.owner,
   };
+}
+
+/** The input as its kind's schema makes it, in JSON text. */
+function checkInput(kind: JobKind, input: unknown, path: string, maxBytes: number): string {
+  const parsed = kind.input.safeParse(input);
+  if (!parsed.success) throw badInput(path, parsed.error.issues[0], 'input');
+  const payload = toPayloadJson(parsed.data, maxBytes);
+  if ('problem' in payload) {
+    const field = path.replace(/\.$/, '') || 'input';
+    throw new JobServiceError('BAD_USER_INPUT', `${field} ${payload.problem}`, field);
+  }
+  return payload.json;
+}
+
+function badInput(path: string, issue: z.core.$ZodIssue | undefined, whole = ''): JobServiceError {
+  const field = `${path}${issue?.path.join('.') ?? ''}`.replace(/\.$/, '') || whole;
+  return new JobServiceError('BAD_USER_INPUT', `${field} ${issue?.message ?? 'is invalid'}`, field);
 }
 
 /**
  * For each job, the index of the first job of the request with its idempotency key (its own index
  * when it has none, or is the first). A repeated key must repeat the input, as a retry would.
- * Numbers compare as parseDecimal wrote them: one spelling per value, so string equality is the
- * exact equality the insert statement applies to stored numbers.
+ * Inputs compare as the JSON their schemas wrote: `add` writes one spelling per number, and zod
+ * writes an object's keys in its schema's order, so equal inputs are equal text.
  */
 export function firstWithSameKey(jobs: readonly NewJob[], pathOf: (index: number) => string): number[] {
   const firstByKey = new Map<string, number>();
@@ -92,7 +138,7 @@ export function firstWithSameKey(jobs: readonly NewJob[], pathOf: (index: number
       return index;
     }
     const earlier = jobs[first]!;
-    if (earlier.kind !== job.kind || earlier.num1 !== job.num1 || earlier.num2 !== job.num2) {
+    if (earlier.kind !== job.kind || earlier.input !== job.input) {
       const field = `${pathOf(index)}idempotencyKey`;
       throw new JobServiceError('CONFLICT', `${field} repeats the key of inputs.${first} with other input`, field);
     }

@@ -3,7 +3,8 @@ import type { Job, JobStatus } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { JobServiceError, jobNotFound } from './errors.ts';
-import { type AddJobInput, firstWithSameKey, toNewJob } from './job-input.ts';
+import type { KindDescription, KindRegistry } from '../kinds/registry.ts';
+import { type AddJobInput, type FieldPaths, firstWithSameKey, type JobSubmission, toNewJob } from './job-input.ts';
 import { JobIdGenerator, toJobId } from './ids.ts';
 import { InsertCoalescer } from './insert-coalescer.ts';
 import type { JobEventHub } from './events.ts';
@@ -12,7 +13,7 @@ import { type InsertedJob, isIdempotencyRace, type NewJob, type StoredJob } from
 import { listJobsQuery, readJobStatement } from './sql/reads.ts';
 import { openJobWatch } from './watch.ts';
 
-export type { AddJobInput, Job, JobStatus };
+export type { AddJobInput, Job, JobStatus, JobSubmission };
 
 /** Who is asking. Jobs belong to the key that created them; '' while the service has no keys. */
 export interface Caller {
@@ -20,13 +21,16 @@ export interface Caller {
 }
 
 export interface JobServiceLimits {
+  /** For jobs whose kind and submission set none (MAX_ATTEMPTS). */
   maxAttempts: number;
-  numberMaxDigits: number;
   maxBatchSize: number;
+  /** The largest input, as UTF-8 JSON (JOB_PAYLOAD_MAX_BYTES). */
+  maxInputBytes: number;
 }
 
 export interface ListJobsArgs {
   status?: JobStatus | null;
+  kind?: string | null;
   first?: number | null;
   after?: string | null;
 }
@@ -38,6 +42,11 @@ export interface JobPage {
 }
 
 export interface JobServiceOptions {
+  db: Database;
+  hub: JobEventHub;
+  /** The kinds a submission may name. */
+  kinds: KindRegistry;
+  limits: JobServiceLimits;
   metrics?: Metrics;
   /** Job state changes made here (created, retrieved, cancelled) are logged at debug. */
   logger?: Logger;
@@ -57,39 +66,67 @@ export class JobService {
 
   private readonly db: Database;
   private readonly hub: JobEventHub;
+  private readonly kinds: KindRegistry;
   private readonly limits: JobServiceLimits;
   private readonly options: JobServiceOptions;
 
-  constructor(db: Database, hub: JobEventHub, limits: JobServiceLimits, options: JobServiceOptions = {}) {
-    this.db = db;
-    this.hub = hub;
-    this.limits = limits;
+  constructor(options: JobServiceOptions) {
     this.options = options;
+    this.db = options.db;
+    this.hub = options.hub;
+    this.kinds = options.kinds;
+    this.limits = options.limits;
     // A shared statement never grows past what one request may send on its own.
-    this.inserts = new InsertCoalescer(db, Math.max(limits.maxBatchSize, 1000));
+    this.inserts = new InsertCoalescer(options.db, Math.max(options.limits.maxBatchSize, 1000));
   }
 
+  /** The seed's job: an `add` of two numbers, whose errors name `num1` and `num2` as they always have. */
   async addJob(input: AddJobInput, caller: Caller): Promise<InsertedJob> {
     const [inserted] = await this.addJobs([input], caller);
     return inserted!;
   }
 
-  /**
-   * Adds jobs in one statement, all or none; the answer keeps the order of `inputs`. An
-   * idempotency key already used by the caller answers with its first job (created: false) when
-   * the kind and numbers match it, and refuses the whole request with CONFLICT when they differ.
-   */
   async addJobs(inputs: readonly AddJobInput[], caller: Caller): Promise<InsertedJob[]> {
-    if (inputs.length === 0) throw new JobServiceError('BAD_USER_INPUT', 'give at least one job', 'inputs');
-    if (inputs.length > this.limits.maxBatchSize) {
+    const submissions = inputs.map(({ num1, num2, ...options }): JobSubmission => ({ kind: 'add', input: { num1, num2 }, ...options }));
+    return this.submit(submissions, caller, (prefix) => ({ job: prefix, input: prefix }));
+  }
+
+  async submitJob(submission: JobSubmission, caller: Caller): Promise<InsertedJob> {
+    const [inserted] = await this.submitJobs([submission], caller);
+    return inserted!;
+  }
+
+  /** Jobs of any kinds, each input checked by its kind's schema. See `submit`. */
+  submitJobs(submissions: readonly JobSubmission[], caller: Caller): Promise<InsertedJob[]> {
+    return this.submit(submissions, caller, (prefix) => ({ job: prefix, input: `${prefix}input.` }));
+  }
+
+  /** The kinds a submission may name, with the JSON Schemas of their input and result. */
+  listKinds(): KindDescription[] {
+    return this.kinds.describe();
+  }
+
+  /**
+   * Adds jobs in one statement, all or none; the answer keeps the order of `submissions`. An
+   * idempotency key already used by the caller answers with its first job (created: false) when
+   * the kind and input match it, and refuses the whole request with CONFLICT when they differ.
+   */
+  private async submit(
+    submissions: readonly JobSubmission[],
+    caller: Caller,
+    pathsFor: (prefix: string) => FieldPaths,
+  ): Promise<InsertedJob[]> {
+    if (submissions.length === 0) throw new JobServiceError('BAD_USER_INPUT', 'give at least one job', 'inputs');
+    if (submissions.length > this.limits.maxBatchSize) {
       throw new JobServiceError(
         'BAD_USER_INPUT',
-        `at most ${this.limits.maxBatchSize} jobs fit in one request; got ${inputs.length}`,
+        `at most ${this.limits.maxBatchSize} jobs fit in one request; got ${submissions.length}`,
         'inputs',
       );
     }
-    const pathOf = (index: number) => (inputs.length > 1 ? `inputs.${index}.` : '');
-    const jobs = inputs.map((input, index) => toNewJob(input, caller.owner, pathOf(index), this.ids, this.limits));
+    const pathOf = (index: number) => (submissions.length > 1 ? `inputs.${index}.` : '');
+    const context = { kinds: this.kinds, owner: caller.owner, ids: this.ids, limits: this.limits };
+    const jobs = submissions.map((submission, index) => toNewJob(submission, pathsFor(pathOf(index)), context));
     const firstOf = firstWithSameKey(jobs, pathOf);
     const sent = jobs.filter((_job, index) => firstOf[index] === index);
     const stored = await this.insertRequest(sent);
@@ -182,6 +219,7 @@ export class JobService {
     const rows = await listJobsQuery(this.db, {
       owner: caller.owner,
       status: args.status ?? undefined,
+      kind: args.kind ?? undefined,
       before: after,
       limit: first + 1,
     });

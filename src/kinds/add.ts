@@ -41,3 +41,8 @@ export function addKind({ maxDigits, delayMs = 0 }: AddKindOptions) {
     },
   });
 }
+
+/** An `add` job's numbers, for the seed's surfaces that show them as fields; null for other kinds. */
+export function addNumbersOf(job: { kind: string; input: unknown }): { num1: string; num2: string } | null {
+  return job.kind === 'add' ? (job.input as { num1: string; num2: string }) : null;
+}

@@ -64,6 +64,13 @@ export interface JobKind<In extends z.ZodType = z.ZodType, Out extends z.ZodType
 
 export const KIND_NAME = /^[A-Za-z][A-Za-z0-9_.-]{0,63}$/;
 
+/**
+ * Marks what defineKind made, so a kinds module's exports can be told apart from other values.
+ * Symbol.for, not a module's own symbol: a team's code and the service may load two copies of
+ * this file (a linked package, say), and a kind from either must count.
+ */
+const DEFINED_KIND = Symbol.for('job-service.kind');
+
 export class KindDefinitionError extends Error {
   override name = 'KindDefinitionError';
 }
@@ -73,7 +80,11 @@ export function defineKind<In extends z.ZodType, Out extends z.ZodType>(definiti
   const { name, description, input, result, options = {}, handler } = definition;
   const problem = kindProblem(definition);
   if (problem) throw new KindDefinitionError(`kind ${JSON.stringify(name)}: ${problem}`);
-  return Object.freeze({ name, description, input, result, options: Object.freeze({ ...options }), handler });
+  return Object.freeze({ name, description, input, result, options: Object.freeze({ ...options }), handler, [DEFINED_KIND]: true });
+}
+
+export function isJobKind(value: unknown): value is JobKind {
+  return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[DEFINED_KIND] === true;
 }
 
 function kindProblem({ name, input, result, options = {}, handler }: KindDefinition<z.ZodType, z.ZodType>): string | undefined {
@@ -106,4 +117,9 @@ function isSchema(value: unknown): value is z.ZodType {
 
 function isIntegerIn(value: unknown, min: number, max: number): boolean {
   return Number.isInteger(value) && (value as number) >= min && (value as number) <= max;
+}
+
+/** Thrown by a handler when retrying cannot help: the job fails at once. */
+export class PermanentJobError extends Error {
+  override name = 'PermanentJobError';
 }

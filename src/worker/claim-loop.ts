@@ -1,6 +1,6 @@
 import type { Database } from '../db/database.ts';
 import type { JobEventHub } from '../jobs/events.ts';
-import { type ClaimedJob, claimBatchStatement } from '../jobs/sql/claim.ts';
+import { type ClaimedJob, claimBatchStatement, type ClaimScope } from '../jobs/sql/claim.ts';
 import type { JobEvent } from '../jobs/sql/job-events.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
@@ -43,7 +43,7 @@ export interface ClaimLoopOptions {
   concurrency: number;
   prefetch: number;
   pollIntervalMs: number;
-  jobTimeoutSeconds: number;
+  scope: ClaimScope;
 }
 
 const MAX_CLAIM_BACKOFF_MS = 30_000;
@@ -136,11 +136,9 @@ export class ClaimLoop {
 
   /** Claims up to `free` jobs, and fails for good those whose last attempt timed out. */
   private async claim(free: number): Promise<ClaimedJob[]> {
-    const { db, workerId, jobTimeoutSeconds } = this.options;
-    const batch = await claimBatchStatement(db, workerId, free, jobTimeoutSeconds);
-    for (const job of batch.timedOut) {
-      recordFailed(this.options, job, 'timeout', `timed out: no heartbeat for ${jobTimeoutSeconds} s on its last attempt`);
-    }
+    const { db, workerId, scope } = this.options;
+    const batch = await claimBatchStatement(db, workerId, free, scope);
+    for (const job of batch.timedOut) recordFailed(this.options, job, 'timeout', job.lastError);
     return batch.claimed;
   }
 

@@ -1,7 +1,8 @@
 import { NotWritten } from '../db/statement-batcher.ts';
-import { parseDecimal } from '../jobs/decimal.ts';
-import { type JobHandlers, PermanentJobError } from '../jobs/handlers.ts';
 import type { ClaimedJob } from '../jobs/sql/claim.ts';
+import { type JobContext, type JobKind, PermanentJobError, type ThreadHandler } from '../kinds/define.ts';
+import { preview, toPayloadJson } from '../kinds/payload.ts';
+import type { KindRegistry } from '../kinds/registry.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { OutcomeWriter } from './outcome-writer.ts';
@@ -35,8 +36,17 @@ export interface HeldJob {
   settled?: Promise<void>;
 }
 
+/** Runs the handlers of kinds that ask for a worker thread (see ThreadPool). */
+export interface ThreadRunner {
+  run(handler: ThreadHandler, input: unknown, context: JobContext): Promise<unknown>;
+}
+
 export interface ExecutorOptions {
-  handlers: JobHandlers;
+  kinds: KindRegistry;
+  /** Needed only when a kind's handler runs in a thread. */
+  threads?: ThreadRunner;
+  /** The largest result stored, as UTF-8 JSON (JOB_PAYLOAD_MAX_BYTES). */
+  maxResultBytes: number;
   concurrency: number;
   logger: Logger;
   metrics?: Metrics;
@@ -49,7 +59,6 @@ export interface ExecutorOptions {
   onPlaceFreed: () => void;
 }
 
-const MAX_RESULT_DIGITS = 10_000;
 /** Weight of the newest handler time in the running average the queue depth follows. */
 const HANDLER_TIME_SMOOTHING = 0.05;
 
@@ -196,16 +205,17 @@ export class Executor {
     let outcome: { result: string } | { error: unknown };
     const startedAt = performance.now();
     try {
-      const handler = this.options.handlers.get(job.kind);
-      if (!handler) throw new PermanentJobError(`no handler for job kind "${job.kind}"`);
-      const context = {
+      const kind = this.options.kinds.get(job.kind);
+      if (!kind) throw new PermanentJobError(`no handler for job kind "${job.kind}"`);
+      const context: JobContext = {
+        jobId: job.id,
         attempt: job.attempt,
         maxAttempts: job.maxAttempts,
         get signal() {
           return signalOf(entry);
         },
       };
-      outcome = { result: checkResult(await handler({ num1: job.num1, num2: job.num2 }, context)) };
+      outcome = { result: this.storableResult(kind, await this.runHandler(kind, job.input, context)) };
     } catch (error) {
       outcome = { error };
     }
@@ -219,8 +229,34 @@ export class Executor {
       if (!(written instanceof NotWritten)) return;
       outcome = { error: new Error('the result could not be stored; see the worker log') };
     }
-    const failure = writer.failureOf(job, outcome.error);
+    const failure = writer.failureOf(job, outcome.error, this.options.kinds.get(job.kind)?.options.backoff);
     if ((await writer.fail(failure)) === 'stored') writer.recordFailure(job, failure, outcome.error);
+  }
+
+  private runHandler(kind: JobKind, input: unknown, context: JobContext): unknown {
+    const { handler } = kind;
+    if (typeof handler === 'function') return handler(input, context);
+    if (!this.options.threads) throw new PermanentJobError(`kind "${kind.name}" runs in a worker thread, and this worker has no thread pool`);
+    return this.options.threads.run(handler, input, context);
+  }
+
+  /**
+   * The handler's value as the JSON to store, checked by the kind's result schema. A value that
+   * fails it is a bug in the handler: the job fails at once with the schema's message, as a retry
+   * would return the same, and nothing that breaks the kind's contract is stored.
+   */
+  private storableResult(kind: JobKind, value: unknown): string {
+    const checked = kind.result.safeParse(value);
+    if (!checked.success) {
+      const [issue] = checked.error.issues;
+      const where = issue?.path.length ? ` at ${issue.path.join('.')}` : '';
+      throw new PermanentJobError(
+        `the handler returned ${preview(value)}, which fails the result schema of ${kind.name}${where}: ${issue?.message ?? 'invalid'}`,
+      );
+    }
+    const payload = toPayloadJson(checked.data, this.options.maxResultBytes);
+    if ('problem' in payload) throw new PermanentJobError(`the result ${payload.problem}`);
+    return payload.json;
   }
 
   private observeHandlerTime(ms: number): void {
@@ -264,13 +300,4 @@ function signalOf(entry: HeldJob): AbortSignal {
     if (entry.abortedWith) entry.controller.abort(entry.abortedWith);
   }
   return entry.controller.signal;
-}
-
-/** Results are stored as numeric; a handler bug must fail its job, not the batch it is written in. */
-function checkResult(value: unknown): string {
-  try {
-    return parseDecimal(String(value), 'result', MAX_RESULT_DIGITS);
-  } catch {
-    throw new PermanentJobError(`the handler returned ${JSON.stringify(value)}, which is not a decimal number`);
-  }
 }

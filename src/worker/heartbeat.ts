@@ -6,7 +6,8 @@ import type { HeldJob } from './executor.ts';
 export interface HeartbeatOptions {
   db: Database;
   logger: Logger;
-  jobTimeoutSeconds: number;
+  /** The shortest stale timeout of the kinds this worker runs: it beats three times within it. */
+  timeoutSeconds: number;
   /** The jobs to keep: those queued or running. */
   jobs: () => HeldJob[];
   /** Told of a job the statement no longer found; true when that job was still ours to lose. */
@@ -30,7 +31,7 @@ export class Heartbeat {
   /** Beats from now on, while jobs are held; a running heartbeat goes on as it is. */
   start(): void {
     if (this.timer) return;
-    const intervalMs = Math.max(100, (this.options.jobTimeoutSeconds * 1000) / 3);
+    const intervalMs = Math.max(100, (this.options.timeoutSeconds * 1000) / 3);
     this.timer = setInterval(() => void this.beat(), intervalMs);
     this.timer.unref();
   }

@@ -1,7 +1,6 @@
 import type { Database } from '../db/database.ts';
 import { type Sent, StatementBatcher } from '../db/statement-batcher.ts';
 import type { JobEventHub } from '../jobs/events.ts';
-import { PermanentJobError } from '../jobs/handlers.ts';
 import type { ClaimedJob } from '../jobs/sql/claim.ts';
 import {
   type Completion,
@@ -12,6 +11,7 @@ import {
   storedCompletionsStatement,
   storedFailuresStatement,
 } from '../jobs/sql/outcomes.ts';
+import { PermanentJobError } from '../kinds/define.ts';
 import type { Logger } from '../logger.ts';
 import type { FailureReason, Metrics } from '../metrics/metrics.ts';
 import { type BackoffPolicy, retryDelayMs } from './backoff.ts';
@@ -66,14 +66,18 @@ export class OutcomeWriter {
   }
 
   /** Stores a job's result. A result the database refused answers `refused` (see NotWritten). */
+  /** `result` is the JSON text to store. */
   complete(job: ClaimedJob, result: string): Promise<Sent<WriteOutcome>> {
     return this.completions.push({ id: job.id, attempt: job.attempt, result });
   }
 
-  /** The failure of an attempt: retried after a backoff, or final when permanent or the last. */
-  failureOf(job: ClaimedJob, thrown: unknown): Failure {
+  /**
+   * The failure of an attempt: retried after a backoff (the kind's, else the worker's), or final
+   * when permanent or the last.
+   */
+  failureOf(job: ClaimedJob, thrown: unknown, backoff: BackoffPolicy = this.options.retry): Failure {
     const final = thrown instanceof PermanentJobError || job.attempt >= job.maxAttempts;
-    const retryInMs = final ? null : retryDelayMs(job.attempt, this.options.retry, this.options.random);
+    const retryInMs = final ? null : retryDelayMs(job.attempt, backoff, this.options.random);
     return { id: job.id, attempt: job.attempt, error: storableError(thrown), retryInMs };
   }
 

@@ -2,14 +2,14 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Database } from '../db/database.ts';
 import type { JobEventHub } from '../jobs/events.ts';
-import type { JobHandlers } from '../jobs/handlers.ts';
 import { releaseJobsStatement } from '../jobs/sql/release.ts';
+import type { KindRegistry } from '../kinds/registry.ts';
 import { StartStop } from '../lifecycle.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { BackoffPolicy } from './backoff.ts';
 import { ClaimLoop } from './claim-loop.ts';
-import { Executor, type HeldJob } from './executor.ts';
+import { Executor, type HeldJob, type ThreadRunner } from './executor.ts';
 import { Heartbeat } from './heartbeat.ts';
 import { OutcomeWriter } from './outcome-writer.ts';
 import { storableText } from './storable-text.ts';
@@ -17,7 +17,12 @@ import { storableText } from './storable-text.ts';
 export interface WorkerOptions {
   db: Database;
   hub: JobEventHub;
-  handlers: JobHandlers;
+  /** The kinds this worker runs; a job of another kind fails for good. */
+  kinds: KindRegistry;
+  /** Runs the kinds whose handlers ask for a worker thread. */
+  threads?: ThreadRunner;
+  /** The largest result stored, as UTF-8 JSON (JOB_PAYLOAD_MAX_BYTES). */
+  maxResultBytes: number;
   logger: Logger;
   concurrency: number;
   /**
@@ -27,7 +32,9 @@ export interface WorkerOptions {
    */
   prefetch?: number;
   pollIntervalMs: number;
+  /** For jobs whose kind sets no timeout. */
   jobTimeoutSeconds: number;
+  /** For jobs whose kind sets no backoff. */
   retry: BackoffPolicy;
   shutdownGraceMs: number;
   /** Defaults to host:pid:random, so a restarted process never reuses an old id. */
@@ -56,16 +63,23 @@ export class Worker extends StartStop {
     super();
     this.options = options;
     this.id = storableText(options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`);
-    const { db, hub, handlers, logger, metrics, concurrency, pollIntervalMs, jobTimeoutSeconds } = options;
+    const { db, hub, kinds, logger, metrics, concurrency, pollIntervalMs, jobTimeoutSeconds } = options;
+    const scope = {
+      kinds: kinds.names,
+      defaultTimeoutSeconds: jobTimeoutSeconds,
+      shortestTimeoutSeconds: kinds.shortestTimeoutSeconds(jobTimeoutSeconds),
+    };
     this.heartbeat = new Heartbeat({
       db,
       logger,
-      jobTimeoutSeconds,
+      timeoutSeconds: scope.shortestTimeoutSeconds,
       jobs: () => this.executor.beating(),
       lose: (entry) => this.executor.lose(entry),
     });
     this.executor = new Executor({
-      handlers,
+      kinds,
+      threads: options.threads,
+      maxResultBytes: options.maxResultBytes,
       concurrency,
       logger,
       metrics,
@@ -84,7 +98,7 @@ export class Worker extends StartStop {
       concurrency,
       prefetch: options.prefetch ?? 0,
       pollIntervalMs,
-      jobTimeoutSeconds,
+      scope,
     });
   }
 
@@ -112,7 +126,7 @@ export class Worker extends StartStop {
     this.claims.start();
     const { concurrency, prefetch, pollIntervalMs, jobTimeoutSeconds, shutdownGraceMs } = this.options;
     logger.info(
-      { workerId: this.id, concurrency, prefetch, pollIntervalMs, jobTimeoutSeconds, shutdownGraceMs },
+      { workerId: this.id, kinds: this.options.kinds.names, concurrency, prefetch, pollIntervalMs, jobTimeoutSeconds, shutdownGraceMs },
       'worker started',
     );
   }

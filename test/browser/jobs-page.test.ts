@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../../src/db/database.ts';
 import type { HttpServer } from '../../src/http/server.ts';
 import { addDecimals } from '../../src/jobs/decimal.ts';
-import { PermanentJobError } from '../../src/jobs/handlers.ts';
+import { PermanentJobError } from '../../src/kinds/define.ts';
 import type { Worker } from '../../src/worker/worker.ts';
 import { createTestApp, type TestApp, testServer } from '../helpers/api.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
@@ -250,7 +250,7 @@ describe('GraphiQL', () => {
       const shown = JSON.parse(text) as { data: { addJob: { job: { id: string; num1: string } } } };
       expect(shown.data.addJob.job).toMatchObject({ status: 'PENDING', num1: '20', num2: '22' });
       const stored = await waitForJob(api.jobs, api.hub, shown.data.addJob.job.id, statusOf('completed'));
-      expect(stored.result?.toFixed()).toBe('42');
+      expect(stored.result).toBe('42');
       expect(problemsOf(page)).toEqual([]);
     } finally {
       await page.screenshot({ path: `${ARTIFACTS}graphiql.png` });

@@ -40,7 +40,7 @@ export async function account(input: AccountInput): Promise<ScenarioReport> {
     const deadline = Date.now() + profile.drainDeadlineMs;
     for (;;) {
       ({ rows } = await client.query<Row>(
-        `SELECT id::text, status::text, result::text, attempt,
+        `SELECT id::text, status::text, result #>> '{}' AS result, attempt,
                 extract(epoch FROM completed_on - created_at)::float8 * 1000 AS latency
          FROM job WHERE id = ANY($1::uuid[])`,
         [ids],
@@ -74,7 +74,7 @@ export async function account(input: AccountInput): Promise<ScenarioReport> {
   while (load.watches.some((watch) => watch.sawCompletedAt === undefined) && Date.now() < subscriberDeadline) await sleep(200);
   const missed = load.watches.filter((watch) => {
     const last = watch.subscriber.states.at(-1);
-    return watch.sawCompletedAt === undefined || !last?.result || !sameNumber(last.result, watch.job.expected);
+    return watch.sawCompletedAt === undefined || typeof last?.result !== 'string' || !sameNumber(last.result, watch.job.expected);
   });
   for (const watch of missed.slice(0, 3)) {
     problems.push(`subscriber of ${watch.job.id} saw ${describeStates(watch.subscriber.states)} (error: ${String(watch.subscriber.error)})`);

@@ -13,7 +13,7 @@ import pg from 'pg';
 import { insertJobsStatement, type NewJob } from '../../src/jobs/sql/insert.ts';
 import { ADMIN_URL } from '../helpers/admin.ts';
 import type { TestDatabase } from '../helpers/database.ts';
-import { createHub } from '../helpers/jobs.ts';
+import { createHub, newAddJob } from '../helpers/jobs.ts';
 import { type ServiceProcess, startService } from '../helpers/processes.ts';
 import { describeStates, inLifecycleOrder, subscribe, type Subscriber } from '../helpers/subscribers.ts';
 
@@ -309,7 +309,7 @@ export async function runCluster(testDb: TestDatabase, options: ClusterOptions):
     const [summary] = await heard.db.query<Record<string, number>>({
       name: 'cluster_summary',
       text: `SELECT count(*)::int AS total,
-                    count(*) FILTER (WHERE result IS DISTINCT FROM num1 + num2)::int AS "wrongSum",
+                    count(*) FILTER (WHERE (result #>> '{}')::numeric IS DISTINCT FROM (input->>'num1')::numeric + (input->>'num2')::numeric)::int AS "wrongSum",
                     count(*) FILTER (WHERE status NOT IN ('completed', 'retrieved'))::int AS unfinished,
                     count(*) FILTER (WHERE attempt <> 1)::int AS "notOneAttempt",
                     count(*) FILTER (WHERE locked_by IS NOT NULL)::int AS locked
@@ -444,16 +444,9 @@ export async function measureDrain(testDb: TestDatabase, options: DrainOptions):
     ...options.workerEnv,
   });
   try {
-    const jobs: NewJob[] = Array.from({ length: options.jobs }, (_, i) => ({
-      id: crypto.randomUUID(),
-      kind: 'add',
-      ...bulkInput(i),
-      maxAttempts: 5,
-      runAt: null,
-      priority: 0,
-      idempotencyKey: null,
-      owner: '',
-    }));
+    const jobs: NewJob[] = Array.from({ length: options.jobs }, (_, i) =>
+      newAddJob({ id: crypto.randomUUID(), num1: bulkInput(i).num1, num2: bulkInput(i).num2, maxAttempts: 5 }),
+    );
     // Another process's burst would land on one side of the comparison only: wait (a while) for
     // a quiet second, and record how quiet it was.
     let cpuBusyBefore = 1;

@@ -1,6 +1,9 @@
 import type { Queryable } from '../../src/db/database.ts';
 import { type ClaimedJob, claimBatchStatement } from '../../src/jobs/sql/claim.ts';
 
+/** Every kind a test makes. */
+const TEST_KINDS = ['add', 'greet', 'echo', 'doomed'];
+
 /**
  * A claim taken by hand in a test: the jobs it took, without the stale ones it failed. It stays
  * out of src/ because a caller there must not drop those: the worker counts and logs each
@@ -10,7 +13,9 @@ export async function claimJobsStatement(
   db: Queryable,
   workerId: string,
   limit: number,
-  timeoutSeconds: number,
+  timeout: number | { defaultSeconds: number; shortestSeconds: number },
 ): Promise<ClaimedJob[]> {
-  return (await claimBatchStatement(db, workerId, limit, timeoutSeconds)).claimed;
+  const { defaultSeconds, shortestSeconds } = typeof timeout === 'number' ? { defaultSeconds: timeout, shortestSeconds: timeout } : timeout;
+  const scope = { kinds: TEST_KINDS, defaultTimeoutSeconds: defaultSeconds, shortestTimeoutSeconds: shortestSeconds };
+  return (await claimBatchStatement(db, workerId, limit, scope)).claimed;
 }

@@ -1,32 +1,63 @@
+import { z } from 'zod';
 import type { Database } from '../../src/db/database.ts';
 import { JobEventHub } from '../../src/jobs/events.ts';
 import type { Metrics } from '../../src/metrics/metrics.ts';
-import { createHandlers, type JobHandler } from '../../src/jobs/handlers.ts';
-import { type Caller, type Job, JobService } from '../../src/jobs/service.ts';
+import { type Caller, type Job, JobService, type JobServiceLimits, type JobServiceOptions } from '../../src/jobs/service.ts';
+import { addKind } from '../../src/kinds/add.ts';
+import { defineKind, type JobKind, type KindHandler } from '../../src/kinds/define.ts';
+import { KindRegistry } from '../../src/kinds/registry.ts';
+import type { NewJob } from '../../src/jobs/sql/insert.ts';
 import { Worker, type WorkerOptions } from '../../src/worker/worker.ts';
 import { createTestDatabase, type TestDatabase, testLogger } from './database.ts';
 
 export const ANONYMOUS: Caller = { owner: '' };
 
+/** Limits of a test's service; `numberMaxDigits` shapes its `add` kind. */
+export type TestServiceLimits = Partial<JobServiceLimits> & { numberMaxDigits?: number; kinds?: KindRegistry };
+
+// biome-ignore lint/suspicious/noExplicitAny: a test's handler may take any kind's input
+type AnyHandler = KindHandler<any, unknown>;
+
+/**
+ * The kinds a test runs: the `add` kind, with its handler swapped for `handlers.add` when given,
+ * and a kind of every other name in `handlers` that takes and returns any JSON.
+ */
+export function testKinds(handlers: Record<string, AnyHandler> = {}, { numberMaxDigits = 100, extra = [] as JobKind[] } = {}): KindRegistry {
+  const add = addKind({ maxDigits: numberMaxDigits });
+  const kinds: JobKind[] = [handlers.add ? defineKind({ ...add, handler: handlers.add as typeof add.handler }) : add];
+  for (const [name, handler] of Object.entries(handlers)) {
+    if (name !== 'add') kinds.push(defineKind({ name, input: z.unknown(), result: z.unknown(), handler }));
+  }
+  return new KindRegistry([...kinds, ...extra]);
+}
+
 export function createService(
   db: Database,
   hub: JobEventHub,
-  limits: Partial<ConstructorParameters<typeof JobService>[2]> = {},
-  options: ConstructorParameters<typeof JobService>[3] = {},
+  limits: TestServiceLimits = {},
+  options: Pick<JobServiceOptions, 'metrics' | 'logger'> = {},
 ) {
-  return new JobService(db, hub, { maxAttempts: 3, numberMaxDigits: 100, maxBatchSize: 5000, ...limits }, options);
+  const { numberMaxDigits, kinds = testKinds({}, { numberMaxDigits }), ...rest } = limits;
+  return new JobService({
+    db,
+    hub,
+    kinds,
+    limits: { maxAttempts: 3, maxBatchSize: 5000, maxInputBytes: 262_144, ...rest },
+    ...options,
+  });
 }
 
 export function createWorker(
   db: Database,
   hub: JobEventHub,
-  options: Partial<Omit<WorkerOptions, 'handlers'>> & { handlers?: Record<string, JobHandler> } = {},
+  options: Partial<Omit<WorkerOptions, 'kinds'>> & { handlers?: Record<string, AnyHandler>; kinds?: KindRegistry } = {},
 ): Worker {
-  const { handlers, ...rest } = options;
+  const { handlers, kinds = testKinds(handlers), ...rest } = options;
   return new Worker({
     db,
     hub,
-    handlers: createHandlers(handlers),
+    kinds,
+    maxResultBytes: 262_144,
     logger: testLogger(),
     concurrency: 20,
     prefetch: 400,
@@ -114,4 +145,20 @@ export function deferred(): { promise: Promise<void>; resolve: () => void } {
     resolve = r;
   });
   return { promise, resolve };
+}
+
+/** A row for insertJobsStatement: an `add` of `num1` and `num2` (1 and 1 unless told), one attempt. */
+export function newAddJob(fields: Partial<NewJob> & { id: string; num1?: string; num2?: string }): NewJob {
+  const { num1 = '1', num2 = '1', ...rest } = fields;
+  return {
+    kind: 'add',
+    input: JSON.stringify({ num1, num2 }),
+    maxAttempts: 1,
+    timeoutSeconds: null,
+    runAt: null,
+    priority: 0,
+    idempotencyKey: null,
+    owner: '',
+    ...rest,
+  };
 }

@@ -3,6 +3,8 @@ import type { Builder } from '../builder.ts';
 import { serviceCall } from '../errors.ts';
 import type { JobTypes } from './job.ts';
 
+export type AddJobTypes = ReturnType<typeof addAddJobTypes>;
+
 export function addAddJobTypes(builder: Builder, { Job }: JobTypes) {
   const AddJobInput = builder.inputType('AddJobInput', {
     fields: (t) => ({
@@ -47,4 +49,6 @@ export function addAddJobTypes(builder: Builder, { Job }: JobTypes) {
       resolve: (_root, { inputs }, { jobs, caller }) => serviceCall(() => jobs.addJobs(inputs, caller)),
     }),
   );
+
+  return { AddJobPayload };
 }

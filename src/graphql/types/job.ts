@@ -1,4 +1,5 @@
 import type { Job as JobRow } from '../../generated/prisma/client.ts';
+import { addNumbersOf } from '../../kinds/add.ts';
 import type { Builder } from '../builder.ts';
 
 export type JobTypes = ReturnType<typeof addJobType>;
@@ -18,13 +19,30 @@ export function addJobType(builder: Builder) {
   // A plain object type over the job the service returns. Every resolver is given whole jobs by the
   // service, so nothing here queries (README.md, "Prisma's place").
   const Job = builder.objectRef<JobRow>('Job').implement({
-    description: 'One job: adding num1 and num2.',
+    description: 'One job of any kind: its input, its state, and its result once completed.',
     fields: (t) => ({
       id: t.exposeID('id'),
+      kind: t.exposeString('kind', { description: 'The name of its kind (see `kinds`).' }),
       status: t.expose('status', { type: JobStatus }),
-      num1: t.field({ type: 'Decimal', resolve: (job) => job.num1.toFixed() }),
-      num2: t.field({ type: 'Decimal', resolve: (job) => job.num2.toFixed() }),
-      result: t.field({ type: 'Decimal', nullable: true, resolve: (job) => job.result?.toFixed() ?? null }),
+      input: t.field({ type: 'JSON', description: "As its kind's input schema made it.", resolve: (job) => job.input }),
+      result: t.field({
+        type: 'JSON',
+        nullable: true,
+        description: "What the handler returned, as its kind's result schema describes it; null until completed. An `add` job's is the sum, a Decimal string.",
+        resolve: (job) => job.result,
+      }),
+      num1: t.field({
+        type: 'Decimal',
+        nullable: true,
+        description: 'The first number of an `add` job; null for other kinds.',
+        resolve: (job) => addNumbersOf(job)?.num1 ?? null,
+      }),
+      num2: t.field({
+        type: 'Decimal',
+        nullable: true,
+        description: 'The second number of an `add` job; null for other kinds.',
+        resolve: (job) => addNumbersOf(job)?.num2 ?? null,
+      }),
       attempt: t.exposeInt('attempt', { description: 'Attempts started so far.' }),
       maxAttempts: t.exposeInt('maxAttempts'),
       lastError: t.exposeString('lastError', { nullable: true, description: 'Why the last attempt failed.' }),

@@ -58,6 +58,7 @@ export function addQueryType(builder: Builder, { Job, JobStatus }: JobTypes) {
       description: `Your jobs, newest first, ${MAX_PAGE_SIZE} at most per page.`,
       args: {
         status: t.arg({ type: JobStatus, required: false }),
+        kind: t.arg.string({ required: false, description: 'Only jobs of this kind.' }),
         first: t.arg.int({ required: false, description: 'Page size, 1 to 100; default 20.' }),
         after: t.arg.string({ required: false }),
       },

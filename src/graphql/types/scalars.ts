@@ -1,4 +1,5 @@
 import { Kind } from 'graphql';
+import { JSONResolver } from 'graphql-scalars';
 import { createGraphQLError } from 'graphql-yoga';
 import type { Builder } from '../builder.ts';
 
@@ -23,6 +24,9 @@ export function addScalars(builder: Builder): void {
       throw badInput('a Decimal must be a string or number literal, such as "0.1"');
     },
   });
+
+  // Any JSON value, written inline in a document or sent as a variable: a job's input and result.
+  builder.addScalarType('JSON', JSONResolver);
 
   builder.scalarType('DateTime', {
     description: 'A moment in time, as an ISO 8601 string in UTC.',

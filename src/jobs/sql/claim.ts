@@ -7,8 +7,8 @@ import { epochMs } from './rows.ts';
 export interface ClaimedJob {
   id: string;
   kind: string;
-  num1: string;
-  num2: string;
+  /** As the kind's input schema made it at submission. */
+  input: unknown;
   attempt: number;
   maxAttempts: number;
   /** When the job was added, in ms since the epoch: a number is far cheaper to read than a timestamp. */
@@ -20,15 +20,21 @@ export interface TimedOutJob {
   id: string;
   kind: string;
   attempt: number;
+  lastError: string;
 }
 
 /*
  * Claiming. Two candidate sets, each read through its own partial index and locked with
  * FOR UPDATE SKIP LOCKED, so concurrent workers take disjoint rows without waiting on each other:
- * - `stale`: wip jobs whose heartbeat is older than the timeout; their worker is presumed dead.
- *   They go first, being the oldest work in the queue.
+ * - `stale`: wip jobs whose heartbeat is older than their kind's timeout (`timeout_seconds`, or
+ *   $4 when the kind has none); their worker is presumed dead. They go first, being the oldest
+ *   work in the queue. $3, the shortest timeout of any kind, bounds the index scan: without it a
+ *   claim would walk every wip job, healthy ones included, to find none stale.
  * - `due`: pending jobs whose run_at has passed, by priority, then age. Its LIMIT is what the
  *   stale set left over. (FOR UPDATE is not allowed inside a UNION, hence two CTEs.)
+ * Both take only the kinds this worker runs ($5): during a rolling deploy an older worker leaves
+ * a new kind's jobs to the workers that know it, instead of failing them. The scan steps over
+ * the rows of other kinds, so a backlog of a kind no worker runs costs every claim a little.
  * A stale job that has used its last attempt is failed here instead of being run again: a job
  * that kills its worker every time must not cycle forever.
  */
@@ -38,13 +44,15 @@ const claimJobs: Statement = {
   WITH stale AS (
     SELECT id FROM job
     WHERE status = 'wip' AND last_updated < now() - make_interval(secs => $3)
+      AND last_updated < now() - make_interval(secs => coalesce(timeout_seconds, $4))
+      AND kind = ANY($5::text[])
     ORDER BY last_updated
     LIMIT $2
     FOR UPDATE SKIP LOCKED
   ),
   due AS (
     SELECT id FROM job
-    WHERE status = 'pending' AND run_at <= now()
+    WHERE status = 'pending' AND run_at <= now() AND kind = ANY($5::text[])
     ORDER BY priority DESC, run_at, id
     LIMIT $2 - (SELECT count(*) FROM stale)
     FOR UPDATE SKIP LOCKED
@@ -56,7 +64,7 @@ const claimJobs: Statement = {
       attempt = CASE WHEN job.status = 'wip' AND job.attempt >= job.max_attempts
                      THEN job.attempt ELSE job.attempt + 1 END,
       last_error = CASE WHEN job.status = 'wip' AND job.attempt >= job.max_attempts
-                        THEN 'timed out: no heartbeat for ' || $3 || ' s on its last attempt'
+                        THEN 'timed out: no heartbeat for ' || coalesce(job.timeout_seconds, $4) || ' s on its last attempt'
                         ELSE job.last_error END,
       completed_on = CASE WHEN job.status = 'wip' AND job.attempt >= job.max_attempts
                           THEN now() END,
@@ -65,13 +73,13 @@ const claimJobs: Statement = {
       last_updated = now(),
       version = job.version + 1
     WHERE job.id IN (SELECT id FROM stale UNION ALL SELECT id FROM due)
-    RETURNING job.id, job.kind, job.num1::text AS num1, job.num2::text AS num2, job.attempt,
-              job.max_attempts AS "maxAttempts", job.status, job.version, job.priority, job.run_at,
+    RETURNING job.id, job.kind, job.input, job.attempt, job.max_attempts AS "maxAttempts", job.status,
+              job.version, job.priority, job.run_at, job.last_error AS "lastError",
               ${epochMs('job.created_at')} AS "createdAtMs"
   ),
   ${announce('claimed')},
   ${commitWithoutFlushWait}
-  SELECT id, kind, num1, num2, attempt, "maxAttempts", "createdAtMs", status
+  SELECT id, kind, input, attempt, "maxAttempts", "createdAtMs", status, "lastError"
   FROM claimed, announced, flush_not_awaited
   ORDER BY priority DESC, run_at, id`,
 };
@@ -83,6 +91,16 @@ export interface ClaimResult {
   timedOut: TimedOutJob[];
 }
 
+/** What a worker may claim, and when the stale rule takes a job back: see `claimJobs`. */
+export interface ClaimScope {
+  /** The kinds the worker runs. */
+  kinds: readonly string[];
+  /** The stale timeout of jobs whose kind sets none (JOB_TIMEOUT_SECONDS). */
+  defaultTimeoutSeconds: number;
+  /** The shortest timeout of any kind this worker runs, and at most the default. */
+  shortestTimeoutSeconds: number;
+}
+
 /**
  * Claims up to `limit` jobs for `workerId`. The stale jobs it failed come back apart, as
  * `timedOut`: the worker counts and logs each (tests claim by hand through test/helpers/claim.ts).
@@ -91,13 +109,19 @@ export async function claimBatchStatement(
   db: Queryable,
   workerId: string,
   limit: number,
-  timeoutSeconds: number,
+  scope: ClaimScope,
 ): Promise<ClaimResult> {
-  const rows = await db.query<ClaimedJob & { status: JobStatus }>(claimJobs, [workerId, limit, timeoutSeconds]);
+  const rows = await db.query<ClaimedJob & { status: JobStatus; lastError: string | null }>(claimJobs, [
+    workerId,
+    limit,
+    scope.shortestTimeoutSeconds,
+    scope.defaultTimeoutSeconds,
+    scope.kinds,
+  ]);
   const result: ClaimResult = { claimed: [], timedOut: [] };
-  for (const { status, ...job } of rows) {
+  for (const { status, lastError, ...job } of rows) {
     if (status === 'wip') result.claimed.push(job);
-    else result.timedOut.push({ id: job.id, kind: job.kind, attempt: job.attempt });
+    else result.timedOut.push({ id: job.id, kind: job.kind, attempt: job.attempt, lastError: lastError ?? 'timed out' });
   }
   return result;
 }

@@ -7,9 +7,11 @@ import { columns, type JobRow, toJob } from './rows.ts';
 export interface NewJob {
   id: string;
   kind: string;
-  num1: string;
-  num2: string;
+  /** The input as JSON text, checked by its kind's schema and for what PostgreSQL can store. */
+  input: string;
   maxAttempts: number;
+  /** The kind's stale timeout; null for the worker's default. */
+  timeoutSeconds: number | null;
   runAt: Date | null;
   priority: number;
   idempotencyKey: string | null;
@@ -22,8 +24,8 @@ export interface NewJob {
  * each row's request, and a request refused for a key conflict writes none of its rows while the
  * others go in.
  * - `found`: inputs whose (owner, key) already names a job, as of this statement's snapshot. Each
- *   answers with that job, or, when its kind or numbers differ (numeric equality: exact, and
- *   blind to how the number was spelt), refuses its request.
+ *   answers with that job, or, when its kind or input differ (jsonb equality: blind to key order
+ *   and to how a JSON number was spelt), refuses its request.
  * - No ON CONFLICT: a key committed by another transaction after the snapshot (or still being
  *   inserted: the unique index waits for it) fails the whole statement with a unique violation
  *   instead of skipping that row, which would commit the rest of its request. The caller sends it
@@ -35,18 +37,18 @@ const insertJobs: Statement = {
   name: 'jobs_insert',
   text: `
   WITH input AS (
-    SELECT * FROM unnest($1::uuid[], $2::text[], $3::numeric[], $4::numeric[], $5::int[],
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::int[], $5::int[],
                          $6::timestamptz[], $7::int[], $8::text[], $9::text[], $10::int[])
-      AS i(id, kind, num1, num2, max_attempts, run_at, priority, idempotency_key, owner, request)
+      AS i(id, kind, input, max_attempts, timeout_seconds, run_at, priority, idempotency_key, owner, request)
   ),
   found AS (
     SELECT input.id AS input_id, input.request, job.id AS job_id,
-           (job.kind <> input.kind OR job.num1 <> input.num1 OR job.num2 <> input.num2) AS conflict
+           (job.kind <> input.kind OR job.input <> input.input) AS conflict
     FROM input JOIN job ON job.owner = input.owner AND job.idempotency_key = input.idempotency_key
   ),
   inserted AS (
-    INSERT INTO job (id, kind, num1, num2, max_attempts, run_at, priority, idempotency_key, owner)
-    SELECT id, kind, num1, num2, max_attempts, coalesce(run_at, now()), priority, idempotency_key, owner
+    INSERT INTO job (id, kind, input, max_attempts, timeout_seconds, run_at, priority, idempotency_key, owner)
+    SELECT id, kind, input, max_attempts, timeout_seconds, coalesce(run_at, now()), priority, idempotency_key, owner
     FROM input
     WHERE NOT EXISTS (SELECT 1 FROM found WHERE found.input_id = input.id)
       AND NOT EXISTS (SELECT 1 FROM found WHERE found.request = input.request AND found.conflict)
@@ -89,9 +91,9 @@ export async function insertJobsStatement(
   const rows = await db.query<JobRow & { inputId: string; outcome: StoredJob['outcome'] }>(insertJobs, [
     jobs.map((job) => job.id),
     jobs.map((job) => job.kind),
-    jobs.map((job) => job.num1),
-    jobs.map((job) => job.num2),
+    jobs.map((job) => job.input),
     jobs.map((job) => job.maxAttempts),
+    jobs.map((job) => job.timeoutSeconds),
     jobs.map((job) => job.runAt),
     jobs.map((job) => job.priority),
     jobs.map((job) => job.idempotencyKey),

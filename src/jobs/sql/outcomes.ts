@@ -11,6 +11,7 @@ import { columns, type JobRow, toJob } from './rows.ts';
 export interface Completion {
   id: string;
   attempt: number;
+  /** JSON text. */
   result: string;
 }
 
@@ -19,7 +20,7 @@ function completeJobsText(returning: string, answer: string): string {
   WITH done AS (
     UPDATE job SET status = 'completed', result = c.result, completed_on = now(), last_updated = now(),
                    locked_by = NULL, version = job.version + 1
-    FROM unnest($1::uuid[], $2::int[], $3::numeric[]) AS c(id, attempt, result)
+    FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) AS c(id, attempt, result)
     WHERE job.id = c.id AND job.attempt = c.attempt AND job.status = 'wip'
     RETURNING ${returning}
   ),
@@ -112,7 +113,7 @@ const storedCompletions: Statement = {
   name: 'jobs_stored_completions',
   text: `
   SELECT job.id FROM job
-  JOIN unnest($1::uuid[], $2::int[], $3::numeric[]) AS c(id, attempt, result)
+  JOIN unnest($1::uuid[], $2::int[], $3::jsonb[]) AS c(id, attempt, result)
     ON job.id = c.id AND job.attempt = c.attempt AND job.result = c.result
   WHERE job.status IN ('completed', 'retrieved')`,
 };

@@ -22,6 +22,7 @@ export async function readJobStatement(db: Queryable, id: string, owner: string)
 export interface JobListing {
   owner: string;
   status?: JobStatus;
+  kind?: string;
   /** The id of the last job of the previous page: the page holds older jobs only. */
   before?: string;
   limit: number;
@@ -41,6 +42,7 @@ export function listJobsQuery(db: Pick<Database, 'prisma'>, listing: JobListing)
     where: {
       owner: listing.owner,
       ...(listing.status ? { status: listing.status } : {}),
+      ...(listing.kind ? { kind: listing.kind } : {}),
       ...(listing.before ? { id: { lt: listing.before } } : {}),
     },
     orderBy: { id: 'desc' },

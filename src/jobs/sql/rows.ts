@@ -1,5 +1,5 @@
 /** A job row as the statements return it, and its conversion to the `Job` the service hands out. */
-import { Prisma, type Job } from '../../generated/prisma/client.ts';
+import type { Job } from '../../generated/prisma/client.ts';
 
 /**
  * A timestamp as whole milliseconds since the epoch. The driver parses a timestamptz's text with
@@ -12,23 +12,16 @@ export function epochMs(column: string): string {
 }
 
 export function columns(table: string): string {
-  return `${table}.id, ${table}.kind, ${table}.num1::text AS num1, ${table}.num2::text AS num2,
-  ${table}.result::text AS result, ${table}.status, ${table}.attempt, ${table}.max_attempts AS "maxAttempts",
-  ${table}.last_error AS "lastError", ${epochMs(`${table}.run_at`)} AS "runAt", ${table}.priority,
+  return `${table}.id, ${table}.kind, ${table}.input, ${table}.result, ${table}.status, ${table}.attempt,
+  ${table}.max_attempts AS "maxAttempts", ${table}.timeout_seconds AS "timeoutSeconds", ${table}.last_error AS "lastError", ${epochMs(`${table}.run_at`)} AS "runAt", ${table}.priority,
   ${table}.locked_by AS "lockedBy", ${table}.idempotency_key AS "idempotencyKey", ${table}.owner,
   ${table}.version, ${epochMs(`${table}.created_at`)} AS "createdAt",
   ${epochMs(`${table}.last_updated`)} AS "lastUpdated", ${epochMs(`${table}.completed_on`)} AS "completedOn",
   ${epochMs(`${table}.retrieved_at`)} AS "retrievedAt"`;
 }
 
-/**
- * Numbers leave the database as text, so no driver ever rounds them through a float; timestamps
- * as epoch milliseconds (see `epochMs`).
- */
-export type JobRow = Omit<Job, 'num1' | 'num2' | 'result' | 'runAt' | 'createdAt' | 'lastUpdated' | 'completedOn' | 'retrievedAt'> & {
-  num1: string;
-  num2: string;
-  result: string | null;
+/** Timestamps leave the database as epoch milliseconds (see `epochMs`); input and result as parsed JSON. */
+export type JobRow = Omit<Job, 'runAt' | 'createdAt' | 'lastUpdated' | 'completedOn' | 'retrievedAt'> & {
   runAt: number;
   createdAt: number;
   lastUpdated: number;
@@ -39,9 +32,6 @@ export type JobRow = Omit<Job, 'num1' | 'num2' | 'result' | 'runAt' | 'createdAt
 export function toJob(row: JobRow): Job {
   return {
     ...row,
-    num1: new Prisma.Decimal(row.num1),
-    num2: new Prisma.Decimal(row.num2),
-    result: row.result === null ? null : new Prisma.Decimal(row.result),
     runAt: new Date(row.runAt),
     createdAt: new Date(row.createdAt),
     lastUpdated: new Date(row.lastUpdated),

@@ -1,0 +1,57 @@
+import type { KindDescription } from '../../kinds/registry.ts';
+import type { Builder } from '../builder.ts';
+import { serviceCall } from '../errors.ts';
+import type { AddJobTypes } from './add-job.ts';
+
+/** Jobs of any kind, and the kinds themselves. */
+export function addSubmitJobTypes(builder: Builder, { AddJobPayload }: AddJobTypes) {
+  const SubmitJobInput = builder.inputType('SubmitJobInput', {
+    fields: (t) => ({
+      kind: t.string({ required: true, description: 'The name of a kind the service runs (see `kinds`).' }),
+      input: t.field({ type: 'JSON', required: true, description: "Checked by the kind's input schema; a field it refuses is named in the error." }),
+      idempotencyKey: t.string({
+        required: false,
+        description:
+          'Submitting again with the same key and input returns the first job instead of a new one; the same key with other input is refused with CONFLICT.',
+      }),
+      runAt: t.field({ type: 'DateTime', required: false, description: 'Do not start before this moment.' }),
+      priority: t.int({ required: false, description: "Higher runs first; -1000 to 1000. Default: the kind's, else 0." }),
+      maxAttempts: t.int({ required: false, description: "1 to 100. Default: the kind's, else MAX_ATTEMPTS." }),
+    }),
+  });
+
+  // Nullable, as every mutation field (see addJob): one failing mutation must not null the others.
+  builder.mutationField('submitJob', (t) =>
+    t.field({
+      type: AddJobPayload,
+      nullable: true,
+      description: 'Submits a job of any kind.',
+      args: { input: t.arg({ type: SubmitJobInput, required: true }) },
+      resolve: (_root, { input }, { jobs, caller }) => serviceCall(() => jobs.submitJob(input, caller)),
+    }),
+  );
+
+  builder.mutationField('submitJobs', (t) =>
+    t.field({
+      type: [AddJobPayload],
+      nullable: true,
+      description: 'Submits many jobs, of any kinds, in one statement: all of them, or none. The answer keeps the order of the inputs.',
+      args: { inputs: t.arg({ type: [SubmitJobInput], required: true }) },
+      resolve: (_root, { inputs }, { jobs, caller }) => serviceCall(() => jobs.submitJobs(inputs, caller)),
+    }),
+  );
+
+  const Kind = builder.objectRef<KindDescription>('Kind').implement({
+    description: 'A kind of job the service runs.',
+    fields: (t) => ({
+      name: t.exposeString('name'),
+      description: t.exposeString('description', { nullable: true }),
+      inputSchema: t.field({ type: 'JSON', description: 'JSON Schema of the input a submission sends.', resolve: (kind) => kind.inputSchema }),
+      resultSchema: t.field({ type: 'JSON', description: "JSON Schema of a completed job's result.", resolve: (kind) => kind.resultSchema }),
+    }),
+  });
+
+  builder.queryField('kinds', (t) =>
+    t.field({ type: [Kind], description: 'The kinds of job this service runs.', resolve: (_root, _args, { jobs }) => jobs.listKinds() }),
+  );
+}

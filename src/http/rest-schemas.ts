@@ -1,0 +1,76 @@
+/**
+ * The shapes of the `/api/v1/jobs` and `/api/v1/kinds` routes: what they take, checked here, and
+ * what they answer, from which `openapi.json` is generated.
+ */
+import { z } from 'zod';
+
+const JOB_STATUSES = ['pending', 'wip', 'completed', 'failed', 'retrieved', 'cancelled'] as const;
+
+export const SubmitJobBody = z
+  .object({
+    kind: z.string().describe('The name of a kind the service runs (GET /api/v1/kinds).'),
+    input: z.unknown().optional().describe("The job's input, as its kind's input schema describes it."),
+    idempotencyKey: z
+      .string()
+      .nullish()
+      .describe('Submitting again with the same key and input returns the first job; other input is refused (409).'),
+    runAt: z.iso.datetime({ offset: true }).nullish().describe('Do not start before this moment (RFC 3339).'),
+    priority: z.number().int().nullish().describe('Higher runs first; -1000 to 1000. Default: the kind\'s, else 0.'),
+    maxAttempts: z.number().int().nullish().describe("1 to 100. Default: the kind's, else MAX_ATTEMPTS."),
+  })
+  .strict();
+
+export const ListJobsQuery = z
+  .object({
+    status: z.enum(JOB_STATUSES).optional(),
+    kind: z.string().optional(),
+    first: z.coerce.number().int().optional().describe('Jobs per page, 1 to 100; default 20.'),
+    after: z.string().optional().describe('The endCursor of the previous page.'),
+  })
+  .strict();
+
+export const JobAnswer = z.object({
+  jobId: z.uuid(),
+  kind: z.string(),
+  status: z.enum(JOB_STATUSES),
+  input: z.unknown(),
+  result: z.unknown().describe('What the handler returned, as its kind\'s result schema describes it; null until completed.'),
+  attempt: z.number().int(),
+  maxAttempts: z.number().int(),
+  lastError: z.string().nullable(),
+  priority: z.number().int(),
+  runAt: z.iso.datetime(),
+  createdAt: z.iso.datetime(),
+  lastUpdated: z.iso.datetime(),
+  completedOn: z.iso.datetime().nullable(),
+  retrievedAt: z.iso.datetime().nullable(),
+});
+
+export const SubmittedJobAnswer = JobAnswer.extend({
+  created: z.boolean().describe('False when the idempotency key matched an earlier job, which is returned instead.'),
+  links: z.object({ self: z.string() }),
+});
+
+export const JobPageAnswer = z.object({
+  jobs: z.array(JobAnswer),
+  pageInfo: z.object({ hasNextPage: z.boolean(), endCursor: z.string().nullable() }),
+});
+
+export const KindsAnswer = z.object({
+  kinds: z.array(
+    z.object({
+      name: z.string(),
+      description: z.string().nullable(),
+      inputSchema: z.record(z.string(), z.unknown()).describe('JSON Schema of the input a submission sends.'),
+      resultSchema: z.record(z.string(), z.unknown()).describe("JSON Schema of a completed job's result."),
+    }),
+  ),
+});
+
+export const ErrorAnswer = z.object({
+  error: z.object({
+    code: z.string(),
+    message: z.string(),
+    field: z.string().optional().describe('The offending field, as a dotted path.'),
+  }),
+});
