@@ -1,0 +1,19 @@
+/** Counts the primes below a number: CPU-bound work, so it runs in the worker-thread pool. */
+import { z } from 'zod';
+import { defineKind } from './define.ts';
+
+export const PRIMES_MAX_BELOW = 50_000_000;
+
+export function primesKind() {
+  return defineKind({
+    name: 'primes',
+    description:
+      `Counts the prime numbers below a number (at most ${PRIMES_MAX_BELOW}), in a worker thread; ` +
+      'tens of millions take seconds.',
+    input: z.object({
+      below: z.int().min(2).max(PRIMES_MAX_BELOW).describe('Primes smaller than this are counted.'),
+    }),
+    result: z.object({ count: z.int().nonnegative().describe('How many primes are below `below`.') }),
+    handler: { module: new URL('./primes.thread.ts', import.meta.url) },
+  });
+}

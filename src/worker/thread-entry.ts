@@ -1,0 +1,67 @@
+/**
+ * What each thread of a ThreadPool runs for a task: it loads the kind's handler module (once per
+ * thread) and calls the named export with the job's input and context.
+ *
+ * Piscina may load this file with require() (tsx's CommonJS hook on Node 20, require(esm) on
+ * Node 24) or with import(), so it has no top-level await and does not read import.meta.
+ */
+
+/** The part of a JobContext a thread sees: an AbortSignal cannot cross to a thread. */
+export interface ThreadJobContext {
+  jobId: string;
+  attempt: number;
+  maxAttempts: number;
+}
+
+/** One task: a job's handler to call, or, with no module, a ping that proves the thread is up. */
+export interface ThreadTask {
+  /** The file URL of the handler module. */
+  module?: string;
+  export?: string;
+  input?: unknown;
+  context?: ThreadJobContext;
+}
+
+/**
+ * A structured clone keeps an Error's message and stack but not a name of its own (such as
+ * PermanentJobError), so the thread hands failures back as plain data for the pool to rebuild.
+ */
+export type ThreadOutcome =
+  | { ok: true; value: unknown }
+  | { ok: false; error: { name: string; message: string; stack?: string } };
+
+type ThreadHandlerFunction = (input: unknown, context: ThreadJobContext) => unknown;
+
+/**
+ * Loaded modules by URL. It lives as long as the thread, which is what the cache is for: the
+ * first job of a kind on a thread pays for the import, later ones find the module here.
+ */
+const modules = new Map<string, Promise<Record<string, unknown>>>();
+
+export default async function runThreadTask(task: ThreadTask): Promise<ThreadOutcome> {
+  if (task.module === undefined) return { ok: true, value: 'ready' };
+  try {
+    const handler = await handlerOf(task.module, task.export ?? 'default');
+    return { ok: true, value: await handler(task.input, task.context as ThreadJobContext) };
+  } catch (error) {
+    return { ok: false, error: describe(error) };
+  }
+}
+
+async function handlerOf(url: string, name: string): Promise<ThreadHandlerFunction> {
+  let loading = modules.get(url);
+  if (!loading) {
+    loading = import(url) as Promise<Record<string, unknown>>;
+    modules.set(url, loading);
+    // A failed import is not kept, so a fixed file is picked up without a restart of the pool.
+    loading.catch(() => modules.delete(url));
+  }
+  const handler = (await loading)[name];
+  if (typeof handler !== 'function') throw new TypeError(`${url} has no function export named ${JSON.stringify(name)}`);
+  return handler as ThreadHandlerFunction;
+}
+
+function describe(error: unknown): { name: string; message: string; stack?: string } {
+  if (error instanceof Error) return { name: error.name, message: error.message, stack: error.stack };
+  return { name: 'Error', message: String(error) };
+}
