@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 
 const integer = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
@@ -38,6 +39,8 @@ const ConfigSchema = z.object({
   WORKER_CONCURRENCY: integer(1, 10_000).default(100),
   WORKER_PREFETCH: integer(0, 100_000).default(400),
   WORKER_POLL_INTERVAL_MS: integer(10, 600_000).default(2000),
+  // Threads for kinds whose handler runs in one; a core is left to the event loop.
+  WORKER_THREADS: integer(1, 1024).default(() => Math.max(1, availableParallelism() - 1)),
   JOB_TIMEOUT_SECONDS: integer(1, 86_400).default(30),
   MAX_ATTEMPTS: integer(1, 100).default(5),
   RETRY_BASE_DELAY_MS: integer(0, 3_600_000).default(1000),

@@ -14,6 +14,8 @@ import { JobEventHub } from './jobs/events.ts';
 import { Pruner } from './jobs/pruner.ts';
 import { JobService } from './jobs/service.ts';
 import { addKind } from './kinds/add.ts';
+import { digestKind } from './kinds/digest.ts';
+import { primesKind } from './kinds/primes.ts';
 import type { JobKind } from './kinds/define.ts';
 import { loadKindsModule } from './kinds/load.ts';
 import { KindRegistry } from './kinds/registry.ts';
@@ -21,11 +23,18 @@ import type { Logger } from './logger.ts';
 import { StartStop } from './lifecycle.ts';
 import { createMetrics, type Metrics, registerStateGauges } from './metrics/metrics.ts';
 import { createQueueStatsReader } from './metrics/queue-stats.ts';
+import type { ThreadRunner } from './worker/executor.ts';
+import { ThreadPool } from './worker/thread-pool.ts';
 import { Worker, type WorkerOptions } from './worker/worker.ts';
 
 /** The built-in kinds as the settings shape them, and `extra` kinds next to them. */
 export function kindsFromConfig(config: Config, extra: readonly JobKind[] = []): KindRegistry {
-  return new KindRegistry([addKind({ maxDigits: config.NUMBER_MAX_DIGITS, delayMs: config.JOB_ADD_DELAY_MS }), ...extra]);
+  return new KindRegistry([
+    addKind({ maxDigits: config.NUMBER_MAX_DIGITS, delayMs: config.JOB_ADD_DELAY_MS }),
+    primesKind(),
+    digestKind(),
+    ...extra,
+  ]);
 }
 
 /** The worker as the settings describe it; the benchmarks build theirs here too. */
@@ -98,7 +107,8 @@ export class Runtime extends StartStop {
     });
 
     const runsJobs = config.ROLE !== 'api';
-    const worker = runsJobs ? workerFromConfig(config, { db, hub, logger, metrics, kinds }) : undefined;
+    const threads = runsJobs ? this.threadsFor(kinds) : undefined;
+    const worker = runsJobs ? workerFromConfig(config, { db, hub, logger, metrics, kinds, threads }) : undefined;
     registerStateGauges(metrics, {
       queueStats: createQueueStatsReader(db, {
         cacheMs: config.METRICS_CACHE_MS,
@@ -128,6 +138,23 @@ export class Runtime extends StartStop {
     const opsPort = config.ROLE === 'worker' ? (config.OPS_PORT ?? DEFAULT_OPS_PORT) : config.OPS_PORT;
     if (config.ROLE !== 'worker') await this.serveApi({ jobs, db, migrations, logger, metrics }, signal);
     if (opsPort !== undefined) await this.serveOps(db, migrations, metrics, opsPort, signal);
+  }
+
+  /**
+   * The thread pool, when a kind runs in threads. It starts with the first such job, so a
+   * process that never runs one pays nothing for it: no threads, no start-up time. It stops after
+   * the worker, which gives its jobs back first.
+   */
+  private threadsFor(kinds: KindRegistry): ThreadRunner | undefined {
+    if (!kinds.usesThreads) return undefined;
+    const pool = new ThreadPool({ size: this.config.WORKER_THREADS, logger: this.logger });
+    this.started.push(() => pool.stop());
+    return {
+      async run(handler, input, context) {
+        await pool.start();
+        return pool.run(handler, input, context);
+      },
+    };
   }
 
   /** /health, /ready and /metrics on the ops port, for the process manager and Prometheus. */

@@ -46,7 +46,7 @@ describe('JOB_KINDS_MODULE', () => {
     try {
       const base = `http://127.0.0.1:${service.port}`;
       const kinds = await call(base, 'GET', '/api/v1/kinds');
-      expect(kinds.body.kinds.map((kind: { name: string }) => kind.name)).toEqual(['add', 'invoice', 'slugify']);
+      expect(kinds.body.kinds.map((kind: { name: string }) => kind.name)).toEqual(['add', 'primes', 'digest', 'invoice', 'slugify']);
 
       const submitted = await call(base, 'POST', '/api/v1/jobs', { kind: 'slugify', input: { title: 'Crème Brûlée, à la carte!' } });
       expect(submitted.status).toBe(202);
@@ -117,6 +117,11 @@ describe('the package as a library', () => {
     expect((await call(base, 'GET', `/api/v1/jobs/${job.id}`)).status).toBe(404);
     await client.query('COMMIT');
     expect(await finished(base, job.id)).toMatchObject({ status: 'completed', result: { slug: 'hello-world' } });
+  });
+
+  it('runs the built-in primes kind in its thread pool, started by the first such job', async () => {
+    const { body } = await call(base, 'POST', '/api/v1/jobs', { kind: 'primes', input: { below: 1000 } });
+    expect(await finished(base, body.jobId)).toMatchObject({ status: 'completed', result: { count: 168 } });
   });
 
   it('enqueue in a transaction that rolls back: no job, and nothing runs', async () => {

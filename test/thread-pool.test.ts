@@ -157,8 +157,10 @@ describe('ThreadPool', () => {
       // For whoever tunes the pool: shown with --reporter=verbose and in CI logs.
       console.info(`thread idle, ${show(idle)}\nprimes below 10M in a thread, ${show(busy)}`);
       expect(busy.answers).toBeGreaterThanOrEqual(5);
-      expect(busy.maxDelayMs).toBeLessThan(50);
-      expect(busy.slowestAnswerMs).toBeLessThan(50);
+      // On the event loop the same count would hold both up for all of its 1 to 2 s. The bound
+      // leaves room for a loaded CI machine; the figures measured are in BENCHMARKS.md.
+      expect(busy.maxDelayMs).toBeLessThan(100);
+      expect(busy.slowestAnswerMs).toBeLessThan(100);
     });
   });
 

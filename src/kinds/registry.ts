@@ -29,6 +29,11 @@ export class KindRegistry {
     return [...this.byName.keys()];
   }
 
+  /** Whether a kind's handler runs in a worker thread. */
+  get usesThreads(): boolean {
+    return [...this.byName.values()].some((kind) => typeof kind.handler !== 'function');
+  }
+
   /** The shortest stale timeout any kind asks for, or `fallback` when none asks for less. */
   shortestTimeoutSeconds(fallback: number): number {
     return Math.min(fallback, ...[...this.byName.values()].map((kind) => kind.options.timeoutSeconds ?? fallback));

@@ -1,7 +1,7 @@
 import { isAbsolute } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Piscina } from 'piscina';
-import type { JobContext, ThreadHandler } from '../kinds/define.ts';
+import { type JobContext, PermanentJobError, type ThreadHandler } from '../kinds/define.ts';
 import { StartStop } from '../lifecycle.ts';
 import type { Logger } from '../logger.ts';
 import type { ThreadOutcome, ThreadTask } from './thread-entry.ts';
@@ -98,7 +98,8 @@ export class ThreadPool extends StartStop {
       throw error;
     }
     if (outcome.ok) return outcome.value;
-    const error = new Error(outcome.error.message);
+    // A thread's PermanentJobError must still fail its job at once, so it becomes one again.
+    const error = outcome.error.name === 'PermanentJobError' ? new PermanentJobError(outcome.error.message) : new Error(outcome.error.message);
     error.name = outcome.error.name;
     if (outcome.error.stack !== undefined) error.stack = outcome.error.stack;
     throw error;
