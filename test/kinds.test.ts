@@ -5,8 +5,9 @@ import { addKind } from '../src/kinds/add.ts';
 import { defineKind, KindDefinitionError, PermanentJobError } from '../src/kinds/define.ts';
 import { KindRegistry } from '../src/kinds/registry.ts';
 import type { Worker } from '../src/worker/worker.ts';
-import { JobDocument, JobsDocument, KindsDocument, SubmitJobDocument, SubmitJobsDocument } from './graphql/generated/graphql.ts';
-import { closeTestApp, codes, execute, openTestApp, type TestApp } from './helpers/api.ts';
+import { print } from 'graphql';
+import { JobDocument, JobsDocument, JobUpdatedDocument, KindsDocument, SubmitJobDocument, SubmitJobsDocument } from './graphql/generated/graphql.ts';
+import { closeTestApp, codes, execute, openTestApp, sseEvents, type TestApp } from './helpers/api.ts';
 import { claimJobsStatement } from './helpers/claim.ts';
 import type { TestDatabase } from './helpers/database.ts';
 import { ANONYMOUS, createWorker, statusOf, waitForJob } from './helpers/jobs.ts';
@@ -232,6 +233,23 @@ describe('GraphQL', () => {
   it('an add job shows its numbers both as Decimal fields and in its input', async () => {
     const result = await execute(api.app, SubmitJobDocument, { input: { kind: 'add', input: { num1: '2', num2: '3' } } });
     expect(result.data!.submitJob!.job).toMatchObject({ kind: 'add', num1: '2', num2: '3', input: { num1: '2', num2: '3' } });
+  });
+
+  it('jobUpdated follows a job of any kind to its result', async () => {
+    const { job } = await api.jobs.submitJob({ kind: 'greet', input: { name: 'Ivy' }, runAt: new Date(Date.now() + 300) }, ANONYMOUS);
+    const response = await api.app.fetch('http://yoga/graphql', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+      body: JSON.stringify({ query: print(JobUpdatedDocument), variables: { id: job.id } }),
+    });
+    const states = [];
+    for await (const event of sseEvents(response)) {
+      const { jobUpdated } = (event as { data: { jobUpdated: { status: string; kind: string; result: unknown } } }).data;
+      states.push(jobUpdated);
+      if (jobUpdated.status === 'COMPLETED') break;
+    }
+    expect(states[0]).toMatchObject({ kind: 'greet', status: 'PENDING' });
+    expect(states.at(-1)).toMatchObject({ kind: 'greet', status: 'COMPLETED', result: { greeting: 'hello Ivy' } });
   });
 
   it('refuses bad input with BAD_USER_INPUT and the path of the field', async () => {
