@@ -37,6 +37,10 @@ export interface TimedOutJob {
  * the rows of other kinds, so a backlog of a kind no worker runs costs every claim a little.
  * A stale job that has used its last attempt is failed here instead of being run again: a job
  * that kills its worker every time must not cycle forever.
+ * The UPDATE finds the locked rows by an array of their ids, through the primary key. Written as
+ * `id IN (SELECT ...)`, the planner cannot know how many rows the CTEs yield (their LIMIT is a
+ * subquery) and hash-joined them against a sequential scan of the whole table: every claim read
+ * every job, done ones included (EXPLAIN ANALYZE, 20,000 jobs, a claim of 500: 76 ms → 25 ms).
  */
 const claimJobs: Statement = {
   name: 'jobs_claim',
@@ -72,7 +76,7 @@ const claimJobs: Statement = {
                        THEN NULL ELSE $1 END,
       last_updated = now(),
       version = job.version + 1
-    WHERE job.id IN (SELECT id FROM stale UNION ALL SELECT id FROM due)
+    WHERE job.id = ANY (ARRAY(SELECT id FROM stale UNION ALL SELECT id FROM due))
     RETURNING job.id, job.kind, job.input, job.attempt, job.max_attempts AS "maxAttempts", job.status,
               job.version, job.priority, job.run_at, job.last_error AS "lastError",
               ${epochMs('job.created_at')} AS "createdAtMs"
