@@ -20,6 +20,7 @@ import { createHealthHandler } from './health.ts';
 import { createHttpSubscriptionsPlugin } from './http-subscriptions.ts';
 import { errorResponse } from './json.ts';
 import { createMetricsHandler } from './metrics.ts';
+import { buildOpenApiDocument } from './openapi.ts';
 import { createOriginPolicy, originOfRequest } from './origins.ts';
 import { createPageHandler } from './page.ts';
 import { createRequestLog } from './request-log.ts';
@@ -131,7 +132,14 @@ interface RouteParts {
 
 function createRoutes(deps: AppDeps, { errorLog, origins, graphiql }: RouteParts): Plugin {
   const { jobs, db, migrations, logger, auth, metrics } = deps;
-  const rest = createRestHandler({ jobs, errorLog, maxBodyBytes: deps.limits.maxBodyBytes });
+  // Built on its first request, then kept: it never changes while the app runs.
+  let openApi: ReturnType<typeof buildOpenApiDocument> | undefined;
+  const rest = createRestHandler({
+    jobs,
+    errorLog,
+    maxBodyBytes: deps.limits.maxBodyBytes,
+    openApiDocument: () => (openApi ??= buildOpenApiDocument()),
+  });
   const health = createHealthHandler({ db, migrations, logger });
   const metricsHandler =
     metrics && deps.serveMetrics ? createMetricsHandler({ registry: metrics.registry, logger }) : async () => null;

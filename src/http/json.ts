@@ -1,7 +1,9 @@
+import type { z } from 'zod';
 import { isTransient } from '../db/errors.ts';
 import { type JobErrorCode, JobServiceError } from '../jobs/errors.ts';
 import type { Job } from '../jobs/service.ts';
 import { addNumbersOf } from '../kinds/add.ts';
+import type { AddJobAnswer, JobAnswer } from './rest-schemas.ts';
 
 const STATUS_OF: Record<JobErrorCode, number> = {
   BAD_USER_INPUT: 400,
@@ -36,8 +38,11 @@ export function responseForError(error: unknown, report: (error: unknown) => voi
   return errorResponse(500, 'INTERNAL_SERVER_ERROR', 'unexpected error');
 }
 
-/** A job as the `/api/v1/jobs` routes show it: any kind, its input and result as JSON. */
-export function jobBody(job: Job) {
+/**
+ * A job as the `/api/v1/jobs` routes show it: any kind, its input and result as JSON. Typed by the
+ * schema openapi.json is generated from, so a field added here and not there does not compile.
+ */
+export function jobBody(job: Job): z.output<typeof JobAnswer> {
   return {
     jobId: job.id,
     kind: job.kind,
@@ -61,7 +66,7 @@ export function jobBody(job: Job) {
  * numbers as exact strings, statuses in lower case. A job of another kind, which only a generic
  * route can have made, is shown as the generic routes show it.
  */
-export function addJobBody(job: Job) {
+export function addJobBody(job: Job): z.output<typeof AddJobAnswer> | z.output<typeof JobAnswer> {
   const numbers = addNumbersOf(job);
   if (!numbers) return jobBody(job);
   return {

@@ -1,6 +1,6 @@
 /**
- * The shapes of the `/api/v1/jobs` and `/api/v1/kinds` routes: what they take, checked here, and
- * what they answer, from which `openapi.json` is generated.
+ * The shapes of the REST routes: what they take, checked here, and what they answer, from which
+ * `openapi.json` is generated (src/http/openapi.ts).
  */
 import { z } from 'zod';
 
@@ -29,7 +29,10 @@ export const ListJobsQuery = z
   })
   .strict();
 
-export const JobAnswer = z.object({
+// The answers are strict objects: a route answers exactly these fields, and openapi.json says so
+// (additionalProperties: false), so a test checking real answers against it catches a new field
+// that the document does not have.
+export const JobAnswer = z.strictObject({
   jobId: z.uuid(),
   kind: z.string(),
   status: z.enum(JOB_STATUSES),
@@ -48,17 +51,17 @@ export const JobAnswer = z.object({
 
 export const SubmittedJobAnswer = JobAnswer.extend({
   created: z.boolean().describe('False when the idempotency key matched an earlier job, which is returned instead.'),
-  links: z.object({ self: z.string() }),
+  links: z.strictObject({ self: z.string() }),
 });
 
-export const JobPageAnswer = z.object({
+export const JobPageAnswer = z.strictObject({
   jobs: z.array(JobAnswer),
-  pageInfo: z.object({ hasNextPage: z.boolean(), endCursor: z.string().nullable() }),
+  pageInfo: z.strictObject({ hasNextPage: z.boolean(), endCursor: z.string().nullable() }),
 });
 
-export const KindsAnswer = z.object({
+export const KindsAnswer = z.strictObject({
   kinds: z.array(
-    z.object({
+    z.strictObject({
       name: z.string(),
       description: z.string().nullable(),
       inputSchema: z.record(z.string(), z.unknown()).describe('JSON Schema of the input a submission sends.'),
@@ -67,8 +70,29 @@ export const KindsAnswer = z.object({
   ),
 });
 
-export const ErrorAnswer = z.object({
-  error: z.object({
+/** A job as the seed's routes, `/api/v1/add` and `/api/v1/job`, show an `add` job (json.ts addJobBody). */
+export const AddJobAnswer = z.strictObject({
+  jobId: z.uuid(),
+  status: z.enum(JOB_STATUSES),
+  num1: z.string().describe('As stored: plain decimal notation, without leading zeros or a plus sign.'),
+  num2: z.string(),
+  result: z.string().nullable().describe('The exact sum, as a decimal string; null until completed.'),
+  attempt: z.number().int(),
+  maxAttempts: z.number().int(),
+  lastError: z.string().nullable(),
+  createdAt: z.iso.datetime(),
+  lastUpdated: z.iso.datetime(),
+  completedOn: z.iso.datetime().nullable(),
+  retrievedAt: z.iso.datetime().nullable(),
+});
+
+export const AddedJobAnswer = AddJobAnswer.extend({
+  created: SubmittedJobAnswer.shape.created,
+  links: z.strictObject({ self: z.string().describe('GET it to read the job (and take its result).') }),
+});
+
+export const ErrorAnswer = z.strictObject({
+  error: z.strictObject({
     code: z.string(),
     message: z.string(),
     field: z.string().optional().describe('The offending field, as a dotted path.'),

@@ -84,6 +84,7 @@ export function waitForJob(
   id: string,
   done: (job: Job) => boolean,
   deadlineMs = 15_000,
+  caller: Caller = ANONYMOUS,
 ): Promise<Job> {
   return new Promise((resolve, reject) => {
     let last: Job | null = null;
@@ -91,7 +92,7 @@ export function waitForJob(
     const check = async () => {
       if (settled) return;
       try {
-        last = await service.getJob(id, ANONYMOUS);
+        last = await service.getJob(id, caller);
       } catch (error) {
         finish(() => reject(error));
         return;
