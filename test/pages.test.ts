@@ -84,6 +84,16 @@ describe('the jobs page', () => {
     expect(await (await get('/assets/graphql-ws.js')).text()).toContain('graphqlWs');
   });
 
+  it('serves the module its script imports', async () => {
+    const script = await (await get('/assets/app.js')).text();
+    const imports = [...script.matchAll(/^import .* from '\.\/([\w-]+\.js)';$/gm)].map((match) => `/assets/${match[1]}`);
+    expect(imports).toEqual(['/assets/schema-form.js']);
+    const module = await get(imports[0]!);
+    expect(module.status).toBe(200);
+    expect(module.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+    expect(await module.text()).toContain('export function buildSchemaForm');
+  });
+
   it('answers a repeated load with 304 when nothing changed', async () => {
     const first = await get('/assets/app.js');
     const etag = first.headers.get('etag')!;
@@ -105,7 +115,7 @@ describe('on a service with API keys', () => {
     try {
       const status = async (path: string, headers: Record<string, string> = {}) =>
         (await keyed.app.fetch(`http://yoga${path}`, { headers })).status;
-      for (const path of ['/', '/assets/app.js', '/assets/app.css', '/assets/graphql-ws.js', '/metrics', '/health']) {
+      for (const path of ['/', '/assets/app.js', '/assets/schema-form.js', '/assets/app.css', '/assets/graphql-ws.js', '/metrics', '/health']) {
         expect(await status(path), path).toBe(200);
       }
       expect(await status('/graphql', { accept: 'text/html' })).toBe(200);

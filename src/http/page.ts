@@ -31,9 +31,10 @@ const PAGE_HEADERS = {
 };
 
 /**
- * The jobs page at `/`: one HTML file, its script and stylesheet, and graphql-ws's browser build
- * from node_modules. No build step; files are read once, on first request. They are revalidated
- * on every load (ETag), so a deploy shows at once and an unchanged file costs a 304.
+ * The jobs page at `/`: one HTML file, its scripts (app.js imports schema-form.js), its stylesheet,
+ * and graphql-ws's browser build from node_modules. No build step; files are read once, on first
+ * request. They are revalidated on every load (ETag), so a deploy shows at once and an unchanged
+ * file costs a 304.
  */
 export function createPageHandler() {
   const require = createRequire(import.meta.url);
@@ -42,6 +43,7 @@ export function createPageHandler() {
   const files = new Map<string, StaticFile>([
     ['/', { path: join(PAGE_DIR, 'index.html'), contentType: 'text/html; charset=utf-8', headers: PAGE_HEADERS }],
     ['/assets/app.js', { path: join(PAGE_DIR, 'app.js'), contentType: javascript }],
+    ['/assets/schema-form.js', { path: join(PAGE_DIR, 'schema-form.js'), contentType: javascript }],
     ['/assets/app.css', { path: join(PAGE_DIR, 'app.css'), contentType: 'text/css; charset=utf-8' }],
     ['/assets/graphql-ws.js', { path: graphqlWs, contentType: javascript }],
   ]);

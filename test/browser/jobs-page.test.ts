@@ -3,14 +3,15 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { type Browser, type BrowserContext, type BrowserContextOptions, chromium, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import type { Database } from '../../src/db/database.ts';
 import type { HttpServer } from '../../src/http/server.ts';
 import { addDecimals } from '../../src/jobs/decimal.ts';
-import { PermanentJobError } from '../../src/kinds/define.ts';
+import { defineKind, PermanentJobError } from '../../src/kinds/define.ts';
 import type { Worker } from '../../src/worker/worker.ts';
 import { createTestApp, type TestApp, testServer } from '../helpers/api.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
-import { ANONYMOUS, createWorker, statusOf, waitForJob } from '../helpers/jobs.ts';
+import { ANONYMOUS, createWorker, deferred, statusOf, testKinds, waitForJob } from '../helpers/jobs.ts';
 
 /** Debian's Chromium (test/browser/ensure-chromium.sh installs it), headless, quiet on the network. */
 const CHROMIUM = '/usr/bin/chromium';
@@ -51,23 +52,64 @@ const twoPlusThreeMayFinish = new Promise<void>((resolve) => {
   releaseTwoPlusThree = resolve;
 });
 
+/** Holds parcel jobs in their worker until the test has seen them pending. */
+const parcelsMayFinish = deferred();
+
+/**
+ * A kind whose form the page builds from its schema: every kind of field it renders, and checks
+ * (the refines) that only the server makes, so a value can pass the page and still be refused.
+ */
+const parcel = defineKind({
+  name: 'parcel',
+  description: 'Prints a parcel label.',
+  input: z.object({
+    title: z
+      .string()
+      .min(3)
+      .max(40)
+      .describe('What the label says.')
+      .refine((title) => !/forbidden/i.test(title), 'must not say forbidden'),
+    copies: z.number().int().min(1).max(10).default(1),
+    colour: z.enum(['red', 'green', 'blue']),
+    urgent: z.boolean().default(false),
+    tags: z.array(z.string().min(1).refine((tag) => tag === tag.toLowerCase(), 'must be lower case')).max(5),
+    address: z
+      .object({
+        street: z.string().min(1).refine((street) => street !== 'Nowhere 0', 'is not a street we deliver to'),
+        postcode: z.string().regex(/^\d{5}$/),
+      })
+      .describe('Where it goes.'),
+    // No form field fits a record: the page asks for JSON.
+    extras: z.record(z.string(), z.string()).optional().describe('Anything else for the label.'),
+  })
+    // About the whole input, so about no one field.
+    .refine(({ urgent, copies }) => !(urgent && copies > 5), 'urgent labels come five at most'),
+  result: z.object({ label: z.string(), copies: z.number() }),
+  handler: async ({ title, copies, colour, urgent, tags, address }) => {
+    await parcelsMayFinish.promise;
+    const label = `${urgent ? 'URGENT ' : ''}${title} (${colour}, ${tags.join('/')}) to ${address.street}, ${address.postcode}`;
+    return { label, copies };
+  },
+});
+
 beforeAll(async () => {
   testDb = await createTestDatabase(import.meta.filename);
   db = testDb.open();
-  api = await createTestApp(db);
-  server = testServer(api);
-  await server.start();
-  base = `http://127.0.0.1:${server.address.port}`;
-  worker = createWorker(db, api.hub, {
-    metrics: api.metrics,
-    handlers: {
+  const kinds = testKinds(
+    {
       add: async (input) => {
         if (input.num1 === '2' && input.num2 === '3') await twoPlusThreeMayFinish;
         if (input.num1 === '13') throw new PermanentJobError('13 is refused on principle');
         return addDecimals(input.num1, input.num2);
       },
     },
-  });
+    { extra: [parcel] },
+  );
+  api = await createTestApp(db, { service: { kinds } });
+  server = testServer(api);
+  await server.start();
+  base = `http://127.0.0.1:${server.address.port}`;
+  worker = createWorker(db, api.hub, { metrics: api.metrics, kinds });
   await worker.start();
   browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
   await mkdir(ARTIFACTS, { recursive: true });
@@ -75,6 +117,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   releaseTwoPlusThree();
+  parcelsMayFinish.resolve();
   for (const context of contexts) await context.close();
   await browser?.close();
   await worker?.stop();
@@ -166,6 +209,184 @@ describe('the jobs page', () => {
     expect(await page.locator('#num1-error').innerText()).toMatch(/plain decimal/);
     expect(await page.evaluate(() => document.activeElement?.id)).toBe('num1');
     expect(await page.locator('#jobs > li').count()).toBe(before);
+  });
+});
+
+describe('the jobs page with a kind of its own', () => {
+  /** The field of the generated form at `path`, as the service names fields. */
+  const fieldAt = (page: Page, path: string) => page.locator(`[data-path="${path}"]`);
+
+  async function openParcelForm(options?: BrowserContextOptions): Promise<Page> {
+    const page = await openJobsPage(options);
+    await page.locator('#kind option[value="parcel"]').waitFor({ state: 'attached', ...PATIENCE });
+    await page.getByLabel('Kind of job').selectOption('parcel');
+    await page.locator('#kind-form').waitFor(PATIENCE);
+    return page;
+  }
+
+  async function fillParcel(page: Page, { title, street }: { title: string; street: string }) {
+    await page.getByLabel(/^title/).fill(title);
+    await page.getByLabel(/^copies/).fill('2');
+    await page.getByLabel(/^colour/).selectOption('green');
+    await page.getByLabel(/^urgent/).check();
+    const tags = fieldAt(page, 'tags');
+    await tags.getByRole('button', { name: 'Add item to tags' }).click();
+    await tags.locator('input').nth(0).fill('fragile');
+    await tags.getByRole('button', { name: 'Add item to tags' }).click();
+    await tags.locator('input').nth(1).fill('books');
+    await page.getByLabel(/^street/).fill(street);
+    await page.getByLabel(/^postcode/).fill('12345');
+  }
+
+  it('lists every kind, and builds the form of one from its schema', async () => {
+    const page = await openParcelForm({ ...DESKTOP, bypassCSP: true });
+    expect(await page.locator('#kind option').allInnerTexts()).toEqual(['add', 'parcel']);
+    expect(await page.locator('#add-heading').innerText()).toBe('New parcel job');
+    expect(await page.locator('#kind-description').innerText()).toBe('Prints a parcel label.');
+    expect(await page.locator('#add-form').isVisible()).toBe(false);
+
+    const title = page.getByLabel(/^title/);
+    expect(await title.getAttribute('maxlength')).toBe('40');
+    expect(await title.getAttribute('aria-required')).toBe('true');
+    expect(await fieldAt(page, 'title').locator('label').innerText()).toMatch(/^title \*/);
+    expect(await fieldAt(page, 'title').locator('.hint').innerText()).toBe('What the label says. 3 to 40 characters');
+    expect(await page.getByLabel(/^copies/).inputValue()).toBe('1');
+    expect(await fieldAt(page, 'copies').locator('.hint').innerText()).toBe('A whole number from 1 to 10');
+    expect(await page.getByLabel(/^colour/).locator('option').allInnerTexts()).toEqual(['Choose…', 'red', 'green', 'blue']);
+    expect(await page.getByLabel(/^urgent/).getAttribute('type')).toBe('checkbox');
+    expect(await page.getByLabel(/^urgent/).isChecked()).toBe(false);
+    expect(await fieldAt(page, 'tags').locator('legend').innerText()).toMatch(/^tags/);
+    expect(await fieldAt(page, 'tags').locator('.hint').innerText()).toBe('At most 5 items');
+    expect(await fieldAt(page, 'address').locator('legend').innerText()).toMatch(/^address/);
+    expect(await fieldAt(page, 'address').locator('.hint').first().innerText()).toBe('Where it goes.');
+    expect(await fieldAt(page, 'address.postcode').locator('.hint').innerText()).toBe('Must match ^\\d{5}$');
+    const extras = page.getByLabel(/^extras/);
+    expect(await extras.evaluate((element) => element.tagName)).toBe('TEXTAREA');
+    expect(await extras.getAttribute('aria-required')).toBeNull();
+
+    // The page's own checks, before anything is sent.
+    const before = await page.locator('#jobs > li').count();
+    await page.getByLabel(/^title/).fill('ab');
+    await page.getByLabel(/^copies/).fill('11');
+    await page.getByLabel(/^extras/).fill('{ "gift": ');
+    await page.getByRole('button', { name: 'Submit job' }).click();
+    expect(await fieldAt(page, 'title').locator('.field-error').innerText()).toBe('Use at least 3 characters.');
+    expect(await fieldAt(page, 'copies').locator('.field-error').innerText()).toBe('Enter 10 or less.');
+    expect(await fieldAt(page, 'colour').locator('.field-error').innerText()).toBe('Choose one.');
+    expect(await fieldAt(page, 'address.street').locator('.field-error').innerText()).toBe('Enter a value.');
+    expect(await fieldAt(page, 'address.postcode').locator('.field-error').innerText()).toBe('Must match ^\\d{5}$.');
+    expect(await fieldAt(page, 'extras').locator('.field-error').innerText()).toBe('This is not valid JSON.');
+    expect(await page.evaluate(() => document.activeElement?.closest('[data-path]')?.getAttribute('data-path'))).toBe('title');
+    expect(await page.locator('#jobs > li').count()).toBe(before);
+
+    expect(await audit(page)).toEqual([]);
+    await fillParcel(page, { title: 'Books', street: 'Main Street 1' });
+    // Each error goes once its field changes.
+    const stale = page.locator('[data-path="title"] .field-error, [data-path^="address"] .field-error');
+    expect(await stale.evaluateAll((errors) => errors.map((error) => (error as HTMLElement).hidden))).toEqual([true, true, true]);
+    await page.screenshot({ path: `${ARTIFACTS}jobs-page-kind-form.png`, fullPage: true });
+  });
+
+  it('submits the form as a job, and shows its input, then its result, as JSON text', async () => {
+    const page = await openParcelForm();
+    // Markup in a value is text, on the form and in the list.
+    await fillParcel(page, { title: '<b>Hello</b>', street: 'Main Street 1' });
+    await page.getByLabel(/^extras/).fill('{ "gift": "<i>yes</i>" }');
+    await page.getByRole('button', { name: 'Submit job' }).click();
+    // The only parcel job: the other tests submit none that the service takes.
+    const job = page.locator('#jobs > li').filter({ has: page.getByRole('heading', { name: 'parcel', exact: true }) });
+    await job.waitFor(PATIENCE);
+    const id = (await job.getAttribute('data-id'))!;
+    // Its worker holds it until the test lets it go.
+    expect(['Pending', 'Running']).toContain(await job.locator('.chip').innerText());
+    const input = {
+      title: '<b>Hello</b>',
+      copies: 2,
+      colour: 'green',
+      urgent: true,
+      tags: ['fragile', 'books'],
+      address: { street: 'Main Street 1', postcode: '12345' },
+      extras: { gift: '<i>yes</i>' },
+    };
+    expect(JSON.parse(await job.locator('.input pre').innerText())).toEqual(input);
+    // Pretty-printed; the keys come in the order the database keeps them.
+    expect(await job.locator('.input pre').innerText()).toContain('\n  "title": "<b>Hello</b>",\n');
+    expect(await job.locator('b, i').count()).toBe(0);
+    expect(await job.locator('.result').count()).toBe(0);
+    expect((await api.jobs.getJob(id, ANONYMOUS))!.input).toEqual(input);
+
+    parcelsMayFinish.resolve();
+    await job.locator('.chip[data-status="COMPLETED"]').waitFor(PATIENCE);
+    const result = { label: 'URGENT <b>Hello</b> (green, fragile/books) to Main Street 1, 12345', copies: 2 };
+    expect(JSON.parse(await job.locator('.result pre').innerText())).toEqual(result);
+    await job.screenshot({ path: `${ARTIFACTS}jobs-page-kind-job.png` });
+    await job.getByRole('button', { name: `Retrieve the result of parcel job ${id}` }).click();
+    await job.locator('.chip[data-status="RETRIEVED"]').waitFor(PATIENCE);
+    expect(problemsOf(page)).toEqual([]);
+  });
+
+  it('shows what the service refuses next to the field it names', async () => {
+    const page = await openParcelForm();
+    const before = await page.locator('#jobs > li').count();
+    await fillParcel(page, { title: 'Forbidden books', street: 'Main Street 1' });
+    await page.getByRole('button', { name: 'Submit job' }).click();
+    const titleError = fieldAt(page, 'title').locator('.field-error');
+    await titleError.waitFor(PATIENCE);
+    expect(await titleError.innerText()).toBe('must not say forbidden');
+    expect(await page.getByLabel(/^title/).getAttribute('aria-invalid')).toBe('true');
+    expect(await page.evaluate(() => document.activeElement?.closest('[data-path]')?.getAttribute('data-path'))).toBe('title');
+
+    // A nested field, named by its path.
+    await page.getByLabel(/^title/).fill('Books');
+    await page.getByLabel(/^street/).fill('Nowhere 0');
+    await page.getByRole('button', { name: 'Submit job' }).click();
+    const streetError = fieldAt(page, 'address.street').locator('.field-error');
+    await streetError.waitFor(PATIENCE);
+    expect(await streetError.innerText()).toBe('is not a street we deliver to');
+    expect(await titleError.isVisible()).toBe(false);
+    expect(await page.locator('#kind-form-error').innerText()).toBe('');
+
+    // An item of a list, by its index now: the rows were renumbered when the first went.
+    await page.getByLabel(/^street/).fill('Main Street 1');
+    const tags = fieldAt(page, 'tags');
+    await tags.getByRole('button', { name: 'Remove item 1 of tags' }).click();
+    await tags.getByRole('button', { name: 'Add item to tags' }).click();
+    await tags.locator('input').nth(1).fill('Loud');
+    expect(await tags.locator('input').evaluateAll((inputs) => inputs.map((input) => (input as HTMLInputElement).value))).toEqual(['books', 'Loud']);
+    expect(await tags.locator('label').allInnerTexts()).toEqual(['Item 1', 'Item 2']);
+    await page.getByRole('button', { name: 'Submit job' }).click();
+    const loud = tags.locator('li').nth(1);
+    await loud.locator('.field-error').waitFor(PATIENCE);
+    expect(await loud.locator('.field-error').innerText()).toBe('must be lower case');
+    expect(await loud.locator('input').getAttribute('aria-invalid')).toBe('true');
+    expect(await tags.locator('li').nth(0).locator('input').getAttribute('aria-invalid')).toBe('false');
+
+    // A refusal of the input as a whole is shown under the form.
+    await tags.locator('input').nth(1).fill('loud');
+    await page.getByLabel(/^copies/).fill('6');
+    await page.getByRole('button', { name: 'Submit job' }).click();
+    await expect.poll(() => page.locator('#kind-form-error').innerText(), PATIENCE).toBe(
+      'Could not submit the job: input urgent labels come five at most',
+    );
+    expect(await page.locator('#kind-form .field-error:not([hidden])').count()).toBe(0);
+    expect(await page.locator('#jobs > li').count()).toBe(before);
+    expect(problemsOf(page)).toEqual([]);
+  });
+
+  it('goes back to the add form, which works as before', async () => {
+    const page = await openParcelForm();
+    await page.getByLabel('Kind of job').selectOption('add');
+    expect(await page.locator('#add-heading').innerText()).toBe('Add two numbers');
+    expect(await page.locator('#kind-form').isVisible()).toBe(false);
+    await page.getByLabel('First number').fill('40');
+    await page.getByLabel('Second number').fill('2');
+    await page.getByRole('button', { name: 'Add', exact: true }).click();
+    const job = page.getByRole('listitem').filter({ has: page.getByRole('heading', { name: /^40 \+ 2/ }) });
+    await job.locator('.chip[data-status="COMPLETED"]').waitFor(PATIENCE);
+    expect(await job.getByRole('heading').innerText()).toBe('40 + 2 = 42');
+    expect(await job.locator('dd code').first().innerText()).toBe('add');
+    expect(await job.locator('pre').count()).toBe(0);
+    expect(problemsOf(page)).toEqual([]);
   });
 });
 
@@ -290,7 +511,7 @@ describe('accessibility and small screens', () => {
   it('can be used from the keyboard, with the focus always visible', async () => {
     const page = await openJobsPage();
     const stops: string[] = [];
-    for (let i = 0; i < 6; i += 1) {
+    for (let i = 0; i < 7; i += 1) {
       await page.keyboard.press('Tab');
       const focused = await page.evaluate(() => {
         const element = document.activeElement as HTMLElement;
@@ -300,7 +521,7 @@ describe('accessibility and small screens', () => {
       expect(focused.outline, focused.name).toBe('solid');
       stops.push(focused.name);
     }
-    expect(stops).toEqual(['GraphiQL', 'Metrics', 'num1', 'num2', 'Add', 'refresh']);
+    expect(stops).toEqual(['GraphiQL', 'Metrics', 'kind', 'num1', 'num2', 'Add', 'refresh']);
   });
 
   // Screenshots change with every run (times, ids), so the README's copy is refreshed on request.

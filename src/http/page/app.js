@@ -3,9 +3,14 @@
 // subscription over one WebSocket (graphql-ws, served by this service as /assets/graphql-ws.js).
 // One socket carries every subscription: SSE would hold one HTTP connection per job, and a
 // browser allows only six per host over HTTP/1.1.
+//
+// `add` keeps its own two-number form; every other kind gets a form built from its input schema
+// (schema-form.js) and goes in with `submitJob`.
+
+import { buildSchemaForm } from './schema-form.js';
 
 const JOB_FIELDS = `
-  id status num1 num2 result attempt maxAttempts lastError version
+  id kind status input num1 num2 result attempt maxAttempts lastError version
   runAt createdAt lastUpdated completedOn retrievedAt`;
 // At most WS_MAX_SUBSCRIPTIONS (100 by default) operations may share one socket.
 const LIST_SIZE = 50;
@@ -170,7 +175,7 @@ function update(job, { announce = true } = {}) {
   entry.job = job;
   render(entry);
   renderCounts();
-  if (announce && before !== job.status) say(`${sumText(job)}: ${LABEL[job.status].toLowerCase()}${resultText(job)}`);
+  if (announce && before !== job.status) say(`${titleText(job)}: ${LABEL[job.status].toLowerCase()}${resultText(job)}`);
   if (FINAL.has(job.status) && entry.unsubscribe) {
     entry.unsubscribe();
     entry.unsubscribe = undefined;
@@ -202,14 +207,29 @@ function forget(id) {
 
 // ---- rendering ----------------------------------------------------------------------------------
 
+function isAdd(job) {
+  return job.kind === 'add' && job.num1 !== null && job.num1 !== undefined;
+}
+
 function sumText(job) {
   return `${job.num1} + ${job.num2}`;
 }
 
+/** How a job is named in its heading and in what is read out: `2 + 3`, or `greet job 0190…`. */
+function titleText(job) {
+  return isAdd(job) ? sumText(job) : `${job.kind} job ${job.id}`;
+}
+
 function resultText(job) {
-  if (job.result !== null && job.result !== undefined) return `, result ${job.result}`;
+  // Another kind's result may be long; it is on the page, not read out.
+  if (job.result !== null && job.result !== undefined) return isAdd(job) ? `, result ${job.result}` : '';
   if (job.status === 'FAILED' && job.lastError) return `: ${job.lastError}`;
   return '';
+}
+
+/** A JSON value, pretty-printed, as text: the input and result of a job come from its customer. */
+function json(value) {
+  return el('pre', { className: 'json' }, el('code', { textContent: JSON.stringify(value, null, 2) ?? 'null' }));
 }
 
 const timeFormat = new Intl.DateTimeFormat(undefined, { timeStyle: 'medium' });
@@ -243,8 +263,9 @@ function idDetail(id) {
 
 function render({ job, element }) {
   const titleId = `job-${job.id}`;
-  const title = el('h3', { id: titleId }, sumText(job));
-  if (job.result !== null) title.append(' = ', el('span', { className: 'result', textContent: job.result }));
+  const sum = isAdd(job);
+  const title = sum ? el('h3', { id: titleId }, sumText(job)) : el('h3', { id: titleId }, el('span', { className: 'kind', textContent: job.kind }));
+  if (sum && job.result !== null) title.append(' = ', el('span', { className: 'result', textContent: job.result }));
 
   const chip = el('span', { className: 'chip', textContent: LABEL[job.status] });
   chip.dataset.status = job.status;
@@ -252,6 +273,7 @@ function render({ job, element }) {
   const details = el(
     'dl',
     {},
+    detail('Kind', el('code', { textContent: job.kind })),
     detail('Attempts', `${job.attempt} of ${job.maxAttempts}`),
     detail('Created', time(job.createdAt)),
     new Date(job.runAt) > new Date(job.createdAt) && job.status === 'PENDING' ? detail('Runs at', time(job.runAt)) : null,
@@ -260,6 +282,17 @@ function render({ job, element }) {
     job.retrievedAt ? detail('Retrieved', time(job.retrievedAt)) : null,
     idDetail(job.id),
   );
+  // An add job's input and result are its heading; any other kind's are shown as JSON.
+  const data = sum
+    ? null
+    : el(
+        'dl',
+        { className: 'data' },
+        el('div', { className: 'input' }, el('dt', { textContent: 'Input' }), el('dd', {}, json(job.input))),
+        job.result !== null && job.result !== undefined
+          ? el('div', { className: 'result' }, el('dt', { textContent: 'Result' }), el('dd', {}, json(job.result)))
+          : null,
+      );
 
   const error = job.lastError ? el('p', { className: 'last-error', textContent: `Last error: ${job.lastError}` }) : null;
 
@@ -267,7 +300,7 @@ function render({ job, element }) {
   if (job.status === 'COMPLETED') {
     const button = el('button', { type: 'button', className: 'retrieve' }, 'Retrieve', el('span', {
       className: 'visually-hidden',
-      textContent: ` the result of ${sumText(job)}`,
+      textContent: ` the result of ${titleText(job)}`,
     }));
     button.addEventListener('click', () => retrieve(job.id, button));
     actions = el('div', { className: 'actions' }, button);
@@ -275,7 +308,7 @@ function render({ job, element }) {
 
   // Keep focus where it was when the job re-renders under it (the retrieve button goes away).
   const hadFocus = element.contains(document.activeElement);
-  element.replaceChildren(title, chip, details, ...(error ? [error] : []), ...(actions ? [actions] : []));
+  element.replaceChildren(title, chip, details, ...(data ? [data] : []), ...(error ? [error] : []), ...(actions ? [actions] : []));
   element.setAttribute('aria-labelledby', titleId);
   if (hadFocus && !element.contains(document.activeElement)) {
     element.tabIndex = -1;
@@ -328,6 +361,7 @@ async function load() {
     }
     renderCounts();
     keyAccepted();
+    if (!kinds) loadKinds();
   } catch (error) {
     if (!error.unauthenticated) $('jobs-error').textContent = `Could not load the jobs: ${error.message}`;
   } finally {
@@ -370,7 +404,7 @@ async function submit(event) {
     const job = data.addJob.job;
     add(job, { atTop: true });
     renderCounts();
-    say(`Added ${sumText(job)}: ${LABEL[job.status].toLowerCase()}`);
+    say(`Added ${titleText(job)}: ${LABEL[job.status].toLowerCase()}`);
   } catch (error) {
     const field = error.errors?.[0]?.extensions?.field;
     if (error.unauthenticated) {
@@ -380,6 +414,88 @@ async function submit(event) {
       $(field).focus();
     } else {
       $('form-error').textContent = `Could not add the job: ${error.message}`;
+    }
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// ---- other kinds ---------------------------------------------------------------------------------
+
+/** name → { name, description, inputSchema }, once the service has said which kinds it runs. */
+let kinds;
+/** The form of the kind picked, other than add. */
+let kindForm;
+
+async function loadKinds() {
+  try {
+    const data = await graphql('query Kinds { kinds { name description inputSchema } }');
+    kinds = new Map(data.kinds.map((kind) => [kind.name, kind]));
+  } catch {
+    // The add form works without the list; the next load tries again.
+    return;
+  }
+  const select = $('kind');
+  const picked = select.value;
+  select.replaceChildren(...[...kinds.keys()].map((name) => el('option', { value: name, textContent: name })));
+  select.value = kinds.has(picked) ? picked : kinds.has('add') ? 'add' : select.options[0]?.value ?? '';
+  showKind();
+}
+
+function showKind() {
+  const name = $('kind').value;
+  const kind = kinds?.get(name);
+  $('kind-description').textContent = kind?.description ?? '';
+  $('kind-form-error').textContent = '';
+  const isAddKind = name === 'add';
+  $('add-panel').hidden = !isAddKind;
+  $('kind-panel').hidden = isAddKind;
+  $('add-heading').textContent = isAddKind ? 'Add two numbers' : `New ${name} job`;
+  if (isAddKind || !kind) {
+    kindForm = undefined;
+    $('kind-fields').replaceChildren();
+    return;
+  }
+  kindForm = { name, form: buildSchemaForm(kind.inputSchema) };
+  $('kind-fields').replaceChildren(kindForm.form.element);
+}
+
+/** `input.lines.0.cents` → `lines.0.cents`, the path within the form; null for a field outside it. */
+function inputPath(field) {
+  if (field === 'input') return '';
+  return typeof field === 'string' && field.startsWith('input.') ? field.slice('input.'.length) : null;
+}
+
+async function submitKind(event) {
+  event.preventDefault();
+  if (!kindForm) return;
+  const { name, form } = kindForm;
+  $('kind-form-error').textContent = '';
+  const read = form.read();
+  if (!read.ok) return;
+  const button = event.currentTarget.querySelector('button[type="submit"]');
+  button.disabled = true;
+  try {
+    const data = await graphql(
+      `mutation Submit($input: SubmitJobInput!) { submitJob(input: $input) { job { ${JOB_FIELDS} } } }`,
+      { input: { kind: name, input: read.value } },
+    );
+    const job = data.submitJob.job;
+    add(job, { atTop: true });
+    renderCounts();
+    say(`Added ${titleText(job)}: ${LABEL[job.status].toLowerCase()}`);
+  } catch (error) {
+    const first = error.errors?.[0];
+    const field = first?.extensions?.field;
+    const path = inputPath(field);
+    // The service starts its message with the field's path; next to the field, that is said already.
+    const message = typeof field === 'string' && first.message.startsWith(`${field} `) ? first.message.slice(field.length + 1) : first?.message;
+    if (error.unauthenticated) {
+      // The key panel says what to do.
+    } else if (path !== null && kindForm?.form === form && form.showError(path, message)) {
+      // Shown, and focused, at its field.
+    } else {
+      $('kind-form-error').textContent = `Could not submit the job: ${error.message}`;
     }
   } finally {
     button.disabled = false;
@@ -410,6 +526,8 @@ function submitKey(event) {
 }
 
 $('add-form').addEventListener('submit', submit);
+$('kind').addEventListener('change', showKind);
+$('kind-form').addEventListener('submit', submitKind);
 $('refresh').addEventListener('click', load);
 $('key-form').addEventListener('submit', submitKey);
 $('forget-key').addEventListener('click', () => useKey(''));
