@@ -35,6 +35,10 @@ export interface TimedOutJob {
  * Both take only the kinds this worker runs ($5): during a rolling deploy an older worker leaves
  * a new kind's jobs to the workers that know it, instead of failing them. The scan steps over
  * the rows of other kinds, so a backlog of a kind no worker runs costs every claim a little.
+ * The test is written `array_position(...) IS NOT NULL`, not `kind = ANY(...)`: on a table not
+ * analysed yet (a bulk enqueue, autovacuum behind), the planner took `= ANY` to match almost no
+ * row, and read every pending job through a bitmap scan and sorted them, instead of walking the
+ * claim index and stopping at the LIMIT: 71 ms against 2 ms for a claim of 500 among 20,000.
  * A stale job that has used its last attempt is failed here instead of being run again: a job
  * that kills its worker every time must not cycle forever.
  * The UPDATE finds the locked rows by an array of their ids, through the primary key. Written as
@@ -49,14 +53,14 @@ const claimJobs: Statement = {
     SELECT id FROM job
     WHERE status = 'wip' AND last_updated < now() - make_interval(secs => $3)
       AND last_updated < now() - make_interval(secs => coalesce(timeout_seconds, $4))
-      AND kind = ANY($5::text[])
+      AND array_position($5::text[], kind) IS NOT NULL
     ORDER BY last_updated
     LIMIT $2
     FOR UPDATE SKIP LOCKED
   ),
   due AS (
     SELECT id FROM job
-    WHERE status = 'pending' AND run_at <= now() AND kind = ANY($5::text[])
+    WHERE status = 'pending' AND run_at <= now() AND array_position($5::text[], kind) IS NOT NULL
     ORDER BY priority DESC, run_at, id
     LIMIT $2 - (SELECT count(*) FROM stale)
     FOR UPDATE SKIP LOCKED
