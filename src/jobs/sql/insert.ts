@@ -2,7 +2,7 @@
 import type { Queryable, Statement } from '../../db/database.ts';
 import type { Job } from '../../generated/prisma/client.ts';
 import { announce } from './ctes.ts';
-import { columns, type JobRow, toJob } from './rows.ts';
+import { columns, jsonArray, type JobRow, toJob } from './rows.ts';
 
 export interface NewJob {
   id: string;
@@ -37,8 +37,9 @@ const insertJobs: Statement = {
   name: 'jobs_insert',
   text: `
   WITH input AS (
-    SELECT * FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::int[], $5::int[],
-                         $6::timestamptz[], $7::int[], $8::text[], $9::text[], $10::int[])
+    SELECT * FROM ROWS FROM (unnest($1::uuid[]), unnest($2::text[]), jsonb_array_elements($3::jsonb), unnest($4::int[]),
+                             unnest($5::int[]), unnest($6::timestamptz[]), unnest($7::int[]), unnest($8::text[]),
+                             unnest($9::text[]), unnest($10::int[]))
       AS i(id, kind, input, max_attempts, timeout_seconds, run_at, priority, idempotency_key, owner, request)
   ),
   found AS (
@@ -91,7 +92,8 @@ export async function insertJobsStatement(
   const rows = await db.query<JobRow & { inputId: string; outcome: StoredJob['outcome'] }>(insertJobs, [
     jobs.map((job) => job.id),
     jobs.map((job) => job.kind),
-    jobs.map((job) => job.input),
+    // One JSON array, not a jsonb[]: see completionValues in outcomes.ts.
+    jsonArray(jobs.map((job) => job.input)),
     jobs.map((job) => job.maxAttempts),
     jobs.map((job) => job.timeoutSeconds),
     jobs.map((job) => job.runAt),

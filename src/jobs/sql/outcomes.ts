@@ -6,7 +6,7 @@
 import type { Queryable, Statement } from '../../db/database.ts';
 import type { Job } from '../../generated/prisma/client.ts';
 import { announce } from './ctes.ts';
-import { columns, type JobRow, toJob } from './rows.ts';
+import { columns, jsonArray, type JobRow, toJob } from './rows.ts';
 
 export interface Completion {
   id: string;
@@ -20,7 +20,7 @@ function completeJobsText(returning: string, answer: string): string {
   WITH done AS (
     UPDATE job SET status = 'completed', result = c.result, completed_on = now(), last_updated = now(),
                    locked_by = NULL, version = job.version + 1
-    FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) AS c(id, attempt, result)
+    FROM ROWS FROM (unnest($1::uuid[]), unnest($2::int[]), jsonb_array_elements($3::jsonb)) AS c(id, attempt, result)
     WHERE job.id = c.id AND job.attempt = c.attempt AND job.status = 'wip'
     RETURNING ${returning}
   ),
@@ -54,8 +54,12 @@ export async function completeJobsReturningStatement(db: Queryable, completions:
   return rows.map(toJob);
 }
 
+/**
+ * The results go as one JSON array, not a jsonb[]: the driver escapes every quote of every
+ * element of an array parameter, which was a tenth of the worker's CPU in a drain of `add` jobs.
+ */
 function completionValues(completions: readonly Completion[]): unknown[] {
-  return [completions.map((c) => c.id), completions.map((c) => c.attempt), completions.map((c) => c.result)];
+  return [completions.map((c) => c.id), completions.map((c) => c.attempt), jsonArray(completions.map((c) => c.result))];
 }
 
 export interface Failure {
@@ -113,7 +117,7 @@ const storedCompletions: Statement = {
   name: 'jobs_stored_completions',
   text: `
   SELECT job.id FROM job
-  JOIN unnest($1::uuid[], $2::int[], $3::jsonb[]) AS c(id, attempt, result)
+  JOIN ROWS FROM (unnest($1::uuid[]), unnest($2::int[]), jsonb_array_elements($3::jsonb)) AS c(id, attempt, result)
     ON job.id = c.id AND job.attempt = c.attempt AND job.result = c.result
   WHERE job.status IN ('completed', 'retrieved')`,
 };

@@ -39,3 +39,8 @@ export function toJob(row: JobRow): Job {
     retrievedAt: row.retrievedAt === null ? null : new Date(row.retrievedAt),
   };
 }
+
+/** JSON texts as the text of one JSON array, for `jsonb_array_elements($n::jsonb)`. */
+export function jsonArray(jsonTexts: readonly string[]): string {
+  return `[${jsonTexts.join(',')}]`;
+}
