@@ -50,6 +50,9 @@ const ConfigSchema = z.object({
   BATCH_MAX_JOBS: integer(1, 100_000).default(5000),
   JOB_ADD_DELAY_MS: integer(0, 600_000).default(0),
   JOB_PAYLOAD_MAX_BYTES: integer(1024, 100_000_000).default(262_144),
+  // A running job's progress is written at most this often; reports in between are coalesced.
+  PROGRESS_MIN_INTERVAL_MS: integer(0, 600_000).default(250),
+  PROGRESS_MAX_BYTES: integer(64, 1_000_000).default(4096),
   // A module whose exported kinds run next to the built-in ones (src/kinds/load.ts).
   JOB_KINDS_MODULE: z.string().min(1).optional(),
   API_KEYS: z

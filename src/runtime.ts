@@ -45,6 +45,8 @@ export function workerFromConfig(
   return new Worker({
     ...parts,
     maxResultBytes: config.JOB_PAYLOAD_MAX_BYTES,
+    progressMinIntervalMs: config.PROGRESS_MIN_INTERVAL_MS,
+    maxProgressBytes: config.PROGRESS_MAX_BYTES,
     concurrency: config.WORKER_CONCURRENCY,
     prefetch: config.WORKER_PREFETCH,
     pollIntervalMs: config.WORKER_POLL_INTERVAL_MS,

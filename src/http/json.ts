@@ -49,6 +49,8 @@ export function jobBody(job: Job): z.output<typeof JobAnswer> {
     status: job.status,
     input: job.input,
     result: job.result,
+    // The worker stores only JSON objects (ProgressReporter), which the column's type cannot say.
+    progress: job.progress as Record<string, unknown> | null,
     attempt: job.attempt,
     maxAttempts: job.maxAttempts,
     lastError: job.lastError,

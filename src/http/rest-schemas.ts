@@ -38,6 +38,10 @@ export const JobAnswer = z.strictObject({
   status: z.enum(JOB_STATUSES),
   input: z.unknown(),
   result: z.unknown().describe('What the handler returned, as its kind\'s result schema describes it; null until completed.'),
+  progress: z
+    .record(z.string(), z.unknown())
+    .nullable()
+    .describe("How far the handler has got, as it last reported; null until it reports. A retry keeps the failed attempt's until the next attempt reports."),
   attempt: z.number().int(),
   maxAttempts: z.number().int(),
   lastError: z.string().nullable(),

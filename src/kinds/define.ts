@@ -25,6 +25,15 @@ export interface JobContext {
   maxAttempts: number;
   /** Fires when the worker gives the job up: at shutdown, or when it lost the job to the stale rule. */
   readonly signal: AbortSignal;
+  /**
+   * Tells the job's watchers how far it has got: a small JSON object, such as
+   * `{ percent: 40, message: "page 4 of 10" }`, checked by the kind's `progress` schema. It returns
+   * at once and never throws: the value is stored in the background, at most every
+   * PROGRESS_MIN_INTERVAL_MS (later values replace one still waiting), and the last one before the
+   * handler returns is stored before the job's outcome. A value that fails the schema or the size
+   * cap is dropped, with one warning per job.
+   */
+  progress(value: unknown): void;
 }
 
 /** Computes a job's result. A thrown error fails the attempt; PermanentJobError fails the job. */
@@ -48,6 +57,11 @@ export interface KindDefinition<In extends z.ZodType, Out extends z.ZodType> {
   input: In;
   /** Checks what the handler returns. A result that fails it fails the job, with the schema's message. */
   result: Out;
+  /**
+   * Checks what the handler passes to `context.progress`; its output, a JSON object, is what is
+   * stored. Default: any JSON object.
+   */
+  progress?: z.ZodType;
   options?: KindOptions;
   handler: KindHandler<z.output<In>, z.input<Out>> | ThreadHandler;
 }
@@ -58,6 +72,8 @@ export interface JobKind<In extends z.ZodType = z.ZodType, Out extends z.ZodType
   readonly description: string | undefined;
   readonly input: In;
   readonly result: Out;
+  /** The schema of its progress values, if the definition gave one. */
+  readonly progress: z.ZodType | undefined;
   readonly options: Readonly<KindOptions>;
   readonly handler: KindHandler<z.output<In>, z.input<Out>> | ThreadHandler;
 }
@@ -77,22 +93,32 @@ export class KindDefinitionError extends Error {
 
 /** Checks a definition once, where it is made, so a bad one fails the start instead of a job. */
 export function defineKind<In extends z.ZodType, Out extends z.ZodType>(definition: KindDefinition<In, Out>): JobKind<In, Out> {
-  const { name, description, input, result, options = {}, handler } = definition;
+  const { name, description, input, result, progress, options = {}, handler } = definition;
   const problem = kindProblem(definition);
   if (problem) throw new KindDefinitionError(`kind ${JSON.stringify(name)}: ${problem}`);
-  return Object.freeze({ name, description, input, result, options: Object.freeze({ ...options }), handler, [DEFINED_KIND]: true });
+  return Object.freeze({
+    name,
+    description,
+    input,
+    result,
+    progress,
+    options: Object.freeze({ ...options }),
+    handler,
+    [DEFINED_KIND]: true,
+  });
 }
 
 export function isJobKind(value: unknown): value is JobKind {
   return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[DEFINED_KIND] === true;
 }
 
-function kindProblem({ name, input, result, options = {}, handler }: KindDefinition<z.ZodType, z.ZodType>): string | undefined {
+function kindProblem({ name, input, result, progress, options = {}, handler }: KindDefinition<z.ZodType, z.ZodType>): string | undefined {
   if (typeof name !== 'string' || !KIND_NAME.test(name)) {
     return 'the name must start with a letter and hold only letters, digits, _, - and . (at most 64)';
   }
   if (!isSchema(input)) return 'input must be a zod schema';
   if (!isSchema(result)) return 'result must be a zod schema';
+  if (progress !== undefined && !isSchema(progress)) return 'progress must be a zod schema';
   if (typeof handler !== 'function' && !(handler && (typeof handler.module === 'string' || handler.module instanceof URL))) {
     return 'handler must be a function, or { module } naming a file to run in a worker thread';
   }

@@ -13,7 +13,7 @@ export type PayloadCheck = { json: string } | { problem: string };
  * `value` as JSON text, or why it cannot be stored: it is not JSON (a function, a BigInt, a
  * cycle), it holds text PostgreSQL cannot store, or it is over `maxBytes` of UTF-8.
  */
-export function toPayloadJson(value: unknown, maxBytes: number): PayloadCheck {
+export function toPayloadJson(value: unknown, maxBytes: number, setting = 'JOB_PAYLOAD_MAX_BYTES'): PayloadCheck {
   let json: string | undefined;
   try {
     json = JSON.stringify(value);
@@ -25,7 +25,7 @@ export function toPayloadJson(value: unknown, maxBytes: number): PayloadCheck {
   // A UTF-16 code unit is at most 3 bytes of UTF-8, so short text needs no count.
   if (json.length * 3 > maxBytes) {
     const bytes = Buffer.byteLength(json);
-    if (bytes > maxBytes) return { problem: `is ${bytes} bytes as JSON; at most ${maxBytes} are allowed (JOB_PAYLOAD_MAX_BYTES)` };
+    if (bytes > maxBytes) return { problem: `is ${bytes} bytes as JSON; at most ${maxBytes} are allowed (${setting})` };
   }
   // JSON.stringify writes `\u` only for control characters and lone surrogates: most text has none.
   if (json.includes('\\u') && UNSTORABLE_ESCAPE.test(json)) return { problem: 'holds a NUL character or an unpaired surrogate, which PostgreSQL cannot store' };

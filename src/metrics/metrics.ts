@@ -18,6 +18,9 @@ export interface Metrics {
   readonly jobsCompleted: Counter<'kind'>;
   readonly jobsFailed: Counter<'kind' | 'reason'>;
   readonly jobsRetried: Counter<'kind'>;
+  /** Progress values a worker of this process sent to the database (see JobContext.progress). */
+  readonly progressWrites: Counter<'kind'>;
+  readonly progressDropped: Counter<'kind' | 'reason'>;
   /** Attempts a job used, observed when it completes or fails for good. */
   readonly jobAttempts: Histogram<'kind' | 'outcome'>;
   readonly claimToComplete: Histogram<'kind'>;
@@ -73,6 +76,20 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
       name: 'jobs_retried_total',
       help: 'Failed attempts sent back to pending to be tried again after a backoff.',
       labelNames: ['kind'],
+      registers,
+    }),
+    progressWrites: new Counter({
+      name: 'job_progress_writes_total',
+      help: 'Progress values a handler reported that a worker of this process wrote to its job.',
+      labelNames: ['kind'],
+      registers,
+    }),
+    progressDropped: new Counter({
+      name: 'job_progress_dropped_total',
+      help:
+        'Progress values not stored: coalesced (a later value of the same job replaced it before its write), ' +
+        'invalid (failed the kind\'s progress schema or PROGRESS_MAX_BYTES), fenced (the job was no longer this attempt\'s).',
+      labelNames: ['kind', 'reason'],
       registers,
     }),
     jobAttempts: new Histogram({

@@ -6,6 +6,7 @@ import type { KindRegistry } from '../kinds/registry.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import type { OutcomeWriter } from './outcome-writer.ts';
+import { type JobProgress, ProgressReporter } from './progress.ts';
 import { RingQueue } from './ring-queue.ts';
 
 /**
@@ -34,6 +35,8 @@ export interface HeldJob {
   abortedWith?: Error;
   /** Set once it starts: settles when the job's handler and outcome write are done. */
   settled?: Promise<void>;
+  /** Made by the handler's first progress report: most kinds never report. */
+  progress?: JobProgress;
 }
 
 /** Runs the handlers of kinds that ask for a worker thread (see ThreadPool). */
@@ -47,6 +50,10 @@ export interface ExecutorOptions {
   threads?: ThreadRunner;
   /** The largest result stored, as UTF-8 JSON (JOB_PAYLOAD_MAX_BYTES). */
   maxResultBytes: number;
+  /** A job's progress is written at most this often (PROGRESS_MIN_INTERVAL_MS). Default: 250. */
+  progressMinIntervalMs?: number;
+  /** The largest progress value stored, as UTF-8 JSON (PROGRESS_MAX_BYTES). Default: 4096. */
+  maxProgressBytes?: number;
   concurrency: number;
   logger: Logger;
   metrics?: Metrics;
@@ -78,11 +85,14 @@ export class Executor {
   private averageHandlerMs: number | undefined;
   /** Where outcomes go; set by `open`, unset once stop() has begun: then no job starts. */
   private writer: OutcomeWriter | undefined;
+  private readonly progress: ProgressReporter;
 
   private readonly options: ExecutorOptions;
 
   constructor(options: ExecutorOptions) {
     this.options = options;
+    const { progressMinIntervalMs = 250, maxProgressBytes = 4096, logger, metrics } = options;
+    this.progress = new ProgressReporter({ minIntervalMs: progressMinIntervalMs, maxBytes: maxProgressBytes, logger, metrics });
   }
 
   get heldJobs(): number {
@@ -207,20 +217,18 @@ export class Executor {
     try {
       const kind = this.options.kinds.get(job.kind);
       if (!kind) throw new PermanentJobError(`no handler for job kind "${job.kind}"`);
-      const context: JobContext = {
-        jobId: job.id,
-        attempt: job.attempt,
-        maxAttempts: job.maxAttempts,
-        get signal() {
-          return signalOf(entry);
-        },
-      };
+      const context = new RunningJobContext(entry, kind, writer, this.progress);
       outcome = { result: this.storableResult(kind, await this.runHandler(kind, job.input, context)) };
     } catch (error) {
       outcome = { error };
     }
     this.observeHandlerTime(performance.now() - startedAt);
-    if (!this.handlerReturned(entry)) return;
+    if (!this.handlerReturned(entry)) {
+      this.progress.abandon(entry);
+      return;
+    }
+    // Only a job that reported pays for this: its last value is stored before its outcome.
+    if (entry.progress) await this.progress.finish(entry, writer);
     if ('result' in outcome) {
       const written = await writer.complete(job, outcome.result);
       if (written === 'stored') writer.recordCompleted(job, entry.claimedAt);
@@ -286,6 +294,42 @@ export class Executor {
     // same id; that entry is not ours to drop.
     if (this.held.get(entry.job.id) === entry) this.held.delete(entry.job.id);
     if (this.held.size === 0) this.options.onIdle();
+  }
+}
+
+/**
+ * The context a handler is given. A class, so that its getters and `progress` live on the
+ * prototype: building one per job allocates one object, and the AbortController and the bound
+ * progress function are made only for a handler that asks for them.
+ */
+class RunningJobContext implements JobContext {
+  readonly jobId: string;
+  readonly attempt: number;
+  readonly maxAttempts: number;
+  readonly #entry: HeldJob;
+  readonly #kind: JobKind;
+  readonly #writer: OutcomeWriter;
+  readonly #reporter: ProgressReporter;
+  #progress: ((value: unknown) => void) | undefined;
+
+  constructor(entry: HeldJob, kind: JobKind, writer: OutcomeWriter, reporter: ProgressReporter) {
+    this.jobId = entry.job.id;
+    this.attempt = entry.job.attempt;
+    this.maxAttempts = entry.job.maxAttempts;
+    this.#entry = entry;
+    this.#kind = kind;
+    this.#writer = writer;
+    this.#reporter = reporter;
+  }
+
+  get signal(): AbortSignal {
+    return signalOf(this.#entry);
+  }
+
+  /** Bound, so that a handler may pass it on or destructure it (`const { progress } = context`). */
+  get progress(): (value: unknown) => void {
+    this.#progress ??= (value) => this.#reporter.report(this.#entry, this.#kind, this.#writer, value);
+    return this.#progress;
   }
 }
 

@@ -11,6 +11,7 @@ import {
   storedCompletionsStatement,
   storedFailuresStatement,
 } from '../jobs/sql/outcomes.ts';
+import { type ProgressWrite, progressJobsStatement } from '../jobs/sql/progress.ts';
 import { PermanentJobError } from '../kinds/define.ts';
 import type { Logger } from '../logger.ts';
 import type { FailureReason, Metrics } from '../metrics/metrics.ts';
@@ -42,6 +43,7 @@ export interface OutcomeWriterOptions {
 export class OutcomeWriter {
   private readonly completions: StatementBatcher<Completion, WriteOutcome>;
   private readonly failures: StatementBatcher<Failure, WriteOutcome>;
+  private readonly progressWrites: StatementBatcher<ProgressWrite, WriteOutcome>;
 
   private readonly options: OutcomeWriterOptions;
 
@@ -62,6 +64,17 @@ export class OutcomeWriter {
       retryDelayMs: 500,
       log: { logger, what: 'failures' },
       substitute: asciiFailure,
+    });
+    // No retry while the database is away: progress is a courtesy, the next report or the
+    // outcome follows, and a retry would only hold up the outcome behind it (see ProgressReporter).
+    this.progressWrites = new StatementBatcher({
+      send: async (items) => {
+        const accepted = await progressJobsStatement(db, items);
+        return items.map((item): WriteOutcome => (accepted.has(item.id) ? 'stored' : 'fenced'));
+      },
+      maxBatch: 1000,
+      gatherTick: true,
+      log: { logger, what: 'progress values' },
     });
   }
 
@@ -85,9 +98,17 @@ export class OutcomeWriter {
     return this.failures.push(failure);
   }
 
+  /**
+   * Stores how far a running job has got (`progress` is JSON text). `fenced` when the attempt no
+   * longer owns the job, or its outcome is stored already.
+   */
+  progress(job: ClaimedJob, progress: string): Promise<Sent<WriteOutcome>> {
+    return this.progressWrites.push({ id: job.id, attempt: job.attempt, progress });
+  }
+
   /** Writes what is queued (one more try each), then answers new writes `closed`. */
   async close(): Promise<void> {
-    await Promise.all([this.completions.close(), this.failures.close()]);
+    await Promise.all([this.completions.close(), this.failures.close(), this.progressWrites.close()]);
   }
 
   /** Logs and counts a stored result. */

@@ -23,6 +23,10 @@ export interface WorkerOptions {
   threads?: ThreadRunner;
   /** The largest result stored, as UTF-8 JSON (JOB_PAYLOAD_MAX_BYTES). */
   maxResultBytes: number;
+  /** A running job's progress is written at most this often (PROGRESS_MIN_INTERVAL_MS). Default: 250. */
+  progressMinIntervalMs?: number;
+  /** The largest progress value stored (PROGRESS_MAX_BYTES). Default: 4096. */
+  maxProgressBytes?: number;
   logger: Logger;
   concurrency: number;
   /**
@@ -80,6 +84,8 @@ export class Worker extends StartStop {
       kinds,
       threads: options.threads,
       maxResultBytes: options.maxResultBytes,
+      progressMinIntervalMs: options.progressMinIntervalMs,
+      maxProgressBytes: options.maxProgressBytes,
       concurrency,
       logger,
       metrics,

@@ -31,6 +31,13 @@ export function addJobType(builder: Builder) {
         description: "What the handler returned, as its kind's result schema describes it; null until completed. An `add` job's is the sum, a Decimal string.",
         resolve: (job) => job.result,
       }),
+      progress: t.field({
+        type: 'JSON',
+        nullable: true,
+        description:
+          "How far the handler has got, as it last reported (a JSON object, such as `{ percent: 40 }`); null until it reports. A retried job keeps the failed attempt's until the next attempt reports its own.",
+        resolve: (job) => job.progress,
+      }),
       num1: t.field({
         type: 'Decimal',
         nullable: true,

@@ -12,7 +12,7 @@ export function epochMs(column: string): string {
 }
 
 export function columns(table: string): string {
-  return `${table}.id, ${table}.kind, ${table}.input, ${table}.result, ${table}.status, ${table}.attempt,
+  return `${table}.id, ${table}.kind, ${table}.input, ${table}.result, ${table}.progress, ${table}.status, ${table}.attempt,
   ${table}.max_attempts AS "maxAttempts", ${table}.timeout_seconds AS "timeoutSeconds", ${table}.last_error AS "lastError", ${epochMs(`${table}.run_at`)} AS "runAt", ${table}.priority,
   ${table}.locked_by AS "lockedBy", ${table}.idempotency_key AS "idempotencyKey", ${table}.owner,
   ${table}.version, ${epochMs(`${table}.created_at`)} AS "createdAt",

@@ -1,0 +1,41 @@
+/** What a worker writes while a job runs: how far its handler has got (JobContext.progress). */
+import type { Queryable, Statement } from '../../db/database.ts';
+import { announce, commitWithoutFlushWait } from './ctes.ts';
+
+export interface ProgressWrite {
+  id: string;
+  attempt: number;
+  /** JSON text of an object. */
+  progress: string;
+}
+
+/*
+ * Fenced like an outcome, on (id, attempt, status = 'wip'): a stale attempt cannot report, and a
+ * write that reaches the row after its outcome finds it no longer `wip` and changes nothing. It
+ * bumps the version and announces, so that watchers read the job again, and it counts as a
+ * heartbeat: the worker is alive. Its loss in a crash is harmless (the next report, or the
+ * outcome, follows), so its commit does not wait for the WAL flush.
+ */
+const writeProgress: Statement = {
+  name: 'jobs_progress',
+  text: `
+  WITH reported AS (
+    UPDATE job SET progress = p.progress, last_updated = now(), version = job.version + 1
+    FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) AS p(id, attempt, progress)
+    WHERE job.id = p.id AND job.attempt = p.attempt AND job.status = 'wip'
+    RETURNING job.id, job.status, job.version
+  ),
+  ${announce('reported')},
+  ${commitWithoutFlushWait}
+  SELECT id FROM reported, announced, flush_not_awaited`,
+};
+
+/** Stores the jobs' progress; answers with the ids the fence let through. */
+export async function progressJobsStatement(db: Queryable, writes: readonly ProgressWrite[]): Promise<Set<string>> {
+  const rows = await db.query<{ id: string }>(writeProgress, [
+    writes.map((w) => w.id),
+    writes.map((w) => w.attempt),
+    writes.map((w) => w.progress),
+  ]);
+  return new Set(rows.map((row) => row.id));
+}
