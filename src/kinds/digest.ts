@@ -27,12 +27,25 @@ export function digestKind() {
         .describe('How many times to hash; each round after the first hashes the 32 bytes of the one before.'),
     }),
     result: z.object({ hex: z.string().regex(/^[0-9a-f]{64}$/).describe('The last SHA-256 digest, in lowercase hex.') }),
-    handler: ({ text, rounds }, context) => repeatedDigest(text, rounds, context.signal),
+    progress: z.object({
+      percent: z.int().min(0).max(100).describe('Rounds done, in whole percent of `rounds`, rounded down.'),
+      rounds: z.int().nonnegative().describe('Rounds done so far.'),
+    }),
+    handler: ({ text, rounds }, context) =>
+      repeatedDigest(text, rounds, context.signal, (done) => context.progress({ percent: Math.floor((done * 100) / rounds), rounds: done })),
   });
 }
 
-/** The digest of `text` hashed `rounds` times; rejects with the signal's reason once it aborts. */
-export async function repeatedDigest(text: string, rounds: number, signal: AbortSignal): Promise<{ hex: string }> {
+/**
+ * The digest of `text` hashed `rounds` times; rejects with the signal's reason once it aborts.
+ * `onSlice` hears the rounds done after each slice: the worker stores at most a few a second.
+ */
+export async function repeatedDigest(
+  text: string,
+  rounds: number,
+  signal: AbortSignal,
+  onSlice?: (done: number) => void,
+): Promise<{ hex: string }> {
   let digest = createHash('sha256').update(text, 'utf8').digest();
   let done = 1;
   while (done < rounds) {
@@ -42,6 +55,7 @@ export async function repeatedDigest(text: string, rounds: number, signal: Abort
       const end = Math.min(rounds, done + ROUNDS_PER_CHECK);
       for (; done < end; done += 1) digest = createHash('sha256').update(digest).digest();
     } while (done < rounds && performance.now() < sliceEnd);
+    onSlice?.(done);
     if (done < rounds) await setImmediate();
   }
   return { hex: digest.toString('hex') };

@@ -12,11 +12,29 @@ export interface PrimesResult {
   count: number;
 }
 
-export default function countPrimes({ below }: PrimesInput): PrimesResult {
+/** What the thread's context offers this handler: progress goes to the main thread by message. */
+export interface PrimesContext {
+  progress?: (value: { percent: number; checked: number }) => void;
+}
+
+/** Odd numbers between two looks at the progress: a few milliseconds' work. */
+const NUMBERS_PER_REPORT_CHECK = 1 << 16;
+
+export default function countPrimes({ below }: PrimesInput, context: PrimesContext = {}): PrimesResult {
   if (below <= 2) return { count: 0 };
   const divisors = oddPrimesUpTo(Math.floor(Math.sqrt(below - 1)));
+  const { progress } = context;
+  let reported = -1;
   let count = 1; // 2, the one even prime
   for (let n = 3; n < below; n += 2) {
+    if (progress && (n & (2 * NUMBERS_PER_REPORT_CHECK - 1)) === 1) {
+      // Only a new whole percent is sent: at most 100 messages, however large `below` is.
+      const percent = Math.floor((n * 100) / below);
+      if (percent > reported) {
+        reported = percent;
+        progress({ percent, checked: n });
+      }
+    }
     let prime = true;
     for (let i = 0; i < divisors.length; i += 1) {
       const p = divisors[i] as number;

@@ -14,6 +14,10 @@ export function primesKind() {
       below: z.int().min(2).max(PRIMES_MAX_BELOW).describe('Primes smaller than this are counted.'),
     }),
     result: z.object({ count: z.int().nonnegative().describe('How many primes are below `below`.') }),
+    progress: z.object({
+      percent: z.int().min(0).max(100).describe('Numbers checked, in whole percent of `below`, rounded down.'),
+      checked: z.int().nonnegative().describe('Numbers below this one have been checked.'),
+    }),
     handler: { module: new URL('./primes.thread.ts', import.meta.url) },
   });
 }

@@ -6,11 +6,22 @@
  * Node 24) or with import(), so it has no top-level await and does not read import.meta.
  */
 
+import type { MessagePort } from 'node:worker_threads';
+
 /** The part of a JobContext a thread sees: an AbortSignal cannot cross to a thread. */
 export interface ThreadJobContext {
   jobId: string;
   attempt: number;
   maxAttempts: number;
+}
+
+/** What the handler in a thread is given: the context and, when the task has a port, `progress`. */
+export interface ThreadHandlerContext extends ThreadJobContext {
+  /**
+   * Posts a progress value to the main thread, whose JobContext.progress takes it from there.
+   * Never throws: a value that cannot be cloned is dropped.
+   */
+  progress(value: unknown): void;
 }
 
 /** One task: a job's handler to call, or, with no module, a ping that proves the thread is up. */
@@ -20,6 +31,8 @@ export interface ThreadTask {
   export?: string;
   input?: unknown;
   context?: ThreadJobContext;
+  /** Where the handler's progress values go (transferred with the task). */
+  progressPort?: MessagePort;
 }
 
 /**
@@ -30,7 +43,7 @@ export type ThreadOutcome =
   | { ok: true; value: unknown }
   | { ok: false; error: { name: string; message: string; stack?: string } };
 
-type ThreadHandlerFunction = (input: unknown, context: ThreadJobContext) => unknown;
+type ThreadHandlerFunction = (input: unknown, context: ThreadHandlerContext) => unknown;
 
 /**
  * Loaded modules by URL. It lives as long as the thread, which is what the cache is for: the
@@ -40,11 +53,23 @@ const modules = new Map<string, Promise<Record<string, unknown>>>();
 
 export default async function runThreadTask(task: ThreadTask): Promise<ThreadOutcome> {
   if (task.module === undefined) return { ok: true, value: 'ready' };
+  const port = task.progressPort;
   try {
     const handler = await handlerOf(task.module, task.export ?? 'default');
-    return { ok: true, value: await handler(task.input, task.context as ThreadJobContext) };
+    const context: ThreadHandlerContext = { ...(task.context as ThreadJobContext), progress: (value) => post(port, value) };
+    return { ok: true, value: await handler(task.input, context) };
   } catch (error) {
     return { ok: false, error: describe(error) };
+  } finally {
+    port?.close();
+  }
+}
+
+function post(port: MessagePort | undefined, value: unknown): void {
+  try {
+    port?.postMessage(value);
+  } catch {
+    // Not cloneable (a function, say): dropped, as the main thread drops a value that is not JSON.
   }
 }
 

@@ -1,5 +1,6 @@
 import { isAbsolute } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { type JobContext, PermanentJobError, type ThreadHandler } from '../kinds/define.ts';
 import { StartStop } from '../lifecycle.ts';
@@ -82,20 +83,31 @@ export class ThreadPool extends StartStop {
     const pool = this.pool;
     if (!pool) throw new ThreadPoolNotRunningError();
     const { signal } = context;
+    // The thread's progress values come back on a port of their own: a function cannot cross.
+    const { port1: progress, port2: progressPort } = new MessageChannel();
+    progress.on('message', (value: unknown) => context.progress(value));
     const task: ThreadTask = {
       module: moduleUrl(handler.module),
       export: handler.export ?? 'default',
       input,
       context: { jobId: context.jobId, attempt: context.attempt, maxAttempts: context.maxAttempts },
+      progressPort,
     };
     let outcome: ThreadOutcome;
     try {
-      outcome = (await pool.run(task, { signal })) as ThreadOutcome;
+      outcome = (await pool.run(task, { signal, transferList: [progressPort] })) as ThreadOutcome;
     } catch (error) {
       // Piscina wraps the reason in its own AbortError; the job's caller expects the reason itself.
       if (signal.aborted) throw signal.reason;
       if (this.pool !== pool) throw new ThreadPoolStoppedError({ cause: error });
       throw error;
+    } finally {
+      // The answer comes on Piscina's port, which may overtake the last values on this one; they
+      // were queued before it was sent, so they are taken here, before the handler counts as returned.
+      for (let queued = receiveMessageOnPort(progress); queued; queued = receiveMessageOnPort(progress)) {
+        context.progress(queued.message);
+      }
+      progress.close();
     }
     if (outcome.ok) return outcome.value;
     // A thread's PermanentJobError must still fail its job at once, so it becomes one again.
