@@ -3,5 +3,6 @@ export { defineKind, isJobKind, PermanentJobError } from './kinds/define.ts';
 export type { JobContext, JobKind, KindDefinition, KindHandler, KindOptions, ThreadHandler } from './kinds/define.ts';
 export { enqueue, type EnqueueOptions, startService, type StartServiceOptions } from './library.ts';
 export type { Runtime } from './runtime.ts';
+export type { ThreadHandlerContext } from './worker/thread-entry.ts';
 export type { Job, JobStatus, JobSubmission } from './jobs/service.ts';
 export { JobServiceError } from './jobs/errors.ts';

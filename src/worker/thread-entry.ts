@@ -56,7 +56,11 @@ export default async function runThreadTask(task: ThreadTask): Promise<ThreadOut
   const port = task.progressPort;
   try {
     const handler = await handlerOf(task.module, task.export ?? 'default');
-    const context: ThreadHandlerContext = { ...(task.context as ThreadJobContext), progress: (value) => post(port, value) };
+    // Not enumerable: a handler that hands its context back (or logs it) must not meet a function
+    // that a structured clone cannot copy.
+    const context = Object.defineProperty({ ...(task.context as ThreadJobContext) }, 'progress', {
+      value: (value: unknown) => post(port, value),
+    }) as ThreadHandlerContext;
     return { ok: true, value: await handler(task.input, context) };
   } catch (error) {
     return { ok: false, error: describe(error) };
