@@ -179,6 +179,24 @@ describe('a job that reports its progress', () => {
     expect((await counted('progressDropped', { kind: 'steps', reason: 'coalesced' })) - coalescedBefore).toBe(18);
   });
 
+  it('without a minimum interval, one write per job is in flight: values still arrive in order', async () => {
+    await startWorker({ progressMinIntervalMs: 0 });
+    const before = await counted('progressWrites', { kind: 'steps' });
+    const id = await submit('steps', { steps: 50, sleepMs: 1 });
+    const ws = subscribe(server.address.port, id);
+    try {
+      await ws.until((states) => states.some((state) => state.status === 'COMPLETED'));
+      const shown = stepsShown(ws.states);
+      expect(nonDecreasing(shown), `steps shown: ${shown.join(', ')}`).toBe(true);
+      expect(ws.states.at(-1)).toMatchObject({ status: 'COMPLETED', progress: { step: 50, of: 50 } });
+    } finally {
+      await ws.close();
+    }
+    const writes = (await counted('progressWrites', { kind: 'steps' })) - before;
+    expect(writes).toBeGreaterThanOrEqual(2);
+    expect(writes).toBeLessThanOrEqual(50);
+  });
+
   it('a kind that never reports has progress null, and writes none', async () => {
     await startWorker();
     const id = await submit('quiet', {});
