@@ -1,6 +1,7 @@
 /** What a worker writes while a job runs: how far its handler has got (JobContext.progress). */
 import type { Queryable, Statement } from '../../db/database.ts';
 import { announce, commitWithoutFlushWait } from './ctes.ts';
+import { jsonArray } from './rows.ts';
 
 export interface ProgressWrite {
   id: string;
@@ -21,7 +22,7 @@ const writeProgress: Statement = {
   text: `
   WITH reported AS (
     UPDATE job SET progress = p.progress, last_updated = now(), version = job.version + 1
-    FROM unnest($1::uuid[], $2::int[], $3::jsonb[]) AS p(id, attempt, progress)
+    FROM ROWS FROM (unnest($1::uuid[]), unnest($2::int[]), jsonb_array_elements($3::jsonb)) AS p(id, attempt, progress)
     WHERE job.id = p.id AND job.attempt = p.attempt AND job.status = 'wip'
     RETURNING job.id, job.status, job.version
   ),
@@ -30,12 +31,12 @@ const writeProgress: Statement = {
   SELECT id FROM reported, announced, flush_not_awaited`,
 };
 
-/** Stores the jobs' progress; answers with the ids the fence let through. */
+/** Stores the jobs' progress; answers with the ids the fence let through. Values go as one JSON array, as results do. */
 export async function progressJobsStatement(db: Queryable, writes: readonly ProgressWrite[]): Promise<Set<string>> {
   const rows = await db.query<{ id: string }>(writeProgress, [
     writes.map((w) => w.id),
     writes.map((w) => w.attempt),
-    writes.map((w) => w.progress),
+    jsonArray(writes.map((w) => w.progress)),
   ]);
   return new Set(rows.map((row) => row.id));
 }
