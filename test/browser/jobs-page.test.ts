@@ -92,6 +92,28 @@ const parcel = defineKind({
   },
 });
 
+/** Holds a steps job halfway, at 50 %, until the test has looked at its bar. */
+const stepsMayGoOn = deferred();
+const STEPS = 10;
+const STEP_MS = 150;
+
+/** A kind that reports its progress step by step, for the bar on the page. */
+const steps = defineKind({
+  name: 'steps',
+  description: 'Counts to ten, slowly, saying how far it has got.',
+  input: z.object({ label: z.string().min(1).max(20) }),
+  result: z.object({ label: z.string(), steps: z.number() }),
+  progress: z.object({ percent: z.number().min(0).max(100), message: z.string() }),
+  handler: async ({ label }, { progress }) => {
+    for (let step = 1; step <= STEPS; step += 1) {
+      await new Promise((resolve) => setTimeout(resolve, STEP_MS));
+      progress({ percent: (step * 100) / STEPS, message: `step ${step} of ${STEPS}` });
+      if (step === STEPS / 2) await stepsMayGoOn.promise;
+    }
+    return { label, steps: STEPS };
+  },
+});
+
 beforeAll(async () => {
   testDb = await createTestDatabase(import.meta.filename);
   db = testDb.open();
@@ -103,13 +125,14 @@ beforeAll(async () => {
         return addDecimals(input.num1, input.num2);
       },
     },
-    { extra: [parcel] },
+    { extra: [parcel, steps] },
   );
   api = await createTestApp(db, { service: { kinds } });
   server = testServer(api);
   await server.start();
   base = `http://127.0.0.1:${server.address.port}`;
-  worker = createWorker(db, api.hub, { metrics: api.metrics, kinds });
+  // Every step's report is written, so the bar moves by each one.
+  worker = createWorker(db, api.hub, { metrics: api.metrics, kinds, progressMinIntervalMs: 20 });
   await worker.start();
   browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
   await mkdir(ARTIFACTS, { recursive: true });
@@ -118,6 +141,7 @@ beforeAll(async () => {
 afterAll(async () => {
   releaseTwoPlusThree();
   parcelsMayFinish.resolve();
+  stepsMayGoOn.resolve();
   for (const context of contexts) await context.close();
   await browser?.close();
   await worker?.stop();
@@ -240,7 +264,7 @@ describe('the jobs page with a kind of its own', () => {
 
   it('lists every kind, and builds the form of one from its schema', async () => {
     const page = await openParcelForm({ ...DESKTOP, bypassCSP: true });
-    expect(await page.locator('#kind option').allInnerTexts()).toEqual(['add', 'parcel']);
+    expect(await page.locator('#kind option').allInnerTexts()).toEqual(['add', 'parcel', 'steps']);
     expect(await page.locator('#add-heading').innerText()).toBe('New parcel job');
     expect(await page.locator('#kind-description').innerText()).toBe('Prints a parcel label.');
     expect(await page.locator('#add-form').isVisible()).toBe(false);
@@ -387,6 +411,74 @@ describe('the jobs page with a kind of its own', () => {
     expect(await job.locator('dd code').first().innerText()).toBe('add');
     expect(await job.locator('pre').count()).toBe(0);
     expect(problemsOf(page)).toEqual([]);
+  });
+});
+
+describe('the jobs page with a job that reports progress', () => {
+  it('shows a bar and the message that move with each report, and the result once it completes', async () => {
+    const page = await openJobsPage();
+    // Every value any bar on the list takes, as the DOM has it, sampled on each change.
+    await page.evaluate(() => {
+      const seen: { id: string; value: number | null; message: string | null }[] = [];
+      Object.assign(window, { seenProgress: seen });
+      const list = document.getElementById('jobs')!;
+      new MutationObserver(() => {
+        for (const bar of list.querySelectorAll('progress')) {
+          const id = bar.closest('li')!.dataset.id!;
+          const value = bar.hasAttribute('value') ? (bar as HTMLProgressElement).value : null;
+          const message = bar.closest('.progress')!.querySelector('.progress-message')?.textContent ?? null;
+          const last = seen.findLast((sample) => sample.id === id);
+          if (last?.value !== value || last?.message !== message) seen.push({ id, value, message });
+        }
+      }).observe(list, { childList: true, subtree: true, attributes: true, characterData: true });
+    });
+    await page.locator('#kind option[value="steps"]').waitFor({ state: 'attached', ...PATIENCE });
+    await page.getByLabel('Kind of job').selectOption('steps');
+    await page.getByLabel(/^label/).fill('ten');
+    await page.getByRole('button', { name: 'Submit job' }).click();
+
+    const job = page.locator('#jobs > li').filter({ has: page.getByRole('heading', { name: 'steps', exact: true }) });
+    await job.waitFor(PATIENCE);
+    const id = (await job.getAttribute('data-id'))!;
+    const bar = job.getByRole('progressbar', { name: `Progress of steps job ${id}` });
+
+    // Halfway, the handler waits for the test: the bar stands at 50 % with its message.
+    await job.getByText('step 5 of 10', { exact: true }).waitFor(PATIENCE);
+    expect(await bar.getAttribute('max')).toBe('100');
+    expect(await bar.evaluate((element) => (element as HTMLProgressElement).value)).toBe(50);
+    expect(await job.locator('.progress .percent').innerText()).toBe('50 %');
+    expect(await job.locator('.chip').innerText()).toBe('Running');
+    expect(await bar.getAttribute('aria-describedby')).toBe(`progress-message-${id}`);
+    await job.screenshot({ path: `${ARTIFACTS}jobs-page-progress.png` });
+    await page.screenshot({ path: `${ARTIFACTS}jobs-page-progress-page.png` });
+
+    // A page opened now reads the bar from the jobs query, and passes the audit with it.
+    const late = await openJobsPage({ ...DESKTOP, bypassCSP: true });
+    const lateJob = late.locator(`#jobs > li[data-id="${id}"]`);
+    await lateJob.getByText('step 5 of 10', { exact: true }).waitFor(PATIENCE);
+    expect(await lateJob.getByRole('progressbar').evaluate((element) => (element as HTMLProgressElement).value)).toBe(50);
+    expect(await audit(late)).toEqual([]);
+
+    stepsMayGoOn.resolve();
+    await job.locator('.chip[data-status="COMPLETED"]').waitFor(PATIENCE);
+    expect(JSON.parse(await job.locator('.result pre').innerText())).toEqual({ label: 'ten', steps: 10 });
+    expect(await job.locator('progress, .progress').count()).toBe(0);
+    // The late page followed the rest of the run over its own subscription.
+    await lateJob.locator('.chip[data-status="COMPLETED"]').waitFor(PATIENCE);
+    expect(await lateJob.locator('progress').count()).toBe(0);
+
+    const seen = (await page.evaluate(() => (window as unknown as { seenProgress: { id: string; value: number | null; message: string | null }[] }).seenProgress)).filter(
+      (sample) => sample.id === id,
+    );
+    const values = seen.map((sample) => sample.value);
+    // The bar moved more than once while the job ran, never back, and each value came with its step.
+    expect(values.every((value) => typeof value === 'number')).toBe(true);
+    expect(values).toEqual([...values].sort((a, b) => a! - b!));
+    expect(new Set(values).size).toBeGreaterThanOrEqual(3);
+    expect(values.at(-1)).toBe(100);
+    for (const sample of seen) expect(sample.message).toBe(`step ${sample.value! / 10} of 10`);
+    expect(problemsOf(page)).toEqual([]);
+    expect(problemsOf(late)).toEqual([]);
   });
 });
 

@@ -10,7 +10,7 @@
 import { buildSchemaForm } from './schema-form.js';
 
 const JOB_FIELDS = `
-  id kind status input num1 num2 result attempt maxAttempts lastError version
+  id kind status input num1 num2 result progress attempt maxAttempts lastError version
   runAt createdAt lastUpdated completedOn retrievedAt`;
 // At most WS_MAX_SUBSCRIPTIONS (100 by default) operations may share one socket.
 const LIST_SIZE = 50;
@@ -295,6 +295,7 @@ function render({ job, element }) {
       );
 
   const error = job.lastError ? el('p', { className: 'last-error', textContent: `Last error: ${job.lastError}` }) : null;
+  const bar = progressBar(job);
 
   let actions = null;
   if (job.status === 'COMPLETED') {
@@ -308,12 +309,47 @@ function render({ job, element }) {
 
   // Keep focus where it was when the job re-renders under it (the retrieve button goes away).
   const hadFocus = element.contains(document.activeElement);
-  element.replaceChildren(title, chip, details, ...(data ? [data] : []), ...(error ? [error] : []), ...(actions ? [actions] : []));
+  element.replaceChildren(title, chip, ...(bar ? [bar] : []), details, ...(data ? [data] : []), ...(error ? [error] : []), ...(actions ? [actions] : []));
   element.setAttribute('aria-labelledby', titleId);
   if (hadFocus && !element.contains(document.activeElement)) {
     element.tabIndex = -1;
     element.focus();
   }
+}
+
+/** A percent the bar can show: a number from 0 to 100, or undefined (the bar is indeterminate). */
+function percentOf(progress) {
+  const { percent } = progress;
+  return typeof percent === 'number' && Number.isFinite(percent) && percent >= 0 && percent <= 100 ? percent : undefined;
+}
+
+/**
+ * A running job's last progress report, as a bar and its message. Only while the job runs: once
+ * it is over, its result says more, and a retry waiting to run has not got that far yet. A kind
+ * without a progress schema may report any JSON object, so nothing in it is taken on trust.
+ */
+function progressBar(job) {
+  const { progress } = job;
+  if (job.status !== 'WIP' || progress === null || typeof progress !== 'object' || Array.isArray(progress)) return null;
+  const percent = percentOf(progress);
+  const message = typeof progress.message === 'string' && progress.message !== '' ? progress.message : null;
+  const barId = `progress-${job.id}`;
+  const messageId = `progress-message-${job.id}`;
+  const bar = el('progress', { id: barId, max: 100 });
+  // Without a value the element is indeterminate, which is what a report without a percent means.
+  if (percent !== undefined) {
+    bar.value = percent;
+    bar.textContent = `${Math.round(percent)} %`;
+  }
+  if (message) bar.setAttribute('aria-describedby', messageId);
+  return el(
+    'div',
+    { className: 'progress' },
+    el('label', { htmlFor: barId }, 'Progress', el('span', { className: 'visually-hidden', textContent: ` of ${titleText(job)}` })),
+    bar,
+    el('span', { className: 'percent', textContent: percent === undefined ? '' : `${Math.round(percent)} %` }),
+    message ? el('p', { id: messageId, className: 'progress-message', textContent: message }) : null,
+  );
 }
 
 function renderCounts() {
