@@ -114,6 +114,21 @@ const steps = defineKind({
   },
 });
 
+/** Holds a warmup job after its one report, until the test has looked at its bar. */
+const warmupMayFinish = deferred();
+
+/** A kind with no progress schema, whose report has no percent the bar can show. */
+const warmup = defineKind({
+  name: 'warmup',
+  input: z.object({ label: z.string().min(1) }),
+  result: z.object({ label: z.string() }),
+  handler: async ({ label }, { progress }) => {
+    progress({ percent: 'soon', message: 'warming up' });
+    await warmupMayFinish.promise;
+    return { label };
+  },
+});
+
 beforeAll(async () => {
   testDb = await createTestDatabase(import.meta.filename);
   db = testDb.open();
@@ -125,7 +140,7 @@ beforeAll(async () => {
         return addDecimals(input.num1, input.num2);
       },
     },
-    { extra: [parcel, steps] },
+    { extra: [parcel, steps, warmup] },
   );
   api = await createTestApp(db, { service: { kinds } });
   server = testServer(api);
@@ -142,6 +157,7 @@ afterAll(async () => {
   releaseTwoPlusThree();
   parcelsMayFinish.resolve();
   stepsMayGoOn.resolve();
+  warmupMayFinish.resolve();
   for (const context of contexts) await context.close();
   await browser?.close();
   await worker?.stop();
@@ -264,7 +280,7 @@ describe('the jobs page with a kind of its own', () => {
 
   it('lists every kind, and builds the form of one from its schema', async () => {
     const page = await openParcelForm({ ...DESKTOP, bypassCSP: true });
-    expect(await page.locator('#kind option').allInnerTexts()).toEqual(['add', 'parcel', 'steps']);
+    expect(await page.locator('#kind option').allInnerTexts()).toEqual(['add', 'parcel', 'steps', 'warmup']);
     expect(await page.locator('#add-heading').innerText()).toBe('New parcel job');
     expect(await page.locator('#kind-description').innerText()).toBe('Prints a parcel label.');
     expect(await page.locator('#add-form').isVisible()).toBe(false);
@@ -479,6 +495,31 @@ describe('the jobs page with a job that reports progress', () => {
     for (const sample of seen) expect(sample.message).toBe(`step ${sample.value! / 10} of 10`);
     expect(problemsOf(page)).toEqual([]);
     expect(problemsOf(late)).toEqual([]);
+  });
+
+  it('shows a bar without a percent as indeterminate, sliding only where motion is welcome', async () => {
+    const id = (await api.jobs.submitJob({ kind: 'warmup', input: { label: 'w' } }, ANONYMOUS)).job.id;
+    const moving = await openJobsPage();
+    const still = await openJobsPage({ ...DESKTOP, reducedMotion: 'reduce' });
+    for (const page of [moving, still]) {
+      const job = page.locator(`#jobs > li[data-id="${id}"]`);
+      await job.getByText('warming up', { exact: true }).waitFor(PATIENCE);
+      const bar = job.getByRole('progressbar', { name: `Progress of warmup job ${id}` });
+      expect(await bar.evaluate((element) => element.matches(':indeterminate'))).toBe(true);
+      expect(await job.locator('.progress .percent').innerText()).toBe('');
+    }
+    const animation = (page: Page) =>
+      page.locator(`#jobs > li[data-id="${id}"] progress`).evaluate((element) => getComputedStyle(element).animationName);
+    expect(await animation(moving)).toBe('progress-slide');
+    expect(await animation(still)).toBe('none');
+
+    warmupMayFinish.resolve();
+    for (const page of [moving, still]) {
+      const job = page.locator(`#jobs > li[data-id="${id}"]`);
+      await job.locator('.chip[data-status="COMPLETED"]').waitFor(PATIENCE);
+      expect(await job.locator('progress').count()).toBe(0);
+      expect(problemsOf(page)).toEqual([]);
+    }
   });
 });
 
