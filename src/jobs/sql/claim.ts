@@ -13,6 +13,8 @@ export interface ClaimedJob {
   maxAttempts: number;
   /** When the job was added, in ms since the epoch: a number is far cheaper to read than a timestamp. */
   createdAtMs: number;
+  /** The W3C trace context of the request that added the job; null when tracing was off then. */
+  traceparent: string | null;
 }
 
 /** A stale job the claim failed because its last attempt had timed out. */
@@ -83,11 +85,11 @@ const claimJobs: Statement = {
     WHERE job.id = ANY (ARRAY(SELECT id FROM stale UNION ALL SELECT id FROM due))
     RETURNING job.id, job.kind, job.input, job.attempt, job.max_attempts AS "maxAttempts", job.status,
               job.version, job.priority, job.run_at, job.last_error AS "lastError",
-              ${epochMs('job.created_at')} AS "createdAtMs"
+              ${epochMs('job.created_at')} AS "createdAtMs", job.traceparent
   ),
   ${announce('claimed')},
   ${commitWithoutFlushWait}
-  SELECT id, kind, input, attempt, "maxAttempts", "createdAtMs", status, "lastError"
+  SELECT id, kind, input, attempt, "maxAttempts", "createdAtMs", traceparent, status, "lastError"
   FROM claimed, announced, flush_not_awaited
   ORDER BY priority DESC, run_at, id`,
 };

@@ -16,6 +16,11 @@ export interface NewJob {
   priority: number;
   idempotencyKey: string | null;
   owner: string;
+  /**
+   * The W3C trace context of the request, while tracing is on (src/tracing.ts): the worker's
+   * spans for the job continue that trace. Absent or null when tracing is off.
+   */
+  traceparent?: string | null;
 }
 
 /*
@@ -32,6 +37,9 @@ export interface NewJob {
  *   again, and the new snapshot sees the winner (`isIdempotencyRace`).
  * - Keyed rows go in in key order, so two statements that hold the same keys wait for each other
  *   instead of deadlocking. Callers keep one (owner, key) to one row of one request.
+ * - $11, the rows' trace contexts, is NULL (not an array of NULLs) when no row has one, as while
+ *   tracing is off: ROWS FROM pads a function that returns fewer rows, as unnest(NULL) does
+ *   (none), with NULLs.
  */
 const insertJobs: Statement = {
   name: 'jobs_insert',
@@ -39,8 +47,8 @@ const insertJobs: Statement = {
   WITH input AS (
     SELECT * FROM ROWS FROM (unnest($1::uuid[]), unnest($2::text[]), jsonb_array_elements($3::jsonb), unnest($4::int[]),
                              unnest($5::int[]), unnest($6::timestamptz[]), unnest($7::int[]), unnest($8::text[]),
-                             unnest($9::text[]), unnest($10::int[]))
-      AS i(id, kind, input, max_attempts, timeout_seconds, run_at, priority, idempotency_key, owner, request)
+                             unnest($9::text[]), unnest($10::int[]), unnest($11::text[]))
+      AS i(id, kind, input, max_attempts, timeout_seconds, run_at, priority, idempotency_key, owner, request, traceparent)
   ),
   found AS (
     SELECT input.id AS input_id, input.request, job.id AS job_id,
@@ -48,8 +56,8 @@ const insertJobs: Statement = {
     FROM input JOIN job ON job.owner = input.owner AND job.idempotency_key = input.idempotency_key
   ),
   inserted AS (
-    INSERT INTO job (id, kind, input, max_attempts, timeout_seconds, run_at, priority, idempotency_key, owner)
-    SELECT id, kind, input, max_attempts, timeout_seconds, coalesce(run_at, now()), priority, idempotency_key, owner
+    INSERT INTO job (id, kind, input, max_attempts, timeout_seconds, run_at, priority, idempotency_key, owner, traceparent)
+    SELECT id, kind, input, max_attempts, timeout_seconds, coalesce(run_at, now()), priority, idempotency_key, owner, traceparent
     FROM input
     WHERE NOT EXISTS (SELECT 1 FROM found WHERE found.input_id = input.id)
       AND NOT EXISTS (SELECT 1 FROM found WHERE found.request = input.request AND found.conflict)
@@ -101,6 +109,8 @@ export async function insertJobsStatement(
     jobs.map((job) => job.idempotencyKey),
     jobs.map((job) => job.owner),
     requests,
+    // Tracing off, no row has a trace context: one NULL instead of a NULL per row.
+    jobs.some((job) => job.traceparent) ? jobs.map((job) => job.traceparent ?? null) : null,
   ]);
   return new Map(rows.map(({ inputId, outcome, ...row }) => [inputId, { job: toJob(row), outcome }]));
 }
