@@ -10,6 +10,21 @@ const flag = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((value) => value === 'true' || value === '1' || value === 'yes');
 
+const httpUrl = z
+  .string()
+  .url()
+  .refine((url) => /^https?:\/\//.test(url), 'must be an http:// or https:// URL');
+// This service sends OTLP over HTTP as JSON (@opentelemetry/exporter-trace-otlp-http); any other
+// protocol would be ignored silently, and an OTLP/HTTP receiver (the Collector's) takes JSON too.
+const otlpProtocol = z.literal('http/json', {
+  error: 'this service sends OTLP over HTTP as JSON: set http/json (an OTLP/HTTP receiver, such as the Collector, accepts it)',
+});
+// The exporters OTEL_TRACES_EXPORTER may name, comma-separated: only `otlp` is built in.
+const tracesExporters = z
+  .string()
+  .transform((value) => value.split(',').map((name) => name.trim()).filter(Boolean))
+  .pipe(z.array(z.enum(['otlp', 'none'], { error: 'each must be otlp or none (no other exporter is built in)' })).min(1));
+
 /** `https://example.com` or `http://localhost:8080`, exactly as a browser sends it in `Origin`. */
 const isOrigin = (text: string) => URL.canParse(text) && new URL(text).origin === text;
 
@@ -83,6 +98,24 @@ const ConfigSchema = z.object({
   METRICS_CACHE_MS: integer(0, 600_000).default(5000),
   OLD_TRANSACTION_WARN_SECONDS: integer(1, 86_400).default(60),
   METRICS_EXACT_COUNT_LIMIT: integer(0, 1_000_000_000).default(100_000),
+  // OpenTelemetry's standard variables, as far as this service reads them: whether tracing is on
+  // and where spans go (see tracingSettings in src/tracing.ts). The exporter reads
+  // OTEL_EXPORTER_OTLP_HEADERS, _TIMEOUT and _COMPRESSION itself.
+  OTEL_SDK_DISABLED: flag.default(false),
+  OTEL_TRACES_EXPORTER: tracesExporters.optional(),
+  OTEL_EXPORTER_OTLP_ENDPOINT: httpUrl.optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: httpUrl.optional(),
+  OTEL_EXPORTER_OTLP_PROTOCOL: otlpProtocol.optional(),
+  OTEL_EXPORTER_OTLP_TRACES_PROTOCOL: otlpProtocol.optional(),
+  OTEL_SERVICE_NAME: z.string().min(1).default('job-service'),
+  OTEL_TRACES_SAMPLER: z
+    .enum(['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'])
+    .default('parentbased_always_on'),
+  OTEL_TRACES_SAMPLER_ARG: z.coerce.number().min(0).max(1).optional(),
+  OTEL_BSP_SCHEDULE_DELAY: integer(0, 3_600_000).default(5000),
+  OTEL_BSP_EXPORT_TIMEOUT: integer(1, 3_600_000).default(30_000),
+  OTEL_BSP_MAX_QUEUE_SIZE: integer(1, 10_000_000).default(2048),
+  OTEL_BSP_MAX_EXPORT_BATCH_SIZE: integer(1, 10_000_000).default(512),
 });
 
 export type Config = Omit<z.infer<typeof ConfigSchema>, 'HOST'> & { HOST: string };
@@ -108,6 +141,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   if (parsed.data.RETRY_MAX_DELAY_MS < parsed.data.RETRY_BASE_DELAY_MS) {
     throw new ConfigError('Invalid configuration:\n  RETRY_MAX_DELAY_MS: must be at least RETRY_BASE_DELAY_MS');
+  }
+  if (parsed.data.OTEL_BSP_MAX_EXPORT_BATCH_SIZE > parsed.data.OTEL_BSP_MAX_QUEUE_SIZE) {
+    throw new ConfigError('Invalid configuration:\n  OTEL_BSP_MAX_EXPORT_BATCH_SIZE: must be at most OTEL_BSP_MAX_QUEUE_SIZE');
   }
   const { HOST, API_KEYS, LOG_FORMAT, LOG_PRETTY } = parsed.data;
   return {

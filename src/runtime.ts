@@ -1,4 +1,6 @@
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
+import type { Tracer } from '@opentelemetry/api';
 import { type Config, DEFAULT_OPS_PORT } from './config.ts';
 import { checkListenHears } from './db/listen-check.ts';
 import type { Database } from './db/database.ts';
@@ -23,6 +25,7 @@ import type { Logger } from './logger.ts';
 import { StartStop } from './lifecycle.ts';
 import { createMetrics, type Metrics, registerStateGauges } from './metrics/metrics.ts';
 import { createQueueStatsReader } from './metrics/queue-stats.ts';
+import { Tracing, tracingSettings } from './tracing.ts';
 import type { ThreadRunner } from './worker/executor.ts';
 import { ThreadPool } from './worker/thread-pool.ts';
 import { Worker, type WorkerOptions } from './worker/worker.ts';
@@ -40,7 +43,7 @@ export function kindsFromConfig(config: Config, extra: readonly JobKind[] = []):
 /** The worker as the settings describe it; the benchmarks build theirs here too. */
 export function workerFromConfig(
   config: Config,
-  parts: Pick<WorkerOptions, 'db' | 'hub' | 'logger' | 'metrics' | 'kinds' | 'threads'>,
+  parts: Pick<WorkerOptions, 'db' | 'hub' | 'logger' | 'metrics' | 'kinds' | 'threads' | 'tracer'>,
 ): Worker {
   return new Worker({
     ...parts,
@@ -91,6 +94,8 @@ export class Runtime extends StartStop {
     // First: a bad kinds module fails the start before anything else is opened.
     const ownKinds = [...(this.options.kinds ?? []), ...(config.JOB_KINDS_MODULE ? await loadKindsModule(config.JOB_KINDS_MODULE) : [])];
     const kinds = kindsFromConfig(config, ownKinds);
+    // Started first and stopped last: the spans of everything stopped before it are still sent.
+    const tracer = await this.startTracing(signal);
     const migrations = await readMigrations(MIGRATIONS_DIR);
     const db = await openDatabase(config, migrations, logger);
     this.started.push(() => db.close());
@@ -106,11 +111,12 @@ export class Runtime extends StartStop {
       limits: { maxAttempts: config.MAX_ATTEMPTS, maxBatchSize: config.BATCH_MAX_JOBS, maxInputBytes: config.JOB_PAYLOAD_MAX_BYTES },
       metrics,
       logger,
+      tracer,
     });
 
     const runsJobs = config.ROLE !== 'api';
     const threads = runsJobs ? this.threadsFor(kinds) : undefined;
-    const worker = runsJobs ? workerFromConfig(config, { db, hub, logger, metrics, kinds, threads }) : undefined;
+    const worker = runsJobs ? workerFromConfig(config, { db, hub, logger, metrics, kinds, threads, tracer }) : undefined;
     registerStateGauges(metrics, {
       queueStats: createQueueStatsReader(db, {
         cacheMs: config.METRICS_CACHE_MS,
@@ -138,8 +144,17 @@ export class Runtime extends StartStop {
     // A worker always serves /health, /ready and /metrics on its ops port; an API process does when
     // OPS_PORT is set, so several APIs on one host need no port each unless scraped there.
     const opsPort = config.ROLE === 'worker' ? (config.OPS_PORT ?? DEFAULT_OPS_PORT) : config.OPS_PORT;
-    if (config.ROLE !== 'worker') await this.serveApi({ jobs, db, migrations, logger, metrics }, signal);
+    if (config.ROLE !== 'worker') await this.serveApi({ jobs, db, migrations, logger, metrics }, tracer, signal);
     if (opsPort !== undefined) await this.serveOps(db, migrations, metrics, opsPort, signal);
+  }
+
+  /** The tracer, when the OTEL_* settings turn tracing on (src/tracing.ts); undefined, and nothing started, when off. */
+  private async startTracing(signal: AbortSignal): Promise<Tracer | undefined> {
+    const settings = tracingSettings(this.config, `${this.config.ROLE}:${hostname()}:${process.pid}`);
+    if (!settings) return undefined;
+    const tracing = new Tracing(settings, this.logger);
+    await this.begin(tracing, signal);
+    return tracing.tracer;
   }
 
   /**
@@ -169,7 +184,7 @@ export class Runtime extends StartStop {
     this.ops = ops.address;
   }
 
-  private async serveApi(parts: Omit<AppDeps, 'auth' | 'limits'>, signal: AbortSignal): Promise<void> {
+  private async serveApi(parts: Omit<AppDeps, 'auth' | 'limits'>, tracer: Tracer | undefined, signal: AbortSignal): Promise<void> {
     const { config, logger } = this;
     const auth = createAuthenticator(config.API_KEYS);
     if (!auth.enabled) {
@@ -206,6 +221,7 @@ export class Runtime extends StartStop {
       connections: { perKey: config.WS_MAX_CONNECTIONS_PER_KEY, total: config.WS_MAX_CONNECTIONS },
       corsOrigins: config.CORS_ORIGINS,
       maxMessageBytes: config.MAX_BODY_BYTES,
+      tracer,
     });
     await this.begin(server, signal);
     this.api = server.address;

@@ -1,5 +1,6 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Tracer } from '@opentelemetry/api';
 import { WebSocketServer } from 'ws';
 import { StartStop } from '../lifecycle.ts';
 import { type App, GRAPHQL_PATH } from './app.ts';
@@ -7,6 +8,7 @@ import { createGraphqlWsServer, type GraphqlWsOptions } from './graphql-ws-serve
 import { serveOverWs } from './graphql-ws-transport.ts';
 import { listen } from './listen.ts';
 import { createOriginPolicy } from './origins.ts';
+import { handleTraced } from './request-span.ts';
 
 export { TOO_MANY_CONNECTIONS } from './graphql-ws-server.ts';
 
@@ -19,6 +21,8 @@ export interface HttpServerOptions extends GraphqlWsOptions {
   maxMessageBytes: number;
   /** How long open requests may finish at stop before their sockets are cut. */
   closeGraceMs?: number;
+  /** Set while tracing is on: each request is a span (see request-span.ts). */
+  tracer?: Tracer;
 }
 
 /**
@@ -59,7 +63,9 @@ export class HttpServer extends StartStop {
         response.end(JSON.stringify({ error: { code: 'BAD_REQUEST', message: 'the Host header or request target is not valid' } }));
         return;
       }
-      void app(request, response);
+      const { tracer } = options;
+      if (tracer) handleTraced(tracer, request, response, () => void app(request, response));
+      else void app(request, response);
     });
     this.server = server;
     this.bound = await listen(server, options.port, options.host);

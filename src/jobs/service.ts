@@ -1,3 +1,4 @@
+import { context as traceContext, trace, type Tracer } from '@opentelemetry/api';
 import type { Database } from '../db/database.ts';
 import type { Job, JobStatus } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
@@ -7,6 +8,7 @@ import type { KindDescription, KindRegistry } from '../kinds/registry.ts';
 import { type AddJobInput, type FieldPaths, firstWithSameKey, type JobSubmission, toNewJob } from './job-input.ts';
 import { JobIdGenerator, toJobId } from './ids.ts';
 import { InsertCoalescer } from './insert-coalescer.ts';
+import { failSpan, JOB_COUNT, JOB_ID, JOB_KIND, traceparentOf } from './job-spans.ts';
 import type { JobEventHub } from './events.ts';
 import { cancelJobStatement, retrieveJobStatement } from './sql/customer.ts';
 import { type InsertedJob, isIdempotencyRace, type NewJob, type StoredJob } from './sql/insert.ts';
@@ -50,6 +52,8 @@ export interface JobServiceOptions {
   metrics?: Metrics;
   /** Job state changes made here (created, retrieved, cancelled) are logged at debug. */
   logger?: Logger;
+  /** Set while tracing is on: submissions are spans, and their jobs carry the trace on. */
+  tracer?: Tracer;
 }
 
 export const MAX_PAGE_SIZE = 100;
@@ -111,10 +115,35 @@ export class JobService {
    * idempotency key already used by the caller answers with its first job (created: false) when
    * the kind and input match it, and refuses the whole request with CONFLICT when they differ.
    */
-  private async submit(
+  private submit(
     submissions: readonly JobSubmission[],
     caller: Caller,
     pathsFor: (prefix: string) => FieldPaths,
+  ): Promise<InsertedJob[]> {
+    const { tracer } = this.options;
+    if (!tracer) return this.store(submissions, caller, pathsFor, null);
+    const attributes = { [JOB_KIND]: [...new Set(submissions.map((submission) => submission.kind))].join(','), [JOB_COUNT]: submissions.length };
+    // The request's span, when it has one, is the parent; the jobs store this span's context.
+    return tracer.startActiveSpan('job.submit', { attributes }, async (span) => {
+      try {
+        const answer = await this.store(submissions, caller, pathsFor, traceparentOf(trace.setSpan(traceContext.active(), span)));
+        if (answer.length === 1) span.setAttribute(JOB_ID, answer[0]!.job.id);
+        return answer;
+      } catch (error) {
+        failSpan(span, error);
+        throw error;
+      } finally {
+        span.end();
+      }
+    });
+  }
+
+  /** `submit`'s work; each new job stores `traceparent`, the submission's trace context (null while tracing is off). */
+  private async store(
+    submissions: readonly JobSubmission[],
+    caller: Caller,
+    pathsFor: (prefix: string) => FieldPaths,
+    traceparent: string | null,
   ): Promise<InsertedJob[]> {
     if (submissions.length === 0) throw new JobServiceError('BAD_USER_INPUT', 'give at least one job', 'inputs');
     if (submissions.length > this.limits.maxBatchSize) {
@@ -127,6 +156,7 @@ export class JobService {
     const pathOf = (index: number) => (submissions.length > 1 ? `inputs.${index}.` : '');
     const context = { kinds: this.kinds, owner: caller.owner, ids: this.ids, limits: this.limits };
     const jobs = submissions.map((submission, index) => toNewJob(submission, pathsFor(pathOf(index)), context));
+    if (traceparent) for (const job of jobs) job.traceparent = traceparent;
     const firstOf = firstWithSameKey(jobs, pathOf);
     const sent = jobs.filter((_job, index) => firstOf[index] === index);
     const stored = await this.insertRequest(sent);
@@ -246,6 +276,11 @@ export class JobService {
   async watchJob(requestedId: string, caller: Caller): Promise<AsyncIterableIterator<Job>> {
     const id = toJobId(requestedId);
     if (!id) throw jobNotFound(requestedId);
-    return openJobWatch(id, { hub: this.hub, read: () => this.getJob(id, caller), metrics: this.options.metrics });
+    return openJobWatch(id, {
+      hub: this.hub,
+      read: () => this.getJob(id, caller),
+      metrics: this.options.metrics,
+      tracer: this.options.tracer,
+    });
   }
 }

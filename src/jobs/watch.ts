@@ -1,21 +1,27 @@
 import { setTimeout } from 'node:timers/promises';
+import type { Tracer } from '@opentelemetry/api';
 import { type Push, Repeater, type Stop } from '@repeaterjs/repeater';
 import { isTransient } from '../db/errors.ts';
 import type { Job, JobStatus } from '../generated/prisma/client.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { jobDeleted, jobNotFound } from './errors.ts';
 import type { JobEventHub } from './events.ts';
+import { contextOf, JOB_ID, JOB_KIND, JOB_STATUS } from './job-spans.ts';
 import type { JobEvent } from './sql/job-events.ts';
 
 /** States a job never leaves. A subscription ends after delivering one. */
 const FINAL_STATUSES: ReadonlySet<JobStatus> = new Set(['retrieved', 'failed', 'cancelled']);
 const READ_RETRY_MS = 1000;
+/** States whose hand-over is a span while tracing is on: the outcomes, not every step to them. */
+const TRACED_DELIVERIES: ReadonlySet<JobStatus> = new Set(['completed', 'retrieved', 'failed', 'cancelled']);
 
 export interface JobWatchOptions {
   hub: JobEventHub;
   /** The job as the subscriber may see it now: null when it does not exist or is not theirs. */
   read: () => Promise<Job | null>;
   metrics?: Metrics;
+  /** Set while tracing is on: the hand-over of an outcome is a span in the job's trace. */
+  tracer?: Tracer;
 }
 
 /**
@@ -92,7 +98,7 @@ class JobWatch {
     try {
       let current = first;
       this.heard = Math.max(this.heard, current.version);
-      await push(current);
+      await (this.options.tracer ? this.deliverTraced(this.options.tracer, current, push) : push(current));
       while (!this.stopped && !FINAL_STATUSES.has(current.status)) {
         const next = await this.afterChange();
         if (!next || next.version <= current.version) continue;
@@ -100,11 +106,30 @@ class JobWatch {
         this.options.metrics?.updateDelivery.observe(Math.max(0, Date.now() - next.lastUpdated.getTime()) / 1000);
         current = next;
         this.heard = Math.max(this.heard, current.version);
-        await push(current);
+        await (this.options.tracer ? this.deliverTraced(this.options.tracer, current, push) : push(current));
       }
       stop();
     } catch (error) {
       stop(error);
+    }
+  }
+
+  /**
+   * Hands `job` to the subscribers. Resolves once they have taken it (the shared execution of
+   * shared-subscriptions.ts asks for the next state after it has offered this one to all), which
+   * is how long the `job.deliver` span lasts.
+   */
+  private async deliverTraced(tracer: Tracer, job: Job, push: Push<Job>): Promise<void> {
+    if (!TRACED_DELIVERIES.has(job.status)) {
+      await push(job);
+      return;
+    }
+    const attributes = { [JOB_ID]: job.id, [JOB_KIND]: job.kind, [JOB_STATUS]: job.status };
+    const span = tracer.startSpan('job.deliver', { attributes }, contextOf(job.traceparent));
+    try {
+      await push(job);
+    } finally {
+      span.end();
     }
   }
 

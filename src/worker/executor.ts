@@ -1,3 +1,4 @@
+import type { Tracer } from '@opentelemetry/api';
 import { NotWritten } from '../db/statement-batcher.ts';
 import type { ClaimedJob } from '../jobs/sql/claim.ts';
 import { type JobContext, type JobKind, PermanentJobError, type ThreadHandler } from '../kinds/define.ts';
@@ -5,6 +6,7 @@ import { preview, toPayloadJson } from '../kinds/payload.ts';
 import type { KindRegistry } from '../kinds/registry.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
+import { AttemptTrace } from './attempt-trace.ts';
 import type { OutcomeWriter } from './outcome-writer.ts';
 import { type JobProgress, ProgressReporter } from './progress.ts';
 import { RingQueue } from './ring-queue.ts';
@@ -37,6 +39,8 @@ export interface HeldJob {
   settled?: Promise<void>;
   /** Made by the handler's first progress report: most kinds never report. */
   progress?: JobProgress;
+  /** This attempt's spans; only while tracing is on. */
+  trace?: AttemptTrace;
 }
 
 /** Runs the handlers of kinds that ask for a worker thread (see ThreadPool). */
@@ -57,6 +61,8 @@ export interface ExecutorOptions {
   concurrency: number;
   logger: Logger;
   metrics?: Metrics;
+  /** Set while tracing is on: each attempt's wait, run and write are spans (see AttemptTrace). */
+  tracer?: Tracer;
   workerId: string;
   /** Called when the first job is held: the heartbeat must run. */
   onHolding: () => void;
@@ -131,6 +137,7 @@ export class Executor {
 
   enqueue(job: ClaimedJob): void {
     const entry: HeldJob = { job, state: 'queued', claimedAt: performance.now() };
+    if (this.options.tracer) entry.trace = new AttemptTrace(this.options.tracer, job);
     this.held.set(job.id, entry);
     this.queue.push(entry);
     if (this.held.size === 1) this.options.onHolding();
@@ -214,6 +221,7 @@ export class Executor {
     const { job } = entry;
     let outcome: { result: string } | { error: unknown };
     const startedAt = performance.now();
+    entry.trace?.running();
     try {
       const kind = this.options.kinds.get(job.kind);
       if (!kind) throw new PermanentJobError(`no handler for job kind "${job.kind}"`);
@@ -225,20 +233,23 @@ export class Executor {
     this.observeHandlerTime(performance.now() - startedAt);
     if (!this.handlerReturned(entry)) {
       this.progress.abandon(entry);
-      return;
+      return entry.trace?.ended('dropped');
     }
     // Only a job that reported pays for this: its last value is stored before its outcome.
     if (entry.progress) await this.progress.finish(entry, writer);
     if ('result' in outcome) {
-      const written = await writer.complete(job, outcome.result);
+      const completing = writer.complete(job, outcome.result);
+      const written = await (entry.trace ? entry.trace.write(completing, 'result') : completing);
       if (written === 'stored') writer.recordCompleted(job, entry.claimedAt);
       // A result the database refused still ends the attempt, as a failure that says so, rather
       // than leaving the job `wip` for the stale rule to call it timed out.
-      if (!(written instanceof NotWritten)) return;
+      if (!(written instanceof NotWritten)) return entry.trace?.ended('completed');
       outcome = { error: new Error('the result could not be stored; see the worker log') };
     }
     const failure = writer.failureOf(job, outcome.error, this.options.kinds.get(job.kind)?.options.backoff);
-    if ((await writer.fail(failure)) === 'stored') writer.recordFailure(job, failure, outcome.error);
+    const failing = writer.fail(failure);
+    if ((await (entry.trace ? entry.trace.write(failing, 'failure') : failing)) === 'stored') writer.recordFailure(job, failure, outcome.error);
+    entry.trace?.ended(failure.retryInMs === null ? 'failed' : 'retry', outcome.error);
   }
 
   private runHandler(kind: JobKind, input: unknown, context: JobContext): unknown {

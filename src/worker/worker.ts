@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import type { Tracer } from '@opentelemetry/api';
 import type { Database } from '../db/database.ts';
 import type { JobEventHub } from '../jobs/events.ts';
 import { releaseJobsStatement } from '../jobs/sql/release.ts';
@@ -45,6 +46,8 @@ export interface WorkerOptions {
   workerId?: string;
   random?: () => number;
   metrics?: Metrics;
+  /** Set while tracing is on (src/tracing.ts). */
+  tracer?: Tracer;
 }
 
 /**
@@ -89,6 +92,7 @@ export class Worker extends StartStop {
       concurrency,
       logger,
       metrics,
+      tracer: options.tracer,
       workerId: this.id,
       onHolding: () => this.heartbeat.start(),
       onIdle: () => this.heartbeat.stop(),

@@ -1,0 +1,143 @@
+/**
+ * OpenTelemetry traces, on only when the standard OTEL_* settings ask for them. The rest of the
+ * service sees a `Tracer` or nothing: every part given none makes no span, injects and extracts
+ * nothing, and so costs nothing while tracing is off.
+ */
+import { context, propagation, type Tracer, trace } from '@opentelemetry/api';
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
+import { resourceFromAttributes } from '@opentelemetry/resources';
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  BasicTracerProvider,
+  BatchSpanProcessor,
+  ParentBasedSampler,
+  type Sampler,
+  TraceIdRatioBasedSampler,
+} from '@opentelemetry/sdk-trace-base';
+import { ATTR_SERVICE_INSTANCE_ID, ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+import type { Config } from './config.ts';
+import { StartStop } from './lifecycle.ts';
+import type { Logger } from './logger.ts';
+
+/** What tracing needs from the settings, once they say it is on. */
+export interface TracingSettings {
+  /** Where spans are sent: OTLP over HTTP, as JSON. */
+  url: string;
+  serviceName: string;
+  /** Tells this process's spans apart from its peers' (several workers of one service). */
+  instanceId: string;
+  sampler: Config['OTEL_TRACES_SAMPLER'];
+  samplerArg: number | undefined;
+  batch: { scheduledDelayMillis: number; exportTimeoutMillis: number; maxQueueSize: number; maxExportBatchSize: number };
+}
+
+const DEFAULT_TRACES_URL = 'http://localhost:4318/v1/traces';
+
+/**
+ * Whether the settings turn tracing on, and how. Off unless asked: `OTEL_TRACES_EXPORTER=otlp`, or
+ * an OTLP endpoint with no exporter named, turns it on; `OTEL_SDK_DISABLED=true` or
+ * `OTEL_TRACES_EXPORTER=none` keeps it off whatever else is set.
+ */
+export function tracingSettings(config: Config, instanceId: string): TracingSettings | undefined {
+  if (config.OTEL_SDK_DISABLED) return undefined;
+  const tracesUrl = config.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT ?? signalUrl(config.OTEL_EXPORTER_OTLP_ENDPOINT);
+  const exporters = config.OTEL_TRACES_EXPORTER;
+  const on = exporters ? exporters.includes('otlp') : tracesUrl !== undefined;
+  if (!on) return undefined;
+  return {
+    url: tracesUrl ?? DEFAULT_TRACES_URL,
+    serviceName: config.OTEL_SERVICE_NAME,
+    instanceId,
+    sampler: config.OTEL_TRACES_SAMPLER,
+    samplerArg: config.OTEL_TRACES_SAMPLER_ARG,
+    batch: {
+      scheduledDelayMillis: config.OTEL_BSP_SCHEDULE_DELAY,
+      exportTimeoutMillis: config.OTEL_BSP_EXPORT_TIMEOUT,
+      maxQueueSize: config.OTEL_BSP_MAX_QUEUE_SIZE,
+      maxExportBatchSize: config.OTEL_BSP_MAX_EXPORT_BATCH_SIZE,
+    },
+  };
+}
+
+/** OTEL_EXPORTER_OTLP_ENDPOINT is a base URL: traces go to its `v1/traces`, as the standard says. */
+function signalUrl(base: string | undefined): string | undefined {
+  if (base === undefined) return undefined;
+  return `${base.endsWith('/') ? base : `${base}/`}v1/traces`;
+}
+
+function samplerOf({ sampler, samplerArg }: TracingSettings): Sampler {
+  const ratio = () => new TraceIdRatioBasedSampler(samplerArg ?? 1);
+  switch (sampler) {
+    case 'always_on':
+      return new AlwaysOnSampler();
+    case 'always_off':
+      return new AlwaysOffSampler();
+    case 'traceidratio':
+      return ratio();
+    case 'parentbased_always_on':
+      return new ParentBasedSampler({ root: new AlwaysOnSampler() });
+    case 'parentbased_always_off':
+      return new ParentBasedSampler({ root: new AlwaysOffSampler() });
+    case 'parentbased_traceidratio':
+      return new ParentBasedSampler({ root: ratio() });
+  }
+}
+
+/**
+ * The tracer provider of one process, under the start/stop contract: start() builds it and makes
+ * it the OpenTelemetry API's global provider, context manager (AsyncLocalStorage, so a request's
+ * span is the parent of what the request calls) and W3C propagator; stop() sends the spans still
+ * buffered and takes back exactly the globals it set. A global someone else set first (a team's
+ * own SDK, in a process that embeds the service) is left in place and used.
+ */
+export class Tracing extends StartStop {
+  private provider: BasicTracerProvider | undefined;
+  private undo: Array<() => void> = [];
+
+  private readonly settings: TracingSettings;
+  private readonly logger: Logger;
+
+  constructor(settings: TracingSettings, logger: Logger) {
+    super();
+    this.settings = settings;
+    this.logger = logger;
+  }
+
+  /** The tracer the service's parts make their spans with; set while running. */
+  get tracer(): Tracer {
+    if (!this.provider) throw new Error('tracing is not started');
+    return this.provider.getTracer('job-service');
+  }
+
+  protected onStart(): void {
+    const { settings } = this;
+    const provider = new BasicTracerProvider({
+      resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: settings.serviceName, [ATTR_SERVICE_INSTANCE_ID]: settings.instanceId }),
+      sampler: samplerOf(settings),
+      spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: settings.url }), settings.batch)],
+    });
+    this.provider = provider;
+    const contextManager = new AsyncLocalStorageContextManager().enable();
+    if (context.setGlobalContextManager(contextManager)) this.undo.push(() => context.disable());
+    else contextManager.disable();
+    if (propagation.setGlobalPropagator(new W3CTraceContextPropagator())) this.undo.push(() => propagation.disable());
+    if (trace.setGlobalTracerProvider(provider)) this.undo.push(() => trace.disable());
+    this.logger.info({ url: settings.url, serviceName: settings.serviceName, sampler: settings.sampler }, 'tracing on: spans go to OTLP/HTTP');
+  }
+
+  /** Sends what is buffered (at most OTEL_BSP_EXPORT_TIMEOUT), then gives the globals back. */
+  protected async onStop(): Promise<void> {
+    const { provider } = this;
+    this.provider = undefined;
+    try {
+      await provider?.shutdown();
+    } catch (error) {
+      this.logger.warn({ err: error }, 'tracing: the last spans could not be sent');
+    } finally {
+      for (const undo of this.undo.splice(0).reverse()) undo();
+    }
+  }
+}
