@@ -3,7 +3,7 @@
  * service sees a `Tracer` or nothing: every part given none makes no span, injects and extracts
  * nothing, and so costs nothing while tracing is off.
  */
-import { context, propagation, type Tracer, trace } from '@opentelemetry/api';
+import { context, diag, DiagLogLevel, type DiagLogger, propagation, type Tracer, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
@@ -35,6 +35,12 @@ export interface TracingSettings {
 }
 
 const DEFAULT_TRACES_URL = 'http://localhost:4318/v1/traces';
+/**
+ * How long a stop waits for the last spans to be sent. An unreachable collector would otherwise
+ * hold the exit for the exporter's retries (OTEL_BSP_EXPORT_TIMEOUT, 30 s by default), past the
+ * stop timeout a supervisor allows after SHUTDOWN_GRACE_MS.
+ */
+const FLUSH_AT_STOP_MS = 5000;
 
 /**
  * Whether the settings turn tracing on, and how. Off unless asked: `OTEL_TRACES_EXPORTER=otlp`, or
@@ -120,6 +126,13 @@ export class Tracing extends StartStop {
       spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: settings.url }), settings.batch)],
     });
     this.provider = provider;
+    // The SDK reports what goes wrong (a collector that refuses or cannot be reached) through the
+    // API's diagnostic logger, which is silent by default: spans would vanish without a word.
+    const warn = (message: string, ...args: unknown[]) =>
+      this.logger.warn({ problem: message, details: args.length > 0 ? args.map(String) : undefined }, 'tracing: the OpenTelemetry SDK reports a problem');
+    const ignore = () => undefined;
+    const diagLogger: DiagLogger = { error: warn, warn, info: ignore, debug: ignore, verbose: ignore };
+    if (diag.setLogger(diagLogger, { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true })) this.undo.push(() => diag.disable());
     const contextManager = new AsyncLocalStorageContextManager().enable();
     if (context.setGlobalContextManager(contextManager)) this.undo.push(() => context.disable());
     else contextManager.disable();
@@ -128,15 +141,21 @@ export class Tracing extends StartStop {
     this.logger.info({ url: settings.url, serviceName: settings.serviceName, sampler: settings.sampler }, 'tracing on: spans go to OTLP/HTTP');
   }
 
-  /** Sends what is buffered (at most OTEL_BSP_EXPORT_TIMEOUT), then gives the globals back. */
+  /** Sends what is buffered, for FLUSH_AT_STOP_MS at most, then gives the globals back. */
   protected async onStop(): Promise<void> {
     const { provider } = this;
     this.provider = undefined;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      await provider?.shutdown();
+      const flushed = await Promise.race([
+        provider?.shutdown().then(() => true),
+        new Promise<false>((resolve) => (timer = setTimeout(resolve, FLUSH_AT_STOP_MS, false))),
+      ]);
+      if (flushed === false) this.logger.warn({ waitedMs: FLUSH_AT_STOP_MS }, 'tracing: the last spans were not sent in time; stopping without them');
     } catch (error) {
       this.logger.warn({ err: error }, 'tracing: the last spans could not be sent');
     } finally {
+      clearTimeout(timer);
       for (const undo of this.undo.splice(0).reverse()) undo();
     }
   }
