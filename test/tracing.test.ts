@@ -258,6 +258,10 @@ describe('a job traced across an API process and a worker process', () => {
     expect(queued.startNs).toBeLessThanOrEqual(run.startNs);
     expect(await storedTraceparent(jobId)).toBe(`00-${submit.traceId}-${submit.spanId}-01`);
     expect([...receiver.contentTypes]).toEqual(['application/json']);
+    for (const { logs } of [api, worker]) {
+      expect(logs.filter((line) => line['msg'] === 'tracing on: spans go to OTLP/HTTP')).toHaveLength(1);
+      expect(logs.filter((line) => String(line['msg']).startsWith('tracing: '))).toEqual([]);
+    }
   });
 
   it('joins a retried attempt to the same trace', async () => {
