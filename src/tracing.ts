@@ -4,20 +4,7 @@
  * nothing, and so costs nothing while tracing is off.
  */
 import { context, diag, DiagLogLevel, type DiagLogger, propagation, type Tracer, trace } from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
-import { resourceFromAttributes } from '@opentelemetry/resources';
-import {
-  AlwaysOffSampler,
-  AlwaysOnSampler,
-  BasicTracerProvider,
-  BatchSpanProcessor,
-  ParentBasedSampler,
-  type Sampler,
-  TraceIdRatioBasedSampler,
-} from '@opentelemetry/sdk-trace-base';
-import { ATTR_SERVICE_INSTANCE_ID, ATTR_SERVICE_NAME } from '@opentelemetry/semantic-conventions';
+import type { BasicTracerProvider, Sampler } from '@opentelemetry/sdk-trace-base';
 import type { Config } from './config.ts';
 import { StartStop } from './lifecycle.ts';
 import type { Logger } from './logger.ts';
@@ -74,7 +61,35 @@ function signalUrl(base: string | undefined): string | undefined {
   return `${base.endsWith('/') ? base : `${base}/`}v1/traces`;
 }
 
-function samplerOf({ sampler, samplerArg }: TracingSettings): Sampler {
+/** The SDK's modules, loaded by the first start: a process that does not trace never loads them (300 ms here). */
+async function loadSdk() {
+  const [contextHooks, core, exporter, resources, sdk] = await Promise.all([
+    import('@opentelemetry/context-async-hooks'),
+    import('@opentelemetry/core'),
+    import('@opentelemetry/exporter-trace-otlp-http'),
+    import('@opentelemetry/resources'),
+    import('@opentelemetry/sdk-trace-base'),
+  ]);
+  return {
+    AsyncLocalStorageContextManager: contextHooks.AsyncLocalStorageContextManager,
+    W3CTraceContextPropagator: core.W3CTraceContextPropagator,
+    OTLPTraceExporter: exporter.OTLPTraceExporter,
+    resourceFromAttributes: resources.resourceFromAttributes,
+    BasicTracerProvider: sdk.BasicTracerProvider,
+    BatchSpanProcessor: sdk.BatchSpanProcessor,
+    AlwaysOnSampler: sdk.AlwaysOnSampler,
+    AlwaysOffSampler: sdk.AlwaysOffSampler,
+    ParentBasedSampler: sdk.ParentBasedSampler,
+    TraceIdRatioBasedSampler: sdk.TraceIdRatioBasedSampler,
+  };
+}
+
+type Sdk = Awaited<ReturnType<typeof loadSdk>>;
+
+function samplerOf(
+  { sampler, samplerArg }: TracingSettings,
+  { AlwaysOffSampler, AlwaysOnSampler, ParentBasedSampler, TraceIdRatioBasedSampler }: Sdk,
+): Sampler {
   const ratio = () => new TraceIdRatioBasedSampler(samplerArg ?? 1);
   switch (sampler) {
     case 'always_on':
@@ -118,12 +133,14 @@ export class Tracing extends StartStop {
     return this.provider.getTracer('job-service');
   }
 
-  protected onStart(): void {
+  protected async onStart(): Promise<void> {
     const { settings } = this;
-    const provider = new BasicTracerProvider({
-      resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: settings.serviceName, [ATTR_SERVICE_INSTANCE_ID]: settings.instanceId }),
-      sampler: samplerOf(settings),
-      spanProcessors: [new BatchSpanProcessor(new OTLPTraceExporter({ url: settings.url }), settings.batch)],
+    const sdk = await loadSdk();
+    const provider = new sdk.BasicTracerProvider({
+      // The semantic conventions' stable names, spelt out: their package is large to load for two.
+      resource: sdk.resourceFromAttributes({ 'service.name': settings.serviceName, 'service.instance.id': settings.instanceId }),
+      sampler: samplerOf(settings, sdk),
+      spanProcessors: [new sdk.BatchSpanProcessor(new sdk.OTLPTraceExporter({ url: settings.url }), settings.batch)],
     });
     this.provider = provider;
     // The SDK reports what goes wrong (a collector that refuses or cannot be reached) through the
@@ -133,10 +150,10 @@ export class Tracing extends StartStop {
     const ignore = () => undefined;
     const diagLogger: DiagLogger = { error: warn, warn, info: ignore, debug: ignore, verbose: ignore };
     if (diag.setLogger(diagLogger, { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true })) this.undo.push(() => diag.disable());
-    const contextManager = new AsyncLocalStorageContextManager().enable();
+    const contextManager = new sdk.AsyncLocalStorageContextManager().enable();
     if (context.setGlobalContextManager(contextManager)) this.undo.push(() => context.disable());
     else contextManager.disable();
-    if (propagation.setGlobalPropagator(new W3CTraceContextPropagator())) this.undo.push(() => propagation.disable());
+    if (propagation.setGlobalPropagator(new sdk.W3CTraceContextPropagator())) this.undo.push(() => propagation.disable());
     if (trace.setGlobalTracerProvider(provider)) this.undo.push(() => trace.disable());
     this.logger.info({ url: settings.url, serviceName: settings.serviceName, sampler: settings.sampler }, 'tracing on: spans go to OTLP/HTTP');
   }
