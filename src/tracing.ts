@@ -61,7 +61,10 @@ function signalUrl(base: string | undefined): string | undefined {
   return `${base.endsWith('/') ? base : `${base}/`}v1/traces`;
 }
 
-/** The SDK's modules, loaded by the first start: a process that does not trace never loads them (300 ms here). */
+/**
+ * The SDK's modules, loaded at the start: a process that does not trace never loads them (their
+ * import took 310–370 ms on this 2-core machine while it was busy with other work).
+ */
 async function loadSdk() {
   const [contextHooks, core, exporter, resources, sdk] = await Promise.all([
     import('@opentelemetry/context-async-hooks'),
