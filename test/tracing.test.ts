@@ -294,6 +294,22 @@ describe('a job traced across an API process and a worker process', () => {
     expect(spans.filter((span) => span.name === 'job.queued').map((span) => span.attributes['job.attempt']).sort()).toEqual([1, 2]);
   });
 
+  it('traces a GraphQL submission the same way, under its POST /graphql', async () => {
+    const answer = await fetch(`http://127.0.0.1:${api.port}/graphql`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ query: 'mutation { addJob(input: { num1: "4", num2: "5" }) { job { id } } }' }),
+    });
+    const { data } = (await answer.json()) as { data: { addJob: { job: { id: string } } } };
+    const jobId = data.addJob.job.id;
+    await waitForStatus(jobId, 'completed');
+    const submit = await spanOnce((span) => span.name === 'job.submit' && span.attributes['job.id'] === jobId);
+    const spans = await traceOnce(submit.traceId, (found) => found.some((span) => span.name === 'job.write'));
+    const request = spans.find((span) => span.spanId === submit.parentSpanId);
+    expect(request).toMatchObject({ name: 'POST /graphql', attributes: { 'http.route': '/graphql', 'http.response.status_code': 200 } });
+    expect(ancestorsOf(spans.find((span) => span.name === 'job.run')!, spans)).toContain(submit);
+  });
+
   it('continues the trace of a caller that sends a traceparent header', async () => {
     const callerTrace = '4bf92f3577b34da6a3ce929e0e0e4736';
     const answer = await fetch(`http://127.0.0.1:${api.port}/api/v1/add/2/3`, {
