@@ -324,6 +324,45 @@ describe('a job traced across an API process and a worker process', () => {
   });
 });
 
+describe('a job whose worker dies mid-attempt', () => {
+  let replacement: ServiceProcess | undefined;
+  afterAll(() => replacement?.stop());
+
+  it('is taken over by a new worker process whose attempt joins the same trace', async () => {
+    // Only the worker started here may hold the job: it sleeps in its handler until it is killed.
+    await worker.stop();
+    const env = {
+      DATABASE_URL: jobs.testDb.url,
+      JOB_KINDS_MODULE: './test/fixtures/fails-once-kinds.ts',
+      OTEL_TRACES_EXPORTER: 'otlp',
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
+      OTEL_BSP_SCHEDULE_DELAY: '100',
+      ROLE: 'worker',
+      WORKER_POLL_INTERVAL_MS: '100',
+      JOB_TIMEOUT_SECONDS: '1',
+    };
+    const doomed = await startService({ ...env, JOB_ADD_DELAY_MS: '600000' });
+    const answer = await fetch(`http://127.0.0.1:${api.port}/api/v1/add/6/7`, { method: 'POST' });
+    const { jobId } = (await answer.json()) as { jobId: string };
+    await waitForStatus(jobId, 'wip');
+    doomed.kill('SIGKILL');
+    await doomed.exited;
+    replacement = await startService(env);
+    await waitForStatus(jobId, 'completed');
+
+    const traceId = (await storedTraceparent(jobId))!.split('-')[1]!;
+    const spans = await traceOnce(traceId, (found) => found.some((span) => span.name === 'job.write'));
+    printTrace(`add 6 + 7 (job ${jobId}), its first worker killed`, spans);
+    const submit = spans.find((span) => span.name === 'job.submit')!;
+    const run = spans.find((span) => span.name === 'job.run')!;
+    // The killed worker never ended its attempt's run; the one that took the job over did.
+    expect(run.attributes).toMatchObject({ 'job.id': jobId, 'job.attempt': 2, 'job.outcome': 'completed' });
+    expect(run.instance).toMatch(new RegExp(`^worker:.*:${replacement.pid}$`));
+    expect(ancestorsOf(run, spans)).toContain(submit);
+  });
+});
+
 describe('with tracing off', () => {
   it('stores no trace context with a job', async () => {
     // The job service as a process without OTEL_* settings builds it: given no tracer.
