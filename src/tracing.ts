@@ -119,7 +119,7 @@ function samplerOf(
  */
 export class Tracing extends StartStop {
   private provider: BasicTracerProvider | undefined;
-  private undo: Array<() => void> = [];
+  private readonly undo: Array<() => void> = [];
 
   private readonly settings: TracingSettings;
   private readonly logger: Logger;
@@ -146,18 +146,22 @@ export class Tracing extends StartStop {
       spanProcessors: [new sdk.BatchSpanProcessor(new sdk.OTLPTraceExporter({ url: settings.url }), settings.batch)],
     });
     this.provider = provider;
-    // The SDK reports what goes wrong (a collector that refuses or cannot be reached) through the
-    // API's diagnostic logger, which is silent by default: spans would vanish without a word.
-    const warn = (message: string, ...args: unknown[]) =>
-      this.logger.warn({ problem: message, details: args.length > 0 ? args.map(String) : undefined }, 'tracing: the OpenTelemetry SDK reports a problem');
-    const ignore = () => undefined;
-    const diagLogger: DiagLogger = { error: warn, warn, info: ignore, debug: ignore, verbose: ignore };
-    if (diag.setLogger(diagLogger, { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true })) this.undo.push(() => diag.disable());
+    if (trace.setGlobalTracerProvider(provider)) {
+      this.undo.push(() => trace.disable());
+      // The SDK reports what goes wrong (a collector that refuses or cannot be reached) through
+      // the API's diagnostic logger, which is silent by default: spans would vanish without a
+      // word. It is replaced only when the provider is this one: a team's own SDK keeps its own.
+      const warn = (message: string, ...args: unknown[]) =>
+        this.logger.warn({ problem: message, details: args.length > 0 ? args.map(String) : undefined }, 'tracing: the OpenTelemetry SDK reports a problem');
+      const ignore = () => undefined;
+      const diagLogger: DiagLogger = { error: warn, warn, info: ignore, debug: ignore, verbose: ignore };
+      diag.setLogger(diagLogger, { logLevel: DiagLogLevel.WARN, suppressOverrideMessage: true });
+      this.undo.push(() => diag.disable());
+    }
     const contextManager = new sdk.AsyncLocalStorageContextManager().enable();
     if (context.setGlobalContextManager(contextManager)) this.undo.push(() => context.disable());
     else contextManager.disable();
     if (propagation.setGlobalPropagator(new sdk.W3CTraceContextPropagator())) this.undo.push(() => propagation.disable());
-    if (trace.setGlobalTracerProvider(provider)) this.undo.push(() => trace.disable());
     this.logger.info({ url: settings.url, serviceName: settings.serviceName, sampler: settings.sampler }, 'tracing on: spans go to OTLP/HTTP');
   }
 
