@@ -103,20 +103,25 @@ let receiver: Awaited<ReturnType<typeof startReceiver>>;
 let api: ServiceProcess;
 let worker: ServiceProcess;
 
-beforeAll(async () => {
-  jobs = await openJobsDatabase(import.meta.filename);
-  receiver = await startReceiver();
-  const common = {
+/** The settings of a traced process of this test: spans to the receiver, a batch every 100 ms. */
+function tracedEnv(settings: Record<string, string>): Record<string, string> {
+  return {
     DATABASE_URL: jobs.testDb.url,
     JOB_KINDS_MODULE: './test/fixtures/fails-once-kinds.ts',
     OTEL_TRACES_EXPORTER: 'otlp',
     OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
     OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
     OTEL_BSP_SCHEDULE_DELAY: '100',
+    ...settings,
   };
+}
+
+beforeAll(async () => {
+  jobs = await openJobsDatabase(import.meta.filename);
+  receiver = await startReceiver();
   [api, worker] = await Promise.all([
-    startService({ ...common, ROLE: 'api' }),
-    startService({ ...common, ROLE: 'worker', RETRY_BASE_DELAY_MS: '50', RETRY_MAX_DELAY_MS: '100', WORKER_POLL_INTERVAL_MS: '100' }),
+    startService(tracedEnv({ ROLE: 'api' })),
+    startService(tracedEnv({ ROLE: 'worker', RETRY_BASE_DELAY_MS: '50', RETRY_MAX_DELAY_MS: '100', WORKER_POLL_INTERVAL_MS: '100' })),
   ]);
 });
 
@@ -331,17 +336,7 @@ describe('a job whose worker dies mid-attempt', () => {
   it('is taken over by a new worker process whose attempt joins the same trace', async () => {
     // Only the worker started here may hold the job: it sleeps in its handler until it is killed.
     await worker.stop();
-    const env = {
-      DATABASE_URL: jobs.testDb.url,
-      JOB_KINDS_MODULE: './test/fixtures/fails-once-kinds.ts',
-      OTEL_TRACES_EXPORTER: 'otlp',
-      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
-      OTEL_EXPORTER_OTLP_PROTOCOL: 'http/json',
-      OTEL_BSP_SCHEDULE_DELAY: '100',
-      ROLE: 'worker',
-      WORKER_POLL_INTERVAL_MS: '100',
-      JOB_TIMEOUT_SECONDS: '1',
-    };
+    const env = tracedEnv({ ROLE: 'worker', WORKER_POLL_INTERVAL_MS: '100', JOB_TIMEOUT_SECONDS: '1' });
     const doomed = await startService({ ...env, JOB_ADD_DELAY_MS: '600000' });
     const answer = await fetch(`http://127.0.0.1:${api.port}/api/v1/add/6/7`, { method: 'POST' });
     const { jobId } = (await answer.json()) as { jobId: string };
