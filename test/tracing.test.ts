@@ -336,7 +336,9 @@ describe('a job whose worker dies mid-attempt', () => {
   it('is taken over by a new worker process whose attempt joins the same trace', async () => {
     // Only the worker started here may hold the job: it sleeps in its handler until it is killed.
     await worker.stop();
-    const env = tracedEnv({ ROLE: 'worker', WORKER_POLL_INTERVAL_MS: '100', JOB_TIMEOUT_SECONDS: '1' });
+    // A timeout a loaded machine's heartbeat keeps to: with 1 s, while the whole suite ran, the
+    // worker lost its own job to the stale rule again and again, until it failed.
+    const env = tracedEnv({ ROLE: 'worker', WORKER_POLL_INTERVAL_MS: '100', JOB_TIMEOUT_SECONDS: '3' });
     const doomed = await startService({ ...env, JOB_ADD_DELAY_MS: '600000' });
     const answer = await fetch(`http://127.0.0.1:${api.port}/api/v1/add/6/7`, { method: 'POST' });
     const { jobId } = (await answer.json()) as { jobId: string };

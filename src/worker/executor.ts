@@ -2,11 +2,12 @@ import type { Tracer } from '@opentelemetry/api';
 import { NotWritten } from '../db/statement-batcher.ts';
 import type { ClaimedJob } from '../jobs/sql/claim.ts';
 import { type JobContext, type JobKind, PermanentJobError, type ThreadHandler } from '../kinds/define.ts';
-import { preview, toPayloadJson } from '../kinds/payload.ts';
+import { storableResult } from '../kinds/result.ts';
 import type { KindRegistry } from '../kinds/registry.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { AttemptTrace } from './attempt-trace.ts';
+import { abort, RunningJobContext } from './job-context.ts';
 import type { OutcomeWriter } from './outcome-writer.ts';
 import { type JobProgress, ProgressReporter } from './progress.ts';
 import { RingQueue } from './ring-queue.ts';
@@ -226,7 +227,7 @@ export class Executor {
       const kind = this.options.kinds.get(job.kind);
       if (!kind) throw new PermanentJobError(`no handler for job kind "${job.kind}"`);
       const context = new RunningJobContext(entry, kind, writer, this.progress);
-      outcome = { result: this.storableResult(kind, await this.runHandler(kind, job.input, context)) };
+      outcome = { result: storableResult(kind, await this.runHandler(kind, job.input, context), this.options.maxResultBytes) };
     } catch (error) {
       outcome = { error };
     }
@@ -259,25 +260,6 @@ export class Executor {
     return this.options.threads.run(handler, input, context);
   }
 
-  /**
-   * The handler's value as the JSON to store, checked by the kind's result schema. A value that
-   * fails it is a bug in the handler: the job fails at once with the schema's message, as a retry
-   * would return the same, and nothing that breaks the kind's contract is stored.
-   */
-  private storableResult(kind: JobKind, value: unknown): string {
-    const checked = kind.result.safeParse(value);
-    if (!checked.success) {
-      const [issue] = checked.error.issues;
-      const where = issue?.path.length ? ` at ${issue.path.join('.')}` : '';
-      throw new PermanentJobError(
-        `the handler returned ${preview(value)}, which fails the result schema of ${kind.name}${where}: ${issue?.message ?? 'invalid'}`,
-      );
-    }
-    const payload = toPayloadJson(checked.data, this.options.maxResultBytes);
-    if ('problem' in payload) throw new PermanentJobError(`the result ${payload.problem}`);
-    return payload.json;
-  }
-
   private observeHandlerTime(ms: number): void {
     const average = this.averageHandlerMs;
     this.averageHandlerMs = average === undefined ? ms : average + HANDLER_TIME_SMOOTHING * (ms - average);
@@ -306,53 +288,4 @@ export class Executor {
     if (this.held.get(entry.job.id) === entry) this.held.delete(entry.job.id);
     if (this.held.size === 0) this.options.onIdle();
   }
-}
-
-/**
- * The context a handler is given. A class, so that its getters and `progress` live on the
- * prototype: building one per job allocates one object, and the AbortController and the bound
- * progress function are made only for a handler that asks for them.
- */
-class RunningJobContext implements JobContext {
-  readonly jobId: string;
-  readonly attempt: number;
-  readonly maxAttempts: number;
-  readonly #entry: HeldJob;
-  readonly #kind: JobKind;
-  readonly #writer: OutcomeWriter;
-  readonly #reporter: ProgressReporter;
-  #progress: ((value: unknown) => void) | undefined;
-
-  constructor(entry: HeldJob, kind: JobKind, writer: OutcomeWriter, reporter: ProgressReporter) {
-    this.jobId = entry.job.id;
-    this.attempt = entry.job.attempt;
-    this.maxAttempts = entry.job.maxAttempts;
-    this.#entry = entry;
-    this.#kind = kind;
-    this.#writer = writer;
-    this.#reporter = reporter;
-  }
-
-  get signal(): AbortSignal {
-    return signalOf(this.#entry);
-  }
-
-  /** Bound, so that a handler may pass it on or destructure it (`const { progress } = context`). */
-  get progress(): (value: unknown) => void {
-    this.#progress ??= (value) => this.#reporter.report(this.#entry, this.#kind, this.#writer, value);
-    return this.#progress;
-  }
-}
-
-function abort(entry: HeldJob, reason: Error): void {
-  entry.abortedWith = reason;
-  entry.controller?.abort(reason);
-}
-
-function signalOf(entry: HeldJob): AbortSignal {
-  if (!entry.controller) {
-    entry.controller = new AbortController();
-    if (entry.abortedWith) entry.controller.abort(entry.abortedWith);
-  }
-  return entry.controller.signal;
 }
