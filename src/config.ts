@@ -28,6 +28,10 @@ const tracesExporters = z
 /** `https://example.com` or `http://localhost:8080`, exactly as a browser sends it in `Origin`. */
 const isOrigin = (text: string) => URL.canParse(text) && new URL(text).origin === text;
 
+/** Defaults that `enqueue` applies too, outside a running service's settings. */
+export const DEFAULT_MAX_ATTEMPTS = 5;
+export const DEFAULT_PAYLOAD_MAX_BYTES = 262_144;
+
 /**
  * Every setting the service reads from its environment. Parsed once, at start, by `loadConfig`;
  * nothing else reads `process.env`. Names and defaults are documented in the README.
@@ -57,14 +61,14 @@ const ConfigSchema = z.object({
   // Threads for kinds whose handler runs in one; a core is left to the event loop.
   WORKER_THREADS: integer(1, 1024).default(() => Math.max(1, availableParallelism() - 1)),
   JOB_TIMEOUT_SECONDS: integer(1, 86_400).default(30),
-  MAX_ATTEMPTS: integer(1, 100).default(5),
+  MAX_ATTEMPTS: integer(1, 100).default(DEFAULT_MAX_ATTEMPTS),
   RETRY_BASE_DELAY_MS: integer(0, 3_600_000).default(1000),
   RETRY_MAX_DELAY_MS: integer(0, 86_400_000).default(300_000),
   SHUTDOWN_GRACE_MS: integer(0, 600_000).default(10_000),
   NUMBER_MAX_DIGITS: integer(1, 1000).default(100),
   BATCH_MAX_JOBS: integer(1, 100_000).default(5000),
   JOB_ADD_DELAY_MS: integer(0, 600_000).default(0),
-  JOB_PAYLOAD_MAX_BYTES: integer(1024, 100_000_000).default(262_144),
+  JOB_PAYLOAD_MAX_BYTES: integer(1024, 100_000_000).default(DEFAULT_PAYLOAD_MAX_BYTES),
   // A running job's progress is written at most this often; reports in between are coalesced.
   PROGRESS_MIN_INTERVAL_MS: integer(0, 600_000).default(250),
   PROGRESS_MAX_BYTES: integer(64, 1_000_000).default(4096),

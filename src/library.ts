@@ -5,7 +5,7 @@
 import type { ClientBase } from 'pg';
 import type { z } from 'zod';
 import type { Queryable } from './db/database.ts';
-import { loadConfig } from './config.ts';
+import { DEFAULT_MAX_ATTEMPTS, DEFAULT_PAYLOAD_MAX_BYTES, loadConfig } from './config.ts';
 import { JobIdGenerator } from './jobs/ids.ts';
 import { type JobSubmission, toNewJob } from './jobs/job-input.ts';
 import { type InsertedJob, insertJobsStatement } from './jobs/sql/insert.ts';
@@ -46,9 +46,6 @@ export interface EnqueueOptions {
   maxInputBytes?: number;
 }
 
-/** MAX_ATTEMPTS's default, for a kind that sets no maxAttempts of its own. */
-const DEFAULT_MAX_ATTEMPTS = 5;
-const DEFAULT_MAX_INPUT_BYTES = 262_144;
 
 /**
  * Adds a job through `client`, a `pg` client the caller holds inside a transaction of its own:
@@ -65,7 +62,7 @@ export async function enqueue<In extends z.ZodType>(
   input: z.input<In>,
   options: EnqueueOptions = {},
 ): Promise<InsertedJob> {
-  const { owner = '', maxInputBytes = DEFAULT_MAX_INPUT_BYTES, ...rest } = options;
+  const { owner = '', maxInputBytes = DEFAULT_PAYLOAD_MAX_BYTES, ...rest } = options;
   const submission: JobSubmission = { kind: kind.name, input, ...rest };
   const job = toNewJob(submission, { job: '', input: 'input.' }, {
     kinds: new KindRegistry([kind as JobKind]),
