@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { addDecimals, parseDecimal } from '../src/jobs/decimal.ts';
+import { addDecimals, checkDecimal } from '../src/jobs/decimal.ts';
+import { addKind } from '../src/kinds/add.ts';
 import type { Worker } from '../src/worker/worker.ts';
 import { ANONYMOUS, closeJobsDatabase, createWorker, type JobsDatabase, openJobsDatabase, statusOf, waitForJob } from './helpers/jobs.ts';
 
-describe('parseDecimal', () => {
+describe('checkDecimal', () => {
   it.each([
     ['0', '0'],
     ['-0', '0'],
@@ -27,13 +28,15 @@ describe('parseDecimal', () => {
     [' 7 ', '7'],
     ['9007199254740993', '9007199254740993'],
   ])('writes %j as %j', (input, canonical) => {
-    expect(parseDecimal(input, 'n', 100)).toBe(canonical);
+    expect(checkDecimal(input, 100)).toEqual({ value: canonical });
   });
 
   it.each(['abc', '', '1e5', '1e999999', 'NaN', 'Infinity', '0x10', '1.2.3', '- 1', '1'.repeat(101)])(
-    'refuses %j as BAD_USER_INPUT naming the field',
+    'refuses %j, and the add kind names the field',
     (input) => {
-      expect(() => parseDecimal(input, 'num1', 100)).toThrow(expect.objectContaining({ code: 'BAD_USER_INPUT', field: 'num1' }));
+      expect(checkDecimal(input, 100)).toEqual({ problem: expect.stringMatching(/^(must be a decimal number|has \d+ digits)/) });
+      const parsed = addKind({ maxDigits: 100 }).input.safeParse({ num1: input, num2: '1' });
+      expect(parsed.error?.issues.map((issue) => issue.path)).toEqual([['num1']]);
     },
   );
 
@@ -46,7 +49,7 @@ describe('parseDecimal', () => {
       ['-3', '1.5'],
     ] as const) {
       const sum = addDecimals(a, b);
-      expect(parseDecimal(sum, 'sum', 100)).toBe(sum);
+      expect(checkDecimal(sum, 100)).toEqual({ value: sum });
     }
   });
 });

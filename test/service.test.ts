@@ -292,7 +292,7 @@ describe('a batch racing another transaction for one of its keys', () => {
 });
 
 describe('bad input', () => {
-  // Which spellings are numbers is parseDecimal's table (test/decimal.test.ts) and the fuzz
+  // Which spellings are numbers is checkDecimal's table (test/decimal.test.ts) and the fuzz
   // model's; here, that the service refuses one per field before writing anything.
   it.each([
     ['1e5', 'num1'],

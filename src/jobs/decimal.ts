@@ -1,5 +1,4 @@
 import { Decimal } from 'decimal.js';
-import { JobServiceError } from './errors.ts';
 
 /**
  * decimal.js rounds every result to `precision` significant digits (20 by default, also in
@@ -17,14 +16,10 @@ const DECIMAL_PATTERN = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$/;
 // result it stores this way, and results are nearly always canonical already).
 const CANONICAL_PATTERN = /^(?:0|-?(?:[1-9]\d*|0(?=\.))(?:\.\d*[1-9])?)$/;
 
-/** Checks a customer's number and returns it in canonical form: no exponent, no `+`, no `-0`. */
-export function parseDecimal(value: string, field: string, maxDigits: number): string {
-  const checked = checkDecimal(value, maxDigits);
-  if ('problem' in checked) throw new JobServiceError('BAD_USER_INPUT', `${field} ${checked.problem}`, field);
-  return checked.value;
-}
-
-/** The canonical form of a decimal number, or what is wrong with it (worded to follow its field's name). */
+/**
+ * A customer's number in canonical form (no exponent, no `+`, no `-0`), or what is wrong with it,
+ * worded to follow its field's name.
+ */
 export function checkDecimal(value: string, maxDigits: number): { value: string } | { problem: string } {
   const text = value.trim();
   if (!DECIMAL_PATTERN.test(text)) return { problem: 'must be a decimal number like 12 or -0.5' };
