@@ -18,6 +18,7 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   ingest: async () => (await import('./ingest.ts')).ingestBenchmark,
   fanout: async () => (await import('./fanout.ts')).fanoutBenchmark,
   idle: async () => (await import('./idle.ts')).idleBenchmark,
+  cost: async () => (await import('./cost.ts')).costBenchmark,
 };
 
 const { values } = parseArgs({

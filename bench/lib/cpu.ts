@@ -1,7 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 
 /** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux). */
-const TICK_MS = 10;
+export const TICK_MS = 10;
 
 function machineTicks(): { busy: number; total: number } | null {
   try {
@@ -14,7 +14,7 @@ function machineTicks(): { busy: number; total: number } | null {
 }
 
 /** CPU ticks used so far by the server processes serving `database` (their title names it). */
-function postgresTicks(database: string): Map<string, number> {
+export function postgresTicks(database: string): Map<string, number> {
   const ticks = new Map<string, number>();
   for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
     try {
