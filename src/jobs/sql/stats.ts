@@ -71,7 +71,7 @@ const queueStats: Statement = {
     ORDER BY xact_start LIMIT 1) oldest ON true`,
 };
 
-/* Exact counts by status: one pass over job_status_id_idx (index-only once vacuumed). */
+/* Exact counts by status: one pass over the table, which is why it runs only while the table is small (below). */
 const statusCountsExact: Statement = {
   name: 'jobs_status_counts_exact',
   text: `SELECT status, count(*)::float8 AS jobs, true AS exact FROM job GROUP BY status`,
