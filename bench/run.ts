@@ -19,6 +19,7 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   fanout: async () => (await import('./fanout.ts')).fanoutBenchmark,
   idle: async () => (await import('./idle.ts')).idleBenchmark,
   cost: async () => (await import('./cost.ts')).costBenchmark,
+  progress: async () => (await import('./progress.ts')).progressBenchmark,
 };
 
 const { values } = parseArgs({

@@ -1,0 +1,120 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { pino } from 'pino';
+import { z } from 'zod';
+import { loadConfig } from '../../src/config.ts';
+import { migrate, readMigrations } from '../../src/db/migrate.ts';
+import { MIGRATIONS_DIR } from '../../src/db/open.ts';
+import { openPostgres } from '../../src/db/postgres.ts';
+import { JobEventHub } from '../../src/jobs/events.ts';
+import { JobService } from '../../src/jobs/service.ts';
+import { defineKind } from '../../src/kinds/define.ts';
+import { kindsFromConfig, workerFromConfig } from '../../src/runtime.ts';
+import { signal, withDeadline } from '../drain/common.ts';
+import { watchCpu } from '../lib/cpu.ts';
+import { ADMIN_URL, createFreshDatabase, settle, withClient } from '../lib/pg.ts';
+
+export interface ProgressArgs {
+  jobs: number;
+  /** Each job runs this many steps of `stepMs`, reporting after each when `report` is set. */
+  steps: number;
+  stepMs: number;
+  report: boolean;
+}
+
+export interface ProgressTrial {
+  report: boolean;
+  ms: number;
+  /** Transactions the database committed while the jobs ran; each statement is one. */
+  statements: number;
+  statementsPerSecond: number;
+  nodeCpuMs: number;
+  postgresCpuMs: number;
+  othersPercent: number;
+  verified: string;
+}
+
+/**
+ * `jobs` jobs of a kind that sleeps `steps` × `stepMs`, all running at once (the worker's
+ * concurrency is `jobs`), reporting its progress after every step or not at all. The service's
+ * defaults otherwise, PROGRESS_MIN_INTERVAL_MS (250 ms) included.
+ */
+export async function runProgress(args: ProgressArgs): Promise<ProgressTrial> {
+  const config = loadConfig({ WORKER_CONCURRENCY: String(args.jobs) });
+  const logger = pino({ level: 'silent' });
+  const fresh = await createFreshDatabase(args.report ? 'progress' : 'progress_silent');
+  const db = openPostgres({ connectionString: fresh.url, poolSize: config.DB_POOL_SIZE, logger });
+  const hub = new JobEventHub(db, logger);
+  const stepsKind = defineKind({
+    name: 'steps',
+    input: z.object({ report: z.boolean() }),
+    result: z.object({ steps: z.int() }),
+    progress: z.object({ percent: z.int().min(0).max(100) }),
+    handler: async ({ report }, context) => {
+      for (let step = 1; step <= args.steps; step += 1) {
+        await sleep(args.stepMs);
+        if (report) context.progress({ percent: Math.floor((step * 100) / args.steps) });
+      }
+      return { steps: args.steps };
+    },
+  });
+  const kinds = kindsFromConfig(config, [stepsKind]);
+  const worker = workerFromConfig(config, { db, hub, logger, kinds });
+  try {
+    await migrate(db, await readMigrations(MIGRATIONS_DIR), logger);
+    const service = new JobService({
+      db,
+      hub,
+      kinds,
+      limits: { maxAttempts: config.MAX_ATTEMPTS, maxBatchSize: args.jobs, maxInputBytes: config.JOB_PAYLOAD_MAX_BYTES },
+    });
+    await service.submitJobs(Array.from({ length: args.jobs }, () => ({ kind: 'steps', input: { report: args.report } })), { owner: '' });
+    await settle(fresh.url);
+    await hub.start();
+    const done = signal();
+    let completed = 0;
+    hub.onEvents((events) => {
+      for (const event of events) if (event.status === 'completed') completed += 1;
+      if (completed >= args.jobs) done.resolve();
+    });
+    // Read from the admin database, so the reads are not counted.
+    const commits = () =>
+      withClient(ADMIN_URL, async (client) => {
+        const { rows } = await client.query('SELECT (xact_commit + xact_rollback)::float8 AS n FROM pg_stat_database WHERE datname = $1', [fresh.name]);
+        return rows[0].n as number;
+      });
+    const before = await commits();
+    const stopWatch = watchCpu(fresh.name);
+    const started = performance.now();
+    await worker.start();
+    await withDeadline(done.promise, 60_000, 'progress');
+    const ms = performance.now() - started;
+    const cpu = stopWatch();
+    await worker.stop();
+    // Backends send their counters at most once a second.
+    await sleep(1_100);
+    const statements = (await commits()) - before;
+    const [check] = await db.query<{ completed: number; last: number }>({
+      name: 'bench_progress_verify',
+      text: `SELECT count(*) FILTER (WHERE status = 'completed')::int AS completed,
+                    count(*) FILTER (WHERE (progress->>'percent')::int = 100)::int AS last
+             FROM job`,
+    });
+    const expectLast = args.report ? args.jobs : 0;
+    if (check!.completed !== args.jobs || check!.last !== expectLast) throw new Error(`progress: verification failed: ${JSON.stringify(check)}`);
+    return {
+      report: args.report,
+      ms: Math.round(ms),
+      statements,
+      statementsPerSecond: Math.round((statements / ms) * 1000),
+      nodeCpuMs: cpu?.nodeMs ?? Number.NaN,
+      postgresCpuMs: cpu?.postgresMs ?? Number.NaN,
+      othersPercent: cpu?.othersPercent ?? Number.NaN,
+      verified: `${check!.completed} completed, ${check!.last} with their last progress (100 %) stored`,
+    };
+  } finally {
+    await worker.stop();
+    await hub.stop();
+    await db.close();
+    await fresh.drop();
+  }
+}
