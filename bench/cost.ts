@@ -24,7 +24,7 @@ const SYSTEMS: System[] = [
 const FIGURES: Array<[title: string, pick: (cost: PhaseCost) => number | null, digits: number]> = [
   ['PG CPU µs/job', (cost) => cost.postgresCpuUsPerJob, 1],
   ['WAL B/job', (cost) => cost.walBytesPerJob, 0],
-  ['of which FPI', (cost) => cost.fpiBytesPerJob, 0],
+  ['FPI B/job', (cost) => cost.fpiBytesPerJob, 0],
   ['heap records/job', (cost) => cost.heapRecordsPerJob, 2],
   ['row locks/job', (cost) => cost.lockRecordsPerJob, 2],
   ['index inserts/job', (cost) => cost.indexInsertsPerJob, 2],
@@ -83,7 +83,7 @@ export async function costBenchmark(context: BenchContext): Promise<BenchResult>
     rows,
     notes: [
       'PG CPU: utime + stime of the trial database\'s backends (/proc, 10 ms ticks), not the server\'s shared background processes',
-      'WAL: pg_walinspect, the records that touch this database\'s relations plus their transactions\' commit records; FPI = full-page images after the CHECKPOINT that precedes each trial',
+      'WAL: pg_walinspect, the records that touch this database\'s relations plus their transactions\' commit records, without full-page images; FPI: those images, which depend on when the last checkpoint ran (a CHECKPOINT precedes each trial and the worker drain; the server\'s own may fall anywhere)',
       'index inserts: B-tree INSERT_LEAF, INSERT_POST, SPLIT_L and SPLIT_R records; HOT %: n_tup_hot_upd / n_tup_upd; dead tuples: n_dead_tup (autovacuum is off on this server)',
       'ours: insert through the job service; claim and complete through the worker\'s statements in batches of 500; retrieve one job per call, 8 customers at once; "worker drain" is the worker itself on a second set of jobs',
       'sql-floor: the same table filled by our insert, drained by pgbench (2 clients, -M prepared): claim up to 500 with SKIP LOCKED, then complete them; no NOTIFY, no Node',

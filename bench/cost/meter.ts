@@ -9,9 +9,12 @@ export interface PhaseCost {
   ms: number;
   /** CPU time of the trial database's backends (10 ms ticks; a phase of 20,000 jobs is ~20–60 ticks). */
   postgresCpuUsPerJob: number;
-  /** WAL written for this database's blocks and its transactions' commit records. */
+  /**
+   * WAL written for this database's blocks and its transactions' commit records, without the
+   * full-page images: those depend on when the last checkpoint ran, not on the statements.
+   */
   walBytesPerJob: number;
-  /** Of which full-page images (the first change to each page after a checkpoint). */
+  /** Full-page images: the first change to each page after a checkpoint logs the whole page. */
   fpiBytesPerJob: number;
   heapRecordsPerJob: number;
   /** Row locks written by SELECT … FOR UPDATE (a heap LOCK record each). */
@@ -24,8 +27,8 @@ export interface PhaseCost {
   deadTuplesPerJob: number;
   /** Shared-buffer accesses (hits and reads) of the database. */
   buffersPerJob: number;
-  /** WAL records and their bytes by `resource_manager/record_type`, for the JSON file. */
-  walRecords: Record<string, { records: number; bytes: number }>;
+  /** WAL records, their bytes without full-page images, and those, by `resource_manager/record_type`. */
+  walRecords: Record<string, { records: number; bytes: number; fpiBytes: number }>;
 }
 
 interface Counters {
@@ -96,7 +99,7 @@ export class CostMeter {
       jobs,
       ms: Math.round(ms),
       postgresCpuUsPerJob: per(cpuMs * 1000),
-      walBytesPerJob: per(wal.bytes),
+      walBytesPerJob: per(wal.bytes - wal.fpi),
       fpiBytesPerJob: per(wal.fpi),
       heapRecordsPerJob: per(wal.heap),
       lockRecordsPerJob: per(wal.locks),
@@ -128,7 +131,7 @@ export class CostMeter {
     heap: number;
     locks: number;
     indexInserts: number;
-    records: Record<string, { records: number; bytes: number }>;
+    records: Record<string, { records: number; bytes: number; fpiBytes: number }>;
   }> {
     const { rows } = await this.client.query(
       `WITH record AS (SELECT * FROM pg_get_wal_records_info($1::pg_lsn, $2::pg_lsn)),
@@ -143,11 +146,11 @@ export class CostMeter {
        GROUP BY 1 ORDER BY 1`,
       [from, to, 1663, this.databaseOid],
     );
-    const total = { bytes: 0, fpi: 0, heap: 0, locks: 0, indexInserts: 0, records: {} as Record<string, { records: number; bytes: number }> };
+    const total = { bytes: 0, fpi: 0, heap: 0, locks: 0, indexInserts: 0, records: {} as Record<string, { records: number; bytes: number; fpiBytes: number }> };
     for (const row of rows as Array<{ kind: string; n: number; bytes: number; fpi: number }>) {
       total.bytes += row.bytes;
       total.fpi += row.fpi;
-      total.records[row.kind] = { records: row.n, bytes: row.bytes };
+      total.records[row.kind] = { records: row.n, bytes: row.bytes - row.fpi, fpiBytes: row.fpi };
       if (row.kind.startsWith('Heap/') || row.kind.startsWith('Heap2/MULTI_INSERT')) total.heap += row.n;
       if (row.kind === 'Heap/LOCK') total.locks += row.n;
       if (/^Btree\/(INSERT_LEAF|INSERT_POST|SPLIT_L|SPLIT_R)$/.test(row.kind)) total.indexInserts += row.n;

@@ -27,7 +27,9 @@ export interface TimedOutJob {
 
 /*
  * Claiming. Two candidate sets, each read through its own partial index and locked with
- * FOR UPDATE SKIP LOCKED, so concurrent workers take disjoint rows without waiting on each other:
+ * FOR UPDATE SKIP LOCKED, so concurrent workers take disjoint rows without waiting on each other.
+ * The indexes name `queue_state` and `heartbeat_at`, columns PostgreSQL derives from the status
+ * (see the cheaper_job migration), so the conditions here must name them too:
  * - `stale`: wip jobs whose heartbeat is older than their kind's timeout (`timeout_seconds`, or
  *   $4 when the kind has none); their worker is presumed dead. They go first, being the oldest
  *   work in the queue. $3, the shortest timeout of any kind, bounds the index scan: without it a
@@ -53,16 +55,16 @@ const claimJobs: Statement = {
   text: `
   WITH stale AS (
     SELECT id FROM job
-    WHERE status = 'wip' AND last_updated < now() - make_interval(secs => $3)
-      AND last_updated < now() - make_interval(secs => coalesce(timeout_seconds, $4))
+    WHERE queue_state = 2 AND heartbeat_at < now() - make_interval(secs => $3)
+      AND heartbeat_at < now() - make_interval(secs => coalesce(timeout_seconds, $4))
       AND array_position($5::text[], kind) IS NOT NULL
-    ORDER BY last_updated
+    ORDER BY heartbeat_at
     LIMIT $2
     FOR UPDATE SKIP LOCKED
   ),
   due AS (
     SELECT id FROM job
-    WHERE status = 'pending' AND run_at <= now() AND array_position($5::text[], kind) IS NOT NULL
+    WHERE queue_state = 1 AND run_at <= now() AND array_position($5::text[], kind) IS NOT NULL
     ORDER BY priority DESC, run_at, id
     LIMIT $2 - (SELECT count(*) FROM stale)
     FOR UPDATE SKIP LOCKED

@@ -5,9 +5,9 @@ import { uuidv7Floor } from '../ids.ts';
 
 /*
  * Retention. A job can only have changed after it was created, so every job whose last change is
- * older than the cutoff was also created before it: the id bound lets the (status, id) index skip
- * every younger job, and `last_updated` decides among the rest. Small batches with SKIP LOCKED keep
- * each delete short and out of the workers' way.
+ * older than the cutoff was also created before it: the id bound lets the primary key's scan start
+ * at the oldest job and stop at the cutoff, and the status and `last_updated` decide among those.
+ * Small batches with SKIP LOCKED keep each delete short and out of the workers' way.
  *
  * A deletion is announced like any change, as `id:deleted:version+1`, so that a subscriber still
  * waiting on the job (a `completed` one nobody retrieved) hears that it is gone instead of

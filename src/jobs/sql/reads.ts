@@ -19,6 +19,19 @@ export async function readJobStatement(db: Queryable, id: string, owner: string)
   return row ? toJob(row) : null;
 }
 
+/**
+ * `queue_state` of each status, as the cheaper_job migration derives it. The queue's partial
+ * indexes name it rather than the status, so a filter on the status alone could not use them.
+ */
+const QUEUE_STATE: Record<JobStatus, number | null> = {
+  pending: 1,
+  wip: 2,
+  failed: 3,
+  cancelled: 4,
+  completed: null,
+  retrieved: null,
+};
+
 export interface JobListing {
   owner: string;
   status?: JobStatus;
@@ -41,7 +54,7 @@ export function listJobsQuery(db: Pick<Database, 'prisma'>, listing: JobListing)
   return db.prisma.job.findMany({
     where: {
       owner: listing.owner,
-      ...(listing.status ? { status: listing.status } : {}),
+      ...(listing.status ? { status: listing.status, queueState: QUEUE_STATE[listing.status] } : {}),
       ...(listing.kind ? { kind: listing.kind } : {}),
       ...(listing.before ? { id: { lt: listing.before } } : {}),
     },

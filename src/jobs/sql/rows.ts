@@ -17,7 +17,7 @@ export function columns(table: string): string {
   ${table}.locked_by AS "lockedBy", ${table}.idempotency_key AS "idempotencyKey", ${table}.owner,
   ${table}.version, ${epochMs(`${table}.created_at`)} AS "createdAt",
   ${epochMs(`${table}.last_updated`)} AS "lastUpdated", ${epochMs(`${table}.completed_on`)} AS "completedOn",
-  ${epochMs(`${table}.retrieved_at`)} AS "retrievedAt", ${table}.traceparent`;
+  ${epochMs(`${table}.retrieved_at`)} AS "retrievedAt", ${table}.traceparent, ${table}.queue_state AS "queueState"`;
 }
 
 /** Timestamps leave the database as epoch milliseconds (see `epochMs`); input and result as parsed JSON. */

@@ -40,25 +40,27 @@ export interface OldestTransaction {
  * number of distinct priorities in use, not with the backlog. The oldest open transaction comes
  * from pg_stat_activity, which is read from shared memory: one row per connection, no table.
  */
+// `queue_state = 1` is pending, `= 2` wip: the conditions of the claim's and the stale rule's
+// partial indexes (see the cheaper_job migration), which a condition on the status could not use.
 const queueStats: Statement = {
   name: 'jobs_queue_stats',
   text: `
   WITH RECURSIVE priorities AS (
-    (SELECT priority FROM job WHERE status = 'pending' ORDER BY priority DESC LIMIT 1)
+    (SELECT priority FROM job WHERE queue_state = 1 ORDER BY priority DESC LIMIT 1)
     UNION ALL
-    SELECT (SELECT job.priority FROM job WHERE job.status = 'pending' AND job.priority < priorities.priority
+    SELECT (SELECT job.priority FROM job WHERE job.queue_state = 1 AND job.priority < priorities.priority
             ORDER BY job.priority DESC LIMIT 1)
     FROM priorities WHERE priorities.priority IS NOT NULL
   ),
   firsts AS (
-    SELECT (SELECT job.run_at FROM job WHERE job.status = 'pending' AND job.priority = priorities.priority
+    SELECT (SELECT job.run_at FROM job WHERE job.queue_state = 1 AND job.priority = priorities.priority
             ORDER BY job.run_at LIMIT 1) AS run_at
     FROM priorities WHERE priorities.priority IS NOT NULL
   )
   SELECT
     (SELECT greatest(reltuples, 0)::float8 FROM pg_class WHERE oid = 'job'::regclass) AS "estimatedRows",
     (SELECT count(*)::float8 FROM (
-       SELECT 1 FROM job WHERE status = 'pending' AND run_at <= now() LIMIT $1) due) AS "queueDepth",
+       SELECT 1 FROM job WHERE queue_state = 1 AND run_at <= now() LIMIT $1) due) AS "queueDepth",
     (SELECT coalesce(extract(epoch FROM now() - min(run_at)), 0)::float8
      FROM firsts WHERE run_at <= now()) AS "oldestDueAgeSeconds",
     oldest."ageSeconds", oldest.pid, oldest."applicationName", oldest.state
@@ -91,9 +93,9 @@ const statusCountsEstimated: Statement = {
   WHERE c.oid = 'job'::regclass
     AND s.schemaname = current_schema() AND s.tablename = 'job' AND s.attname = 'status'
   UNION ALL
-  SELECT 'pending', count(*)::float8, true FROM (SELECT 1 FROM job WHERE status = 'pending' LIMIT $1) p
+  SELECT 'pending', count(*)::float8, true FROM (SELECT 1 FROM job WHERE queue_state = 1 LIMIT $1) p
   UNION ALL
-  SELECT 'wip', count(*)::float8, true FROM (SELECT 1 FROM job WHERE status = 'wip' LIMIT $1) w`,
+  SELECT 'wip', count(*)::float8, true FROM (SELECT 1 FROM job WHERE queue_state = 2 LIMIT $1) w`,
 };
 
 /**
