@@ -6,7 +6,14 @@ export default defineConfig({
     // graphql 16 ships CommonJS (`main`) and ESM (`module`). Node, and so every dependency, loads
     // the CommonJS build; Vite would hand our own files the ESM one. Two copies of graphql break
     // `instanceof GraphQLError` and schema checks, so tests load the one Node loads, as tsx does.
-    alias: [{ find: /^graphql$/, replacement: fileURLToPath(new URL('node_modules/graphql/index.js', import.meta.url)) }],
+    // `job-service`, the package's own name as a team imports it, is its sources here, as the
+    // package's "job-service-source" condition says. That condition cannot be set for Vite alone:
+    // Vitest passes Vite's conditions on to Node, whose "module" would load ESM builds that Node
+    // cannot run (@opentelemetry/api's).
+    alias: [
+      { find: /^graphql$/, replacement: fileURLToPath(new URL('node_modules/graphql/index.js', import.meta.url)) },
+      { find: /^job-service$/, replacement: fileURLToPath(new URL('src/index.ts', import.meta.url)) },
+    ],
   },
   test: {
     include: ['test/**/*.test.ts'],

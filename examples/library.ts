@@ -1,6 +1,8 @@
 /**
  * The service inside your own process: start it with your kinds, and enqueue a job in the same
- * transaction as your own writes. Run: `DATABASE_URL=postgresql://... npx tsx examples/library.ts`.
+ * transaction as your own writes. Run: `DATABASE_URL=postgresql://... node --conditions=job-service-source
+ * examples/library.ts` (Node >= 22.18; on Node 20, `npx tsx --conditions=job-service-source …`). The
+ * condition gives `job-service` this checkout's sources; an installed package has dist/ instead.
  */
 import pg from 'pg';
 import { enqueue, startService } from 'job-service';

@@ -44,7 +44,7 @@ export class DurableNodeFS extends NodeFS {
   /** Host fsyncs done so far: the tests' evidence that commits reach the disk. */
   synced = 0;
 
-  override async init(pg: PGlite, options: EmscriptenOptions) {
+  override async init(pg: PGlite, options: EmscriptenOptions): ReturnType<NodeFS['init']> {
     const result = await super.init(pg, options);
     const preRun = result.emscriptenOpts.preRun ?? [];
     result.emscriptenOpts.preRun = [

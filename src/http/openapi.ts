@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import {
   createDocument,
+  type oas31,
   type ZodOpenApiOperationObject,
   type ZodOpenApiPathItemObject,
   type ZodOpenApiResponseObject,
@@ -31,7 +32,7 @@ export interface OpenApiOptions {
  * Components are registered here, by listing the schemas, rather than with `.meta({ id })` on
  * them: that would put the ids into zod's global registry as rest-schemas.ts is imported.
  */
-export function buildOpenApiDocument({ version = packageJson.version }: OpenApiOptions = {}) {
+export function buildOpenApiDocument({ version = packageJson.version }: OpenApiOptions = {}): oas31.OpenAPIObject {
   const errors = errorResponses();
   const jobIdParam = z.object({ id: z.string().describe("The job's id (jobId). An id that is not one is not found (404).") });
 

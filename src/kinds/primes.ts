@@ -1,5 +1,6 @@
 /** Counts the primes below a number: CPU-bound work, so it runs in the worker-thread pool. */
 import { z } from 'zod';
+import { siblingModule } from '../sibling-module.ts';
 import { defineKind } from './define.ts';
 
 export const PRIMES_MAX_BELOW = 50_000_000;
@@ -18,6 +19,6 @@ export function primesKind() {
       percent: z.int().min(0).max(100).describe('Numbers checked, in whole percent of `below`, rounded down.'),
       checked: z.int().nonnegative().describe('Numbers below this one have been checked.'),
     }),
-    handler: { module: new URL('./primes.thread.ts', import.meta.url) },
+    handler: { module: siblingModule('primes.thread', import.meta.url) },
   });
 }

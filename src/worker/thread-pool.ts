@@ -5,6 +5,7 @@ import { Piscina } from 'piscina';
 import { type JobContext, PermanentJobError, type ThreadHandler } from '../kinds/define.ts';
 import { StartStop } from '../lifecycle.ts';
 import type { Logger } from '../logger.ts';
+import { siblingModule } from '../sibling-module.ts';
 import type { ThreadOutcome, ThreadTask } from './thread-entry.ts';
 
 export interface ThreadPoolOptions {
@@ -50,7 +51,7 @@ export class ThreadPool extends StartStop {
   protected async onStart(signal: AbortSignal): Promise<void> {
     const { size, logger } = this.options;
     const pool = new Piscina({
-      filename: new URL('./thread-entry.ts', import.meta.url).href,
+      filename: siblingModule('thread-entry', import.meta.url).href,
       minThreads: size,
       maxThreads: size,
       execArgv: threadExecArgv(),

@@ -31,7 +31,7 @@ export interface StartOptions {
 }
 
 /** node's arguments in `npm start`: the sources as they are where Node strips types, tsx elsewhere. */
-export const SERVICE_ARGS = ['--import', './src/run-typescript.js', 'src/main.ts'];
+export const SERVICE_ARGS = ['--conditions=job-service-source', '--import', './src/run-typescript.js', 'src/main.ts'];
 
 function isAlive(pid: number): boolean {
   try {
