@@ -5,4 +5,5 @@ export { enqueue, type EnqueueOptions, startService, type StartServiceOptions } 
 export type { Runtime } from './runtime.ts';
 export type { ThreadHandlerContext } from './worker/thread-entry.ts';
 export type { Job, JobStatus, JobSubmission } from './jobs/service.ts';
+export type { OnUnique } from './jobs/sql/insert.ts';
 export { JobServiceError } from './jobs/errors.ts';

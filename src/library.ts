@@ -8,7 +8,7 @@ import type { Queryable } from './db/database.ts';
 import { DEFAULT_MAX_ATTEMPTS, DEFAULT_PAYLOAD_MAX_BYTES, loadConfig } from './config.ts';
 import { JobIdGenerator } from './jobs/ids.ts';
 import { type JobSubmission, toNewJob } from './jobs/job-input.ts';
-import { type InsertedJob, insertJobsStatement } from './jobs/sql/insert.ts';
+import { type InsertedJob, insertJobsStatement, type OnUnique } from './jobs/sql/insert.ts';
 import { JobServiceError } from './jobs/errors.ts';
 import type { JobKind } from './kinds/define.ts';
 import { KindRegistry } from './kinds/registry.ts';
@@ -37,6 +37,13 @@ export async function startService(options: StartServiceOptions = {}): Promise<R
 
 export interface EnqueueOptions {
   idempotencyKey?: string | null;
+  /**
+   * While a job of this kind and owner with the same key is pending or running, no other is added:
+   * `onUnique` says whether the call then throws CONFLICT (`refuse`, the default) or answers with
+   * that job (`existing`, created: false).
+   */
+  uniqueKey?: string | null;
+  onUnique?: OnUnique | null;
   runAt?: Date | null;
   priority?: number | null;
   maxAttempts?: number | null;
@@ -54,7 +61,8 @@ export interface EnqueueOptions {
  * refusal is a JobServiceError with code BAD_USER_INPUT, and nothing is written. An idempotency
  * key already used answers with the first job (`created: false`). A key that another transaction
  * is inserting at the same moment fails the statement with a unique violation, which aborts the
- * caller's transaction: retry the transaction.
+ * caller's transaction: retry the transaction. So does a unique key taken by another
+ * transaction at the same moment; one held by a committed job answers as `onUnique` says.
  */
 export async function enqueue<In extends z.ZodType>(
   client: ClientBase,
@@ -73,6 +81,9 @@ export async function enqueue<In extends z.ZodType>(
   const stored = (await insertJobsStatement(clientQueryable(client), [job])).get(job.id)!;
   if (stored.outcome === 'conflict') {
     throw new JobServiceError('CONFLICT', `idempotencyKey was first used for job ${stored.job.id}, with other input`, 'idempotencyKey');
+  }
+  if (stored.outcome === 'held') {
+    throw new JobServiceError('CONFLICT', `uniqueKey is held by job ${stored.job.id}, which is ${stored.job.status}`, 'uniqueKey');
   }
   return { job: stored.job, created: stored.outcome === 'created' };
 }

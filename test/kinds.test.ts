@@ -79,7 +79,7 @@ describe('POST /api/v1/jobs', () => {
     const read = await rest('GET', `/api/v1/jobs/${submitted.body.jobId}`);
     expect(read.body).toMatchObject({ status: 'completed', result: { greeting: 'hello Adahello Ada' } });
     expect(Object.keys(read.body).sort()).toEqual(
-      ['jobId', 'kind', 'status', 'input', 'result', 'progress', 'attempt', 'maxAttempts', 'lastError', 'priority', 'runAt', 'createdAt', 'lastUpdated', 'completedOn', 'retrievedAt'].sort(),
+      ['jobId', 'kind', 'status', 'input', 'result', 'progress', 'attempt', 'maxAttempts', 'lastError', 'priority', 'uniqueKey', 'runAt', 'createdAt', 'lastUpdated', 'completedOn', 'retrievedAt'].sort(),
     );
   });
 

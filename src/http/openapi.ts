@@ -49,7 +49,7 @@ export function buildOpenApiDocument({ version = packageJson.version }: OpenApiO
     ...(headers ? { headers } : {}),
   });
   const accepted = (schema: z.ZodType) =>
-    answer('Accepted: the job, pending, or the earlier job its idempotency key names.', schema, z.object({
+    answer('Accepted: the job, pending, or the earlier job its idempotency key names (or that holds its unique key, with onUnique existing).', schema, z.object({
       Location: z.string().describe('Where to read the job.'),
     }));
 
@@ -198,7 +198,7 @@ const ERRORS = {
   403: ['Forbidden', 'FORBIDDEN', 'A browser request from an origin not in CORS_ORIGINS.'],
   404: ['NotFound', 'NOT_FOUND', 'No job of this caller has that id.'],
   405: ['MethodNotAllowed', 'METHOD_NOT_ALLOWED', 'The path exists; the method is not one it takes.'],
-  409: ['Conflict', 'CONFLICT', 'The idempotency key was used with other input (or by a request still running), or the job is past cancelling.'],
+  409: ['Conflict', 'CONFLICT', 'The idempotency key was used with other input (or by a request still running), the unique key is held (onUnique refuse), or the job is past cancelling.'],
   413: ['TooLarge', 'REQUEST_ENTITY_TOO_LARGE', 'The body is over MAX_BODY_BYTES.'],
   415: ['UnsupportedMediaType', 'UNSUPPORTED_MEDIA_TYPE', 'The body was not sent as application/json.'],
   500: ['InternalError', 'INTERNAL_SERVER_ERROR', 'An unexpected failure, logged with the request id.'],

@@ -14,6 +14,14 @@ export const SubmitJobBody = z
       .string()
       .nullish()
       .describe('Submitting again with the same key and input returns the first job; other input is refused (409).'),
+    uniqueKey: z
+      .string()
+      .nullish()
+      .describe('While a job of this kind with the same key is pending or running, no other is added: see onUnique. Scoped to the API key.'),
+    onUnique: z
+      .enum(['refuse', 'existing'])
+      .nullish()
+      .describe('When uniqueKey is held: refuse (409 CONFLICT, field uniqueKey; the default) or existing (202 with that job, created: false).'),
     runAt: z.iso.datetime({ offset: true }).nullish().describe('Do not start before this moment (RFC 3339).'),
     priority: z.number().int().nullish().describe('Higher runs first; -1000 to 1000. Default: the kind\'s, else 0.'),
     maxAttempts: z.number().int().nullish().describe("1 to 100. Default: the kind's, else MAX_ATTEMPTS."),
@@ -46,6 +54,7 @@ export const JobAnswer = z.strictObject({
   maxAttempts: z.number().int(),
   lastError: z.string().nullable(),
   priority: z.number().int(),
+  uniqueKey: z.string().nullable().describe('The unique key it was submitted with; it holds the key while pending or running.'),
   runAt: z.iso.datetime(),
   createdAt: z.iso.datetime(),
   lastUpdated: z.iso.datetime(),
@@ -54,7 +63,9 @@ export const JobAnswer = z.strictObject({
 });
 
 export const SubmittedJobAnswer = JobAnswer.extend({
-  created: z.boolean().describe('False when the idempotency key matched an earlier job, which is returned instead.'),
+  created: z
+    .boolean()
+    .describe('False when the idempotency key matched an earlier job, or the unique key is held by one (onUnique existing), which is returned instead.'),
   links: z.strictObject({ self: z.string() }),
 });
 

@@ -12,8 +12,9 @@ import { insertJobsStatement, type NewJob, type StoredJob } from './sql/insert.t
  * caller gets the whole result map and picks its own ids from it; a key conflict refuses only its
  * own request (the statement tells requests apart). If the database refuses a shared statement,
  * it is split until the refused request is alone (see StatementBatcher), so one caller's bad row
- * can only fail that caller. Two requests with the same idempotency key never share a statement:
- * the second waits for the next one, where it finds the first's job.
+ * can only fail that caller. Two requests with the same idempotency key, or the same kind and
+ * unique key, never share a statement: the second waits for the next one, where it finds the
+ * first's job.
  */
 export class InsertCoalescer {
   private readonly batcher: StatementBatcher<readonly NewJob[], Map<string, StoredJob>>;
@@ -43,15 +44,19 @@ export class InsertCoalescer {
 }
 
 /**
- * Which requests may share one statement: up to `maxRows` jobs, and no idempotency key twice (a
- * second row with a key would fail the first's request instead of finding its job).
+ * Which requests may share one statement: up to `maxRows` jobs, and no idempotency key or (kind,
+ * unique key) twice (a second row with a key would fail the first's request instead of finding
+ * its job).
  */
 function sharingRule(maxRows: number): (jobs: readonly NewJob[]) => boolean {
   let rows = 0;
   const keys = new Set<string>();
   return (jobs) => {
     if (rows > 0 && rows + jobs.length > maxRows) return false;
-    const own = jobs.flatMap((job) => (job.idempotencyKey === null ? [] : [`${job.owner}\u0000${job.idempotencyKey}`]));
+    const own = jobs.flatMap((job) => [
+      ...(job.idempotencyKey === null ? [] : [`${job.owner}\u0000${job.idempotencyKey}`]),
+      ...(job.uniqueKey ? [`${job.owner}\u0000${job.kind}\u0000\u0000${job.uniqueKey}`] : []),
+    ]);
     if (own.some((key) => keys.has(key))) return false;
     for (const key of own) keys.add(key);
     rows += jobs.length;

@@ -4,13 +4,17 @@ import { toPayloadJson } from '../kinds/payload.ts';
 import type { KindRegistry } from '../kinds/registry.ts';
 import { JobServiceError } from './errors.ts';
 import type { JobIdGenerator } from './ids.ts';
-import type { NewJob } from './sql/insert.ts';
+import type { NewJob, OnUnique } from './sql/insert.ts';
 
 /** A job as a customer asks for it, of any kind. */
 export interface JobSubmission {
   kind: string;
   input?: unknown;
   idempotencyKey?: string | null;
+  /** While a job of the same kind and key is pending or running, this one is not added: see `onUnique`. */
+  uniqueKey?: string | null;
+  /** What a held unique key answers: `refuse` (CONFLICT, the default) or `existing` (that job). */
+  onUnique?: OnUnique | null;
   runAt?: Date | null;
   priority?: number | null;
   maxAttempts?: number | null;
@@ -50,13 +54,16 @@ const LATEST_RUN_AT = new Date('9999-12-31T23:59:59.999Z');
 // would make two different keys one.
 const UNSTORABLE_TEXT = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
+const Key = z
+  .string()
+  .min(1)
+  .max(200)
+  .refine((key) => !UNSTORABLE_TEXT.test(key), 'must not contain NUL characters or unpaired surrogates');
+
 const OptionsSchema = z.object({
-  idempotencyKey: z
-    .string()
-    .min(1)
-    .max(200)
-    .refine((key) => !UNSTORABLE_TEXT.test(key), 'must not contain NUL characters or unpaired surrogates')
-    .nullish(),
+  idempotencyKey: Key.nullish(),
+  uniqueKey: Key.nullish(),
+  onUnique: z.enum(['refuse', 'existing']).nullish(),
   runAt: z
     .date()
     .refine((date) => !Number.isNaN(date.getTime()), 'must be a valid date')
@@ -87,6 +94,8 @@ export function toNewJob(submission: JobSubmission, paths: FieldPaths, context: 
   }
   const options = OptionsSchema.safeParse({
     idempotencyKey: submission.idempotencyKey,
+    uniqueKey: submission.uniqueKey,
+    onUnique: submission.onUnique,
     runAt: submission.runAt,
     priority: submission.priority,
     maxAttempts: submission.maxAttempts,
@@ -102,6 +111,7 @@ export function toNewJob(submission: JobSubmission, paths: FieldPaths, context: 
     priority: options.data.priority ?? kind.options.priority ?? 0,
     idempotencyKey: options.data.idempotencyKey ?? null,
     owner: context.owner,
+    ...(options.data.uniqueKey ? { uniqueKey: options.data.uniqueKey, onUnique: options.data.onUnique ?? 'refuse' } : {}),
   };
 }
 
@@ -143,5 +153,28 @@ export function firstWithSameKey(jobs: readonly NewJob[], pathOf: (index: number
       throw new JobServiceError('CONFLICT', `${field} repeats the key of inputs.${first} with other input`, field);
     }
     return first;
+  });
+}
+
+/**
+ * `firstOf` (from firstWithSameKey) with repeated unique keys folded in: a job whose kind and
+ * unique key an earlier job of the request holds answers with that job when its onUnique is
+ * `existing`, and refuses the request with CONFLICT when it is `refuse`, as it would have if the
+ * earlier job had been added by another request.
+ */
+export function firstWithSameUniqueKey(jobs: readonly NewJob[], firstOf: number[], pathOf: (index: number) => string): number[] {
+  const holder = new Map<string, number>();
+  return firstOf.map((first, index) => {
+    const job = jobs[index]!;
+    if (first !== index || !job.uniqueKey) return first;
+    const key = `${job.kind}\u0000${job.uniqueKey}`;
+    const earlier = holder.get(key);
+    if (earlier === undefined) {
+      holder.set(key, index);
+      return index;
+    }
+    if (job.onUnique === 'existing') return earlier;
+    const field = `${pathOf(index)}uniqueKey`;
+    throw new JobServiceError('CONFLICT', `${field} is held by inputs.${earlier}, of the same kind`, field);
   });
 }

@@ -5,13 +5,20 @@ import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { JobServiceError, jobNotFound } from './errors.ts';
 import type { KindDescription, KindRegistry } from '../kinds/registry.ts';
-import { type AddJobInput, type FieldPaths, firstWithSameKey, type JobSubmission, toNewJob } from './job-input.ts';
+import {
+  type AddJobInput,
+  type FieldPaths,
+  firstWithSameKey,
+  firstWithSameUniqueKey,
+  type JobSubmission,
+  toNewJob,
+} from './job-input.ts';
 import { JobIdGenerator, toJobId } from './ids.ts';
 import { InsertCoalescer } from './insert-coalescer.ts';
 import { failSpan, JOB_COUNT, JOB_ID, JOB_KIND, traceparentOf } from './job-spans.ts';
 import type { JobEventHub } from './events.ts';
 import { cancelJobStatement, retrieveJobStatement } from './sql/customer.ts';
-import { type InsertedJob, isIdempotencyRace, type NewJob, type StoredJob } from './sql/insert.ts';
+import { type InsertedJob, isKeyRace, type NewJob, type StoredJob } from './sql/insert.ts';
 import { listJobsQuery, readJobStatement } from './sql/reads.ts';
 import { openJobWatch } from './watch.ts';
 
@@ -113,7 +120,9 @@ export class JobService {
   /**
    * Adds jobs in one statement, all or none; the answer keeps the order of `submissions`. An
    * idempotency key already used by the caller answers with its first job (created: false) when
-   * the kind and input match it, and refuses the whole request with CONFLICT when they differ.
+   * the kind and input match it, and refuses the whole request with CONFLICT when they differ. A
+   * unique key held by a pending or running job of the same kind answers with that job
+   * (onUnique `existing`) or refuses the whole request with CONFLICT (`refuse`).
    */
   private submit(
     submissions: readonly JobSubmission[],
@@ -157,14 +166,19 @@ export class JobService {
     const context = { kinds: this.kinds, owner: caller.owner, ids: this.ids, limits: this.limits };
     const jobs = submissions.map((submission, index) => toNewJob(submission, pathsFor(pathOf(index)), context));
     if (traceparent) for (const job of jobs) job.traceparent = traceparent;
-    const firstOf = firstWithSameKey(jobs, pathOf);
+    const firstOf = firstWithSameUniqueKey(jobs, firstWithSameKey(jobs, pathOf), pathOf);
     const sent = jobs.filter((_job, index) => firstOf[index] === index);
     const stored = await this.insertRequest(sent);
     for (const [index, job] of jobs.entries()) {
       const { job: existing, outcome } = stored.get(job.id) ?? {};
-      if (outcome !== 'conflict') continue;
-      const field = `${pathOf(index)}idempotencyKey`;
-      throw new JobServiceError('CONFLICT', `${field} was first used for job ${existing!.id}, with other input`, field);
+      if (outcome === 'conflict') {
+        const field = `${pathOf(index)}idempotencyKey`;
+        throw new JobServiceError('CONFLICT', `${field} was first used for job ${existing!.id}, with other input`, field);
+      }
+      if (outcome === 'held') {
+        const field = `${pathOf(index)}uniqueKey`;
+        throw new JobServiceError('CONFLICT', `${field} is held by job ${existing!.id}, which is ${existing!.status}`, field);
+      }
     }
     const answer = jobs.map((_job, index): InsertedJob => {
       const first = jobs[firstOf[index]!]!;
@@ -189,9 +203,9 @@ export class JobService {
       try {
         return await this.inserts.insert(jobs);
       } catch (error) {
-        if (!isIdempotencyRace(error)) throw error;
+        if (!isKeyRace(error)) throw error;
         if (round === 3) {
-          throw new JobServiceError('CONFLICT', 'the idempotency key is in use by a request still running; retry', undefined, {
+          throw new JobServiceError('CONFLICT', 'an idempotency or unique key is in use by a request still running; retry', undefined, {
             cause: error,
           });
         }

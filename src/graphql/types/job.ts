@@ -55,6 +55,10 @@ export function addJobType(builder: Builder) {
       lastError: t.exposeString('lastError', { nullable: true, description: 'Why the last attempt failed.' }),
       priority: t.exposeInt('priority'),
       idempotencyKey: t.exposeString('idempotencyKey', { nullable: true }),
+      uniqueKey: t.exposeString('uniqueKey', {
+        nullable: true,
+        description: 'Held while the job is pending or running: no other job of its kind may take it meanwhile.',
+      }),
       version: t.exposeInt('version', { description: 'Grows with every change of the job.' }),
       runAt: t.expose('runAt', { type: 'DateTime' }),
       createdAt: t.expose('createdAt', { type: 'DateTime' }),

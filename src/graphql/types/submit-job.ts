@@ -5,6 +5,14 @@ import type { AddJobTypes } from './add-job.ts';
 
 /** Jobs of any kind, and the kinds themselves. */
 export function addSubmitJobTypes(builder: Builder, { AddJobPayload }: AddJobTypes) {
+  const OnUnique = builder.enumType('OnUnique', {
+    description: 'What a submission answers when a pending or running job of its kind holds its uniqueKey.',
+    values: {
+      REFUSE: { value: 'refuse', description: 'Refused with CONFLICT, extensions.field uniqueKey; nothing of the request is added.' },
+      EXISTING: { value: 'existing', description: 'Answered with the job that holds the key (created: false).' },
+    } as const,
+  });
+
   const SubmitJobInput = builder.inputType('SubmitJobInput', {
     fields: (t) => ({
       kind: t.string({ required: true, description: 'The name of a kind the service runs (see `kinds`).' }),
@@ -14,6 +22,12 @@ export function addSubmitJobTypes(builder: Builder, { AddJobPayload }: AddJobTyp
         description:
           'Submitting again with the same key and input returns the first job instead of a new one; the same key with other input is refused with CONFLICT.',
       }),
+      uniqueKey: t.string({
+        required: false,
+        description:
+          'While a job of this kind with the same key is pending or running, no other is added (see onUnique). Unlike idempotencyKey, the key is free again once that job completes, fails or is cancelled.',
+      }),
+      onUnique: t.field({ type: OnUnique, required: false, description: 'What a held uniqueKey answers. Default: REFUSE.' }),
       runAt: t.field({ type: 'DateTime', required: false, description: 'Do not start before this moment.' }),
       priority: t.int({ required: false, description: "Higher runs first; -1000 to 1000. Default: the kind's, else 0." }),
       maxAttempts: t.int({ required: false, description: "1 to 100. Default: the kind's, else MAX_ATTEMPTS." }),

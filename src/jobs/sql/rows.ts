@@ -14,7 +14,7 @@ export function epochMs(column: string): string {
 export function columns(table: string): string {
   return `${table}.id, ${table}.kind, ${table}.input, ${table}.result, ${table}.progress, ${table}.status, ${table}.attempt,
   ${table}.max_attempts AS "maxAttempts", ${table}.timeout_seconds AS "timeoutSeconds", ${table}.last_error AS "lastError", ${epochMs(`${table}.run_at`)} AS "runAt", ${table}.priority,
-  ${table}.locked_by AS "lockedBy", ${table}.idempotency_key AS "idempotencyKey", ${table}.owner,
+  ${table}.locked_by AS "lockedBy", ${table}.idempotency_key AS "idempotencyKey", ${table}.unique_key AS "uniqueKey", ${table}.owner,
   ${table}.version, ${epochMs(`${table}.created_at`)} AS "createdAt",
   ${epochMs(`${table}.last_updated`)} AS "lastUpdated", ${epochMs(`${table}.completed_on`)} AS "completedOn",
   ${epochMs(`${table}.retrieved_at`)} AS "retrievedAt", ${table}.traceparent, ${table}.queue_state AS "queueState"`;

@@ -29,6 +29,13 @@ export type JobStatus =
   /** A worker is running it. */
   | 'WIP';
 
+/** What a submission answers when a pending or running job of its kind holds its uniqueKey. */
+export type OnUnique =
+  /** Answered with the job that holds the key (created: false). */
+  | 'EXISTING'
+  /** Refused with CONFLICT, extensions.field uniqueKey; nothing of the request is added. */
+  | 'REFUSE';
+
 export type SubmitJobInput = {
   /** Submitting again with the same key and input returns the first job instead of a new one; the same key with other input is refused with CONFLICT. */
   idempotencyKey?: string | null | undefined;
@@ -38,10 +45,14 @@ export type SubmitJobInput = {
   kind: string;
   /** 1 to 100. Default: the kind's, else MAX_ATTEMPTS. */
   maxAttempts?: number | null | undefined;
+  /** What a held uniqueKey answers. Default: REFUSE. */
+  onUnique?: OnUnique | null | undefined;
   /** Higher runs first; -1000 to 1000. Default: the kind's, else 0. */
   priority?: number | null | undefined;
   /** Do not start before this moment. */
   runAt?: string | null | undefined;
+  /** While a job of this kind with the same key is pending or running, no other is added (see onUnique). Unlike idempotencyKey, the key is free again once that job completes, fails or is cancelled. */
+  uniqueKey?: string | null | undefined;
 };
 
 export type JobFieldsFragment = { id: string, kind: string, status: JobStatus, input: unknown, num1: string | null, num2: string | null, result: unknown, progress: unknown, attempt: number, maxAttempts: number, lastError: string | null, priority: number, idempotencyKey: string | null, version: number, runAt: string, createdAt: string, lastUpdated: string, completedOn: string | null, retrievedAt: string | null };
