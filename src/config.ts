@@ -94,6 +94,8 @@ const ConfigSchema = z.object({
   COMPLETED_RETENTION_DAYS: z.coerce.number().positive().max(3650).default(30),
   PRUNE_INTERVAL_SECONDS: integer(1, 86_400).default(3600),
   PRUNE_BATCH_SIZE: integer(1, 100_000).default(1000),
+  // A schedule's tick later than this was missed (no scheduler ran), and its catch-up policy decides.
+  SCHEDULE_MISSED_AFTER_MS: integer(100, 86_400_000).default(10_000),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   // Unset: pretty on a terminal, JSON elsewhere (chooseLogFormat in logger.ts).
   LOG_FORMAT: z.enum(['pretty', 'json']).optional(),

@@ -13,7 +13,9 @@ import { createMetricsHandler } from './http/metrics.ts';
 import { OpsServer } from './http/ops-server.ts';
 import { HttpServer } from './http/server.ts';
 import { JobEventHub } from './jobs/events.ts';
+import { JobIdGenerator } from './jobs/ids.ts';
 import { Pruner } from './jobs/pruner.ts';
+import { Scheduler } from './schedules/scheduler.ts';
 import { JobService } from './jobs/service.ts';
 import { addKind } from './kinds/add.ts';
 import { digestKind } from './kinds/digest.ts';
@@ -65,8 +67,8 @@ export interface RuntimeOptions {
 }
 
 /**
- * Every part the role asks for, started in order: database (migrated) → events → worker and
- * pruner → HTTP. Each part gets what it needs as arguments; nothing here is global, so tests can
+ * Every part the role asks for, started in order: database (migrated) → events → worker,
+ * pruner and scheduler → HTTP. Each part gets what it needs as arguments; nothing here is global, so tests can
  * run several in one process. A part that fails to start, or a stop that arrives meanwhile, stops
  * the parts already started, in reverse order (StartStop's contract).
  */
@@ -139,6 +141,16 @@ export class Runtime extends StartStop {
         batchSize: config.PRUNE_BATCH_SIZE,
       });
       await this.begin(pruner, signal);
+      const scheduler = new Scheduler({
+        db,
+        kinds,
+        ids: new JobIdGenerator(),
+        logger,
+        maxAttempts: config.MAX_ATTEMPTS,
+        maxInputBytes: config.JOB_PAYLOAD_MAX_BYTES,
+        missedAfterMs: config.SCHEDULE_MISSED_AFTER_MS,
+      });
+      await this.begin(scheduler, signal);
     }
 
     // A worker always serves /health, /ready and /metrics on its ops port; an API process does when

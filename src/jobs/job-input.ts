@@ -86,12 +86,7 @@ export interface NewJobContext {
  * inside the input), or an option out of range. Nothing is written for a refused submission.
  */
 export function toNewJob(submission: JobSubmission, paths: FieldPaths, context: NewJobContext): NewJob {
-  const kind = context.kinds.get(submission.kind);
-  if (!kind) {
-    const field = `${paths.job}kind`;
-    const known = context.kinds.names.join(', ');
-    throw new JobServiceError('BAD_USER_INPUT', `${field} ${JSON.stringify(submission.kind)} is not a kind this service runs; it runs ${known}`, field);
-  }
+  const kind = knownKind(context.kinds, submission.kind, `${paths.job}kind`);
   const options = OptionsSchema.safeParse({
     idempotencyKey: submission.idempotencyKey,
     uniqueKey: submission.uniqueKey,
@@ -115,8 +110,15 @@ export function toNewJob(submission: JobSubmission, paths: FieldPaths, context: 
   };
 }
 
-/** The input as its kind's schema makes it, in JSON text. */
-function checkInput(kind: JobKind, input: unknown, path: string, maxBytes: number): string {
+/** The kind of that name; BAD_USER_INPUT on `field` when the service runs none. */
+export function knownKind(kinds: KindRegistry, name: string, field: string): JobKind {
+  const kind = kinds.get(name);
+  if (kind) return kind;
+  throw new JobServiceError('BAD_USER_INPUT', `${field} ${JSON.stringify(name)} is not a kind this service runs; it runs ${kinds.names.join(', ')}`, field);
+}
+
+/** The input as its kind's schema makes it, in JSON text; BAD_USER_INPUT names the field it refuses, under `path`. */
+export function checkInput(kind: JobKind, input: unknown, path: string, maxBytes: number): string {
   const parsed = kind.input.safeParse(input);
   if (!parsed.success) throw badInput(path, parsed.error.issues[0], 'input');
   const payload = toPayloadJson(parsed.data, maxBytes);

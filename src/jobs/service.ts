@@ -21,6 +21,7 @@ import { cancelJobStatement, retrieveJobStatement } from './sql/customer.ts';
 import { type InsertedJob, isKeyRace, type NewJob, type StoredJob } from './sql/insert.ts';
 import { listJobsQuery, readJobStatement } from './sql/reads.ts';
 import { openJobWatch } from './watch.ts';
+import { ScheduleService } from '../schedules/service.ts';
 
 export type { AddJobInput, Job, JobStatus, JobSubmission };
 
@@ -74,6 +75,8 @@ export class JobService {
   /** Concurrent requests' new jobs, sent as one INSERT. */
   private readonly inserts: InsertCoalescer;
   private readonly ids = new JobIdGenerator();
+  /** The caller's schedules: recurring jobs (src/schedules). */
+  readonly schedules: ScheduleService;
 
   private readonly db: Database;
   private readonly hub: JobEventHub;
@@ -89,6 +92,7 @@ export class JobService {
     this.limits = options.limits;
     // A shared statement never grows past what one request may send on its own.
     this.inserts = new InsertCoalescer(options.db, Math.max(options.limits.maxBatchSize, 1000));
+    this.schedules = new ScheduleService({ db: options.db, kinds: options.kinds, ids: this.ids, maxInputBytes: options.limits.maxInputBytes });
   }
 
   /** The seed's job: an `add` of two numbers, whose errors name `num1` and `num2` as they always have. */

@@ -3,6 +3,7 @@
  * handler that does the work. Every kind, the built-in `add` included, is one `defineKind` call.
  */
 import type { z } from 'zod';
+import { type CatchUp, parseTiming } from '../schedules/cron.ts';
 
 export interface KindOptions {
   /** Attempts before the job fails for good. Default: MAX_ATTEMPTS. */
@@ -16,6 +17,25 @@ export interface KindOptions {
   backoff?: { baseDelayMs: number; maxDelayMs: number };
   /** The priority of a job submitted without one, -1000 to 1000. Default: 0. */
   priority?: number;
+}
+
+/**
+ * A schedule a kind declares: made at every start by a process that runs the kind (found again by
+ * kind and name), and deleted once the kind no longer declares it. See README, "Schedules".
+ */
+export interface KindSchedule {
+  /** Tells it apart from the kind's other schedules; the same rules as a kind's name. */
+  name: string;
+  /** Five fields (minute hour day month weekday), or six with seconds first. */
+  cron: string;
+  /** An IANA time zone, such as Europe/Berlin. Default: UTC. */
+  timeZone?: string;
+  /** The input of each job it makes, checked by the kind's input schema when the kind is defined. */
+  input?: unknown;
+  /** Ticks missed while no scheduler ran: `skip` them, fire `one` (the latest; the default), or `all` up to catchUpLimit. */
+  catchUp?: CatchUp;
+  /** For `all`: at most this many missed ticks fire, the latest ones; 1 to 1000, default 10. */
+  catchUpLimit?: number;
 }
 
 export interface JobContext {
@@ -63,6 +83,8 @@ export interface KindDefinition<In extends z.ZodType, Out extends z.ZodType> {
    */
   progress?: z.ZodType;
   options?: KindOptions;
+  /** Recurring jobs of this kind. */
+  schedules?: readonly KindSchedule[];
   handler: KindHandler<z.output<In>, z.input<Out>> | ThreadHandler;
 }
 
@@ -75,6 +97,7 @@ export interface JobKind<In extends z.ZodType = z.ZodType, Out extends z.ZodType
   /** The schema of its progress values, if the definition gave one. */
   readonly progress: z.ZodType | undefined;
   readonly options: Readonly<KindOptions>;
+  readonly schedules: readonly KindSchedule[];
   readonly handler: KindHandler<z.output<In>, z.input<Out>> | ThreadHandler;
 }
 
@@ -93,7 +116,7 @@ export class KindDefinitionError extends Error {
 
 /** Checks a definition once, where it is made, so a bad one fails the start instead of a job. */
 export function defineKind<In extends z.ZodType, Out extends z.ZodType>(definition: KindDefinition<In, Out>): JobKind<In, Out> {
-  const { name, description, input, result, progress, options = {}, handler } = definition;
+  const { name, description, input, result, progress, options = {}, schedules = [], handler } = definition;
   const problem = kindProblem(definition);
   if (problem) throw new KindDefinitionError(`kind ${JSON.stringify(name)}: ${problem}`);
   return Object.freeze({
@@ -103,6 +126,7 @@ export function defineKind<In extends z.ZodType, Out extends z.ZodType>(definiti
     result,
     progress,
     options: Object.freeze({ ...options }),
+    schedules: Object.freeze(schedules.map((schedule) => Object.freeze({ ...schedule }))),
     handler,
     [DEFINED_KIND]: true,
   });
@@ -112,7 +136,8 @@ export function isJobKind(value: unknown): value is JobKind {
   return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[DEFINED_KIND] === true;
 }
 
-function kindProblem({ name, input, result, progress, options = {}, handler }: KindDefinition<z.ZodType, z.ZodType>): string | undefined {
+function kindProblem(definition: KindDefinition<z.ZodType, z.ZodType>): string | undefined {
+  const { name, input, result, progress, options = {}, handler } = definition;
   if (typeof name !== 'string' || !KIND_NAME.test(name)) {
     return 'the name must start with a letter and hold only letters, digits, _, - and . (at most 64)';
   }
@@ -133,6 +158,31 @@ function kindProblem({ name, input, result, progress, options = {}, handler }: K
     !(isIntegerIn(backoff.baseDelayMs, 0, 3_600_000) && isIntegerIn(backoff.maxDelayMs, backoff.baseDelayMs, 86_400_000))
   ) {
     return 'options.backoff needs integer baseDelayMs (0 to 3600000) and maxDelayMs (at least baseDelayMs, at most 86400000)';
+  }
+  return schedulesProblem(definition);
+}
+
+function schedulesProblem({ input, schedules = [] }: KindDefinition<z.ZodType, z.ZodType>): string | undefined {
+  if (!Array.isArray(schedules)) return 'schedules must be an array';
+  const names = new Set<string>();
+  for (const [index, schedule] of schedules.entries()) {
+    const at = `schedules.${index}`;
+    if (typeof schedule?.name !== 'string' || !KIND_NAME.test(schedule.name)) {
+      return `${at}.name must start with a letter and hold only letters, digits, _, - and . (at most 64)`;
+    }
+    if (names.has(schedule.name)) return `${at}.name repeats ${JSON.stringify(schedule.name)}`;
+    names.add(schedule.name);
+    const timing = parseTiming({ cron: String(schedule.cron), timeZone: schedule.timeZone ?? 'UTC' });
+    if ('problem' in timing) return `${at}.${timing.field} ${timing.problem}`;
+    if (schedule.catchUp !== undefined && !['skip', 'one', 'all'].includes(schedule.catchUp)) return `${at}.catchUp must be skip, one or all`;
+    if (schedule.catchUpLimit !== undefined && !isIntegerIn(schedule.catchUpLimit, 1, 1000)) {
+      return `${at}.catchUpLimit must be an integer from 1 to 1000`;
+    }
+    const parsed = input.safeParse(schedule.input);
+    if (!parsed.success) {
+      const [issue] = parsed.error.issues;
+      return `${at}.input${issue?.path.length ? `.${issue.path.join('.')}` : ''} ${issue?.message ?? 'is invalid'}`;
+    }
   }
   return undefined;
 }
