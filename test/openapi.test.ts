@@ -36,6 +36,12 @@ const ROUTES = [
   'POST /api/v1/jobs/{id}/retrieve',
   'POST /api/v1/jobs/{id}/cancel',
   'GET /api/v1/kinds',
+  'POST /api/v1/schedules',
+  'GET /api/v1/schedules',
+  'GET /api/v1/schedules/{id}',
+  'DELETE /api/v1/schedules/{id}',
+  'POST /api/v1/schedules/{id}/pause',
+  'POST /api/v1/schedules/{id}/resume',
   'GET /api/v1/openapi.json',
 ];
 
@@ -289,6 +295,23 @@ describe('real answers match the document', () => {
   it('kinds: 200 with each kind and its JSON Schemas', async () => {
     const kinds = await documented('GET', '/api/v1/kinds');
     expect((kinds.body as { kinds: { name: string }[] }).kinds.map((kind) => kind.name)).toEqual(['add', 'greet']);
+  });
+
+  it('schedules: 201, 200, 400, 404', async () => {
+    const made = await documented('POST', '/api/v1/schedules', {
+      body: { kind: 'greet', input: { name: 'Ed' }, cron: '0 9 * * MON', timeZone: 'Europe/Berlin', catchUp: 'skip' },
+    });
+    expect(made.status).toBe(201);
+    const id = (made.body as { scheduleId: string }).scheduleId;
+    expect((await documented('GET', '/api/v1/schedules')).body).toMatchObject({ schedules: [{ scheduleId: id }] });
+    expect((await documented('GET', `/api/v1/schedules/${id}`)).body).toMatchObject({ scheduleId: id, paused: false });
+    expect((await documented('POST', `/api/v1/schedules/${id}/pause`)).body).toMatchObject({ paused: true, nextFireAt: null });
+    expect((await documented('POST', `/api/v1/schedules/${id}/resume`)).body).toMatchObject({ paused: false });
+    expect((await documented('DELETE', `/api/v1/schedules/${id}`)).body).toEqual({ scheduleId: id, deleted: true });
+    expect((await documented('GET', `/api/v1/schedules/${id}`)).status).toBe(404);
+    expect((await documented('POST', `/api/v1/schedules/${UNKNOWN_ID}/pause`)).status).toBe(404);
+    expect((await documented('DELETE', `/api/v1/schedules/${UNKNOWN_ID}`)).status).toBe(404);
+    expect((await documented('POST', '/api/v1/schedules', { body: { kind: 'greet', input: { name: 'Ed' }, cron: 'often' } })).status).toBe(400);
   });
 
   it('without a key: 401 on every route; from a foreign page: 403', async () => {

@@ -5,6 +5,7 @@ import { addJobType } from './types/job.ts';
 import { addMutationType } from './types/mutation.ts';
 import { addQueryType } from './types/query.ts';
 import { addScalars } from './types/scalars.ts';
+import { addScheduleTypes } from './types/schedule.ts';
 import { addSubmitJobTypes } from './types/submit-job.ts';
 import { addSubscriptionType } from './types/subscription.ts';
 
@@ -17,6 +18,7 @@ export function buildSchema(): GraphQLSchema {
   addMutationType(builder, jobTypes);
   const addJobTypes = addAddJobTypes(builder, jobTypes);
   addSubmitJobTypes(builder, addJobTypes);
+  addScheduleTypes(builder);
   addSubscriptionType(builder, jobTypes);
   return builder.toSchema({ sortSchema: true });
 }

@@ -3,7 +3,8 @@ import { isTransient } from '../db/errors.ts';
 import { type JobErrorCode, JobServiceError } from '../jobs/errors.ts';
 import type { Job } from '../jobs/service.ts';
 import { addNumbersOf } from '../kinds/add.ts';
-import type { AddJobAnswer, JobAnswer } from './rest-schemas.ts';
+import type { ScheduleView } from '../schedules/service.ts';
+import type { AddJobAnswer, JobAnswer, ScheduleAnswer } from './rest-schemas.ts';
 
 const STATUS_OF: Record<JobErrorCode, number> = {
   BAD_USER_INPUT: 400,
@@ -85,5 +86,25 @@ export function addJobBody(job: Job): z.output<typeof AddJobAnswer> | z.output<t
     lastUpdated: job.lastUpdated.toISOString(),
     completedOn: job.completedOn?.toISOString() ?? null,
     retrievedAt: job.retrievedAt?.toISOString() ?? null,
+  };
+}
+
+/** A schedule as the `/api/v1/schedules` routes show it. */
+export function scheduleBody(schedule: ScheduleView): z.output<typeof ScheduleAnswer> {
+  return {
+    scheduleId: schedule.id,
+    kind: schedule.kind,
+    name: schedule.name,
+    declared: schedule.declared,
+    input: schedule.input,
+    cron: schedule.cron,
+    timeZone: schedule.timeZone,
+    catchUp: schedule.catchUp,
+    catchUpLimit: schedule.catchUpLimit,
+    paused: schedule.paused,
+    lastFireAt: schedule.lastFireAt?.toISOString() ?? null,
+    nextFireAt: schedule.nextFireAt?.toISOString() ?? null,
+    lastJobId: schedule.lastJobId,
+    createdAt: schedule.createdAt.toISOString(),
   };
 }

@@ -10,11 +10,15 @@ import packageJson from '../../package.json' with { type: 'json' };
 import {
   AddedJobAnswer,
   AddJobAnswer,
+  CreateScheduleBody,
+  DeletedScheduleAnswer,
   ErrorAnswer,
   JobAnswer,
   JobPageAnswer,
   KindsAnswer,
   ListJobsQuery,
+  ScheduleAnswer,
+  ScheduleListAnswer,
   SubmitJobBody,
   SubmittedJobAnswer,
 } from './rest-schemas.ts';
@@ -34,6 +38,7 @@ export interface OpenApiOptions {
  */
 export function buildOpenApiDocument({ version = packageJson.version }: OpenApiOptions = {}): oas31.OpenAPIObject {
   const errors = errorResponses();
+  const scheduleIdParam = z.object({ id: z.string().describe("The schedule's id (scheduleId).") });
   const jobIdParam = z.object({ id: z.string().describe("The job's id (jobId). An id that is not one is not found (404).") });
 
   // Every route can answer these: they come from app.ts, before the route, or from the database.
@@ -140,6 +145,63 @@ export function buildOpenApiDocument({ version = packageJson.version }: OpenApiO
         responses: responses({ 200: answer('The job, cancelled.', JobAnswer) }, 400, 404, 409),
       },
     },
+    '/api/v1/schedules': {
+      post: {
+        operationId: 'createSchedule',
+        summary: 'Make a schedule: a job of a kind whenever a cron expression matches, in a time zone',
+        description: 'Owned by the API key that makes it. Each tick makes one job, however many worker processes run.',
+        tags: ['schedules'],
+        requestBody: { required: true, content: { 'application/json': { schema: CreateScheduleBody } } },
+        responses: responses(
+          {
+            201: answer('Created: the schedule.', ScheduleAnswer, z.object({ Location: z.string().describe('Where to read the schedule.') })),
+          },
+          400,
+          413,
+          415,
+        ),
+      },
+      get: {
+        operationId: 'listSchedules',
+        summary: "The caller's schedules, oldest first",
+        tags: ['schedules'],
+        responses: responses({ 200: answer('The schedules.', ScheduleListAnswer) }),
+      },
+    },
+    '/api/v1/schedules/{id}': {
+      get: {
+        operationId: 'getSchedule',
+        summary: 'Read a schedule',
+        tags: ['schedules'],
+        requestParams: { path: scheduleIdParam },
+        responses: responses({ 200: answer('The schedule.', ScheduleAnswer) }, 404),
+      },
+      delete: {
+        operationId: 'deleteSchedule',
+        summary: 'Delete a schedule; the jobs it made stay',
+        tags: ['schedules'],
+        requestParams: { path: scheduleIdParam },
+        responses: responses({ 200: answer('Deleted.', DeletedScheduleAnswer) }, 404),
+      },
+    },
+    '/api/v1/schedules/{id}/pause': {
+      post: {
+        operationId: 'pauseSchedule',
+        summary: 'Pause a schedule: no tick fires until it is resumed',
+        tags: ['schedules'],
+        requestParams: { path: scheduleIdParam },
+        responses: responses({ 200: answer('The schedule, paused.', ScheduleAnswer) }, 404),
+      },
+    },
+    '/api/v1/schedules/{id}/resume': {
+      post: {
+        operationId: 'resumeSchedule',
+        summary: 'Resume a schedule from its next tick; the ticks of the pause do not fire',
+        tags: ['schedules'],
+        requestParams: { path: scheduleIdParam },
+        responses: responses({ 200: answer('The schedule, running.', ScheduleAnswer) }, 404),
+      },
+    },
     '/api/v1/kinds': {
       get: {
         operationId: 'listKinds',
@@ -183,6 +245,8 @@ export function buildOpenApiDocument({ version = packageJson.version }: OpenApiO
         AddedJob: AddedJobAnswer,
         Kinds: KindsAnswer,
         SubmitJob: SubmitJobBody,
+        Schedule: ScheduleAnswer,
+        CreateSchedule: CreateScheduleBody,
       },
       // The others are registered where a route first uses them (by their `id`); listing them here
       // too would make zod-openapi copy them into every route instead of referring to them.
@@ -196,7 +260,7 @@ const ERRORS = {
   400: ['BadUserInput', 'BAD_USER_INPUT', 'The input is invalid: `field` names the part, as a dotted path.'],
   401: ['Unauthenticated', 'UNAUTHENTICATED', 'API_KEYS are set and the request has no valid Authorization: Bearer <key>.'],
   403: ['Forbidden', 'FORBIDDEN', 'A browser request from an origin not in CORS_ORIGINS.'],
-  404: ['NotFound', 'NOT_FOUND', 'No job of this caller has that id.'],
+  404: ['NotFound', 'NOT_FOUND', 'No job (or schedule) of this caller has that id.'],
   405: ['MethodNotAllowed', 'METHOD_NOT_ALLOWED', 'The path exists; the method is not one it takes.'],
   409: ['Conflict', 'CONFLICT', 'The idempotency key was used with other input (or by a request still running), the unique key is held (onUnique refuse), or the job is past cancelling.'],
   413: ['TooLarge', 'REQUEST_ENTITY_TOO_LARGE', 'The body is over MAX_BODY_BYTES.'],

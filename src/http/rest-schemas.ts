@@ -113,3 +113,43 @@ export const ErrorAnswer = z.strictObject({
     field: z.string().optional().describe('The offending field, as a dotted path.'),
   }),
 });
+
+const CATCH_UP = ['skip', 'one', 'all'] as const;
+
+export const CreateScheduleBody = z
+  .object({
+    kind: z.string().describe('The name of a kind the service runs (GET /api/v1/kinds).'),
+    input: z.unknown().optional().describe("Each job's input, checked now by the kind's input schema."),
+    cron: z
+      .string()
+      .describe('Five fields (minute hour day month weekday), or six with seconds first, as croner reads them: "*/5 * * * *", "0 30 9 * * MON-FRI".'),
+    timeZone: z.string().nullish().describe('An IANA time zone, such as Europe/Berlin. Default: UTC.'),
+    catchUp: z
+      .enum(CATCH_UP)
+      .nullish()
+      .describe('Ticks missed while no scheduler ran (later than SCHEDULE_MISSED_AFTER_MS): skip them, fire one (the latest; the default), or all, the latest catchUpLimit.'),
+    catchUpLimit: z.number().int().nullish().describe('For catchUp all: 1 to 1000, default 10.'),
+    paused: z.boolean().nullish().describe('Made paused: no tick fires until resumed. Default: false.'),
+  })
+  .strict();
+
+export const ScheduleAnswer = z.strictObject({
+  scheduleId: z.uuid(),
+  kind: z.string(),
+  name: z.string().nullable().describe("A declared schedule's name within its kind; null for one made over the API."),
+  declared: z.boolean().describe("Made from the kind's definition: the next start makes it again as declared."),
+  input: z.unknown(),
+  cron: z.string(),
+  timeZone: z.string(),
+  catchUp: z.enum(CATCH_UP),
+  catchUpLimit: z.number().int(),
+  paused: z.boolean(),
+  lastFireAt: z.iso.datetime().nullable().describe('The latest tick settled: fired, or passed over by the catch-up policy.'),
+  nextFireAt: z.iso.datetime().nullable().describe('The next tick; null while paused.'),
+  lastJobId: z.uuid().nullable().describe('The job of the latest tick that made one.'),
+  createdAt: z.iso.datetime(),
+});
+
+export const ScheduleListAnswer = z.strictObject({ schedules: z.array(ScheduleAnswer) });
+
+export const DeletedScheduleAnswer = z.strictObject({ scheduleId: z.uuid(), deleted: z.literal(true) });

@@ -2,8 +2,9 @@ import type { z } from 'zod';
 import { JobServiceError } from '../jobs/errors.ts';
 import type { Caller, JobService } from '../jobs/service.ts';
 import type { ErrorLog } from './error-log.ts';
-import { addJobBody, errorResponse, jobBody, json, responseForError } from './json.ts';
-import { ListJobsQuery, SubmitJobBody } from './rest-schemas.ts';
+import { scheduleNotFound } from '../schedules/service.ts';
+import { addJobBody, errorResponse, jobBody, json, responseForError, scheduleBody } from './json.ts';
+import { CreateScheduleBody, ListJobsQuery, SubmitJobBody } from './rest-schemas.ts';
 
 export interface RestDeps {
   jobs: JobService;
@@ -89,6 +90,34 @@ export function createRestHandler({ jobs, errorLog, maxBodyBytes, openApiDocumen
       pattern: /^\/api\/v1\/jobs\/([^/]+)\/cancel\/?$/,
       methods: ['POST'],
       handle: async ([id], _request, caller) => json(jobBody(await jobs.cancelJob(id!, caller))),
+    },
+    {
+      pattern: /^\/api\/v1\/schedules\/?$/,
+      methods: ['GET', 'POST'],
+      async handle(_params, request, caller) {
+        if (request.method === 'GET') return json({ schedules: (await jobs.schedules.list(caller.owner)).map(scheduleBody) });
+        const body = parse(CreateScheduleBody, await readJson(request, maxBodyBytes));
+        const schedule = await jobs.schedules.create(body, caller.owner);
+        return json(scheduleBody(schedule), 201, { location: `/api/v1/schedules/${schedule.id}` });
+      },
+    },
+    {
+      pattern: /^\/api\/v1\/schedules\/([^/]+)\/?$/,
+      methods: ['GET', 'DELETE'],
+      async handle([id], request, caller) {
+        if (request.method === 'DELETE') {
+          await jobs.schedules.delete(id!, caller.owner);
+          return json({ scheduleId: id!.toLowerCase(), deleted: true });
+        }
+        const schedule = await jobs.schedules.get(id!, caller.owner);
+        if (!schedule) throw scheduleNotFound(id!);
+        return json(scheduleBody(schedule));
+      },
+    },
+    {
+      pattern: /^\/api\/v1\/schedules\/([^/]+)\/(pause|resume)\/?$/,
+      methods: ['POST'],
+      handle: async ([id, action], _request, caller) => json(scheduleBody(await jobs.schedules.setPaused(id!, caller.owner, action === 'pause'))),
     },
     {
       pattern: /^\/api\/v1\/kinds\/?$/,
