@@ -1,6 +1,7 @@
 /** What the package exports: define kinds, run the service with them, enqueue in a transaction. */
 export { defineKind, isJobKind, PermanentJobError } from './kinds/define.ts';
-export type { JobContext, JobKind, KindDefinition, KindHandler, KindOptions, ThreadHandler } from './kinds/define.ts';
+export type { JobContext, JobKind, KindDefinition, KindHandler, KindOptions, KindSchedule, ThreadHandler } from './kinds/define.ts';
+export type { CatchUp } from './schedules/cron.ts';
 export { enqueue, type EnqueueOptions, startService, type StartServiceOptions } from './library.ts';
 export type { Runtime } from './runtime.ts';
 export type { ThreadHandlerContext } from './worker/thread-entry.ts';
