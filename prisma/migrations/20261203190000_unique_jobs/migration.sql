@@ -5,6 +5,8 @@ ALTER TABLE "job" ADD COLUMN "unique_key" TEXT;
 
 -- Partial twice over. Jobs without a unique key (most of them) never enter it, so they pay
 -- nothing; a job with one leaves it when it completes, fails or is cancelled, which is what ends
--- the key's hold. Only a keyed job's transitions between pending and wip add entries.
+-- the key's hold. It names queue_state (1 pending, 2 wip), not the status, as the queue's other
+-- indexes do (cheaper_job migration): completed → retrieved changes no column it names, and
+-- stays a HOT update. Only a keyed job's own transitions add entries.
 CREATE UNIQUE INDEX "job_unique_key_active_key" ON "job"("owner", "kind", "unique_key")
-  WHERE unique_key IS NOT NULL AND status IN ('pending', 'wip');
+  WHERE unique_key IS NOT NULL AND queue_state IN (1, 2);

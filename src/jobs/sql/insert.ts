@@ -54,8 +54,9 @@ export type OnUnique = 'refuse' | 'existing';
  *   (none), with NULLs. So are $12 and $13, the unique keys and whether a held one refuses, when
  *   no row has a unique key: `held` then joins nothing, and such a batch pays one empty index
  *   probe per row.
- * - `held`: inputs whose (owner, kind, unique key) names a pending or running job, as of the
- *   snapshot, and no idempotency key answered first. A key taken after the snapshot fails the
+ * - `held`: inputs whose (owner, kind, unique key) names a pending or running job (queue_state 1
+ *   or 2, the condition of job_unique_key_active_key, so that index answers), as of the snapshot,
+ *   and no idempotency key answered first. A key taken after the snapshot fails the
  *   statement on job_unique_key_active_key, as an idempotency key does, and is sent again.
  */
 const insertJobs: Statement = {
@@ -77,7 +78,7 @@ const insertJobs: Statement = {
   held AS (
     SELECT input.id AS input_id, input.request, job.id AS job_id, input.unique_refuses AS conflict
     FROM input JOIN job ON job.owner = input.owner AND job.kind = input.kind AND job.unique_key = input.unique_key
-                       AND job.status IN ('pending', 'wip')
+                       AND job.queue_state IN (1, 2)
     WHERE NOT EXISTS (SELECT 1 FROM found WHERE found.input_id = input.id)
   ),
   inserted AS (
