@@ -134,7 +134,7 @@ describe('connections', () => {
       (session) => session.name.startsWith(`job-service/all/${api.pid}/`) || session.name === 'listen-from-its-own-url',
     );
     expect(mine.filter((session) => session.name === 'listen-from-its-own-url')).toEqual([
-      { name: 'listen-from-its-own-url', query: expect.stringMatching(/^(UN)?LISTEN "job_/) },
+      { name: 'listen-from-its-own-url', query: expect.stringMatching(/^(UN)?LISTEN "(job_|schedule_changes)/) },
     ]);
     expect(mine.filter((session) => session.name.endsWith('/listen'))).toEqual([]);
     expect(mine.filter((session) => session.name.endsWith('/pool')).length).toBeGreaterThan(0);

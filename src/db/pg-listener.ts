@@ -44,6 +44,13 @@ export class Listener {
   private client: pg.Client | undefined;
   private socket: Socket | undefined;
   private connecting: Promise<void> | undefined;
+  /**
+   * The connection's LISTENs and UNLISTENs, one after another. Two parts that subscribe at once
+   * (the scheduler while the LISTEN check runs) would otherwise send two queries on one client,
+   * which pg 8 queues with a deprecation warning and pg 9 will refuse. A new connection starts
+   * a new chain, so a command that a lost one never answers holds nothing up.
+   */
+  private commands: Promise<unknown> = Promise.resolve();
   private reconnectTimer: NodeJS.Timeout | undefined;
   private probeTimer: NodeJS.Timeout | undefined;
   /** The token of the probe in flight, and what to call when it is heard. */
@@ -69,7 +76,7 @@ export class Listener {
     if (!this.client) {
       await this.connect();
     } else if (isNewChannel) {
-      await this.client.query(`LISTEN ${pg.escapeIdentifier(channel)}`);
+      await this.command(this.client, `LISTEN ${pg.escapeIdentifier(channel)}`);
     }
     return async () => {
       subscribers.delete(handlers);
@@ -77,7 +84,7 @@ export class Listener {
         this.channels.delete(channel);
         // Not awaited: nothing reaches the handlers now, and on a connection gone silent (not yet
         // found by the probe) the answer would never come, holding up a shutdown.
-        void this.client?.query(`UNLISTEN ${pg.escapeIdentifier(channel)}`).catch(() => undefined);
+        if (this.client) void this.command(this.client, `UNLISTEN ${pg.escapeIdentifier(channel)}`).catch(() => undefined);
       }
     };
   }
@@ -145,7 +152,14 @@ export class Listener {
     }
     this.client = client;
     this.socket = socket;
+    this.commands = Promise.resolve();
     this.scheduleProbe(client);
+  }
+
+  private command(client: pg.Client, sql: string): Promise<unknown> {
+    const sent = this.commands.then(() => client.query(sql));
+    this.commands = sent.catch(() => undefined);
+    return sent;
   }
 
   private lost(client: pg.Client, error: Error): void {
