@@ -46,7 +46,6 @@ export interface ScheduleServiceOptions {
   ids: JobIdGenerator;
   /** The largest input, as UTF-8 JSON (JOB_PAYLOAD_MAX_BYTES). */
   maxInputBytes: number;
-  now?: () => Date;
 }
 
 export class ScheduleService {
@@ -115,7 +114,7 @@ export class ScheduleService {
   }
 
   private view(schedule: StoredSchedule): ScheduleView {
-    const now = (this.options.now ?? (() => new Date()))();
+    const now = new Date();
     const from = schedule.lastFireAt && schedule.lastFireAt > now ? schedule.lastFireAt : now;
     return { ...schedule, nextFireAt: schedule.paused ? null : nextTick(schedule, from) };
   }
