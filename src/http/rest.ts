@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { JobServiceError } from '../jobs/errors.ts';
+import { fieldError } from '../jobs/errors.ts';
 import type { Caller, JobService } from '../jobs/service.ts';
 import type { ErrorLog } from './error-log.ts';
 import { addJobBody, errorResponse, jobBody, json, responseForError } from './json.ts';
@@ -171,9 +171,5 @@ async function readJson(request: Request, maxBytes: number): Promise<unknown> {
 function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
-  const [issue] = parsed.error.issues;
-  const keys = issue?.code === 'unrecognized_keys' ? issue.keys : [];
-  const field = [...(issue?.path ?? []), ...keys.slice(0, 1)].join('.') || 'body';
-  const message = issue?.code === 'unrecognized_keys' ? 'is not a field this route takes' : (issue?.message ?? 'is invalid');
-  throw new JobServiceError('BAD_USER_INPUT', `${field} ${message}`, field);
+  throw fieldError(parsed.error.issues[0], { whole: 'body', unknownField: 'is not a field this route takes' });
 }

@@ -2,9 +2,10 @@ import { z } from 'zod';
 import type { JobKind } from '../kinds/define.ts';
 import { toPayloadJson } from '../kinds/payload.ts';
 import type { KindRegistry } from '../kinds/registry.ts';
-import { JobServiceError } from './errors.ts';
+import { fieldError, JobServiceError } from './errors.ts';
 import type { JobIdGenerator } from './ids.ts';
 import type { NewJob } from './sql/insert.ts';
+import { isStorableText } from '../worker/storable-text.ts';
 
 /** A job as a customer asks for it, of any kind. */
 export interface JobSubmission {
@@ -46,16 +47,13 @@ export interface FieldPaths {
 const EARLIEST_RUN_AT = new Date('0001-01-01T00:00:00.000Z');
 const LATEST_RUN_AT = new Date('9999-12-31T23:59:59.999Z');
 
-// PostgreSQL text cannot hold NUL, and the driver writes an unpaired surrogate as U+FFFD, which
-// would make two different keys one.
-const UNSTORABLE_TEXT = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
 const OptionsSchema = z.object({
   idempotencyKey: z
     .string()
     .min(1)
     .max(200)
-    .refine((key) => !UNSTORABLE_TEXT.test(key), 'must not contain NUL characters or unpaired surrogates')
+    // The driver would write an unpaired surrogate as U+FFFD, making two different keys one.
+    .refine(isStorableText, 'must not contain NUL characters or unpaired surrogates')
     .nullish(),
   runAt: z
     .date()
@@ -91,7 +89,7 @@ export function toNewJob(submission: JobSubmission, paths: FieldPaths, context: 
     priority: submission.priority,
     maxAttempts: submission.maxAttempts,
   });
-  if (!options.success) throw badInput(paths.job, options.error.issues[0]);
+  if (!options.success) throw fieldError(options.error.issues[0], { prefix: paths.job, whole: '' });
   return {
     id: context.ids.next(),
     kind: kind.name,
@@ -108,18 +106,13 @@ export function toNewJob(submission: JobSubmission, paths: FieldPaths, context: 
 /** The input as its kind's schema makes it, in JSON text. */
 function checkInput(kind: JobKind, input: unknown, path: string, maxBytes: number): string {
   const parsed = kind.input.safeParse(input);
-  if (!parsed.success) throw badInput(path, parsed.error.issues[0], 'input');
+  if (!parsed.success) throw fieldError(parsed.error.issues[0], { prefix: path, whole: 'input' });
   const payload = toPayloadJson(parsed.data, maxBytes);
   if ('problem' in payload) {
     const field = path.replace(/\.$/, '') || 'input';
     throw new JobServiceError('BAD_USER_INPUT', `${field} ${payload.problem}`, field);
   }
   return payload.json;
-}
-
-function badInput(path: string, issue: z.core.$ZodIssue | undefined, whole = ''): JobServiceError {
-  const field = `${path}${issue?.path.join('.') ?? ''}`.replace(/\.$/, '') || whole;
-  return new JobServiceError('BAD_USER_INPUT', `${field} ${issue?.message ?? 'is invalid'}`, field);
 }
 
 /**
