@@ -63,16 +63,15 @@ export const JobPageAnswer = z.strictObject({
   pageInfo: z.strictObject({ hasNextPage: z.boolean(), endCursor: z.string().nullable() }),
 });
 
-export const KindsAnswer = z.strictObject({
-  kinds: z.array(
-    z.strictObject({
-      name: z.string(),
-      description: z.string().nullable(),
-      inputSchema: z.record(z.string(), z.unknown()).describe('JSON Schema of the input a submission sends.'),
-      resultSchema: z.record(z.string(), z.unknown()).describe("JSON Schema of a completed job's result."),
-    }),
-  ),
+export const KindAnswer = z.strictObject({
+  name: z.string(),
+  description: z.string().nullable(),
+  inputSchema: z.record(z.string(), z.unknown()).describe('JSON Schema of the input a submission sends.'),
+  resultSchema: z.record(z.string(), z.unknown()).describe("JSON Schema of a completed job's result."),
+  paused: z.boolean().describe('No worker starts its jobs until it is resumed; started jobs finish.'),
 });
+
+export const KindsAnswer = z.strictObject({ kinds: z.array(KindAnswer) });
 
 /** A job as the seed's routes, `/api/v1/add` and `/api/v1/job`, show an `add` job (json.ts addJobBody). */
 export const AddJobAnswer = z.strictObject({

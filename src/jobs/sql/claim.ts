@@ -2,6 +2,7 @@
 import type { Queryable, Statement } from '../../db/database.ts';
 import type { JobStatus } from '../../generated/prisma/client.ts';
 import { announce, commitWithoutFlushWait } from './ctes.ts';
+import { ALL_KINDS } from './kind-pause.ts';
 import { epochMs } from './rows.ts';
 
 export interface ClaimedJob {
@@ -34,8 +35,12 @@ export interface TimedOutJob {
  *   claim would walk every wip job, healthy ones included, to find none stale.
  * - `due`: pending jobs whose run_at has passed, by priority, then age. Its LIMIT is what the
  *   stale set left over. (FOR UPDATE is not allowed inside a UNION, hence two CTEs.)
- * Both take only the kinds this worker runs ($5): during a rolling deploy an older worker leaves
- * a new kind's jobs to the workers that know it, instead of failing them. The scan steps over
+ * Both take only the kinds this worker runs ($5), less the paused ones: during a rolling deploy
+ * an older worker leaves a new kind's jobs to the workers that know it, instead of failing them.
+ * `runnable` reads `job_kind_pause` once per claim (an InitPlan: one index probe per kind of $5
+ * while the table is empty), so a pause holds for every process from its commit on; a claim
+ * that started before it may still take the kind's jobs, which then run as running jobs do.
+ * A paused kind's stale jobs wait for the resume too: a job is not restarted while paused. The scan steps over
  * the rows of other kinds, so a backlog of a kind no worker runs costs every claim a little.
  * The test is written `array_position(...) IS NOT NULL`, not `kind = ANY(...)`: on a table not
  * analysed yet (a bulk enqueue, autovacuum behind), the planner took `= ANY` to match almost no
@@ -51,18 +56,22 @@ export interface TimedOutJob {
 const claimJobs: Statement = {
   name: 'jobs_claim',
   text: `
-  WITH stale AS (
+  WITH runnable AS MATERIALIZED (
+    SELECT ARRAY(SELECT k FROM unnest($5::text[]) AS k
+                 WHERE NOT EXISTS (SELECT FROM job_kind_pause AS p WHERE p.kind IN (k, '${ALL_KINDS}'))) AS kinds
+  ),
+  stale AS (
     SELECT id FROM job
     WHERE status = 'wip' AND last_updated < now() - make_interval(secs => $3)
       AND last_updated < now() - make_interval(secs => coalesce(timeout_seconds, $4))
-      AND array_position($5::text[], kind) IS NOT NULL
+      AND array_position((SELECT kinds FROM runnable), kind) IS NOT NULL
     ORDER BY last_updated
     LIMIT $2
     FOR UPDATE SKIP LOCKED
   ),
   due AS (
     SELECT id FROM job
-    WHERE status = 'pending' AND run_at <= now() AND array_position($5::text[], kind) IS NOT NULL
+    WHERE status = 'pending' AND run_at <= now() AND array_position((SELECT kinds FROM runnable), kind) IS NOT NULL
     ORDER BY priority DESC, run_at, id
     LIMIT $2 - (SELECT count(*) FROM stale)
     FOR UPDATE SKIP LOCKED

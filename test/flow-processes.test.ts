@@ -1,0 +1,74 @@
+/**
+ * Flow control across processes: three worker processes (ROLE=worker, JOB_KINDS_MODULE
+ * test/fixtures/flow-kinds.ts) on one database, and this test submitting jobs and watching the
+ * table. Their poll is a minute long, so every start below follows a wake-up: a NOTIFY of a new
+ * job, of a freed slot, or of a resume.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KindRegistry } from '../src/kinds/registry.ts';
+import { paced } from './fixtures/flow-kinds.ts';
+import { ANONYMOUS, closeJobsDatabase, type JobsDatabase, openJobsDatabase } from './helpers/jobs.ts';
+import { type ServiceProcess, startService } from './helpers/processes.ts';
+
+const kinds = new KindRegistry([paced]);
+
+let jobs: JobsDatabase;
+let workers: ServiceProcess[] = [];
+
+beforeAll(async () => {
+  jobs = await openJobsDatabase(import.meta.filename, { kinds });
+  const env = {
+    DATABASE_URL: jobs.testDb.url,
+    ROLE: 'worker',
+    JOB_KINDS_MODULE: './test/fixtures/flow-kinds.ts',
+    WORKER_CONCURRENCY: '8',
+    WORKER_POLL_INTERVAL_MS: '60000',
+  };
+  workers = await Promise.all([1, 2, 3].map(() => startService(env)));
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all(workers.map((worker) => worker.stop()));
+  if (jobs) await closeJobsDatabase(jobs);
+});
+
+/** Jobs of `kind` by status, as the database has them now. */
+async function counts(kind: string): Promise<Record<string, number>> {
+  const rows = await jobs.db.query<{ status: string; count: number }>(
+    { name: 'test_flow_counts', text: `SELECT status::text, count(*)::int AS count FROM job WHERE kind = $1 GROUP BY status` },
+    [kind],
+  );
+  return Object.fromEntries(rows.map((row) => [row.status, row.count]));
+}
+
+async function until(kind: string, done: (counts: Record<string, number>) => boolean, deadlineMs = 60_000) {
+  const deadline = Date.now() + deadlineMs;
+  for (;;) {
+    const now = await counts(kind);
+    if (done(now)) return now;
+    if (Date.now() > deadline) throw new Error(`never reached; last ${JSON.stringify(now)}`);
+    await sleep(20);
+  }
+}
+
+function submit(kind: string, count: number, extra: (n: number) => Record<string, unknown> = () => ({})) {
+  const submissions = Array.from({ length: count }, (_, n) => ({ kind, input: { n }, ...extra(n) }));
+  return jobs.service.submitJobs(submissions, ANONYMOUS);
+}
+
+describe('pause across processes', () => {
+  it('running jobs finish, pending ones stay pending in every process until the resume, then drain', async () => {
+    await submit('paced', 600);
+    await until('paced', (now) => (now['completed'] ?? 0) >= 50);
+    await jobs.service.pauseKind('paced');
+    // Claims that began before the pause may still start jobs; after them, nothing starts.
+    const settled = await until('paced', (now) => (now['wip'] ?? 0) === 0);
+    expect(settled['pending']).toBeGreaterThan(0);
+    await sleep(500);
+    expect(await counts('paced')).toEqual(settled);
+
+    await jobs.service.resumeKind('paced');
+    expect(await until('paced', (now) => now['completed'] === 600)).toEqual({ completed: 600 });
+  });
+});
