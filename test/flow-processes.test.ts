@@ -7,11 +7,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KindRegistry } from '../src/kinds/registry.ts';
-import { paced } from './fixtures/flow-kinds.ts';
+import { limited, paced } from './fixtures/flow-kinds.ts';
 import { ANONYMOUS, closeJobsDatabase, type JobsDatabase, openJobsDatabase } from './helpers/jobs.ts';
 import { type ServiceProcess, startService } from './helpers/processes.ts';
 
-const kinds = new KindRegistry([paced]);
+const kinds = new KindRegistry([paced, limited]);
 
 let jobs: JobsDatabase;
 let workers: ServiceProcess[] = [];
@@ -52,6 +52,37 @@ async function until(kind: string, done: (counts: Record<string, number>) => boo
   }
 }
 
+/**
+ * Runs `drain` while sampling `sample` every millisecond or so; returns the samples. Each sample
+ * is one statement, so it sees the table as of one instant. (Back to back, the sampler took a
+ * core from the workers on this two-core machine, and the drain took half as long again.)
+ */
+async function sampling<T>(sample: () => Promise<T>, drain: () => Promise<unknown>): Promise<T[]> {
+  const samples: T[] = [];
+  let draining = true;
+  const sampler = (async () => {
+    while (draining) {
+      samples.push(await sample());
+      await sleep(1);
+    }
+  })();
+  try {
+    await drain();
+  } finally {
+    draining = false;
+    await sampler;
+  }
+  return samples;
+}
+
+async function wipCount(kind: string): Promise<number> {
+  const [row] = await jobs.db.query<{ count: number }>(
+    { name: 'test_flow_wip', text: `SELECT count(*)::int AS count FROM job WHERE kind = $1 AND status = 'wip'` },
+    [kind],
+  );
+  return row!.count;
+}
+
 function submit(kind: string, count: number, extra: (n: number) => Record<string, unknown> = () => ({})) {
   const submissions = Array.from({ length: count }, (_, n) => ({ kind, input: { n }, ...extra(n) }));
   return jobs.service.submitJobs(submissions, ANONYMOUS);
@@ -71,4 +102,19 @@ describe('pause across processes', () => {
     await jobs.service.resumeKind('paced');
     expect(await until('paced', (now) => now['completed'] === 600)).toEqual({ completed: 600 });
   });
+});
+
+describe('a kind limited to 2 running at once', () => {
+  it('never has more than 2 wip across three processes, all through a drain of 2,000 jobs', async () => {
+    const samples = await sampling(
+      () => wipCount('limited'),
+      async () => {
+        // In four requests, so that the drain starts while jobs are still being added.
+        for (let round = 0; round < 4; round += 1) await submit('limited', 500);
+        await until('limited', (now) => now['completed'] === 2000, 120_000);
+      },
+    );
+    expect(samples.length).toBeGreaterThan(100);
+    expect(Math.max(...samples)).toBe(2);
+  }, 150_000);
 });

@@ -1,7 +1,7 @@
 /**
  * Pausing and resuming kinds through the API: a paused kind's jobs stay pending while another
- * kind's run, and run once it is resumed; the state shows in `kinds`, GET /api/v1/kinds and
- * /metrics. Across processes: test/flow-processes.test.ts.
+ * kind's run, and run once it is resumed; the state and the kinds' limits show in `kinds`,
+ * GET /api/v1/kinds and /metrics. Across processes: test/flow-processes.test.ts.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +20,8 @@ const greet = defineKind({
   input: z.object({ name: z.string() }),
   result: z.object({ greeting: z.string() }),
   handler: ({ name }) => ({ greeting: `hello ${name}` }),
+  // Claimed by the limited kinds' claim: pausing holds there too.
+  options: { concurrency: 4 },
 });
 
 let testDb: TestDatabase;
@@ -73,9 +75,9 @@ describe('pausing a kind', () => {
     expect(await statuses(ids)).toEqual(['pending', 'pending', 'pending']);
 
     const { body } = await rest('GET', '/api/v1/kinds');
-    expect(body.kinds.map((kind: { name: string; paused: boolean }) => [kind.name, kind.paused])).toEqual([
-      ['add', false],
-      ['greet', true],
+    expect(body.kinds.map(({ name, paused, concurrency }: Record<string, unknown>) => ({ name, paused, concurrency }))).toEqual([
+      { name: 'add', paused: false, concurrency: null },
+      { name: 'greet', paused: true, concurrency: 4 },
     ]);
 
     expect(await rest('POST', '/api/v1/kinds/greet/resume')).toMatchObject({ status: 200, body: { paused: false } });
@@ -86,8 +88,8 @@ describe('pausing a kind', () => {
   it('over GraphQL: pauseKind, kinds, resumeKind; pauseAllKinds holds every kind until resumeAllKinds', async () => {
     const paused = await graphql('mutation($kind: String!) { pauseKind(kind: $kind) { name paused } }', { kind: 'add' });
     expect(paused).toEqual({ data: { pauseKind: { name: 'add', paused: true } } });
-    expect(await graphql('{ kinds { name paused } }')).toEqual({
-      data: { kinds: [{ name: 'add', paused: true }, { name: 'greet', paused: false }] },
+    expect(await graphql('{ kinds { name paused concurrency } }')).toEqual({
+      data: { kinds: [{ name: 'add', paused: true, concurrency: null }, { name: 'greet', paused: false, concurrency: 4 }] },
     });
     await graphql('mutation { resumeKind(kind: "add") { paused } }');
 

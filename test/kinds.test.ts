@@ -305,6 +305,10 @@ describe('defineKind', () => {
     [{ options: { maxAttempts: 0 } }, /options.maxAttempts/],
     [{ options: { timeoutSeconds: 1.5 } }, /options.timeoutSeconds/],
     [{ options: { backoff: { baseDelayMs: 100, maxDelayMs: 10 } } }, /options.backoff/],
+    [{ options: { concurrency: 0 } }, /options.concurrency must be an integer from 1 to 10000/],
+    [{ options: { concurrency: 2.5 } }, /options.concurrency/],
+    [{ options: { concurrency: '2' } }, /options.concurrency/],
+    [{ options: { concurrency: 10_001 } }, /options.concurrency/],
   ])('refuses %j', (change, message) => {
     const definition = { name: 'ok', input: z.object({}), result: z.null(), handler: () => null, ...change };
     expect(() => defineKind(definition as Parameters<typeof defineKind>[0])).toThrow(KindDefinitionError);

@@ -69,6 +69,7 @@ export const KindAnswer = z.strictObject({
   inputSchema: z.record(z.string(), z.unknown()).describe('JSON Schema of the input a submission sends.'),
   resultSchema: z.record(z.string(), z.unknown()).describe("JSON Schema of a completed job's result."),
   paused: z.boolean().describe('No worker starts its jobs until it is resumed; started jobs finish.'),
+  concurrency: z.number().int().nullable().describe('At most this many of its jobs run at once, across all workers; null for no limit.'),
 });
 
 export const KindsAnswer = z.strictObject({ kinds: z.array(KindAnswer) });

@@ -8,6 +8,8 @@ export interface KindDescription {
   description: string | null;
   inputSchema: Record<string, unknown>;
   resultSchema: Record<string, unknown>;
+  /** At most this many of its jobs run at once, across all workers; null for no limit. */
+  concurrency: number | null;
 }
 
 export class KindRegistry {
@@ -34,6 +36,11 @@ export class KindRegistry {
     return [...this.byName.values()].some((kind) => typeof kind.handler !== 'function');
   }
 
+  /** Kinds whose jobs the claim must count: those with a concurrency limit. */
+  get limited(): JobKind[] {
+    return [...this.byName.values()].filter((kind) => kind.options.concurrency !== undefined);
+  }
+
   /** The shortest stale timeout any kind asks for, or `fallback` when none asks for less. */
   shortestTimeoutSeconds(fallback: number): number {
     return Math.min(fallback, ...[...this.byName.values()].map((kind) => kind.options.timeoutSeconds ?? fallback));
@@ -49,6 +56,7 @@ export class KindRegistry {
       description: kind.description ?? null,
       inputSchema: jsonSchema(kind.input, 'input'),
       resultSchema: jsonSchema(kind.result, 'output'),
+      concurrency: kind.options.concurrency ?? null,
     }));
     return this.descriptions;
   }

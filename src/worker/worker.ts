@@ -71,8 +71,9 @@ export class Worker extends StartStop {
     this.options = options;
     this.id = storableText(options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`);
     const { db, hub, kinds, logger, metrics, concurrency, pollIntervalMs, jobTimeoutSeconds } = options;
+    const limited = kinds.limited;
     const scope = {
-      kinds: kinds.names,
+      kinds: kinds.names.filter((name) => !limited.some((kind) => kind.name === name)),
       defaultTimeoutSeconds: jobTimeoutSeconds,
       shortestTimeoutSeconds: kinds.shortestTimeoutSeconds(jobTimeoutSeconds),
     };
@@ -109,6 +110,12 @@ export class Worker extends StartStop {
       prefetch: options.prefetch ?? 0,
       pollIntervalMs,
       scope,
+      limited: limited.map((kind) => ({
+        kind: kind.name,
+        concurrency: kind.options.concurrency!,
+        timeoutSeconds: Math.min(kind.options.timeoutSeconds ?? jobTimeoutSeconds, jobTimeoutSeconds),
+        defaultTimeoutSeconds: jobTimeoutSeconds,
+      })),
     });
   }
 

@@ -14,6 +14,10 @@ export function addKindTypes(builder: Builder) {
       paused: t.exposeBoolean('paused', {
         description: 'No worker starts its jobs until it is resumed (pauseKind, pauseAllKinds); started jobs finish.',
       }),
+      concurrency: t.exposeInt('concurrency', {
+        nullable: true,
+        description: 'At most this many of its jobs run at once, across all workers; null for no limit.',
+      }),
     }),
   });
 

@@ -18,12 +18,43 @@ export interface ClaimedJob {
   traceparent: string | null;
 }
 
+/** A row of `claimed`, as a claim statement returns it. */
+export type ClaimedRow = ClaimedJob & { status: JobStatus; lastError: string | null };
+
 /** A stale job the claim failed because its last attempt had timed out. */
 export interface TimedOutJob {
   id: string;
   kind: string;
   attempt: number;
   lastError: string;
+}
+
+/**
+ * The CTE `claimed`: the jobs of `ids` (an array expression of locked ids) made wip for worker
+ * $1, or failed when they are stale on their last attempt ($4 is the default timeout, for the
+ * message). Every claim statement shares it, so a job is claimed the same way by each.
+ */
+export function claimedCte(ids: string): string {
+  return `claimed AS (
+    UPDATE job SET
+      status = CASE WHEN job.status = 'wip' AND job.attempt >= job.max_attempts
+                    THEN 'failed' ELSE 'wip' END::job_status,
+      attempt = CASE WHEN job.status = 'wip' AND job.attempt >= job.max_attempts
+                     THEN job.attempt ELSE job.attempt + 1 END,
+      last_error = CASE WHEN job.status = 'wip' AND job.attempt >= job.max_attempts
+                        THEN 'timed out: no heartbeat for ' || coalesce(job.timeout_seconds, $4) || ' s on its last attempt'
+                        ELSE job.last_error END,
+      completed_on = CASE WHEN job.status = 'wip' AND job.attempt >= job.max_attempts
+                          THEN now() END,
+      locked_by = CASE WHEN job.status = 'wip' AND job.attempt >= job.max_attempts
+                       THEN NULL ELSE $1 END,
+      last_updated = now(),
+      version = job.version + 1
+    WHERE job.id = ANY (${ids})
+    RETURNING job.id, job.kind, job.input, job.attempt, job.max_attempts AS "maxAttempts", job.status,
+              job.version, job.priority, job.run_at, job.last_error AS "lastError",
+              ${epochMs('job.created_at')} AS "createdAtMs", job.traceparent
+  )`;
 }
 
 /*
@@ -76,26 +107,7 @@ const claimJobs: Statement = {
     LIMIT $2 - (SELECT count(*) FROM stale)
     FOR UPDATE SKIP LOCKED
   ),
-  claimed AS (
-    UPDATE job SET
-      status = CASE WHEN job.status = 'wip' AND job.attempt >= job.max_attempts
-                    THEN 'failed' ELSE 'wip' END::job_status,
-      attempt = CASE WHEN job.status = 'wip' AND job.attempt >= job.max_attempts
-                     THEN job.attempt ELSE job.attempt + 1 END,
-      last_error = CASE WHEN job.status = 'wip' AND job.attempt >= job.max_attempts
-                        THEN 'timed out: no heartbeat for ' || coalesce(job.timeout_seconds, $4) || ' s on its last attempt'
-                        ELSE job.last_error END,
-      completed_on = CASE WHEN job.status = 'wip' AND job.attempt >= job.max_attempts
-                          THEN now() END,
-      locked_by = CASE WHEN job.status = 'wip' AND job.attempt >= job.max_attempts
-                       THEN NULL ELSE $1 END,
-      last_updated = now(),
-      version = job.version + 1
-    WHERE job.id = ANY (ARRAY(SELECT id FROM stale UNION ALL SELECT id FROM due))
-    RETURNING job.id, job.kind, job.input, job.attempt, job.max_attempts AS "maxAttempts", job.status,
-              job.version, job.priority, job.run_at, job.last_error AS "lastError",
-              ${epochMs('job.created_at')} AS "createdAtMs", job.traceparent
-  ),
+  ${claimedCte('ARRAY(SELECT id FROM stale UNION ALL SELECT id FROM due)')},
   ${announce('claimed')},
   ${commitWithoutFlushWait}
   SELECT id, kind, input, attempt, "maxAttempts", "createdAtMs", traceparent, status, "lastError"
@@ -112,7 +124,7 @@ export interface ClaimResult {
 
 /** What a worker may claim, and when the stale rule takes a job back: see `claimJobs`. */
 export interface ClaimScope {
-  /** The kinds the worker runs. */
+  /** The kinds the worker runs, less those with limits (claim-limited.ts claims those). */
   kinds: readonly string[];
   /** The stale timeout of jobs whose kind sets none (JOB_TIMEOUT_SECONDS). */
   defaultTimeoutSeconds: number;
@@ -130,13 +142,18 @@ export async function claimBatchStatement(
   limit: number,
   scope: ClaimScope,
 ): Promise<ClaimResult> {
-  const rows = await db.query<ClaimedJob & { status: JobStatus; lastError: string | null }>(claimJobs, [
+  const rows = await db.query<ClaimedRow>(claimJobs, [
     workerId,
     limit,
     scope.shortestTimeoutSeconds,
     scope.defaultTimeoutSeconds,
     scope.kinds,
   ]);
+  return toClaimResult(rows);
+}
+
+/** A claim's rows, split into the jobs it took and the stale ones it failed. */
+export function toClaimResult(rows: readonly ClaimedRow[]): ClaimResult {
   const result: ClaimResult = { claimed: [], timedOut: [] };
   for (const { status, lastError, ...job } of rows) {
     if (status === 'wip') result.claimed.push(job);
