@@ -4,13 +4,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { claimLimitedStatement, type LimitedKindScope } from '../src/jobs/sql/claim-limited.ts';
+import { adoptUnorderedStatement, claimLimitedStatement, type LimitedKindScope } from '../src/jobs/sql/claim-limited.ts';
+import { insertJobsStatement } from '../src/jobs/sql/insert.ts';
 import { defineKind } from '../src/kinds/define.ts';
 import { KindRegistry } from '../src/kinds/registry.ts';
 import { ANONYMOUS, closeJobsDatabase, type JobsDatabase, openJobsDatabase } from './helpers/jobs.ts';
 
 const capped = defineKind({ name: 'capped', input: z.object({ n: z.number() }), result: z.null(), handler: () => null, options: { concurrency: 3 } });
-const scope: LimitedKindScope = { kind: 'capped', concurrency: 3, timeoutSeconds: 30, defaultTimeoutSeconds: 30 };
+const scope: LimitedKindScope = { kind: 'capped', concurrency: 3, concurrencyPerKey: null, timeoutSeconds: 30, defaultTimeoutSeconds: 30 };
 
 let jobs: JobsDatabase;
 
@@ -49,5 +50,57 @@ describe('claiming a limited kind', () => {
     expect((await claimLimitedStatement(jobs.db, 'w', 5, scope)).claimed).toEqual([]);
     await jobs.service.resumeKind('capped');
     expect((await claimLimitedStatement(jobs.db, 'w', 5, scope)).claimed).toHaveLength(3);
+  });
+});
+
+describe('claiming a kind with a limit per concurrency key', () => {
+  const keyed = defineKind({
+    name: 'keyed',
+    input: z.object({ n: z.number() }),
+    result: z.null(),
+    handler: () => null,
+    options: { concurrencyPerKey: 1 },
+  });
+  const keyedScope: LimitedKindScope = { kind: 'keyed', concurrency: null, concurrencyPerKey: 1, timeoutSeconds: 30, defaultTimeoutSeconds: 30 };
+  let keyedJobs: JobsDatabase;
+
+  beforeAll(async () => {
+    keyedJobs = await openJobsDatabase(`${import.meta.filename}-keyed`, { kinds: new KindRegistry([keyed]) });
+  });
+
+  afterAll(async () => {
+    if (keyedJobs) await closeJobsDatabase(keyedJobs);
+  });
+
+  it('takes the first job of each key, and jobs without a key, and the next of a key once the first is done', async () => {
+    const submissions = [
+      ...[0, 1, 2].map((n) => ({ kind: 'keyed', input: { n }, concurrencyKey: 'a' })),
+      ...[10, 11].map((n) => ({ kind: 'keyed', input: { n }, concurrencyKey: 'b' })),
+      ...[20, 21].map((n) => ({ kind: 'keyed', input: { n } })),
+    ];
+    await keyedJobs.service.submitJobs(submissions, ANONYMOUS);
+    const race = () => Promise.all(Array.from({ length: 10 }, (_, i) => claimLimitedStatement(keyedJobs.db, `w${i}`, 10, keyedScope)));
+    const numbers = (results: Awaited<ReturnType<typeof race>>) =>
+      results.flatMap((result) => result.claimed.map((job) => (job.input as { n: number }).n)).sort((x, y) => x - y);
+
+    const first = await race();
+    expect(numbers(first)).toEqual([0, 10, 20, 21]);
+    expect(numbers(await race())).toEqual([]);
+
+    const byNumber = new Map(first.flatMap((result) => result.claimed).map((job) => [(job.input as { n: number }).n, job.id]));
+    await keyedJobs.db.query({ name: 'test_keyed_finish', text: `UPDATE job SET status = 'failed' WHERE id = $1` }, [byNumber.get(0)]);
+    expect(numbers(await race())).toEqual([1]);
+  });
+
+  it('claims a job added before its kind limited keys once a worker has numbered it', async () => {
+    await keyedJobs.db.query({ name: 'test_keyed_clear', text: `UPDATE job SET status = 'completed' WHERE kind = 'keyed'` });
+    // As a process that did not know the limit added it: no key, no concurrency_order.
+    const id = '0190f5d2-0000-7000-8000-000000000001';
+    await insertJobsStatement(keyedJobs.db, [
+      { id, kind: 'keyed', input: '{"n":99}', maxAttempts: 1, timeoutSeconds: null, runAt: null, priority: 0, idempotencyKey: null, owner: '' },
+    ]);
+    expect((await claimLimitedStatement(keyedJobs.db, 'w', 10, keyedScope)).claimed).toEqual([]);
+    await adoptUnorderedStatement(keyedJobs.db, ['keyed']);
+    expect((await claimLimitedStatement(keyedJobs.db, 'w', 10, keyedScope)).claimed.map((job) => job.id)).toEqual([id]);
   });
 });

@@ -7,11 +7,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KindRegistry } from '../src/kinds/registry.ts';
-import { limited, paced } from './fixtures/flow-kinds.ts';
+import { limited, paced, sequenced } from './fixtures/flow-kinds.ts';
 import { ANONYMOUS, closeJobsDatabase, type JobsDatabase, openJobsDatabase } from './helpers/jobs.ts';
 import { type ServiceProcess, startService } from './helpers/processes.ts';
 
-const kinds = new KindRegistry([paced, limited]);
+const kinds = new KindRegistry([paced, limited, sequenced]);
 
 let jobs: JobsDatabase;
 let workers: ServiceProcess[] = [];
@@ -116,5 +116,44 @@ describe('a kind limited to 2 running at once', () => {
     );
     expect(samples.length).toBeGreaterThan(100);
     expect(Math.max(...samples)).toBe(2);
+  }, 150_000);
+});
+
+describe('a concurrency key of 1', () => {
+  const KEYS = 40;
+  const PER_KEY = 50;
+
+  it('never runs two jobs of one key at once, and completes each key in submission order, across three processes', async () => {
+    const maxPerKey = () =>
+      jobs.db
+        .query<{ most: number }>(
+          {
+            name: 'test_flow_most_per_key',
+            text: `SELECT coalesce(max(count), 0)::int AS most
+                   FROM (SELECT count(*) FROM job WHERE kind = 'sequenced' AND status = 'wip' GROUP BY concurrency_key) AS per_key`,
+          },
+        )
+        .then(([row]) => row!.most);
+    const samples = await sampling(maxPerKey, async () => {
+      // Each request adds the next jobs of every key, so the keys' jobs interleave in the table.
+      for (let round = 0; round < 5; round += 1) {
+        await submit('sequenced', KEYS * (PER_KEY / 5), (n) => ({
+          input: { n: round * (PER_KEY / 5) + Math.floor(n / KEYS) },
+          concurrencyKey: `key-${n % KEYS}`,
+        }));
+      }
+      await until('sequenced', (now) => now['completed'] === KEYS * PER_KEY, 120_000);
+    });
+    expect(samples.length).toBeGreaterThan(100);
+    expect(Math.max(...samples)).toBe(1);
+
+    const rows = await jobs.db.query<{ key: string; numbers: number[] }>({
+      name: 'test_flow_key_order',
+      text: `SELECT concurrency_key AS key, array_agg((input->>'n')::int ORDER BY completed_on) AS numbers
+             FROM job WHERE kind = 'sequenced' GROUP BY concurrency_key`,
+    });
+    expect(rows).toHaveLength(KEYS);
+    const inOrder = Array.from({ length: PER_KEY }, (_, n) => n);
+    for (const row of rows) expect(row.numbers, row.key).toEqual(inOrder);
   }, 150_000);
 });

@@ -10,6 +10,8 @@ export interface KindDescription {
   resultSchema: Record<string, unknown>;
   /** At most this many of its jobs run at once, across all workers; null for no limit. */
   concurrency: number | null;
+  /** At most this many of its jobs of one concurrency key run at once, in submission order; null for no keys. */
+  concurrencyPerKey: number | null;
 }
 
 export class KindRegistry {
@@ -36,9 +38,11 @@ export class KindRegistry {
     return [...this.byName.values()].some((kind) => typeof kind.handler !== 'function');
   }
 
-  /** Kinds whose jobs the claim must count: those with a concurrency limit. */
+  /** Kinds whose jobs the claim must count: those with a concurrency limit, or one per key. */
   get limited(): JobKind[] {
-    return [...this.byName.values()].filter((kind) => kind.options.concurrency !== undefined);
+    return [...this.byName.values()].filter(
+      (kind) => kind.options.concurrency !== undefined || kind.options.concurrencyPerKey !== undefined,
+    );
   }
 
   /** The shortest stale timeout any kind asks for, or `fallback` when none asks for less. */
@@ -57,6 +61,7 @@ export class KindRegistry {
       inputSchema: jsonSchema(kind.input, 'input'),
       resultSchema: jsonSchema(kind.result, 'output'),
       concurrency: kind.options.concurrency ?? null,
+      concurrencyPerKey: kind.options.concurrencyPerKey ?? null,
     }));
     return this.descriptions;
   }

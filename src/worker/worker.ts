@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import type { Tracer } from '@opentelemetry/api';
 import type { Database } from '../db/database.ts';
 import type { JobEventHub } from '../jobs/events.ts';
+import { adoptUnorderedStatement } from '../jobs/sql/claim-limited.ts';
 import { releaseJobsStatement } from '../jobs/sql/release.ts';
 import type { KindRegistry } from '../kinds/registry.ts';
 import { StartStop } from '../lifecycle.ts';
@@ -112,7 +113,8 @@ export class Worker extends StartStop {
       scope,
       limited: limited.map((kind) => ({
         kind: kind.name,
-        concurrency: kind.options.concurrency!,
+        concurrency: kind.options.concurrency ?? null,
+        concurrencyPerKey: kind.options.concurrencyPerKey ?? null,
         timeoutSeconds: Math.min(kind.options.timeoutSeconds ?? jobTimeoutSeconds, jobTimeoutSeconds),
         defaultTimeoutSeconds: jobTimeoutSeconds,
       })),
@@ -138,6 +140,8 @@ export class Worker extends StartStop {
   protected async onStart(): Promise<void> {
     const { db, hub, logger, metrics, retry, random } = this.options;
     await hub.start();
+    const sequenced = this.options.kinds.limited.filter((kind) => kind.options.concurrencyPerKey !== undefined);
+    await adoptUnorderedStatement(db, sequenced.map((kind) => kind.name));
     this.writer = new OutcomeWriter({ db, hub, logger, metrics, workerId: this.id, retry, random });
     this.executor.open(this.writer);
     this.claims.start();

@@ -18,6 +18,10 @@ export function addKindTypes(builder: Builder) {
         nullable: true,
         description: 'At most this many of its jobs run at once, across all workers; null for no limit.',
       }),
+      concurrencyPerKey: t.exposeInt('concurrencyPerKey', {
+        nullable: true,
+        description: 'At most this many of its jobs of one `concurrencyKey` run at once, in submission order; null when its jobs take no key.',
+      }),
     }),
   });
 

@@ -16,6 +16,11 @@ export function addSubmitJobTypes(builder: Builder, { AddJobPayload }: AddJobTyp
       runAt: t.field({ type: 'DateTime', required: false, description: 'Do not start before this moment.' }),
       priority: t.int({ required: false, description: "Higher runs first; -1000 to 1000. Default: the kind's, else 0." }),
       maxAttempts: t.int({ required: false, description: "1 to 100. Default: the kind's, else MAX_ATTEMPTS." }),
+      concurrencyKey: t.string({
+        required: false,
+        description:
+          "1 to 200 characters. Jobs of one key run at most the kind's `concurrencyPerKey` at once, in submission order; only for kinds that set it.",
+      }),
     }),
   });
 
