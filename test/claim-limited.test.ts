@@ -8,7 +8,8 @@ import { adoptUnorderedStatement, claimLimitedStatement, type LimitedKindScope }
 import { insertJobsStatement } from '../src/jobs/sql/insert.ts';
 import { defineKind } from '../src/kinds/define.ts';
 import { KindRegistry } from '../src/kinds/registry.ts';
-import { ANONYMOUS, closeJobsDatabase, type JobsDatabase, openJobsDatabase } from './helpers/jobs.ts';
+import { interceptStatements } from './helpers/intercept.ts';
+import { ANONYMOUS, closeJobsDatabase, createWorker, type JobsDatabase, openJobsDatabase, statusOf, waitForJob } from './helpers/jobs.ts';
 
 const capped = defineKind({ name: 'capped', input: z.object({ n: z.number() }), result: z.null(), handler: () => null, options: { concurrency: 3 } });
 const scope: LimitedKindScope = { kind: 'capped', concurrency: 3, concurrencyPerKey: null, timeoutSeconds: 30, defaultTimeoutSeconds: 30 };
@@ -102,5 +103,35 @@ describe('claiming a kind with a limit per concurrency key', () => {
     expect((await claimLimitedStatement(keyedJobs.db, 'w', 10, keyedScope)).claimed).toEqual([]);
     await adoptUnorderedStatement(keyedJobs.db, ['keyed']);
     expect((await claimLimitedStatement(keyedJobs.db, 'w', 10, keyedScope)).claimed.map((job) => job.id)).toEqual([id]);
+  });
+});
+
+describe('a worker claiming limited and unlimited kinds', () => {
+  it('runs the jobs a limited claim took when the claim of the other kinds fails after it', async () => {
+    const plain = defineKind({ name: 'plain', input: z.object({ n: z.number() }), result: z.null(), handler: () => null });
+    const kinds = new KindRegistry([capped, plain]);
+    const own = await openJobsDatabase(`${import.meta.filename}-partial`, { kinds });
+    let refused = 0;
+    const db = interceptStatements(own.db, {
+      before(statement) {
+        if (statement.name !== 'jobs_claim' || refused > 0) return;
+        refused += 1;
+        throw new Error('the database refused the claim');
+      },
+    });
+    const [first, second, other] = await own.service.submitJobs(
+      [{ kind: 'capped', input: { n: 1 } }, { kind: 'capped', input: { n: 2 } }, { kind: 'plain', input: { n: 3 } }],
+      ANONYMOUS,
+    );
+    const worker = createWorker(db, own.hub, { kinds });
+    await worker.start();
+    try {
+      for (const { job } of [first!, second!, other!]) await waitForJob(own.service, own.hub, job.id, statusOf('completed'));
+      expect(refused).toBe(1);
+      expect(db.seen('jobs_claim_limited')).toBeGreaterThan(0);
+    } finally {
+      await worker.stop();
+      await closeJobsDatabase(own);
+    }
   });
 });

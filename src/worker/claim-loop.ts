@@ -100,6 +100,7 @@ export class ClaimLoop {
     for (const unsubscribe of this.unsubscribe) unsubscribe();
     this.unsubscribe = [];
     this.dueWakeups.clear();
+    this.holders.clear();
     const loop = this.loop;
     this.loop = undefined;
     if (this.mode !== 'stopped') this.mode = 'stopping';
@@ -146,12 +147,23 @@ export class ClaimLoop {
 
   /**
    * Claims up to `free` jobs, and fails for good those whose last attempt timed out. Limited
-   * kinds come first: each takes at most its free slots, and the rest goes to the other kinds,
-   * so a backlog of unlimited work cannot keep a limited kind from its slots.
+   * kinds come first, one statement each, and the rest goes to the other kinds, so a backlog of
+   * unlimited work cannot keep a limited kind from its slots. A statement that fails after
+   * others took jobs does not lose them: they are run, and the failure waits for the next claim.
    */
   private async claim(free: number): Promise<ClaimedJob[]> {
-    const { db, workerId, scope, limited } = this.options;
     const claimed: ClaimedJob[] = [];
+    try {
+      await this.claimInto(claimed, free);
+    } catch (error) {
+      if (claimed.length === 0) throw error;
+      this.options.logger.warn({ err: error, claimed: claimed.length }, 'claiming jobs failed part way');
+    }
+    return claimed;
+  }
+
+  private async claimInto(claimed: ClaimedJob[], free: number): Promise<void> {
+    const { db, workerId, scope, limited } = this.options;
     if (limited.length > 0) {
       this.leftWipDuringClaim = new Set();
       const holders = new Set<string>();
@@ -178,7 +190,6 @@ export class ClaimLoop {
       this.failTimedOut(batch.timedOut);
       claimed.push(...batch.claimed);
     }
-    return claimed;
   }
 
   private failTimedOut(jobs: ClaimResult['timedOut']): void {
