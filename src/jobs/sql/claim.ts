@@ -71,8 +71,9 @@ export function claimedCte(ids: string): string {
  * `runnable` reads `job_kind_pause` once per claim (an InitPlan: one index probe per kind of $5
  * while the table is empty), so a pause holds for every process from its commit on; a claim
  * that started before it may still take the kind's jobs, which then run as running jobs do.
- * A paused kind's stale jobs wait for the resume too: a job is not restarted while paused. The scan steps over
- * the rows of other kinds, so a backlog of a kind no worker runs costs every claim a little.
+ * A paused kind's stale jobs wait for the resume too: a job is not restarted while paused.
+ * The scan steps over the rows of other kinds, so a backlog of a kind no worker runs (or a
+ * paused one, or a limited one) costs every claim a little.
  * The test is written `array_position(...) IS NOT NULL`, not `kind = ANY(...)`: on a table not
  * analysed yet (a bulk enqueue, autovacuum behind), the planner took `= ANY` to match almost no
  * row, and read every pending job through a bitmap scan and sorted them, instead of walking the
