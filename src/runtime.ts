@@ -129,6 +129,7 @@ export class Runtime extends StartStop {
       db,
       hub,
       worker,
+      kinds: () => jobs.listKinds(),
       logger,
       oldTransactionWarnSeconds: config.OLD_TRANSACTION_WARN_SECONDS,
     });

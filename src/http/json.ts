@@ -55,6 +55,7 @@ export function jobBody(job: Job): z.output<typeof JobAnswer> {
     maxAttempts: job.maxAttempts,
     lastError: job.lastError,
     priority: job.priority,
+    concurrencyKey: job.concurrencyKey,
     runAt: job.runAt.toISOString(),
     createdAt: job.createdAt.toISOString(),
     lastUpdated: job.lastUpdated.toISOString(),

@@ -93,7 +93,17 @@ export function createRestHandler({ jobs, errorLog, maxBodyBytes, openApiDocumen
     {
       pattern: /^\/api\/v1\/kinds\/?$/,
       methods: ['GET'],
-      handle: async () => json({ kinds: jobs.listKinds() }),
+      handle: async () => json({ kinds: await jobs.listKinds() }),
+    },
+    {
+      pattern: /^\/api\/v1\/kinds\/(pause|resume)\/?$/,
+      methods: ['POST'],
+      handle: async ([action]) => json({ kinds: await (action === 'pause' ? jobs.pauseAllKinds() : jobs.resumeAllKinds()) }),
+    },
+    {
+      pattern: /^\/api\/v1\/kinds\/([^/]+)\/(pause|resume)\/?$/,
+      methods: ['POST'],
+      handle: async ([kind, action]) => json(await (action === 'pause' ? jobs.pauseKind(kind!) : jobs.resumeKind(kind!))),
     },
     ...(openApiDocument
       ? [{ pattern: /^\/api\/v1\/openapi\.json$/, methods: ['GET'], handle: async () => json(openApiDocument()) }]

@@ -15,6 +15,8 @@ export interface JobSubmission {
   runAt?: Date | null;
   priority?: number | null;
   maxAttempts?: number | null;
+  /** Jobs of one key run at most the kind's `concurrencyPerKey` at once, in submission order. */
+  concurrencyKey?: string | null;
 }
 
 /** The seed's `add` job, as its REST aliases and `addJob` take it. */
@@ -62,6 +64,12 @@ const OptionsSchema = z.object({
     .nullish(),
   priority: z.number().int().min(-1000).max(1000).nullish(),
   maxAttempts: z.number().int().min(1).max(100).nullish(),
+  concurrencyKey: z
+    .string()
+    .min(1)
+    .max(200)
+    .refine(isStorableText, 'must not contain NUL characters or unpaired surrogates')
+    .nullish(),
 });
 
 export interface NewJobContext {
@@ -88,8 +96,14 @@ export function toNewJob(submission: JobSubmission, paths: FieldPaths, context: 
     runAt: submission.runAt,
     priority: submission.priority,
     maxAttempts: submission.maxAttempts,
+    concurrencyKey: submission.concurrencyKey,
   });
   if (!options.success) throw fieldError(options.error.issues[0], { prefix: paths.job, whole: '' });
+  const concurrencyKey = options.data.concurrencyKey ?? null;
+  if (concurrencyKey !== null && kind.options.concurrencyPerKey === undefined) {
+    const field = `${paths.job}concurrencyKey`;
+    throw new JobServiceError('BAD_USER_INPUT', `${field} is for kinds that limit how many jobs of a key run at once; ${kind.name} sets no concurrencyPerKey`, field);
+  }
   return {
     id: context.ids.next(),
     kind: kind.name,
@@ -99,6 +113,8 @@ export function toNewJob(submission: JobSubmission, paths: FieldPaths, context: 
     runAt: options.data.runAt ?? null,
     priority: options.data.priority ?? kind.options.priority ?? 0,
     idempotencyKey: options.data.idempotencyKey ?? null,
+    concurrencyKey,
+    sequenced: kind.options.concurrencyPerKey !== undefined,
     owner: context.owner,
   };
 }

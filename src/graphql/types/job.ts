@@ -55,6 +55,10 @@ export function addJobType(builder: Builder) {
       lastError: t.exposeString('lastError', { nullable: true, description: 'Why the last attempt failed.' }),
       priority: t.exposeInt('priority'),
       idempotencyKey: t.exposeString('idempotencyKey', { nullable: true }),
+      concurrencyKey: t.exposeString('concurrencyKey', {
+        nullable: true,
+        description: "Jobs of one key run at most their kind's `concurrencyPerKey` at once, in submission order.",
+      }),
       version: t.exposeInt('version', { description: 'Grows with every change of the job.' }),
       runAt: t.expose('runAt', { type: 'DateTime' }),
       createdAt: t.expose('createdAt', { type: 'DateTime' }),
