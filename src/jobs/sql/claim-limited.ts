@@ -70,17 +70,23 @@ const lockKind: Statement = {
  *   So a key's jobs start in submission order, at most $7 at once, and a job that waits (a retry
  *   in its backoff, a later `runAt`) holds the jobs behind it: with $7 = 1, a key is a strict
  *   sequence. Jobs of other keys, and jobs without a key, are not held.
- * Costs. `key_heads` costs three index probes per key with pending jobs, whatever their depth:
- * cheap for sequences (few keys, deep backlogs), and growing with the number of keys waiting at
- * once (a key per job: a probe per pending job, each claim). Jobs without a key of such a kind
+ * Costs. `key_heads` costs three index probes per key it visits, whatever the key's depth, and
+ * stops once it has $2 heads: the walk reads the keys in key order and PostgreSQL computes a
+ * recursive CTE only as far as it is read. So when more keys are ready than a claim takes, it
+ * takes the first in key order; the others' heads are taken by the next claims, as the first keys
+ * turn busy. Without that bound every claim walked every waiting key: with a key per job, a drain
+ * of 5,000 cost PostgreSQL 1.2 ms a job (bench/drain.ts, `ours-keyed`). Keys that are busy yield
+ * no head and are walked past, so a claim still visits every busy key before its $2 heads. Jobs without a key of such a kind
  * are taken in submission order, their priority honoured only among the batch taken. A kind with
  * only a global limit walks the pending jobs of every kind in claim order (the claim index has
  * no kind column; one that had would cost every job of every kind an entry), stepping over
  * those ahead of its own: a backlog of another kind ahead slows each of its claims. Kinds
  * without limits never pay any of it.
  * A paused kind claims nothing, its stale jobs included (see claim.ts).
- * The final SELECT always yields a row, whose `holders` lists `running`; a row without a claimed
- * job has a NULL id.
+ * The final SELECT always yields a row; one of its rows (whichever) lists `running` in
+ * `holders`, the others have NULL there: the driver parses a text[] per row, and every row carrying
+ * the list made a claim of 500 among 5,000 running parse 2.5 million ids (bench/drain.ts,
+ * `ours-keyed`: two thirds of the worker's CPU). A row without a claimed job has a NULL id.
  */
 const claimLimitedJobs: Statement = {
   name: 'jobs_claim_limited',
@@ -122,6 +128,7 @@ const claimLimitedJobs: Statement = {
         LIMIT $7) AS counted))
     ) AS head
     WHERE keys.key IS NOT NULL AND head.run_at <= now()
+    LIMIT $2
   ),
   candidates AS (
     SELECT id FROM key_heads
@@ -147,7 +154,7 @@ const claimLimitedJobs: Statement = {
   ${claimedCte('ARRAY(SELECT id FROM stale UNION ALL SELECT id FROM due)')},
   ${announce('claimed')},
   ${commitWithoutFlushWait}
-  SELECT running.ids AS holders, claimed.id, claimed.kind, claimed.input, claimed.attempt, claimed."maxAttempts",
+  SELECT CASE WHEN row_number() OVER () = 1 THEN running.ids END AS holders, claimed.id, claimed.kind, claimed.input, claimed.attempt, claimed."maxAttempts",
          claimed."createdAtMs", claimed.traceparent, claimed.status, claimed."lastError"
   FROM running CROSS JOIN announced CROSS JOIN flush_not_awaited LEFT JOIN claimed ON true
   ORDER BY claimed.priority DESC, claimed.run_at, claimed.id`,
@@ -162,7 +169,7 @@ export async function claimLimitedStatement(
 ): Promise<LimitedClaimResult> {
   const rows = await db.transaction(async (tx) => {
     await tx.query(lockKind, [scope.kind]);
-    return tx.query<ClaimedRow & { holders: string[] }>(claimLimitedJobs, [
+    return tx.query<ClaimedRow & { holders: string[] | null }>(claimLimitedJobs, [
       workerId,
       limit,
       scope.timeoutSeconds,
@@ -172,7 +179,7 @@ export async function claimLimitedStatement(
       scope.concurrencyPerKey,
     ]);
   });
-  const holders = rows[0]?.holders ?? [];
+  const holders = rows.find((row) => row.holders !== null)?.holders ?? [];
   return { ...toClaimResult(rows.filter((row) => row.id !== null).map(({ holders: _, ...row }) => row)), holders };
 }
 
