@@ -46,6 +46,13 @@ function systems(context: BenchContext): System[] {
       args: { env: { WORKER_CONCURRENCY: '500', ...context.oursEnv } },
     },
     {
+      name: 'ours-keyed',
+      settings: ['a kind with concurrencyPerKey 1, each job with a concurrency key of its own', ...overrides].join(' '),
+      module: module('ours.ts'),
+      run: 'drainOurs',
+      args: { env: context.oursEnv, keyed: true },
+    },
+    {
       name: 'graphile-batched',
       settings: `graphile-worker ${version('graphile-worker')}: concurrency 24, localQueue 500, complete/failJobBatchDelay 0`,
       module: module('graphile-worker.ts'),

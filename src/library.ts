@@ -47,6 +47,8 @@ export interface EnqueueOptions {
   runAt?: Date | null;
   priority?: number | null;
   maxAttempts?: number | null;
+  /** Jobs of one key run at most the kind's `concurrencyPerKey` at once, in submission order. */
+  concurrencyKey?: string | null;
   /** The API key the job belongs to, when the service runs with API_KEYS; '' (the default) otherwise. */
   owner?: string;
   /** The largest input, as UTF-8 JSON; JOB_PAYLOAD_MAX_BYTES's default unless told. */

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import type { Tracer } from '@opentelemetry/api';
 import { type Config, DEFAULT_OPS_PORT } from './config.ts';
 import { checkListenHears } from './db/listen-check.ts';
+import { checkAutovacuum } from './db/vacuum-check.ts';
 import type { Database } from './db/database.ts';
 import { type Migration, readMigrations } from './db/migrate.ts';
 import { MIGRATIONS_DIR, openDatabase } from './db/open.ts';
@@ -105,7 +106,10 @@ export class Runtime extends StartStop {
     const hub = new JobEventHub(db, logger, { metrics });
     await this.begin(hub, signal);
     // In the background: a LISTEN that hears nothing (through PgBouncer) fails silently otherwise.
-    if (db.kind === 'postgres') void checkListenHears(db, logger);
+    if (db.kind === 'postgres') {
+      void checkListenHears(db, logger);
+      void checkAutovacuum(db, logger);
+    }
     const jobs = new JobService({
       db,
       hub,
@@ -127,6 +131,7 @@ export class Runtime extends StartStop {
       db,
       hub,
       worker,
+      kinds: () => jobs.listKinds(),
       logger,
       oldTransactionWarnSeconds: config.OLD_TRANSACTION_WARN_SECONDS,
     });

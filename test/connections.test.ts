@@ -7,6 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { pino } from 'pino';
 import type { Statement } from '../src/db/database.ts';
 import { checkListenHears } from '../src/db/listen-check.ts';
+import { checkAutovacuum } from '../src/db/vacuum-check.ts';
 import { openPostgres } from '../src/db/postgres.ts';
 import { withAdmin } from './helpers/admin.ts';
 import { createTestDatabase, type TestDatabase, testLogger } from './helpers/database.ts';
@@ -139,6 +140,27 @@ describe('connections', () => {
     expect(mine.filter((session) => session.name.endsWith('/listen'))).toEqual([]);
     expect(mine.filter((session) => session.name.endsWith('/pool')).length).toBeGreaterThan(0);
   }, 60_000);
+
+  it('a job table that autovacuum does not visit is reported with a warning, whichever setting keeps it away', async () => {
+    const lines: Array<{ level: number; msg: string; autovacuum: string; jobTableAutovacuum: string }> = [];
+    const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const db = testDb.open();
+    const serverOn = (await db.query<{ on: boolean }>({ name: 'test_autovacuum_setting', text: `SELECT current_setting('autovacuum') = 'on' AS on` }))[0]!.on;
+    // The server's setting is the machine's (off on the CI machine's PostgreSQL, on in PostgreSQL's
+    // default configuration); the table's own is this test's.
+    expect(await checkAutovacuum(db, logger)).toBe(serverOn);
+    expect(lines).toEqual(serverOn ? [] : [expect.objectContaining({ level: 40, autovacuum: 'off', jobTableAutovacuum: 'on' })]);
+    lines.length = 0;
+    await db.query({ name: 'test_autovacuum_table_off', text: 'ALTER TABLE job SET (autovacuum_enabled = false)' });
+    try {
+      expect(await checkAutovacuum(db, logger)).toBe(false);
+      expect(lines).toEqual([
+        expect.objectContaining({ level: 40, jobTableAutovacuum: 'off', msg: expect.stringMatching(/autovacuum does not visit the job table/) }),
+      ]);
+    } finally {
+      await db.query({ name: 'test_autovacuum_table_reset', text: 'ALTER TABLE job RESET (autovacuum_enabled)' });
+    }
+  });
 
   it('a LISTEN connection that hears nothing is reported with a warning that names the likely cause', async () => {
     const lines: string[] = [];

@@ -79,7 +79,7 @@ describe('POST /api/v1/jobs', () => {
     const read = await rest('GET', `/api/v1/jobs/${submitted.body.jobId}`);
     expect(read.body).toMatchObject({ status: 'completed', result: { greeting: 'hello Adahello Ada' } });
     expect(Object.keys(read.body).sort()).toEqual(
-      ['jobId', 'kind', 'status', 'input', 'result', 'progress', 'attempt', 'maxAttempts', 'lastError', 'priority', 'uniqueKey', 'runAt', 'createdAt', 'lastUpdated', 'completedOn', 'retrievedAt'].sort(),
+      ['jobId', 'kind', 'status', 'input', 'result', 'progress', 'attempt', 'maxAttempts', 'lastError', 'priority', 'concurrencyKey', 'uniqueKey', 'runAt', 'createdAt', 'lastUpdated', 'completedOn', 'retrievedAt'].sort(),
     );
   });
 
@@ -305,6 +305,12 @@ describe('defineKind', () => {
     [{ options: { maxAttempts: 0 } }, /options.maxAttempts/],
     [{ options: { timeoutSeconds: 1.5 } }, /options.timeoutSeconds/],
     [{ options: { backoff: { baseDelayMs: 100, maxDelayMs: 10 } } }, /options.backoff/],
+    [{ options: { concurrency: 0 } }, /options.concurrency must be an integer from 1 to 10000/],
+    [{ options: { concurrency: 2.5 } }, /options.concurrency/],
+    [{ options: { concurrency: '2' } }, /options.concurrency/],
+    [{ options: { concurrency: 10_001 } }, /options.concurrency/],
+    [{ options: { concurrencyPerKey: 0 } }, /options.concurrencyPerKey must be an integer from 1 to 10000/],
+    [{ options: { concurrencyPerKey: null } }, /options.concurrencyPerKey/],
   ])('refuses %j', (change, message) => {
     const definition = { name: 'ok', input: z.object({}), result: z.null(), handler: () => null, ...change };
     expect(() => defineKind(definition as Parameters<typeof defineKind>[0])).toThrow(KindDefinitionError);

@@ -42,6 +42,10 @@ const ROUTES = [
   'DELETE /api/v1/schedules/{id}',
   'POST /api/v1/schedules/{id}/pause',
   'POST /api/v1/schedules/{id}/resume',
+  'POST /api/v1/kinds/{kind}/pause',
+  'POST /api/v1/kinds/{kind}/resume',
+  'POST /api/v1/kinds/pause',
+  'POST /api/v1/kinds/resume',
   'GET /api/v1/openapi.json',
 ];
 
@@ -314,10 +318,21 @@ describe('real answers match the document', () => {
     expect((await documented('POST', '/api/v1/schedules', { body: { kind: 'greet', input: { name: 'Ed' }, cron: 'often' } })).status).toBe(400);
   });
 
+  it('pausing and resuming kinds: 200, and 404 for a kind the service does not run', async () => {
+    expect((await documented('POST', '/api/v1/kinds/greet/pause')).body).toMatchObject({ name: 'greet', paused: true });
+    expect((await documented('POST', '/api/v1/kinds/greet/resume')).body).toMatchObject({ name: 'greet', paused: false });
+    expect((await documented('POST', '/api/v1/kinds/nope/pause')).status).toBe(404);
+    expect((await documented('POST', '/api/v1/kinds/nope/resume')).status).toBe(404);
+    const all = await documented('POST', '/api/v1/kinds/pause');
+    expect((all.body as { kinds: { paused: boolean }[] }).kinds.every((kind) => kind.paused)).toBe(true);
+    const none = await documented('POST', '/api/v1/kinds/resume');
+    expect((none.body as { kinds: { paused: boolean }[] }).kinds.some((kind) => kind.paused)).toBe(false);
+  });
+
   it('without a key: 401 on every route; from a foreign page: 403', async () => {
     for (const route of ROUTES) {
       const [method, template] = route.split(' ') as [string, string];
-      const path = template.replace('{num1}', '1').replace('{num2}', '2').replace('{id}', UNKNOWN_ID);
+      const path = template.replace('{num1}', '1').replace('{num2}', '2').replace('{id}', UNKNOWN_ID).replace('{kind}', 'greet');
       expect((await documented(method, path, { key: null })).status, route).toBe(401);
       expect((await documented(method, path, { key: 'wrong' })).status, route).toBe(401);
     }

@@ -8,7 +8,9 @@ import { LOCK_FILE } from '../src/db/data-dir-lock.ts';
 import { MIGRATIONS_DIR, openDatabase } from '../src/db/open.ts';
 import { DurableNodeFS, openPglite } from '../src/db/pglite.ts';
 import { testLogger } from './helpers/database.ts';
-import { ANONYMOUS, createHub, createService, createWorker, statusOf, waitForJob } from './helpers/jobs.ts';
+import { z } from 'zod';
+import { defineKind } from '../src/kinds/define.ts';
+import { ANONYMOUS, createHub, createService, createWorker, statusOf, testKinds, waitForJob } from './helpers/jobs.ts';
 
 const dataDir = mkdtempSync(join(tmpdir(), 'jobs-pglite-'));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
@@ -48,6 +50,38 @@ describe('the embedded database', () => {
     );
     expect(applied[0]?.count).toBe((await readMigrations(MIGRATIONS_DIR)).length);
     await reopened.close();
+  });
+});
+
+describe('flow control on the embedded database', () => {
+  it('runs a kind limited to one at a time, and a kind of sequences, through their own claim', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'jobs-pglite-flow-'));
+    const db = await openDatabase({ ...config, DATA_DIR: dir }, await readMigrations(MIGRATIONS_DIR), testLogger());
+    const kinds = testKinds({}, {
+      extra: [
+        defineKind({ name: 'single', input: z.object({ n: z.number() }), result: z.null(), handler: () => null, options: { concurrency: 1 } }),
+        defineKind({ name: 'sequence', input: z.object({ n: z.number() }), result: z.null(), handler: () => null, options: { concurrencyPerKey: 1 } }),
+      ],
+    });
+    const hub = createHub(db);
+    const service = createService(db, hub, { kinds });
+    const worker = createWorker(db, hub, { kinds });
+    try {
+      await worker.start();
+      const submitted = await service.submitJobs(
+        [0, 1, 2, 3].flatMap((n) => [
+          { kind: 'single', input: { n } },
+          { kind: 'sequence', input: { n }, concurrencyKey: `key-${n % 2}` },
+        ]),
+        ANONYMOUS,
+      );
+      for (const { job } of submitted) await waitForJob(service, hub, job.id, statusOf('completed'));
+    } finally {
+      await worker.stop();
+      await hub.stop();
+      await db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 

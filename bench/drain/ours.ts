@@ -1,10 +1,13 @@
 import { pino } from 'pino';
+import { z } from 'zod';
 import { loadConfig } from '../../src/config.ts';
 import { migrate, readMigrations } from '../../src/db/migrate.ts';
 import { MIGRATIONS_DIR } from '../../src/db/open.ts';
 import { openPostgres } from '../../src/db/postgres.ts';
 import { JobEventHub } from '../../src/jobs/events.ts';
 import { JobService } from '../../src/jobs/service.ts';
+import { addDecimals } from '../../src/jobs/decimal.ts';
+import { defineKind } from '../../src/kinds/define.ts';
 import { kindsFromConfig, workerFromConfig } from '../../src/runtime.ts';
 import type { Worker } from '../../src/worker/worker.ts';
 import { watchCpu } from '../lib/cpu.ts';
@@ -14,7 +17,22 @@ import { chunks, type DrainArgs, type DrainTrial, input, signal, trial, withDead
 export interface OursOptions {
   /** Settings as environment strings, e.g. `{ WORKER_CONCURRENCY: '200' }`; the rest are the service's defaults. */
   env?: Record<string, string>;
+  /**
+   * Jobs of a kind that runs one job per concurrency key at a time (`concurrencyPerKey: 1`), each
+   * with a key of its own: what flow control costs when every job has a key, the worst case of
+   * its claim (one index probe per key waiting).
+   */
+  keyed?: boolean;
 }
+
+/** `add`, as a kind with a per-key limit. */
+const keyedAdd = defineKind({
+  name: 'add-keyed',
+  input: z.object({ num1: z.string(), num2: z.string() }),
+  result: z.string(),
+  options: { concurrencyPerKey: 1 },
+  handler: ({ num1, num2 }) => addDecimals(num1, num2),
+});
 
 /**
  * Our worker, built as `src/main.ts` builds it, at the service's default settings unless `env`
@@ -29,7 +47,7 @@ export async function drainOurs(args: DrainArgs & OursOptions): Promise<DrainTri
   let worker: Worker | undefined;
   try {
     await migrate(db, await readMigrations(MIGRATIONS_DIR), logger);
-    const kinds = kindsFromConfig(config);
+    const kinds = kindsFromConfig(config, [keyedAdd]);
     const service = new JobService({
       db,
       hub,
@@ -38,7 +56,17 @@ export async function drainOurs(args: DrainArgs & OursOptions): Promise<DrainTri
     });
     const enqueueStart = performance.now();
     for (const chunk of chunks(args.jobs, args.enqueueBatch)) {
-      await service.addJobs(chunk.map(input), { owner: '' });
+      if (args.keyed) {
+        await service.submitJobs(
+          chunk.map((i) => {
+            const { num1, num2 } = input(i);
+            return { kind: keyedAdd.name, input: { num1, num2 }, concurrencyKey: `key-${i}` };
+          }),
+          { owner: '' },
+        );
+      } else {
+        await service.addJobs(chunk.map(input), { owner: '' });
+      }
     }
     const enqueueMs = performance.now() - enqueueStart;
     await settle(fresh.url);

@@ -2,6 +2,7 @@ import type { GraphQLSchema } from 'graphql';
 import { createBuilder } from './builder.ts';
 import { addAddJobTypes } from './types/add-job.ts';
 import { addJobType } from './types/job.ts';
+import { addKindTypes } from './types/kind.ts';
 import { addMutationType } from './types/mutation.ts';
 import { addQueryType } from './types/query.ts';
 import { addScalars } from './types/scalars.ts';
@@ -19,6 +20,7 @@ export function buildSchema(): GraphQLSchema {
   const addJobTypes = addAddJobTypes(builder, jobTypes);
   addSubmitJobTypes(builder, addJobTypes);
   addScheduleTypes(builder);
+  addKindTypes(builder);
   addSubscriptionType(builder, jobTypes);
   return builder.toSchema({ sortSchema: true });
 }

@@ -57,6 +57,7 @@ export function jobBody(job: Job): z.output<typeof JobAnswer> {
     lastError: job.lastError,
     priority: job.priority,
     uniqueKey: job.uniqueKey,
+    concurrencyKey: job.concurrencyKey,
     runAt: job.runAt.toISOString(),
     createdAt: job.createdAt.toISOString(),
     lastUpdated: job.lastUpdated.toISOString(),

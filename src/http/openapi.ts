@@ -15,6 +15,7 @@ import {
   ErrorAnswer,
   JobAnswer,
   JobPageAnswer,
+  KindAnswer,
   KindsAnswer,
   ListJobsQuery,
   ScheduleAnswer,
@@ -39,6 +40,7 @@ export interface OpenApiOptions {
 export function buildOpenApiDocument({ version = packageJson.version }: OpenApiOptions = {}): oas31.OpenAPIObject {
   const errors = errorResponses();
   const scheduleIdParam = z.object({ id: z.string().describe("The schedule's id (scheduleId).") });
+  const kindParam = z.object({ kind: z.string().describe('The name of a kind the service runs; another is not found (404).') });
   const jobIdParam = z.object({ id: z.string().describe("The job's id (jobId). An id that is not one is not found (404).") });
 
   // Every route can answer these: they come from app.ts, before the route, or from the database.
@@ -205,8 +207,47 @@ export function buildOpenApiDocument({ version = packageJson.version }: OpenApiO
     '/api/v1/kinds': {
       get: {
         operationId: 'listKinds',
-        summary: 'The kinds of job this service runs, with the JSON Schemas of their input and result',
-        tags: ['jobs'],
+        summary: 'The kinds of job this service runs, with the JSON Schemas of their input and result, and their state',
+        tags: ['kinds'],
+        responses: responses({ 200: answer('The kinds.', KindsAnswer) }),
+      },
+    },
+    '/api/v1/kinds/{kind}/pause': {
+      post: {
+        operationId: 'pauseKind',
+        summary: 'Pause a kind',
+        description:
+          'No worker process starts jobs of the kind until it is resumed: they stay pending. Jobs already started finish. Pausing a paused kind answers it again.',
+        tags: ['kinds'],
+        requestParams: { path: kindParam },
+        responses: responses({ 200: answer('The kind, paused.', KindAnswer) }, 404),
+      },
+    },
+    '/api/v1/kinds/{kind}/resume': {
+      post: {
+        operationId: 'resumeKind',
+        summary: 'Resume a kind',
+        description: 'Workers start its pending jobs again, unless every kind is paused (POST /api/v1/kinds/pause).',
+        tags: ['kinds'],
+        requestParams: { path: kindParam },
+        responses: responses({ 200: answer('The kind.', KindAnswer) }, 404),
+      },
+    },
+    '/api/v1/kinds/pause': {
+      post: {
+        operationId: 'pauseAllKinds',
+        summary: 'Pause every kind',
+        description: 'Every kind, those a later deploy adds too, until POST /api/v1/kinds/resume.',
+        tags: ['kinds'],
+        responses: responses({ 200: answer('The kinds, paused.', KindsAnswer) }),
+      },
+    },
+    '/api/v1/kinds/resume': {
+      post: {
+        operationId: 'resumeAllKinds',
+        summary: 'Resume every kind',
+        description: "Undoes the pause of every kind and each kind's own.",
+        tags: ['kinds'],
         responses: responses({ 200: answer('The kinds.', KindsAnswer) }),
       },
     },
@@ -243,6 +284,7 @@ export function buildOpenApiDocument({ version = packageJson.version }: OpenApiO
         JobPage: JobPageAnswer,
         AddJob: AddJobAnswer,
         AddedJob: AddedJobAnswer,
+        Kind: KindAnswer,
         Kinds: KindsAnswer,
         SubmitJob: SubmitJobBody,
         Schedule: ScheduleAnswer,
@@ -260,7 +302,7 @@ const ERRORS = {
   400: ['BadUserInput', 'BAD_USER_INPUT', 'The input is invalid: `field` names the part, as a dotted path.'],
   401: ['Unauthenticated', 'UNAUTHENTICATED', 'API_KEYS are set and the request has no valid Authorization: Bearer <key>.'],
   403: ['Forbidden', 'FORBIDDEN', 'A browser request from an origin not in CORS_ORIGINS.'],
-  404: ['NotFound', 'NOT_FOUND', 'No job (or schedule) of this caller has that id.'],
+  404: ['NotFound', 'NOT_FOUND', 'No job or schedule of this caller has that id, or no kind has that name.'],
   405: ['MethodNotAllowed', 'METHOD_NOT_ALLOWED', 'The path exists; the method is not one it takes.'],
   409: ['Conflict', 'CONFLICT', 'The idempotency key was used with other input (or by a request still running), the unique key is held (onUnique refuse), or the job is past cancelling.'],
   413: ['TooLarge', 'REQUEST_ENTITY_TOO_LARGE', 'The body is over MAX_BODY_BYTES.'],

@@ -25,6 +25,12 @@ export const SubmitJobBody = z
     runAt: z.iso.datetime({ offset: true }).nullish().describe('Do not start before this moment (RFC 3339).'),
     priority: z.number().int().nullish().describe('Higher runs first; -1000 to 1000. Default: the kind\'s, else 0.'),
     maxAttempts: z.number().int().nullish().describe("1 to 100. Default: the kind's, else MAX_ATTEMPTS."),
+    concurrencyKey: z
+      .string()
+      .nullish()
+      .describe(
+        "1 to 200 characters. Jobs of one key run at most the kind's concurrencyPerKey at once, in submission order; only for kinds that set it.",
+      ),
   })
   .strict();
 
@@ -55,6 +61,7 @@ export const JobAnswer = z.strictObject({
   lastError: z.string().nullable(),
   priority: z.number().int(),
   uniqueKey: z.string().nullable().describe('The unique key it was submitted with; it holds the key while pending or running.'),
+  concurrencyKey: z.string().nullable(),
   runAt: z.iso.datetime(),
   createdAt: z.iso.datetime(),
   lastUpdated: z.iso.datetime(),
@@ -74,16 +81,21 @@ export const JobPageAnswer = z.strictObject({
   pageInfo: z.strictObject({ hasNextPage: z.boolean(), endCursor: z.string().nullable() }),
 });
 
-export const KindsAnswer = z.strictObject({
-  kinds: z.array(
-    z.strictObject({
-      name: z.string(),
-      description: z.string().nullable(),
-      inputSchema: z.record(z.string(), z.unknown()).describe('JSON Schema of the input a submission sends.'),
-      resultSchema: z.record(z.string(), z.unknown()).describe("JSON Schema of a completed job's result."),
-    }),
-  ),
+export const KindAnswer = z.strictObject({
+  name: z.string(),
+  description: z.string().nullable(),
+  inputSchema: z.record(z.string(), z.unknown()).describe('JSON Schema of the input a submission sends.'),
+  resultSchema: z.record(z.string(), z.unknown()).describe("JSON Schema of a completed job's result."),
+  paused: z.boolean().describe('No worker starts its jobs until it is resumed; started jobs finish.'),
+  concurrency: z.number().int().nullable().describe('At most this many of its jobs run at once, across all workers; null for no limit.'),
+  concurrencyPerKey: z
+    .number()
+    .int()
+    .nullable()
+    .describe('At most this many of its jobs of one concurrencyKey run at once, in submission order; null when its jobs take no key.'),
 });
+
+export const KindsAnswer = z.strictObject({ kinds: z.array(KindAnswer) });
 
 /** A job as the seed's routes, `/api/v1/add` and `/api/v1/job`, show an `add` job (json.ts addJobBody). */
 export const AddJobAnswer = z.strictObject({

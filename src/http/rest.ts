@@ -1,5 +1,5 @@
 import type { z } from 'zod';
-import { JobServiceError } from '../jobs/errors.ts';
+import { fieldError } from '../jobs/errors.ts';
 import type { Caller, JobService } from '../jobs/service.ts';
 import type { ErrorLog } from './error-log.ts';
 import { scheduleNotFound } from '../schedules/service.ts';
@@ -122,7 +122,17 @@ export function createRestHandler({ jobs, errorLog, maxBodyBytes, openApiDocumen
     {
       pattern: /^\/api\/v1\/kinds\/?$/,
       methods: ['GET'],
-      handle: async () => json({ kinds: jobs.listKinds() }),
+      handle: async () => json({ kinds: await jobs.listKinds() }),
+    },
+    {
+      pattern: /^\/api\/v1\/kinds\/(pause|resume)\/?$/,
+      methods: ['POST'],
+      handle: async ([action]) => json({ kinds: await (action === 'pause' ? jobs.pauseAllKinds() : jobs.resumeAllKinds()) }),
+    },
+    {
+      pattern: /^\/api\/v1\/kinds\/([^/]+)\/(pause|resume)\/?$/,
+      methods: ['POST'],
+      handle: async ([kind, action]) => json(await (action === 'pause' ? jobs.pauseKind(kind!) : jobs.resumeKind(kind!))),
     },
     ...(openApiDocument
       ? [{ pattern: /^\/api\/v1\/openapi\.json$/, methods: ['GET'], handle: async () => json(openApiDocument()) }]
@@ -200,9 +210,5 @@ async function readJson(request: Request, maxBytes: number): Promise<unknown> {
 function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
-  const [issue] = parsed.error.issues;
-  const keys = issue?.code === 'unrecognized_keys' ? issue.keys : [];
-  const field = [...(issue?.path ?? []), ...keys.slice(0, 1)].join('.') || 'body';
-  const message = issue?.code === 'unrecognized_keys' ? 'is not a field this route takes' : (issue?.message ?? 'is invalid');
-  throw new JobServiceError('BAD_USER_INPUT', `${field} ${message}`, field);
+  throw fieldError(parsed.error.issues[0], { whole: 'body', unknownField: 'is not a field this route takes' });
 }

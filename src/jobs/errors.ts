@@ -1,3 +1,5 @@
+import type { z } from 'zod';
+
 /** Codes the API layers map to HTTP statuses and GraphQL `extensions.code`. */
 export type JobErrorCode = 'BAD_USER_INPUT' | 'NOT_FOUND' | 'CONFLICT' | 'UNAVAILABLE';
 
@@ -22,4 +24,19 @@ export function jobNotFound(id: string): JobServiceError {
 /** A subscription's job that was deleted (pruned) after the subscription showed it. */
 export function jobDeleted(id: string): JobServiceError {
   return new JobServiceError('NOT_FOUND', `job ${id} no longer exists: it was deleted after its retention period`, 'id');
+}
+
+/**
+ * A zod issue as the BAD_USER_INPUT error that names its field: `prefix` is where the checked value
+ * sits in the request (`jobs.2.input.`), `whole` names the value itself when the issue is about
+ * all of it, and `unknownField` says what an unrecognised key is.
+ */
+export function fieldError(
+  issue: z.core.$ZodIssue | undefined,
+  { prefix = '', whole, unknownField = 'is not a known field' }: { prefix?: string; whole: string; unknownField?: string },
+): JobServiceError {
+  const unknown = issue?.code === 'unrecognized_keys' ? issue.keys.slice(0, 1) : [];
+  const field = `${prefix}${[...(issue?.path ?? []), ...unknown].join('.')}`.replace(/\.$/, '') || whole;
+  const message = unknown.length > 0 ? unknownField : (issue?.message ?? 'is invalid');
+  return new JobServiceError('BAD_USER_INPUT', `${field} ${message}`, field);
 }

@@ -2,9 +2,10 @@ import { z } from 'zod';
 import type { JobKind } from '../kinds/define.ts';
 import { toPayloadJson } from '../kinds/payload.ts';
 import type { KindRegistry } from '../kinds/registry.ts';
-import { JobServiceError } from './errors.ts';
+import { fieldError, JobServiceError } from './errors.ts';
 import type { JobIdGenerator } from './ids.ts';
 import type { NewJob, OnUnique } from './sql/insert.ts';
+import { isStorableText } from '../worker/storable-text.ts';
 
 /** A job as a customer asks for it, of any kind. */
 export interface JobSubmission {
@@ -18,6 +19,8 @@ export interface JobSubmission {
   runAt?: Date | null;
   priority?: number | null;
   maxAttempts?: number | null;
+  /** Jobs of one key run at most the kind's `concurrencyPerKey` at once, in submission order. */
+  concurrencyKey?: string | null;
 }
 
 /** The seed's `add` job, as its REST aliases and `addJob` take it. */
@@ -50,15 +53,8 @@ export interface FieldPaths {
 const EARLIEST_RUN_AT = new Date('0001-01-01T00:00:00.000Z');
 const LATEST_RUN_AT = new Date('9999-12-31T23:59:59.999Z');
 
-// PostgreSQL text cannot hold NUL, and the driver writes an unpaired surrogate as U+FFFD, which
-// would make two different keys one.
-const UNSTORABLE_TEXT = /\u0000|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-
-const Key = z
-  .string()
-  .min(1)
-  .max(200)
-  .refine((key) => !UNSTORABLE_TEXT.test(key), 'must not contain NUL characters or unpaired surrogates');
+// The driver would write an unpaired surrogate as U+FFFD, making two different keys one.
+const Key = z.string().min(1).max(200).refine(isStorableText, 'must not contain NUL characters or unpaired surrogates');
 
 const OptionsSchema = z.object({
   idempotencyKey: Key.nullish(),
@@ -71,6 +67,7 @@ const OptionsSchema = z.object({
     .nullish(),
   priority: z.number().int().min(-1000).max(1000).nullish(),
   maxAttempts: z.number().int().min(1).max(100).nullish(),
+  concurrencyKey: Key.nullish(),
 });
 
 export interface NewJobContext {
@@ -94,8 +91,14 @@ export function toNewJob(submission: JobSubmission, paths: FieldPaths, context: 
     runAt: submission.runAt,
     priority: submission.priority,
     maxAttempts: submission.maxAttempts,
+    concurrencyKey: submission.concurrencyKey,
   });
-  if (!options.success) throw badInput(paths.job, options.error.issues[0]);
+  if (!options.success) throw fieldError(options.error.issues[0], { prefix: paths.job, whole: '' });
+  const concurrencyKey = options.data.concurrencyKey ?? null;
+  if (concurrencyKey !== null && kind.options.concurrencyPerKey === undefined) {
+    const field = `${paths.job}concurrencyKey`;
+    throw new JobServiceError('BAD_USER_INPUT', `${field} is for kinds that limit how many jobs of a key run at once; ${kind.name} sets no concurrencyPerKey`, field);
+  }
   return {
     id: context.ids.next(),
     kind: kind.name,
@@ -105,6 +108,8 @@ export function toNewJob(submission: JobSubmission, paths: FieldPaths, context: 
     runAt: options.data.runAt ?? null,
     priority: options.data.priority ?? kind.options.priority ?? 0,
     idempotencyKey: options.data.idempotencyKey ?? null,
+    concurrencyKey,
+    sequenced: kind.options.concurrencyPerKey !== undefined,
     owner: context.owner,
     ...(options.data.uniqueKey ? { uniqueKey: options.data.uniqueKey, onUnique: options.data.onUnique ?? 'refuse' } : {}),
   };
@@ -120,18 +125,13 @@ export function knownKind(kinds: KindRegistry, name: string, field: string): Job
 /** The input as its kind's schema makes it, in JSON text; BAD_USER_INPUT names the field it refuses, under `path`. */
 export function checkInput(kind: JobKind, input: unknown, path: string, maxBytes: number): string {
   const parsed = kind.input.safeParse(input);
-  if (!parsed.success) throw badInput(path, parsed.error.issues[0], 'input');
+  if (!parsed.success) throw fieldError(parsed.error.issues[0], { prefix: path, whole: 'input' });
   const payload = toPayloadJson(parsed.data, maxBytes);
   if ('problem' in payload) {
     const field = path.replace(/\.$/, '') || 'input';
     throw new JobServiceError('BAD_USER_INPUT', `${field} ${payload.problem}`, field);
   }
   return payload.json;
-}
-
-function badInput(path: string, issue: z.core.$ZodIssue | undefined, whole = ''): JobServiceError {
-  const field = `${path}${issue?.path.join('.') ?? ''}`.replace(/\.$/, '') || whole;
-  return new JobServiceError('BAD_USER_INPUT', `${field} ${issue?.message ?? 'is invalid'}`, field);
 }
 
 /**

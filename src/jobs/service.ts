@@ -19,11 +19,17 @@ import { failSpan, JOB_COUNT, JOB_ID, JOB_KIND, traceparentOf } from './job-span
 import type { JobEventHub } from './events.ts';
 import { cancelJobStatement, retrieveJobStatement } from './sql/customer.ts';
 import { type InsertedJob, isKeyRace, type NewJob, type StoredJob } from './sql/insert.ts';
+import { ALL_KINDS, pauseKindStatement, pausedKindsStatement, resumeKindStatement } from './sql/kind-pause.ts';
 import { listJobsQuery, readJobStatement } from './sql/reads.ts';
 import { openJobWatch } from './watch.ts';
 import { ScheduleService } from '../schedules/service.ts';
 
 export type { AddJobInput, Job, JobStatus, JobSubmission };
+
+/** A kind as `GET /api/v1/kinds` and the `kinds` query show it: its description, and whether it is paused now. */
+export interface KindState extends KindDescription {
+  paused: boolean;
+}
 
 /** Who is asking. Jobs belong to the key that created them; '' while the service has no keys. */
 export interface Caller {
@@ -116,9 +122,53 @@ export class JobService {
     return this.submit(submissions, caller, (prefix) => ({ job: prefix, input: `${prefix}input.` }));
   }
 
-  /** The kinds a submission may name, with the JSON Schemas of their input and result. */
-  listKinds(): KindDescription[] {
-    return this.kinds.describe();
+  /** The kinds a submission may name, with the JSON Schemas of their input and result, their limits, and whether they are paused. */
+  async listKinds(): Promise<KindState[]> {
+    const paused = await pausedKindsStatement(this.db);
+    const all = paused.has(ALL_KINDS);
+    return this.kinds.describe().map((kind) => ({ ...kind, paused: all || paused.has(kind.name) }));
+  }
+
+  /**
+   * Stops every worker process from starting jobs of `kind` until it is resumed; jobs already
+   * started finish. Pausing a paused kind changes nothing. An unknown kind is NOT_FOUND.
+   */
+  async pauseKind(kind: string): Promise<KindState> {
+    this.knownKind(kind);
+    await pauseKindStatement(this.db, kind);
+    this.options.logger?.info({ kind }, 'kind paused');
+    return this.kindState(kind);
+  }
+
+  /** Lets workers start jobs of `kind` again, unless every kind is paused (see pauseAllKinds). */
+  async resumeKind(kind: string): Promise<KindState> {
+    this.knownKind(kind);
+    await resumeKindStatement(this.db, kind);
+    this.options.logger?.info({ kind }, 'kind resumed');
+    return this.kindState(kind);
+  }
+
+  /** Pauses every kind, those a later deploy adds too, until resumeAllKinds. */
+  async pauseAllKinds(): Promise<KindState[]> {
+    await pauseKindStatement(this.db, ALL_KINDS);
+    this.options.logger?.info('all kinds paused');
+    return this.listKinds();
+  }
+
+  /** Resumes every kind: the pause of all kinds and each kind's own. */
+  async resumeAllKinds(): Promise<KindState[]> {
+    await resumeKindStatement(this.db, null);
+    this.options.logger?.info('all kinds resumed');
+    return this.listKinds();
+  }
+
+  private knownKind(kind: string): void {
+    if (this.kinds.get(kind)) return;
+    throw new JobServiceError('NOT_FOUND', `no kind named ${JSON.stringify(kind)}; this service runs ${this.kinds.names.join(', ')}`, 'kind');
+  }
+
+  private async kindState(kind: string): Promise<KindState> {
+    return (await this.listKinds()).find((state) => state.name === kind)!;
   }
 
   /**

@@ -17,6 +17,19 @@ export interface KindOptions {
   backoff?: { baseDelayMs: number; maxDelayMs: number };
   /** The priority of a job submitted without one, -1000 to 1000. Default: 0. */
   priority?: number;
+  /**
+   * At most this many of the kind's jobs run at once, across every worker process (1 to 10000):
+   * for a partner API that allows so many connections, say. Its jobs beyond the limit stay
+   * pending. Default: no limit, and none of its cost (see src/jobs/sql/claim-limited.ts).
+   */
+  concurrency?: number;
+  /**
+   * Jobs submitted with the same `concurrencyKey` run at most this many at once (1 to 10000),
+   * and start in the order they were submitted: 1 makes each key a sequence, one job after
+   * another (a customer's orders, say). Jobs of other keys, and jobs without a key, keep flowing
+   * while a key is busy. A job may carry a key only when its kind sets this. Default: none.
+   */
+  concurrencyPerKey?: number;
 }
 
 /**
@@ -147,12 +160,16 @@ function kindProblem(definition: KindDefinition<z.ZodType, z.ZodType>): string |
   if (typeof handler !== 'function' && !(handler && (typeof handler.module === 'string' || handler.module instanceof URL))) {
     return 'handler must be a function, or { module } naming a file to run in a worker thread';
   }
-  const { maxAttempts, timeoutSeconds, backoff, priority } = options;
+  const { maxAttempts, timeoutSeconds, backoff, priority, concurrency, concurrencyPerKey } = options;
   if (maxAttempts !== undefined && !isIntegerIn(maxAttempts, 1, 100)) return 'options.maxAttempts must be an integer from 1 to 100';
   if (timeoutSeconds !== undefined && !isIntegerIn(timeoutSeconds, 1, 86_400)) {
     return 'options.timeoutSeconds must be an integer from 1 to 86400';
   }
   if (priority !== undefined && !isIntegerIn(priority, -1000, 1000)) return 'options.priority must be an integer from -1000 to 1000';
+  if (concurrency !== undefined && !isIntegerIn(concurrency, 1, 10_000)) return 'options.concurrency must be an integer from 1 to 10000';
+  if (concurrencyPerKey !== undefined && !isIntegerIn(concurrencyPerKey, 1, 10_000)) {
+    return 'options.concurrencyPerKey must be an integer from 1 to 10000';
+  }
   if (
     backoff !== undefined &&
     !(isIntegerIn(backoff.baseDelayMs, 0, 3_600_000) && isIntegerIn(backoff.maxDelayMs, backoff.baseDelayMs, 86_400_000))

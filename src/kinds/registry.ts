@@ -8,6 +8,10 @@ export interface KindDescription {
   description: string | null;
   inputSchema: Record<string, unknown>;
   resultSchema: Record<string, unknown>;
+  /** At most this many of its jobs run at once, across all workers; null for no limit. */
+  concurrency: number | null;
+  /** At most this many of its jobs of one concurrency key run at once, in submission order; null for no keys. */
+  concurrencyPerKey: number | null;
 }
 
 export class KindRegistry {
@@ -34,6 +38,13 @@ export class KindRegistry {
     return [...this.byName.values()].some((kind) => typeof kind.handler !== 'function');
   }
 
+  /** Kinds whose jobs the claim must count: those with a concurrency limit, or one per key. */
+  get limited(): JobKind[] {
+    return [...this.byName.values()].filter(
+      (kind) => kind.options.concurrency !== undefined || kind.options.concurrencyPerKey !== undefined,
+    );
+  }
+
   /** The shortest stale timeout any kind asks for, or `fallback` when none asks for less. */
   shortestTimeoutSeconds(fallback: number): number {
     return Math.min(fallback, ...[...this.byName.values()].map((kind) => kind.options.timeoutSeconds ?? fallback));
@@ -49,6 +60,8 @@ export class KindRegistry {
       description: kind.description ?? null,
       inputSchema: jsonSchema(kind.input, 'input'),
       resultSchema: jsonSchema(kind.result, 'output'),
+      concurrency: kind.options.concurrency ?? null,
+      concurrencyPerKey: kind.options.concurrencyPerKey ?? null,
     }));
     return this.descriptions;
   }

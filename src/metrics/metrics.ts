@@ -148,6 +148,8 @@ export interface StateSources {
    */
   hub?: { readonly watcherCount: number };
   worker?: { readonly activeJobs: number; readonly queuedJobs: number };
+  /** Each kind and whether it is paused, read from the database at scrape time (JobService.listKinds). */
+  kinds?: () => Promise<ReadonlyArray<{ name: string; paused: boolean }>>;
   logger: Logger;
   /** OLD_TRANSACTION_WARN_SECONDS (see `createOldTransactionWatch`); without it, the gauge only. */
   oldTransactionWarnSeconds?: number;
@@ -162,6 +164,25 @@ export interface StateSources {
 export function registerStateGauges(metrics: Metrics, sources: StateSources): void {
   registerQueueGauges([metrics.registry], sources);
   registerProcessGauges([metrics.registry], sources);
+  if (sources.kinds) registerKindGauges([metrics.registry], sources.kinds, sources.logger);
+}
+
+/** Each kind's state, read from the database at scrape time. */
+function registerKindGauges(registers: Registry[], kinds: NonNullable<StateSources['kinds']>, logger: Logger): void {
+  new Gauge({
+    name: 'job_kind_paused',
+    help: '1 while the kind is paused (no worker starts its jobs), 0 while it runs; NaN when the database did not answer.',
+    labelNames: ['kind'],
+    registers,
+    async collect() {
+      try {
+        for (const kind of await kinds()) this.set({ kind: kind.name }, kind.paused ? 1 : 0);
+      } catch (error) {
+        this.reset();
+        logger.warn({ err: error }, 'metrics: could not read which kinds are paused');
+      }
+    },
+  });
 }
 
 /** The queue's numbers, read from the database at scrape time. */

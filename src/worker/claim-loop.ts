@@ -1,6 +1,7 @@
 import type { Database } from '../db/database.ts';
 import type { JobEventHub } from '../jobs/events.ts';
-import { type ClaimedJob, claimBatchStatement, type ClaimScope } from '../jobs/sql/claim.ts';
+import { type ClaimedJob, claimBatchStatement, type ClaimResult, type ClaimScope } from '../jobs/sql/claim.ts';
+import { claimLimitedStatement, type LimitedKindScope } from '../jobs/sql/claim-limited.ts';
 import type { JobEvent } from '../jobs/sql/job-events.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
@@ -44,6 +45,8 @@ export interface ClaimLoopOptions {
   prefetch: number;
   pollIntervalMs: number;
   scope: ClaimScope;
+  /** Kinds with a concurrency limit, claimed one by one before the others (claim-limited.ts). */
+  limited: readonly LimitedKindScope[];
 }
 
 const MAX_CLAIM_BACKOFF_MS = 30_000;
@@ -71,6 +74,13 @@ export class ClaimLoop {
   private endSleep: (() => void) | undefined;
   private unsubscribe: Array<() => void> = [];
   private readonly dueWakeups = new DueWakeups(() => this.wake(), MAX_DUE_WAKEUPS);
+  /**
+   * Jobs that hold the slots of a limited kind this worker could not fill: when one leaves wip,
+   * a slot is free, and the loop claims again. Replaced by each claim.
+   */
+  private holders = new Set<string>();
+  /** Jobs heard leaving wip while a claim is in flight, which may free what that claim saw held. */
+  private leftWipDuringClaim: Set<string> | undefined;
 
   private readonly options: ClaimLoopOptions;
 
@@ -90,6 +100,7 @@ export class ClaimLoop {
     for (const unsubscribe of this.unsubscribe) unsubscribe();
     this.unsubscribe = [];
     this.dueWakeups.clear();
+    this.holders.clear();
     const loop = this.loop;
     this.loop = undefined;
     if (this.mode !== 'stopped') this.mode = 'stopping';
@@ -134,12 +145,55 @@ export class ClaimLoop {
     }
   }
 
-  /** Claims up to `free` jobs, and fails for good those whose last attempt timed out. */
+  /**
+   * Claims up to `free` jobs, and fails for good those whose last attempt timed out. Limited
+   * kinds come first, one statement each, and the rest goes to the other kinds, so a backlog of
+   * unlimited work cannot keep a limited kind from its slots. A statement that fails after
+   * others took jobs does not lose them: they are run, and the failure waits for the next claim.
+   */
   private async claim(free: number): Promise<ClaimedJob[]> {
-    const { db, workerId, scope } = this.options;
-    const batch = await claimBatchStatement(db, workerId, free, scope);
-    for (const job of batch.timedOut) recordFailed(this.options, job, 'timeout', job.lastError);
-    return batch.claimed;
+    const claimed: ClaimedJob[] = [];
+    try {
+      await this.claimInto(claimed, free);
+    } catch (error) {
+      if (claimed.length === 0) throw error;
+      this.options.logger.warn({ err: error, claimed: claimed.length }, 'claiming jobs failed part way');
+    }
+    return claimed;
+  }
+
+  private async claimInto(claimed: ClaimedJob[], free: number): Promise<void> {
+    const { db, workerId, scope, limited } = this.options;
+    if (limited.length > 0) {
+      this.leftWipDuringClaim = new Set();
+      const holders = new Set<string>();
+      try {
+        for (const kind of limited) {
+          const room = free - claimed.length;
+          if (room <= 0) break;
+          const batch = await claimLimitedStatement(db, workerId, room, kind);
+          this.failTimedOut(batch.timedOut);
+          claimed.push(...batch.claimed);
+          if (batch.claimed.length === room) continue;
+          for (const id of batch.holders) holders.add(id);
+          for (const job of batch.claimed) holders.add(job.id);
+        }
+        this.holders = holders;
+        // A slot that freed while the claim counted it as held: claim again at once.
+        if ([...this.leftWipDuringClaim].some((id) => holders.has(id))) this.wake();
+      } finally {
+        this.leftWipDuringClaim = undefined;
+      }
+    }
+    if (scope.kinds.length > 0 && claimed.length < free) {
+      const batch = await claimBatchStatement(db, workerId, free - claimed.length, scope);
+      this.failTimedOut(batch.timedOut);
+      claimed.push(...batch.claimed);
+    }
+  }
+
+  private failTimedOut(jobs: ClaimResult['timedOut']): void {
+    for (const job of jobs) recordFailed(this.options, job, 'timeout', job.lastError);
   }
 
   /**
@@ -170,12 +224,19 @@ export class ClaimLoop {
     return Math.min(prefetch, Math.floor(concurrency * perSlot));
   }
 
-  /** A pending job is claimable now, or when its `runAt` comes; anything else is no work for us. */
+  /**
+   * A pending job is claimable now, or when its `runAt` comes; a job that held a limited kind's
+   * slot and left wip frees that slot. Anything else is no work for us.
+   */
   private hear(events: readonly JobEvent[]): void {
     let dueNow = false;
     // Jobs added together share their delay; one wake-up does for all of them.
     const delays = new Set<number>();
     for (const event of events) {
+      if (event.status !== 'wip') {
+        if (this.holders.delete(event.id)) dueNow = true;
+        this.leftWipDuringClaim?.add(event.id);
+      }
       if (event.status !== 'pending') continue;
       if (event.dueInMs === undefined) dueNow = true;
       else delays.add(event.dueInMs);

@@ -13,6 +13,11 @@ export const MAX_STORED_TEXT = 8192;
 const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const UNSTORABLE_ALL = new RegExp(UNSTORABLE.source, 'g');
 
+/** Whether PostgreSQL stores `text` as it is: the check for what a caller sends, which is refused rather than mended. */
+export function isStorableText(text: string): boolean {
+  return !UNSTORABLE.test(text);
+}
+
 /**
  * `text` as PostgreSQL will store it: cut to MAX_STORED_TEXT (ending in `…`), with NUL and unpaired
  * surrogates replaced by U+FFFD. The usual text passes one regex test and is returned as it is.

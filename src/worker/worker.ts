@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import type { Tracer } from '@opentelemetry/api';
 import type { Database } from '../db/database.ts';
 import type { JobEventHub } from '../jobs/events.ts';
+import { adoptUnorderedStatement } from '../jobs/sql/claim-limited.ts';
 import { releaseJobsStatement } from '../jobs/sql/release.ts';
 import type { KindRegistry } from '../kinds/registry.ts';
 import { StartStop } from '../lifecycle.ts';
@@ -71,8 +72,9 @@ export class Worker extends StartStop {
     this.options = options;
     this.id = storableText(options.workerId ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`);
     const { db, hub, kinds, logger, metrics, concurrency, pollIntervalMs, jobTimeoutSeconds } = options;
+    const limited = kinds.limited;
     const scope = {
-      kinds: kinds.names,
+      kinds: kinds.names.filter((name) => !limited.some((kind) => kind.name === name)),
       defaultTimeoutSeconds: jobTimeoutSeconds,
       shortestTimeoutSeconds: kinds.shortestTimeoutSeconds(jobTimeoutSeconds),
     };
@@ -109,6 +111,13 @@ export class Worker extends StartStop {
       prefetch: options.prefetch ?? 0,
       pollIntervalMs,
       scope,
+      limited: limited.map((kind) => ({
+        kind: kind.name,
+        concurrency: kind.options.concurrency ?? null,
+        concurrencyPerKey: kind.options.concurrencyPerKey ?? null,
+        timeoutSeconds: Math.min(kind.options.timeoutSeconds ?? jobTimeoutSeconds, jobTimeoutSeconds),
+        defaultTimeoutSeconds: jobTimeoutSeconds,
+      })),
     });
   }
 
@@ -131,6 +140,8 @@ export class Worker extends StartStop {
   protected async onStart(): Promise<void> {
     const { db, hub, logger, metrics, retry, random } = this.options;
     await hub.start();
+    const sequenced = this.options.kinds.limited.filter((kind) => kind.options.concurrencyPerKey !== undefined);
+    await adoptUnorderedStatement(db, sequenced.map((kind) => kind.name));
     this.writer = new OutcomeWriter({ db, hub, logger, metrics, workerId: this.id, retry, random });
     this.executor.open(this.writer);
     this.claims.start();

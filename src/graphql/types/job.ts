@@ -59,6 +59,10 @@ export function addJobType(builder: Builder) {
         nullable: true,
         description: 'Held while the job is pending or running: no other job of its kind may take it meanwhile.',
       }),
+      concurrencyKey: t.exposeString('concurrencyKey', {
+        nullable: true,
+        description: "Jobs of one key run at most their kind's `concurrencyPerKey` at once, in submission order.",
+      }),
       version: t.exposeInt('version', { description: 'Grows with every change of the job.' }),
       runAt: t.expose('runAt', { type: 'DateTime' }),
       createdAt: t.expose('createdAt', { type: 'DateTime' }),

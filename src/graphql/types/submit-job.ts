@@ -1,9 +1,8 @@
-import type { KindDescription } from '../../kinds/registry.ts';
 import type { Builder } from '../builder.ts';
 import { serviceCall } from '../errors.ts';
 import type { AddJobTypes } from './add-job.ts';
 
-/** Jobs of any kind, and the kinds themselves. */
+/** Jobs of any kind. */
 export function addSubmitJobTypes(builder: Builder, { AddJobPayload }: AddJobTypes) {
   const OnUnique = builder.enumType('OnUnique', {
     description: 'What a submission answers when a pending or running job of its kind holds its uniqueKey.',
@@ -31,6 +30,11 @@ export function addSubmitJobTypes(builder: Builder, { AddJobPayload }: AddJobTyp
       runAt: t.field({ type: 'DateTime', required: false, description: 'Do not start before this moment.' }),
       priority: t.int({ required: false, description: "Higher runs first; -1000 to 1000. Default: the kind's, else 0." }),
       maxAttempts: t.int({ required: false, description: "1 to 100. Default: the kind's, else MAX_ATTEMPTS." }),
+      concurrencyKey: t.string({
+        required: false,
+        description:
+          "1 to 200 characters. Jobs of one key run at most the kind's `concurrencyPerKey` at once, in submission order; only for kinds that set it.",
+      }),
     }),
   });
 
@@ -53,19 +57,5 @@ export function addSubmitJobTypes(builder: Builder, { AddJobPayload }: AddJobTyp
       args: { inputs: t.arg({ type: [SubmitJobInput], required: true }) },
       resolve: (_root, { inputs }, { jobs, caller }) => serviceCall(() => jobs.submitJobs(inputs, caller)),
     }),
-  );
-
-  const Kind = builder.objectRef<KindDescription>('Kind').implement({
-    description: 'A kind of job the service runs.',
-    fields: (t) => ({
-      name: t.exposeString('name'),
-      description: t.exposeString('description', { nullable: true }),
-      inputSchema: t.field({ type: 'JSON', description: 'JSON Schema of the input a submission sends.', resolve: (kind) => kind.inputSchema }),
-      resultSchema: t.field({ type: 'JSON', description: "JSON Schema of a completed job's result.", resolve: (kind) => kind.resultSchema }),
-    }),
-  });
-
-  builder.queryField('kinds', (t) =>
-    t.field({ type: [Kind], description: 'The kinds of job this service runs.', resolve: (_root, _args, { jobs }) => jobs.listKinds() }),
   );
 }

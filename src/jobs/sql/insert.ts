@@ -15,6 +15,10 @@ export interface NewJob {
   runAt: Date | null;
   priority: number;
   idempotencyKey: string | null;
+  /** Absent or null for a job without one. */
+  concurrencyKey?: string | null;
+  /** Whether its kind limits jobs per key: the job then takes a `concurrency_order`, key or none. */
+  sequenced?: boolean;
   owner: string;
   /**
    * The W3C trace context of the request, while tracing is on (src/tracing.ts): the worker's
@@ -51,24 +55,29 @@ export type OnUnique = 'refuse' | 'existing';
  *   instead of deadlocking. Callers keep one (owner, key) to one row of one request.
  * - $11, the rows' trace contexts, is NULL (not an array of NULLs) when no row has one, as while
  *   tracing is off: ROWS FROM pads a function that returns fewer rows, as unnest(NULL) does
- *   (none), with NULLs. So are $12 and $13, the unique keys and whether a held one refuses, when
- *   no row has a unique key: `held` then joins nothing, and such a batch pays one empty index
- *   probe per row.
+ *   (none), with NULLs. So are $12, their concurrency keys, and $13, which rows are `sequenced`,
+ *   when no row has one; and $14 and $15, the unique keys and whether a held one refuses, when no
+ *   row has a unique key: `held` then joins nothing, one empty index probe per row.
  * - `held`: inputs whose (owner, kind, unique key) names a pending or running job (queue_state 1
  *   or 2, the condition of job_unique_key_active_key, so that index answers), as of the snapshot,
- *   and no idempotency key answered first. A key taken after the snapshot fails the
- *   statement on job_unique_key_active_key, as an idempotency key does, and is sent again.
+ *   and no idempotency key answered first. A key taken after the snapshot fails the statement on
+ *   job_unique_key_active_key, as an idempotency key does, and is sent again.
+ * - A sequenced row (its kind limits jobs per key) draws its `concurrency_order` in `input`, as
+ *   the rows are read in the order sent (a CTE with a volatile function is computed once, before
+ *   the INSERT sorts its rows), so that a key's jobs start in submission order; other rows draw
+ *   none. A row that turns out to repeat an idempotency key leaves a gap.
  */
 const insertJobs: Statement = {
   name: 'jobs_insert',
   text: `
   WITH input AS (
-    SELECT * FROM ROWS FROM (unnest($1::uuid[]), unnest($2::text[]), jsonb_array_elements($3::jsonb), unnest($4::int[]),
+    SELECT i.*, CASE WHEN i.sequenced THEN nextval('job_concurrency_order_seq') END AS concurrency_order
+    FROM ROWS FROM (unnest($1::uuid[]), unnest($2::text[]), jsonb_array_elements($3::jsonb), unnest($4::int[]),
                              unnest($5::int[]), unnest($6::timestamptz[]), unnest($7::int[]), unnest($8::text[]),
                              unnest($9::text[]), unnest($10::int[]), unnest($11::text[]), unnest($12::text[]),
-                             unnest($13::boolean[]))
+                             unnest($13::boolean[]), unnest($14::text[]), unnest($15::boolean[]))
       AS i(id, kind, input, max_attempts, timeout_seconds, run_at, priority, idempotency_key, owner, request, traceparent,
-           unique_key, unique_refuses)
+           concurrency_key, sequenced, unique_key, unique_refuses)
   ),
   found AS (
     SELECT input.id AS input_id, input.request, job.id AS job_id,
@@ -82,9 +91,10 @@ const insertJobs: Statement = {
     WHERE NOT EXISTS (SELECT 1 FROM found WHERE found.input_id = input.id)
   ),
   inserted AS (
-    INSERT INTO job (id, kind, input, max_attempts, timeout_seconds, run_at, priority, idempotency_key, owner, traceparent, unique_key)
+    INSERT INTO job (id, kind, input, max_attempts, timeout_seconds, run_at, priority, idempotency_key, owner, traceparent,
+                     concurrency_key, concurrency_order, unique_key)
     SELECT id, kind, input, max_attempts, timeout_seconds, coalesce(run_at, now()), priority, idempotency_key, owner, traceparent,
-           unique_key
+           concurrency_key, concurrency_order, unique_key
     FROM input
     WHERE NOT EXISTS (SELECT 1 FROM found WHERE found.input_id = input.id)
       AND NOT EXISTS (SELECT 1 FROM found WHERE found.request = input.request AND found.conflict)
@@ -145,6 +155,8 @@ export async function insertJobsStatement(
     requests,
     // Tracing off, no row has a trace context: one NULL instead of a NULL per row.
     jobs.some((job) => job.traceparent) ? jobs.map((job) => job.traceparent ?? null) : null,
+    jobs.some((job) => job.concurrencyKey) ? jobs.map((job) => job.concurrencyKey ?? null) : null,
+    jobs.some((job) => job.sequenced) ? jobs.map((job) => job.sequenced ?? false) : null,
     // Likewise the unique keys: most batches have none.
     ...(jobs.some((job) => job.uniqueKey)
       ? [jobs.map((job) => job.uniqueKey ?? null), jobs.map((job) => (job.onUnique ?? 'refuse') === 'refuse')]

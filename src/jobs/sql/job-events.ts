@@ -8,6 +8,12 @@ import type { Job, JobStatus } from '../../generated/prisma/client.ts';
 export const JOB_EVENTS_CHANNEL = 'job_events';
 
 /**
+ * An item that names no job: pending work may have become claimable all at once (a kind was
+ * resumed). Workers hear it as a pending job due now and claim; no job's watcher has its id.
+ */
+export const KIND_RESUMED_ITEM = '*:pending:0';
+
+/**
  * A job's status as an event tells it: `deleted` is no status a row can have, and says that the
  * pruner removed the job (its version is then one past the last the row had).
  */

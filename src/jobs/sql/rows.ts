@@ -17,16 +17,19 @@ export function columns(table: string): string {
   ${table}.locked_by AS "lockedBy", ${table}.idempotency_key AS "idempotencyKey", ${table}.unique_key AS "uniqueKey", ${table}.owner,
   ${table}.version, ${epochMs(`${table}.created_at`)} AS "createdAt",
   ${epochMs(`${table}.last_updated`)} AS "lastUpdated", ${epochMs(`${table}.completed_on`)} AS "completedOn",
-  ${epochMs(`${table}.retrieved_at`)} AS "retrievedAt", ${table}.traceparent, ${table}.queue_state AS "queueState"`;
+  ${epochMs(`${table}.retrieved_at`)} AS "retrievedAt", ${table}.traceparent, ${table}.queue_state AS "queueState",
+  ${table}.concurrency_key AS "concurrencyKey", ${table}.concurrency_order::text AS "concurrencyOrder"`;
 }
 
 /** Timestamps leave the database as epoch milliseconds (see `epochMs`); input and result as parsed JSON. */
-export type JobRow = Omit<Job, 'runAt' | 'createdAt' | 'lastUpdated' | 'completedOn' | 'retrievedAt'> & {
+export type JobRow = Omit<Job, 'runAt' | 'createdAt' | 'lastUpdated' | 'completedOn' | 'retrievedAt' | 'concurrencyOrder'> & {
   runAt: number;
   createdAt: number;
   lastUpdated: number;
   completedOn: number | null;
   retrievedAt: number | null;
+  /** A bigint, as text. */
+  concurrencyOrder: string | null;
 };
 
 export function toJob(row: JobRow): Job {
@@ -37,6 +40,7 @@ export function toJob(row: JobRow): Job {
     lastUpdated: new Date(row.lastUpdated),
     completedOn: row.completedOn === null ? null : new Date(row.completedOn),
     retrievedAt: row.retrievedAt === null ? null : new Date(row.retrievedAt),
+    concurrencyOrder: row.concurrencyOrder === null ? null : BigInt(row.concurrencyOrder),
   };
 }
 

@@ -1,0 +1,159 @@
+/**
+ * Flow control across processes: three worker processes (ROLE=worker, JOB_KINDS_MODULE
+ * test/fixtures/flow-kinds.ts) on one database, and this test submitting jobs and watching the
+ * table. Their poll is a minute long, so every start below follows a wake-up: a NOTIFY of a new
+ * job, of a freed slot, or of a resume.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KindRegistry } from '../src/kinds/registry.ts';
+import { limited, paced, sequenced } from './fixtures/flow-kinds.ts';
+import { ANONYMOUS, closeJobsDatabase, type JobsDatabase, openJobsDatabase } from './helpers/jobs.ts';
+import { type ServiceProcess, startService } from './helpers/processes.ts';
+
+const kinds = new KindRegistry([paced, limited, sequenced]);
+
+let jobs: JobsDatabase;
+let workers: ServiceProcess[] = [];
+
+beforeAll(async () => {
+  jobs = await openJobsDatabase(import.meta.filename, { kinds });
+  const env = {
+    DATABASE_URL: jobs.testDb.url,
+    ROLE: 'worker',
+    JOB_KINDS_MODULE: './test/fixtures/flow-kinds.ts',
+    WORKER_CONCURRENCY: '8',
+    WORKER_POLL_INTERVAL_MS: '60000',
+  };
+  workers = await Promise.all([1, 2, 3].map(() => startService(env)));
+}, 60_000);
+
+afterAll(async () => {
+  await Promise.all(workers.map((worker) => worker.stop()));
+  if (jobs) await closeJobsDatabase(jobs);
+});
+
+/** Jobs of `kind` by status, as the database has them now. */
+async function counts(kind: string): Promise<Record<string, number>> {
+  const rows = await jobs.db.query<{ status: string; count: number }>(
+    { name: 'test_flow_counts', text: `SELECT status::text, count(*)::int AS count FROM job WHERE kind = $1 GROUP BY status` },
+    [kind],
+  );
+  return Object.fromEntries(rows.map((row) => [row.status, row.count]));
+}
+
+async function until(kind: string, done: (counts: Record<string, number>) => boolean, deadlineMs = 60_000) {
+  const deadline = Date.now() + deadlineMs;
+  for (;;) {
+    const now = await counts(kind);
+    if (done(now)) return now;
+    if (Date.now() > deadline) throw new Error(`never reached; last ${JSON.stringify(now)}`);
+    await sleep(20);
+  }
+}
+
+/**
+ * Runs `drain` while sampling `sample` every millisecond or so; returns the samples. Each sample
+ * is one statement, so it sees the table as of one instant. (Back to back, the sampler took a
+ * core from the workers on this two-core machine, and the drain took half as long again.)
+ */
+async function sampling<T>(sample: () => Promise<T>, drain: () => Promise<unknown>): Promise<T[]> {
+  const samples: T[] = [];
+  let draining = true;
+  const sampler = (async () => {
+    while (draining) {
+      samples.push(await sample());
+      await sleep(1);
+    }
+  })();
+  try {
+    await drain();
+  } finally {
+    draining = false;
+    await sampler;
+  }
+  return samples;
+}
+
+async function wipCount(kind: string): Promise<number> {
+  const [row] = await jobs.db.query<{ count: number }>(
+    { name: 'test_flow_wip', text: `SELECT count(*)::int AS count FROM job WHERE kind = $1 AND status = 'wip'` },
+    [kind],
+  );
+  return row!.count;
+}
+
+function submit(kind: string, count: number, extra: (n: number) => Record<string, unknown> = () => ({})) {
+  const submissions = Array.from({ length: count }, (_, n) => ({ kind, input: { n }, ...extra(n) }));
+  return jobs.service.submitJobs(submissions, ANONYMOUS);
+}
+
+describe('pause across processes', () => {
+  it('running jobs finish, pending ones stay pending in every process until the resume, then drain', async () => {
+    await submit('paced', 600);
+    await until('paced', (now) => (now['completed'] ?? 0) >= 50);
+    await jobs.service.pauseKind('paced');
+    // Claims that began before the pause may still start jobs; after them, nothing starts.
+    const settled = await until('paced', (now) => (now['wip'] ?? 0) === 0);
+    expect(settled['pending']).toBeGreaterThan(0);
+    await sleep(500);
+    expect(await counts('paced')).toEqual(settled);
+
+    await jobs.service.resumeKind('paced');
+    expect(await until('paced', (now) => now['completed'] === 600)).toEqual({ completed: 600 });
+  });
+});
+
+describe('a kind limited to 2 running at once', () => {
+  it('never has more than 2 wip across three processes, all through a drain of 2,000 jobs', async () => {
+    const samples = await sampling(
+      () => wipCount('limited'),
+      async () => {
+        // In four requests, so that the drain starts while jobs are still being added.
+        for (let round = 0; round < 4; round += 1) await submit('limited', 500);
+        await until('limited', (now) => now['completed'] === 2000, 120_000);
+      },
+    );
+    expect(samples.length).toBeGreaterThan(100);
+    expect(Math.max(...samples)).toBe(2);
+  }, 150_000);
+});
+
+describe('a concurrency key of 1', () => {
+  const KEYS = 40;
+  const PER_KEY = 50;
+
+  it('never runs two jobs of one key at once, and completes each key in submission order, across three processes', async () => {
+    const maxPerKey = () =>
+      jobs.db
+        .query<{ most: number }>(
+          {
+            name: 'test_flow_most_per_key',
+            text: `SELECT coalesce(max(count), 0)::int AS most
+                   FROM (SELECT count(*) FROM job WHERE kind = 'sequenced' AND status = 'wip' GROUP BY concurrency_key) AS per_key`,
+          },
+        )
+        .then(([row]) => row!.most);
+    const samples = await sampling(maxPerKey, async () => {
+      // Each request adds the next jobs of every key, so the keys' jobs interleave in the table.
+      for (let round = 0; round < 5; round += 1) {
+        await submit('sequenced', KEYS * (PER_KEY / 5), (n) => ({
+          input: { n: round * (PER_KEY / 5) + Math.floor(n / KEYS) },
+          concurrencyKey: `key-${n % KEYS}`,
+        }));
+      }
+      await until('sequenced', (now) => now['completed'] === KEYS * PER_KEY, 120_000);
+    });
+    expect(samples.length).toBeGreaterThan(100);
+    expect(Math.max(...samples)).toBe(1);
+
+    const rows = await jobs.db.query<{ key: string; numbers: number[] }>({
+      name: 'test_flow_key_order',
+      text: `SELECT concurrency_key AS key, array_agg((input->>'n')::int ORDER BY completed_on) AS numbers
+             FROM job WHERE kind = 'sequenced' GROUP BY concurrency_key`,
+    });
+    expect(rows).toHaveLength(KEYS);
+    const inOrder = Array.from({ length: PER_KEY }, (_, n) => n);
+    for (const row of rows) expect(row.numbers, row.key).toEqual(inOrder);
+  }, 150_000);
+});
