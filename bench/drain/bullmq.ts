@@ -1,22 +1,13 @@
-import {
-  type BackendClasses,
-  createPostgresBackend,
-  createRedisBackend,
-  type IQueueBackend,
-  type QueueOptions,
-  runMigrations,
-  withBackend,
-  type WorkerOptions,
-} from 'bullmq';
+import type { IQueueBackend } from 'bullmq';
 import { addDecimals } from '../../src/jobs/decimal.ts';
-import { type CpuReport, watchCpu } from '../lib/cpu.ts';
-import { createFreshDatabase, pollUntil, settle, withClient } from '../lib/pg.ts';
-import { connectRedis, freshPrefix, redisOptions, redisServerPid } from '../lib/redis.ts';
+import { type BullmqBackend, type BullmqSetup, withBullmq } from '../lib/bullmq.ts';
+import { watchCpu } from '../lib/cpu.ts';
+import { pollUntil, settle } from '../lib/pg.ts';
 import { chunks, type DrainArgs, type DrainTrial, expectedSum, input, signal, trial, withDeadline } from './common.ts';
 
 export interface BullmqOptions {
   /** The same Queue and Worker API on either datastore. */
-  backend: 'redis' | 'postgres';
+  backend: BullmqBackend;
   /** Jobs the one Worker runs at once. */
   concurrency: number;
   /** The Worker's pg.Pool size (PostgreSQL only; pg's default is 10). */
@@ -35,52 +26,12 @@ const VERIFY_PAGE = 1_000;
  * completed with its sum, on its first attempt, each handler run once.
  */
 export async function drainBullmq(args: DrainArgs & BullmqOptions): Promise<DrainTrial> {
-  return args.backend === 'redis' ? drainOnRedis(args) : drainOnPostgres(args);
-}
-
-/** A trial owns a fresh key prefix on the server and deletes its keys afterwards. */
-async function drainOnRedis(args: DrainArgs & BullmqOptions): Promise<DrainTrial> {
-  const admin = await connectRedis();
-  const fresh = freshPrefix(admin, 'bullmq');
-  try {
-    const pid = await redisServerPid(admin);
-    // What BullMQ requires of a Worker's connection: its blocking commands must not give up.
-    const connection = { ...redisOptions(), maxRetriesPerRequest: null };
-    const options = { connection, prefix: fresh.prefix };
-    return await drain(withBackend(createRedisBackend), options, options, args, {
-      // Redis here keeps nothing on disk (no RDB, no AOF), so there is nothing to flush first.
-      settle: async () => undefined,
-      watch: () => watchCpu(null, pid),
-    });
-  } finally {
-    await fresh.drop();
-    admin.disconnect();
-  }
-}
-
-/** A trial owns a fresh database, migrated by BullMQ's own `runMigrations`, and drops it. */
-async function drainOnPostgres(args: DrainArgs & BullmqOptions): Promise<DrainTrial> {
-  const fresh = await createFreshDatabase('bullmq');
-  try {
-    await withClient(fresh.url, (client) => runMigrations(client));
-    return await drain(
-      withBackend(createPostgresBackend),
-      { connection: fresh.url },
-      { connection: { connectionString: fresh.url, ...(args.poolSize ? { max: args.poolSize } : {}) } },
-      args,
-      { settle: () => settle(fresh.url), watch: () => watchCpu(fresh.name) },
-    );
-  } finally {
-    await fresh.drop();
-  }
+  return withBullmq(args.backend, 'bullmq', args.poolSize, (setup) => drain(setup, args));
 }
 
 async function drain<B extends IQueueBackend, C>(
-  classes: BackendClasses<B, C>,
-  queueOptions: QueueOptions<C>,
-  workerOptions: WorkerOptions<C>,
+  { classes, queueOptions, workerOptions, database, redisPid }: BullmqSetup<B, C>,
   args: DrainArgs & BullmqOptions,
-  around: { settle: () => Promise<void>; watch: () => () => CpuReport | null },
 ): Promise<DrainTrial> {
   const queue = new classes.Queue<Input, string>(QUEUE, queueOptions);
   const runs = new Uint8Array(args.jobs);
@@ -107,10 +58,11 @@ async function drain<B extends IQueueBackend, C>(
       await queue.addBulk(chunk.map((i) => ({ name: QUEUE, data: input(i) })));
     }
     const enqueueMs = performance.now() - enqueueStart;
-    await around.settle();
+    // Redis here keeps nothing on disk (no RDB, no AOF), so only PostgreSQL has pages to flush.
+    if (database) await settle(database.url);
     await worker.waitUntilReady();
 
-    const stopWatch = around.watch();
+    const stopWatch = watchCpu(database?.name ?? null, redisPid);
     const startedAt = performance.now();
     worker.run().catch((error: Error) => heard.resolve(error));
     const failure = await withDeadline(heard.promise, args.deadlineMs, `bullmq-${args.backend}`);
