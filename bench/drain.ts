@@ -73,6 +73,22 @@ function systems(context: BenchContext): System[] {
       run: 'drainPgBoss',
       args: { batchSize: 100 },
     },
+    {
+      name: 'bullmq-redis',
+      settings: `bullmq ${version('bullmq')} on Redis: one Worker, concurrency 100 (bullmq-bench's worker-concurrent), removeOnComplete unset (results kept); addBulk`,
+      module: module('bullmq.ts'),
+      run: 'drainBullmq',
+      args: { backend: 'redis', concurrency: 100 },
+    },
+    {
+      name: 'bullmq-pg',
+      settings:
+        `bullmq ${version('bullmq')} on PostgreSQL (createPostgresBackend): one Worker, concurrency 100, its pg.Pool max 50 ` +
+        '(the docs: a pool sized for the concurrency; the server allows 100 connections), removeOnComplete unset; addBulk',
+      module: module('bullmq.ts'),
+      run: 'drainBullmq',
+      args: { backend: 'postgres', concurrency: 100, poolSize: 50 },
+    },
   ];
 }
 
@@ -99,7 +115,8 @@ export async function drainBenchmark(context: BenchContext): Promise<BenchResult
       trials.get(system.name)!.push({ ...result, busyBefore });
       context.log(
         `drain ${system.name} #${round}: ${result.jobsPerSecond} jobs/s (${result.drainMs} ms; ${result.verified}; ` +
-          `CPU: Node ${result.cpu?.nodeMs ?? '?'} ms, PostgreSQL ${result.cpu?.postgresMs ?? '?'} ms, others ${result.cpu?.othersPercent ?? '?'}%)`,
+          `CPU: Node ${result.cpu?.nodeMs ?? '?'} ms, PostgreSQL ${result.cpu?.postgresMs ?? '?'} ms, ` +
+          `${result.cpu?.redisMs === undefined ? '' : `Redis ${result.cpu.redisMs} ms, `}others ${result.cpu?.othersPercent ?? '?'}%)`,
       );
     }
   }
@@ -155,9 +172,9 @@ export async function drainBenchmark(context: BenchContext): Promise<BenchResult
     notes: [
       ...summary.map((entry) => `${entry.system.name}: ${entry.system.settings}`),
       `enqueue: ${Math.ceil(args.jobs / args.enqueueBatch)} bulk calls of ${args.enqueueBatch}, before the worker starts; not timed`,
-      'a CHECKPOINT runs before each timed drain; each trial waits (up to 10 s) for the CPUs to be under 15% busy first',
-      `(slowed by others): other processes used more than ${QUIET_OTHERS_PERCENT}% of the machine's CPU while the trial ran; "quiet median" leaves those out, "typical" is the quiet median where both have one`,
-      'done = an in-process signal (our hub hearing every NOTIFY; graphile job:complete; pg-boss handler returns), then confirmed by polling SQL every 2 ms',
+      'a CHECKPOINT runs before each timed drain on PostgreSQL; each trial waits (up to 10 s) for the CPUs to be under 15% busy first',
+      `(slowed by others): other processes used more than ${QUIET_OTHERS_PERCENT}% of the machine's CPU while the trial ran (for bullmq-redis the redis-server process is not "other"); "quiet median" leaves those out, "typical" is the quiet median where both have one`,
+      'done = an in-process signal (our hub hearing every NOTIFY; graphile job:complete; pg-boss handler returns; BullMQ Worker completed events), then confirmed by polling SQL (BullMQ: its job counts) every 2 ms',
     ],
     data: {
       args,

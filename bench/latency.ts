@@ -17,12 +17,13 @@ function version(pkg: string): string {
 
 /**
  * End-to-end latency of one job at a time on an idle service: ours as a real process (ROLE=all)
- * driven over HTTP + graphql-ws from another process; graphile-worker in-process beside it.
+ * driven over HTTP + graphql-ws from another process; graphile-worker and BullMQ (on Redis and on
+ * PostgreSQL) in-process beside it.
  */
 export async function latencyBenchmark(context: BenchContext): Promise<BenchResult> {
   const jobs = context.sizes.jobs ?? JOBS;
   const want = (name: string) => context.systems.length === 0 || context.systems.includes(name);
-  const measured: Array<{ name: string; settings: string; samples: LatencySamples; busyBefore: number | null }> = [];
+  const measured: Array<{ name: string; settings: string; path: string; samples: LatencySamples; busyBefore: number | null }> = [];
 
   if (want('ours')) {
     const fresh = await createFreshDatabase('latency_ours');
@@ -39,7 +40,13 @@ export async function latencyBenchmark(context: BenchContext): Promise<BenchResu
           { base: service.base, jobs, warmup: WARMUP },
           { timeoutMs: 120_000 },
         );
-        measured.push({ name: 'ours', settings: 'ROLE=all process, service defaults; client in another process', samples, busyBefore });
+        measured.push({
+          name: 'ours',
+          settings: 'ROLE=all process, service defaults; client in another process',
+          path: 'addJob over HTTP keep-alive, then jobUpdated(id) over one graphql-ws connection',
+          samples,
+          busyBefore,
+        });
       } finally {
         await service.stop();
       }
@@ -58,6 +65,27 @@ export async function latencyBenchmark(context: BenchContext): Promise<BenchResu
     measured.push({
       name: 'graphile-batched',
       settings: `graphile-worker ${version('graphile-worker')} in-process: concurrency 24, localQueue 500, completeJobBatchDelay 0`,
+      path: 'WorkerUtils.addJob → runner job:complete event, same process',
+      samples,
+      busyBefore,
+    });
+  }
+  for (const [name, backend, datastore] of [
+    ['bullmq-redis', 'redis', 'Redis'],
+    ['bullmq-pg', 'postgres', 'PostgreSQL'],
+  ] as const) {
+    if (!want(name)) continue;
+    const busyBefore = await waitForQuiet(15, 10_000);
+    const samples = await runIsolated<LatencySamples>(
+      new URL('./latency/bullmq.ts', import.meta.url).href,
+      'latencyBullmq',
+      { jobs, warmup: WARMUP, backend, concurrency: 100, ...(backend === 'postgres' ? { poolSize: 50 } : {}) },
+      { execArgv: context.execArgv, timeoutMs: 120_000 },
+    );
+    measured.push({
+      name,
+      settings: `bullmq ${version('bullmq')} in-process on ${datastore}: one Worker, concurrency 100${backend === 'postgres' ? ', pg.Pool max 50' : ''}, as in the drain`,
+      path: 'Queue.add → Worker completed event, same process',
       samples,
       busyBefore,
     });
@@ -77,9 +105,7 @@ export async function latencyBenchmark(context: BenchContext): Promise<BenchResu
       const rest = summarize(entry.samples.total.map((value, i) => value - entry.samples.add[i]!));
       return [
         entry.name,
-        entry.name === 'ours'
-          ? 'addJob over HTTP keep-alive, then jobUpdated(id) over one graphql-ws connection'
-          : 'WorkerUtils.addJob → runner job:complete event, same process',
+        entry.path,
         ms(total.p50),
         ms(total.p99),
         ms(total.max),

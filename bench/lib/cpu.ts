@@ -59,9 +59,12 @@ export interface CpuReport {
   nodeMs: number;
   /** CPU time of the PostgreSQL backends serving the trial's database (those alive at the end). */
   postgresMs: number;
+  /** CPU time of the redis-server process, for a system on Redis whose server runs here. */
+  redisMs?: number;
   /**
    * Share of the machine's CPU time used by anything else (other processes, the server's shared
    * background processes) while the trial ran. Above ~10 % the trial was slowed down by others.
+   * The Redis server of a system on Redis is not "else": it is that system's database.
    */
   othersPercent: number;
 }
@@ -69,25 +72,31 @@ export interface CpuReport {
 /**
  * Starts measuring who uses the CPU; the returned function ends it. Linux only (/proc); elsewhere
  * it reports null. Used around the timed part of a trial, so a figure taken while something else
- * ran on the machine can be told apart from one taken on a quiet machine.
+ * ran on the machine can be told apart from one taken on a quiet machine. `database` is null for
+ * a system that does not use PostgreSQL; `redisPid` is the Redis server of a system on Redis.
  */
-export function watchCpu(database: string): () => CpuReport | null {
+export function watchCpu(database: string | null, redisPid: number | null = null): () => CpuReport | null {
+  const backends = () => (database === null ? new Map<string, number>() : postgresTicks(database));
   const machine = machineTicks();
   const node = process.cpuUsage();
-  const postgres = postgresTicks(database);
+  const postgres = backends();
+  const redis = redisPid === null ? null : processCpuMs(redisPid);
   return () => {
     const machineNow = machineTicks();
     if (!machine || !machineNow || machineNow.total === machine.total) return null;
     const nodeUsage = process.cpuUsage(node);
     const nodeMs = (nodeUsage.user + nodeUsage.system) / 1000;
     let postgresMs = 0;
-    for (const [pid, ticks] of postgresTicks(database)) postgresMs += (ticks - (postgres.get(pid) ?? 0)) * TICK_MS;
+    for (const [pid, ticks] of backends()) postgresMs += (ticks - (postgres.get(pid) ?? 0)) * TICK_MS;
+    const redisNow = redisPid === null ? null : processCpuMs(redisPid);
+    const redisMs = redis === null || redisNow === null ? undefined : redisNow - redis;
     const busyMs = (machineNow.busy - machine.busy) * TICK_MS;
     const totalMs = (machineNow.total - machine.total) * TICK_MS;
     return {
       nodeMs: Math.round(nodeMs),
       postgresMs: Math.round(postgresMs),
-      othersPercent: Math.max(0, Math.round((100 * (busyMs - nodeMs - postgresMs)) / totalMs)),
+      ...(redisMs === undefined ? {} : { redisMs }),
+      othersPercent: Math.max(0, Math.round((100 * (busyMs - nodeMs - postgresMs - (redisMs ?? 0))) / totalMs)),
     };
   };
 }
