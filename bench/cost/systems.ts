@@ -268,11 +268,18 @@ export async function costFloor(args: CostArgs & { clients: number }): Promise<C
     });
     for (const chunk of chunks(args.jobs, args.batch)) await service.addJobs(chunk.map(input), { owner: '' });
     await settle(fresh.url);
+    // The claim's own condition, which its partial index names: queue_state since the cheaper_job
+    // migration, the status before it (so the floor runs on either version of the schema).
+    const [derived] = await db.query<{ has: boolean }>({
+      name: 'cost_floor_schema',
+      text: `SELECT EXISTS (SELECT FROM information_schema.columns WHERE table_name = 'job' AND column_name = 'queue_state') AS has`,
+    });
+    const pending = derived!.has ? 'queue_state = 1' : `status = 'pending'`;
     const script = join(dir, 'drain.sql');
     writeFileSync(
       script,
       `WITH due AS (
-  SELECT id FROM job WHERE status = 'pending' AND run_at <= now()
+  SELECT id FROM job WHERE ${pending} AND run_at <= now()
   ORDER BY priority DESC, run_at, id LIMIT ${args.batch} FOR UPDATE SKIP LOCKED
 ), claimed AS (
   UPDATE job SET status = 'wip', attempt = attempt + 1, locked_by = 'pgbench', last_updated = now(), version = version + 1

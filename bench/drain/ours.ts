@@ -47,7 +47,8 @@ export async function drainOurs(args: DrainArgs & OursOptions): Promise<DrainTri
   let worker: Worker | undefined;
   try {
     await migrate(db, await readMigrations(MIGRATIONS_DIR), logger);
-    const kinds = kindsFromConfig(config, [keyedAdd]);
+    // Only where it runs: a worker that runs a limited kind pays a claim of it on every cycle.
+    const kinds = kindsFromConfig(config, args.keyed ? [keyedAdd] : []);
     const service = new JobService({
       db,
       hub,
