@@ -4,19 +4,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
-import { pino } from 'pino';
 import { Logger, makeWorkerUtils, run, runMigrations, type WorkerEvents } from 'graphile-worker';
 import { PgBoss } from 'pg-boss';
-import { loadConfig } from '../../src/config.ts';
-import { migrate, readMigrations } from '../../src/db/migrate.ts';
-import { MIGRATIONS_DIR } from '../../src/db/open.ts';
-import { openPostgres } from '../../src/db/postgres.ts';
 import { addDecimals } from '../../src/jobs/decimal.ts';
-import { JobEventHub } from '../../src/jobs/events.ts';
-import { JobService } from '../../src/jobs/service.ts';
 import { claimBatchStatement } from '../../src/jobs/sql/claim.ts';
 import { completeJobsStatement } from '../../src/jobs/sql/outcomes.ts';
-import { kindsFromConfig, workerFromConfig } from '../../src/runtime.ts';
+import { workerFromConfig } from '../../src/runtime.ts';
+import { openOurs } from '../lib/ours.ts';
 import { chunks, input, signal, withDeadline } from '../drain/common.ts';
 import { createFreshDatabase, settle } from '../lib/pg.ts';
 import { CostMeter, type PhaseCost } from './meter.ts';
@@ -40,21 +34,10 @@ export interface CostTrial {
  * adds what the worker does around those statements (NOTIFY, the hand-over of results).
  */
 export async function costOurs(args: CostArgs): Promise<CostTrial> {
-  const config = loadConfig({});
-  const logger = pino({ level: 'silent' });
-  const fresh = await createFreshDatabase('cost_ours');
-  const db = openPostgres({ connectionString: fresh.url, poolSize: config.DB_POOL_SIZE, logger });
-  const hub = new JobEventHub(db, logger);
+  const ours = await openOurs('cost_ours', { maxBatchSize: args.batch });
+  const { config, logger, fresh, db, hub, kinds, service } = ours;
   let meter: CostMeter | undefined;
   try {
-    await migrate(db, await readMigrations(MIGRATIONS_DIR), logger);
-    const kinds = kindsFromConfig(config);
-    const service = new JobService({
-      db,
-      hub,
-      kinds,
-      limits: { maxAttempts: config.MAX_ATTEMPTS, maxBatchSize: args.batch, maxInputBytes: config.JOB_PAYLOAD_MAX_BYTES },
-    });
     const caller = { owner: '' };
     const enqueue = async () => {
       for (const chunk of chunks(args.jobs, args.batch)) await service.addJobs(chunk.map(input), caller);
@@ -126,9 +109,7 @@ export async function costOurs(args: CostArgs): Promise<CostTrial> {
     return { phases };
   } finally {
     await meter?.close();
-    await hub.stop();
-    await db.close();
-    await fresh.drop();
+    await ours.close();
   }
 }
 
@@ -251,21 +232,11 @@ export async function costPgBoss(args: CostArgs): Promise<CostTrial> {
  * index and order) and completes them in a second statement; two clients, no NOTIFY.
  */
 export async function costFloor(args: CostArgs & { clients: number }): Promise<CostTrial> {
-  const config = loadConfig({});
-  const logger = pino({ level: 'silent' });
-  const fresh = await createFreshDatabase('cost_floor');
-  const db = openPostgres({ connectionString: fresh.url, poolSize: 2, logger });
-  const hub = new JobEventHub(db, logger);
+  const ours = await openOurs('cost_floor', { maxBatchSize: args.batch, poolSize: 2 });
+  const { fresh, db, service } = ours;
   const dir = mkdtempSync(join(tmpdir(), 'cost-floor-'));
   let meter: CostMeter | undefined;
   try {
-    await migrate(db, await readMigrations(MIGRATIONS_DIR), logger);
-    const service = new JobService({
-      db,
-      hub,
-      kinds: kindsFromConfig(config),
-      limits: { maxAttempts: config.MAX_ATTEMPTS, maxBatchSize: args.batch, maxInputBytes: config.JOB_PAYLOAD_MAX_BYTES },
-    });
     for (const chunk of chunks(args.jobs, args.batch)) await service.addJobs(chunk.map(input), { owner: '' });
     await settle(fresh.url);
     // The claim's own condition, which its partial index names: queue_state since the cheaper_job
@@ -301,8 +272,7 @@ WHERE id = ANY (:ids::uuid[]) AND status = 'wip';
     return { phases: [phase], jobsPerSecond: Math.round((args.jobs / phase.ms) * 1000) };
   } finally {
     await meter?.close();
-    await db.close();
-    await fresh.drop();
+    await ours.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -1,17 +1,11 @@
-import { pino } from 'pino';
 import { z } from 'zod';
-import { loadConfig } from '../../src/config.ts';
-import { migrate, readMigrations } from '../../src/db/migrate.ts';
-import { MIGRATIONS_DIR } from '../../src/db/open.ts';
-import { openPostgres } from '../../src/db/postgres.ts';
-import { JobEventHub } from '../../src/jobs/events.ts';
-import { JobService } from '../../src/jobs/service.ts';
 import { addDecimals } from '../../src/jobs/decimal.ts';
 import { defineKind } from '../../src/kinds/define.ts';
-import { kindsFromConfig, workerFromConfig } from '../../src/runtime.ts';
+import { workerFromConfig } from '../../src/runtime.ts';
+import { openOurs } from '../lib/ours.ts';
 import type { Worker } from '../../src/worker/worker.ts';
 import { watchCpu } from '../lib/cpu.ts';
-import { createFreshDatabase, pollUntil, settle } from '../lib/pg.ts';
+import { pollUntil, settle } from '../lib/pg.ts';
 import { chunks, type DrainArgs, type DrainTrial, input, signal, trial, withDeadline } from './common.ts';
 
 export interface OursOptions {
@@ -39,22 +33,11 @@ const keyedAdd = defineKind({
  * overrides them. Done when the hub has heard `completed` for every job and SQL agrees.
  */
 export async function drainOurs(args: DrainArgs & OursOptions): Promise<DrainTrial> {
-  const config = loadConfig({ ...args.env });
-  const logger = pino({ level: 'silent' });
-  const fresh = await createFreshDatabase('ours');
-  const db = openPostgres({ connectionString: fresh.url, poolSize: config.DB_POOL_SIZE, logger });
-  const hub = new JobEventHub(db, logger);
+  // Only where it runs: a worker that runs a limited kind pays a claim of it on every cycle.
+  const ours = await openOurs('ours', { env: args.env, extraKinds: args.keyed ? [keyedAdd] : [], maxBatchSize: args.enqueueBatch });
+  const { config, logger, fresh, db, hub, kinds, service } = ours;
   let worker: Worker | undefined;
   try {
-    await migrate(db, await readMigrations(MIGRATIONS_DIR), logger);
-    // Only where it runs: a worker that runs a limited kind pays a claim of it on every cycle.
-    const kinds = kindsFromConfig(config, args.keyed ? [keyedAdd] : []);
-    const service = new JobService({
-      db,
-      hub,
-      kinds,
-      limits: { maxAttempts: config.MAX_ATTEMPTS, maxBatchSize: args.enqueueBatch, maxInputBytes: config.JOB_PAYLOAD_MAX_BYTES },
-    });
     const enqueueStart = performance.now();
     for (const chunk of chunks(args.jobs, args.enqueueBatch)) {
       if (args.keyed) {
@@ -117,8 +100,6 @@ export async function drainOurs(args: DrainArgs & OursOptions): Promise<DrainTri
     );
   } finally {
     await worker?.stop();
-    await hub.stop();
-    await db.close();
-    await fresh.drop();
+    await ours.close();
   }
 }

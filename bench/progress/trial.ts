@@ -1,17 +1,11 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pino } from 'pino';
 import { z } from 'zod';
-import { loadConfig } from '../../src/config.ts';
-import { migrate, readMigrations } from '../../src/db/migrate.ts';
-import { MIGRATIONS_DIR } from '../../src/db/open.ts';
-import { openPostgres } from '../../src/db/postgres.ts';
-import { JobEventHub } from '../../src/jobs/events.ts';
-import { JobService } from '../../src/jobs/service.ts';
 import { defineKind } from '../../src/kinds/define.ts';
-import { kindsFromConfig, workerFromConfig } from '../../src/runtime.ts';
+import { workerFromConfig } from '../../src/runtime.ts';
+import { openOurs } from '../lib/ours.ts';
 import { signal, withDeadline } from '../drain/common.ts';
 import { watchCpu } from '../lib/cpu.ts';
-import { ADMIN_URL, createFreshDatabase, settle, withClient } from '../lib/pg.ts';
+import { ADMIN_URL, settle, withClient } from '../lib/pg.ts';
 
 export interface ProgressArgs {
   jobs: number;
@@ -39,11 +33,6 @@ export interface ProgressTrial {
  * defaults otherwise, PROGRESS_MIN_INTERVAL_MS (250 ms) included.
  */
 export async function runProgress(args: ProgressArgs): Promise<ProgressTrial> {
-  const config = loadConfig({ WORKER_CONCURRENCY: String(args.jobs) });
-  const logger = pino({ level: 'silent' });
-  const fresh = await createFreshDatabase(args.report ? 'progress' : 'progress_silent');
-  const db = openPostgres({ connectionString: fresh.url, poolSize: config.DB_POOL_SIZE, logger });
-  const hub = new JobEventHub(db, logger);
   const stepsKind = defineKind({
     name: 'steps',
     input: z.object({ report: z.boolean() }),
@@ -57,16 +46,14 @@ export async function runProgress(args: ProgressArgs): Promise<ProgressTrial> {
       return { steps: args.steps };
     },
   });
-  const kinds = kindsFromConfig(config, [stepsKind]);
+  const ours = await openOurs(args.report ? 'progress' : 'progress_silent', {
+    env: { WORKER_CONCURRENCY: String(args.jobs) },
+    extraKinds: [stepsKind],
+    maxBatchSize: args.jobs,
+  });
+  const { config, logger, fresh, db, hub, kinds, service } = ours;
   const worker = workerFromConfig(config, { db, hub, logger, kinds });
   try {
-    await migrate(db, await readMigrations(MIGRATIONS_DIR), logger);
-    const service = new JobService({
-      db,
-      hub,
-      kinds,
-      limits: { maxAttempts: config.MAX_ATTEMPTS, maxBatchSize: args.jobs, maxInputBytes: config.JOB_PAYLOAD_MAX_BYTES },
-    });
     await service.submitJobs(Array.from({ length: args.jobs }, () => ({ kind: 'steps', input: { report: args.report } })), { owner: '' });
     await settle(fresh.url);
     await hub.start();
@@ -113,8 +100,6 @@ export async function runProgress(args: ProgressArgs): Promise<ProgressTrial> {
     };
   } finally {
     await worker.stop();
-    await hub.stop();
-    await db.close();
-    await fresh.drop();
+    await ours.close();
   }
 }
