@@ -131,7 +131,7 @@ export class Runtime extends StartStop {
       db,
       hub,
       worker,
-      kinds: () => jobs.listKinds(),
+      kinds: () => jobs.kindControl.list(),
       logger,
       oldTransactionWarnSeconds: config.OLD_TRANSACTION_WARN_SECONDS,
     });

@@ -47,9 +47,9 @@ describe('claiming a limited kind', () => {
 
   it('claims nothing while the kind is paused', async () => {
     await jobs.db.query({ name: 'test_limited_reset', text: `UPDATE job SET status = 'completed' WHERE status = 'wip'` });
-    await jobs.service.pauseKind('capped');
+    await jobs.service.kindControl.pause('capped');
     expect((await claimLimitedStatement(jobs.db, 'w', 5, scope)).claimed).toEqual([]);
-    await jobs.service.resumeKind('capped');
+    await jobs.service.kindControl.resume('capped');
     expect((await claimLimitedStatement(jobs.db, 'w', 5, scope)).claimed).toHaveLength(3);
   });
 });

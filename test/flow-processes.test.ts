@@ -92,14 +92,14 @@ describe('pause across processes', () => {
   it('running jobs finish, pending ones stay pending in every process until the resume, then drain', async () => {
     await submit('paced', 600);
     await until('paced', (now) => (now['completed'] ?? 0) >= 50);
-    await jobs.service.pauseKind('paced');
+    await jobs.service.kindControl.pause('paced');
     // Claims that began before the pause may still start jobs; after them, nothing starts.
     const settled = await until('paced', (now) => (now['wip'] ?? 0) === 0);
     expect(settled['pending']).toBeGreaterThan(0);
     await sleep(500);
     expect(await counts('paced')).toEqual(settled);
 
-    await jobs.service.resumeKind('paced');
+    await jobs.service.kindControl.resume('paced');
     expect(await until('paced', (now) => now['completed'] === 600)).toEqual({ completed: 600 });
   });
 });

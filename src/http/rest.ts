@@ -122,17 +122,17 @@ export function createRestHandler({ jobs, errorLog, maxBodyBytes, openApiDocumen
     {
       pattern: /^\/api\/v1\/kinds\/?$/,
       methods: ['GET'],
-      handle: async () => json({ kinds: await jobs.listKinds() }),
+      handle: async () => json({ kinds: await jobs.kindControl.list() }),
     },
     {
       pattern: /^\/api\/v1\/kinds\/(pause|resume)\/?$/,
       methods: ['POST'],
-      handle: async ([action]) => json({ kinds: await (action === 'pause' ? jobs.pauseAllKinds() : jobs.resumeAllKinds()) }),
+      handle: async ([action]) => json({ kinds: await (action === 'pause' ? jobs.kindControl.pauseAll() : jobs.kindControl.resumeAll()) }),
     },
     {
       pattern: /^\/api\/v1\/kinds\/([^/]+)\/(pause|resume)\/?$/,
       methods: ['POST'],
-      handle: async ([kind, action]) => json(await (action === 'pause' ? jobs.pauseKind(kind!) : jobs.resumeKind(kind!))),
+      handle: async ([kind, action]) => json(await (action === 'pause' ? jobs.kindControl.pause(kind!) : jobs.kindControl.resume(kind!))),
     },
     ...(openApiDocument
       ? [{ pattern: /^\/api\/v1\/openapi\.json$/, methods: ['GET'], handle: async () => json(openApiDocument()) }]

@@ -4,7 +4,7 @@ import type { Job, JobStatus } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { JobServiceError, jobNotFound } from './errors.ts';
-import type { KindDescription, KindRegistry } from '../kinds/registry.ts';
+import type { KindRegistry } from '../kinds/registry.ts';
 import {
   type AddJobInput,
   type FieldPaths,
@@ -19,17 +19,12 @@ import { failSpan, JOB_COUNT, JOB_ID, JOB_KIND, traceparentOf } from './job-span
 import type { JobEventHub } from './events.ts';
 import { cancelJobStatement, retrieveJobStatement } from './sql/customer.ts';
 import { type InsertedJob, isKeyRace, type NewJob, type StoredJob } from './sql/insert.ts';
-import { ALL_KINDS, pauseKindStatement, pausedKindsStatement, resumeKindStatement } from './sql/kind-pause.ts';
 import { listJobsQuery, readJobStatement } from './sql/reads.ts';
 import { openJobWatch } from './watch.ts';
 import { ScheduleService } from '../schedules/service.ts';
+import { KindControl } from './kind-control.ts';
 
 export type { AddJobInput, Job, JobStatus, JobSubmission };
-
-/** A kind as `GET /api/v1/kinds` and the `kinds` query show it: its description, and whether it is paused now. */
-export interface KindState extends KindDescription {
-  paused: boolean;
-}
 
 /** Who is asking. Jobs belong to the key that created them; '' while the service has no keys. */
 export interface Caller {
@@ -83,6 +78,8 @@ export class JobService {
   private readonly ids = new JobIdGenerator();
   /** The caller's schedules: recurring jobs (src/schedules). */
   readonly schedules: ScheduleService;
+  /** The kinds this service runs, and pausing them. */
+  readonly kindControl: KindControl;
 
   private readonly db: Database;
   private readonly hub: JobEventHub;
@@ -99,6 +96,7 @@ export class JobService {
     // A shared statement never grows past what one request may send on its own.
     this.inserts = new InsertCoalescer(options.db, Math.max(options.limits.maxBatchSize, 1000));
     this.schedules = new ScheduleService({ db: options.db, kinds: options.kinds, ids: this.ids, maxInputBytes: options.limits.maxInputBytes });
+    this.kindControl = new KindControl({ db: options.db, kinds: options.kinds, logger: options.logger });
   }
 
   /** The seed's job: an `add` of two numbers, whose errors name `num1` and `num2` as they always have. */
@@ -120,55 +118,6 @@ export class JobService {
   /** Jobs of any kinds, each input checked by its kind's schema. See `submit`. */
   submitJobs(submissions: readonly JobSubmission[], caller: Caller): Promise<InsertedJob[]> {
     return this.submit(submissions, caller, (prefix) => ({ job: prefix, input: `${prefix}input.` }));
-  }
-
-  /** The kinds a submission may name, with the JSON Schemas of their input and result, their limits, and whether they are paused. */
-  async listKinds(): Promise<KindState[]> {
-    const paused = await pausedKindsStatement(this.db);
-    const all = paused.has(ALL_KINDS);
-    return this.kinds.describe().map((kind) => ({ ...kind, paused: all || paused.has(kind.name) }));
-  }
-
-  /**
-   * Stops every worker process from starting jobs of `kind` until it is resumed; jobs already
-   * started finish. Pausing a paused kind changes nothing. An unknown kind is NOT_FOUND.
-   */
-  async pauseKind(kind: string): Promise<KindState> {
-    this.knownKind(kind);
-    await pauseKindStatement(this.db, kind);
-    this.options.logger?.info({ kind }, 'kind paused');
-    return this.kindState(kind);
-  }
-
-  /** Lets workers start jobs of `kind` again, unless every kind is paused (see pauseAllKinds). */
-  async resumeKind(kind: string): Promise<KindState> {
-    this.knownKind(kind);
-    await resumeKindStatement(this.db, kind);
-    this.options.logger?.info({ kind }, 'kind resumed');
-    return this.kindState(kind);
-  }
-
-  /** Pauses every kind, those a later deploy adds too, until resumeAllKinds. */
-  async pauseAllKinds(): Promise<KindState[]> {
-    await pauseKindStatement(this.db, ALL_KINDS);
-    this.options.logger?.info('all kinds paused');
-    return this.listKinds();
-  }
-
-  /** Resumes every kind: the pause of all kinds and each kind's own. */
-  async resumeAllKinds(): Promise<KindState[]> {
-    await resumeKindStatement(this.db, null);
-    this.options.logger?.info('all kinds resumed');
-    return this.listKinds();
-  }
-
-  private knownKind(kind: string): void {
-    if (this.kinds.get(kind)) return;
-    throw new JobServiceError('NOT_FOUND', `no kind named ${JSON.stringify(kind)}; this service runs ${this.kinds.names.join(', ')}`, 'kind');
-  }
-
-  private async kindState(kind: string): Promise<KindState> {
-    return (await this.listKinds()).find((state) => state.name === kind)!;
   }
 
   /**

@@ -51,7 +51,7 @@ export async function createTestApp(db: Database, options: TestAppOptions = {}):
   const jobs = createService(db, hub, options.service, { metrics, logger });
   // No cache: a test scrapes right after its workload and must see all of it.
   const queueStats = createQueueStatsReader(db, { cacheMs: 0, exactCountLimit: 100_000 });
-  registerStateGauges(metrics, { queueStats, db, hub, logger, kinds: () => jobs.listKinds() });
+  registerStateGauges(metrics, { queueStats, db, hub, logger, kinds: () => jobs.kindControl.list() });
   const auth = createAuthenticator(options.apiKeys);
   const app = createApp({
     jobs,

@@ -1,4 +1,4 @@
-import type { KindState } from '../../jobs/service.ts';
+import type { KindState } from '../../jobs/kind-control.ts';
 import type { Builder } from '../builder.ts';
 import { serviceCall } from '../errors.ts';
 
@@ -29,7 +29,7 @@ export function addKindTypes(builder: Builder) {
     t.field({
       type: [Kind],
       description: 'The kinds of job this service runs.',
-      resolve: (_root, _args, { jobs }) => serviceCall(() => jobs.listKinds()),
+      resolve: (_root, _args, { jobs }) => serviceCall(() => jobs.kindControl.list()),
     }),
   );
 
@@ -44,7 +44,7 @@ export function addKindTypes(builder: Builder) {
       description:
         'Stops every worker process from starting jobs of the kind: they stay PENDING until resumeKind. Jobs already started finish.',
       args: { kind: kindArg(t) },
-      resolve: (_root, { kind }, { jobs }) => serviceCall(() => jobs.pauseKind(kind)),
+      resolve: (_root, { kind }, { jobs }) => serviceCall(() => jobs.kindControl.pause(kind)),
     }),
   );
 
@@ -54,7 +54,7 @@ export function addKindTypes(builder: Builder) {
       nullable: true,
       description: 'Lets workers start jobs of the kind again; it stays paused while pauseAllKinds holds.',
       args: { kind: kindArg(t) },
-      resolve: (_root, { kind }, { jobs }) => serviceCall(() => jobs.resumeKind(kind)),
+      resolve: (_root, { kind }, { jobs }) => serviceCall(() => jobs.kindControl.resume(kind)),
     }),
   );
 
@@ -63,7 +63,7 @@ export function addKindTypes(builder: Builder) {
       type: [Kind],
       nullable: true,
       description: 'Pauses every kind, those a later deploy adds too, until resumeAllKinds.',
-      resolve: (_root, _args, { jobs }) => serviceCall(() => jobs.pauseAllKinds()),
+      resolve: (_root, _args, { jobs }) => serviceCall(() => jobs.kindControl.pauseAll()),
     }),
   );
 
@@ -72,7 +72,7 @@ export function addKindTypes(builder: Builder) {
       type: [Kind],
       nullable: true,
       description: "Resumes every kind: undoes pauseAllKinds and each kind's own pause.",
-      resolve: (_root, _args, { jobs }) => serviceCall(() => jobs.resumeAllKinds()),
+      resolve: (_root, _args, { jobs }) => serviceCall(() => jobs.kindControl.resumeAll()),
     }),
   );
 }
