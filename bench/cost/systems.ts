@@ -10,7 +10,7 @@ import { addDecimals } from '../../src/jobs/decimal.ts';
 import { claimBatchStatement } from '../../src/jobs/sql/claim.ts';
 import { completeJobsStatement } from '../../src/jobs/sql/outcomes.ts';
 import { workerFromConfig } from '../../src/runtime.ts';
-import { openOurs } from '../lib/ours.ts';
+import { heardCompleted, openOurs } from '../lib/ours.ts';
 import { chunks, input, signal, withDeadline } from '../drain/common.ts';
 import { createFreshDatabase, settle } from '../lib/pg.ts';
 import { CostMeter, type PhaseCost } from './meter.ts';
@@ -89,18 +89,13 @@ export async function costOurs(args: CostArgs): Promise<CostTrial> {
     await enqueue();
     await settle(fresh.url);
     await hub.start();
-    const heard = signal();
-    let completed = 0;
-    hub.onEvents((events) => {
-      for (const event of events) if (event.status === 'completed') completed += 1;
-      if (completed >= args.jobs) heard.resolve();
-    });
+    const heard = heardCompleted(hub, args.jobs);
     const worker = workerFromConfig(config, { db, hub, logger, kinds });
     try {
       phases.push(
         await meter.measure('worker drain (claim + complete)', args.jobs, async () => {
           await worker.start();
-          await withDeadline(heard.promise, 60_000, 'ours');
+          await withDeadline(heard, 60_000, 'ours');
         }),
       );
     } finally {

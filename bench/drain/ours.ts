@@ -2,11 +2,11 @@ import { z } from 'zod';
 import { addDecimals } from '../../src/jobs/decimal.ts';
 import { defineKind } from '../../src/kinds/define.ts';
 import { workerFromConfig } from '../../src/runtime.ts';
-import { openOurs } from '../lib/ours.ts';
+import { heardCompleted, openOurs } from '../lib/ours.ts';
 import type { Worker } from '../../src/worker/worker.ts';
 import { watchCpu } from '../lib/cpu.ts';
 import { pollUntil, settle } from '../lib/pg.ts';
-import { chunks, type DrainArgs, type DrainTrial, input, signal, trial, withDeadline } from './common.ts';
+import { chunks, type DrainArgs, type DrainTrial, input, trial, withDeadline } from './common.ts';
 
 export interface OursOptions {
   /** Settings as environment strings, e.g. `{ WORKER_CONCURRENCY: '200' }`; the rest are the service's defaults. */
@@ -57,12 +57,7 @@ export async function drainOurs(args: DrainArgs & OursOptions): Promise<DrainTri
 
     // The hub runs before the worker, as in main.ts; the drain is timed from worker.start().
     await hub.start();
-    const heard = signal();
-    let completed = 0;
-    hub.onEvents((events) => {
-      for (const event of events) if (event.status === 'completed') completed += 1;
-      if (completed >= args.jobs) heard.resolve();
-    });
+    const heard = heardCompleted(hub, args.jobs);
     const countCompleted = async () => {
       const [row] = await db.query<{ n: number }>({
         name: 'bench_count_completed',
@@ -74,7 +69,7 @@ export async function drainOurs(args: DrainArgs & OursOptions): Promise<DrainTri
     const stopWatch = watchCpu(fresh.name);
     const startedAt = performance.now();
     await worker.start();
-    await withDeadline(heard.promise, args.deadlineMs, 'ours');
+    await withDeadline(heard, args.deadlineMs, 'ours');
     const doneAt = await pollUntil(async () => (await countCompleted()) >= args.jobs, 2, 5_000);
     const cpu = stopWatch();
     await worker.stop();

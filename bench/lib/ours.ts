@@ -58,3 +58,14 @@ export async function openOurs(
   });
   return { config, logger, fresh, db, hub, kinds, service, close };
 }
+
+/** Resolves once `hub` has heard `jobs` jobs become completed; listen before the work starts. */
+export function heardCompleted(hub: JobEventHub, jobs: number): Promise<void> {
+  return new Promise((resolve) => {
+    let completed = 0;
+    hub.onEvents((events) => {
+      for (const event of events) if (event.status === 'completed') completed += 1;
+      if (completed >= jobs) resolve();
+    });
+  });
+}

@@ -2,8 +2,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { z } from 'zod';
 import { defineKind } from '../../src/kinds/define.ts';
 import { workerFromConfig } from '../../src/runtime.ts';
-import { openOurs } from '../lib/ours.ts';
-import { signal, withDeadline } from '../drain/common.ts';
+import { heardCompleted, openOurs } from '../lib/ours.ts';
+import { withDeadline } from '../drain/common.ts';
 import { watchCpu } from '../lib/cpu.ts';
 import { ADMIN_URL, settle, withClient } from '../lib/pg.ts';
 
@@ -57,12 +57,7 @@ export async function runProgress(args: ProgressArgs): Promise<ProgressTrial> {
     await service.submitJobs(Array.from({ length: args.jobs }, () => ({ kind: 'steps', input: { report: args.report } })), { owner: '' });
     await settle(fresh.url);
     await hub.start();
-    const done = signal();
-    let completed = 0;
-    hub.onEvents((events) => {
-      for (const event of events) if (event.status === 'completed') completed += 1;
-      if (completed >= args.jobs) done.resolve();
-    });
+    const done = heardCompleted(hub, args.jobs);
     // Read from the admin database, so the reads are not counted.
     const commits = () =>
       withClient(ADMIN_URL, async (client) => {
@@ -73,7 +68,7 @@ export async function runProgress(args: ProgressArgs): Promise<ProgressTrial> {
     const stopWatch = watchCpu(fresh.name);
     const started = performance.now();
     await worker.start();
-    await withDeadline(done.promise, 60_000, 'progress');
+    await withDeadline(done, 60_000, 'progress');
     const ms = performance.now() - started;
     const cpu = stopWatch();
     await worker.stop();
