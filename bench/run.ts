@@ -4,6 +4,7 @@
  *
  *   npm run bench -- [--only drain] [--systems ours,graphile-batched] [--runs 3]
  *                    [--ours WORKER_CONCURRENCY=200,DB_POOL_SIZE=10] [--jobs 20000] [--cpu-prof]
+ *                    [--size connections=1000,perConnection=100]   (a benchmark's own sizes)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -20,7 +21,10 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   idle: async () => (await import('./idle.ts')).idleBenchmark,
   cost: async () => (await import('./cost.ts')).costBenchmark,
   progress: async () => (await import('./progress.ts')).progressBenchmark,
+  growth: async () => (await import('./growth.ts')).growthBenchmark,
 };
+/** Run only when named with --only: each takes longer than the rest together. */
+const ON_REQUEST = new Set(['growth']);
 
 const { values } = parseArgs({
   options: {
@@ -29,12 +33,13 @@ const { values } = parseArgs({
     runs: { type: 'string', default: '3' },
     ours: { type: 'string' },
     jobs: { type: 'string' },
+    size: { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
   },
 });
 
 const list = (text: string | undefined) => (text ? text.split(',').map((item) => item.trim()).filter(Boolean) : []);
-const names = list(values.only).length > 0 ? list(values.only) : Object.keys(BENCHMARKS);
+const names = list(values.only).length > 0 ? list(values.only) : Object.keys(BENCHMARKS).filter((name) => !ON_REQUEST.has(name));
 for (const name of names) if (!BENCHMARKS[name]) throw new Error(`no benchmark "${name}"; have ${Object.keys(BENCHMARKS).join(', ')}`);
 
 const resultsDir = fileURLToPath(new URL('./results/', import.meta.url));
@@ -43,7 +48,10 @@ const context: BenchContext = {
   systems: list(values.systems),
   oursEnv: Object.fromEntries(list(values.ours).map((pair) => pair.split('=') as [string, string])),
   execArgv: values['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${resultsDir}profiles`] : [],
-  sizes: values.jobs ? { jobs: Number(values.jobs) } : {},
+  sizes: {
+    ...Object.fromEntries(list(values.size).map((pair) => [pair.split('=')[0]!, Number(pair.split('=')[1])])),
+    ...(values.jobs ? { jobs: Number(values.jobs) } : {}),
+  },
   log: (line) => console.error(line),
 };
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { addDecimals } from '../../src/jobs/decimal.ts';
+import { claimBatchStatement } from '../../src/jobs/sql/claim.ts';
 import { defineKind } from '../../src/kinds/define.ts';
 import { workerFromConfig } from '../../src/runtime.ts';
 import { heardCompleted, openOurs } from '../lib/ours.ts';
@@ -17,7 +18,19 @@ export interface OursOptions {
    * its claim (one index probe per key waiting).
    */
   keyed?: boolean;
+  /**
+   * A database to copy instead of an empty one: jobs already in the table (bench/growth.ts). Only
+   * jobs created in the last hour are the drain's; the copy's own are older.
+   */
+  template?: string;
+  /** Before the worker starts, times this many claims of 500 (each rolled back): `claimMs`. */
+  claimProbes?: number;
 }
+
+/** What a trial with `claimProbes` measured: each claim statement's duration, ms. */
+export type DrainTrialWithClaims = DrainTrial & { claimMs: number[] };
+
+class RolledBack extends Error {}
 
 /** `add`, as a kind with a per-key limit. */
 const keyedAdd = defineKind({
@@ -32,9 +45,14 @@ const keyedAdd = defineKind({
  * Our worker, built as `src/main.ts` builds it, at the service's default settings unless `env`
  * overrides them. Done when the hub has heard `completed` for every job and SQL agrees.
  */
-export async function drainOurs(args: DrainArgs & OursOptions): Promise<DrainTrial> {
+export async function drainOurs(args: DrainArgs & OursOptions): Promise<DrainTrialWithClaims> {
   // Only where it runs: a worker that runs a limited kind pays a claim of it on every cycle.
-  const ours = await openOurs('ours', { env: args.env, extraKinds: args.keyed ? [keyedAdd] : [], maxBatchSize: args.enqueueBatch });
+  const ours = await openOurs('ours', {
+    env: args.env,
+    extraKinds: args.keyed ? [keyedAdd] : [],
+    maxBatchSize: args.enqueueBatch,
+    template: args.template,
+  });
   const { config, logger, fresh, db, hub, kinds, service } = ours;
   let worker: Worker | undefined;
   try {
@@ -54,6 +72,25 @@ export async function drainOurs(args: DrainArgs & OursOptions): Promise<DrainTri
     }
     const enqueueMs = performance.now() - enqueueStart;
     await settle(fresh.url);
+    const claimMs: number[] = [];
+    const scope = {
+      kinds: ['add'],
+      defaultTimeoutSeconds: config.JOB_TIMEOUT_SECONDS,
+      shortestTimeoutSeconds: config.JOB_TIMEOUT_SECONDS,
+    };
+    for (let probe = 0; probe < (args.claimProbes ?? 0); probe += 1) {
+      await db
+        .transaction(async (tx) => {
+          const started = performance.now();
+          const { claimed } = await claimBatchStatement(tx, 'claim-probe', 500, scope);
+          claimMs.push(performance.now() - started);
+          if (claimed.length !== Math.min(500, args.jobs)) throw new Error(`a claim probe took ${claimed.length} jobs`);
+          throw new RolledBack();
+        })
+        .catch((error: unknown) => {
+          if (!(error instanceof RolledBack)) throw error;
+        });
+    }
 
     // The hub runs before the worker, as in main.ts; the drain is timed from worker.start().
     await hub.start();
@@ -61,7 +98,7 @@ export async function drainOurs(args: DrainArgs & OursOptions): Promise<DrainTri
     const countCompleted = async () => {
       const [row] = await db.query<{ n: number }>({
         name: 'bench_count_completed',
-        text: `SELECT count(*)::int AS n FROM job WHERE status = 'completed'`,
+        text: `SELECT count(*)::int AS n FROM job WHERE status = 'completed' AND created_at > now() - interval '1 hour'`,
       });
       return row!.n;
     };
@@ -80,19 +117,22 @@ export async function drainOurs(args: DrainArgs & OursOptions): Promise<DrainTri
                     count(*) FILTER (WHERE status = 'completed')::int AS completed,
                     count(*) FILTER (WHERE status = 'completed' AND (result #>> '{}')::numeric = (input->>'num1')::numeric + (input->>'num2')::numeric)::int AS correct,
                     count(*) FILTER (WHERE attempt = 1)::int AS once
-             FROM job`,
+             FROM job WHERE created_at > now() - interval '1 hour'`,
     });
     if (check!.total !== args.jobs || check!.correct !== args.jobs || check!.once !== args.jobs) {
       throw new Error(`ours: verification failed: ${JSON.stringify(check)}`);
     }
-    return trial(
-      args.jobs,
-      enqueueMs,
-      startedAt,
-      doneAt,
-      `${check!.completed} completed, ${check!.correct} results = num1 + num2, all on attempt 1`,
-      cpu,
-    );
+    return {
+      ...trial(
+        args.jobs,
+        enqueueMs,
+        startedAt,
+        doneAt,
+        `${check!.completed} completed, ${check!.correct} results = num1 + num2, all on attempt 1`,
+        cpu,
+      ),
+      claimMs,
+    };
   } finally {
     await worker?.stop();
     await ours.close();

@@ -25,17 +25,24 @@ export interface OursOnAFreshDatabase {
 }
 
 /**
- * Our service's parts as `src/main.ts` builds them, on a fresh database `bench_<label>_<random>`,
- * migrated: the settings from `env` over the defaults, the built-in kinds plus `extraKinds`, and
- * requests of up to `maxBatchSize` jobs. The hub is not started: a trial starts it when it listens.
+ * Our service's parts as `src/main.ts` builds them, on a fresh database `bench_<label>_<random>`
+ * (a copy of `template` when given), migrated: the settings from `env` over the defaults, the
+ * built-in kinds plus `extraKinds`, and requests of up to `maxBatchSize` jobs. The hub is not
+ * started: a trial starts it when it listens.
  */
 export async function openOurs(
   label: string,
-  { env = {}, extraKinds = [], maxBatchSize, poolSize }: { env?: Record<string, string>; extraKinds?: JobKind[]; maxBatchSize: number; poolSize?: number },
+  {
+    env = {},
+    extraKinds = [],
+    maxBatchSize,
+    poolSize,
+    template,
+  }: { env?: Record<string, string>; extraKinds?: JobKind[]; maxBatchSize: number; poolSize?: number; template?: string },
 ): Promise<OursOnAFreshDatabase> {
   const config = loadConfig(env);
   const logger = pino({ level: 'silent' });
-  const fresh = await createFreshDatabase(label);
+  const fresh = await createFreshDatabase(label, template);
   const db = openPostgres({ connectionString: fresh.url, poolSize: poolSize ?? config.DB_POOL_SIZE, logger });
   const hub = new JobEventHub(db, logger);
   const close = async () => {

@@ -12,10 +12,14 @@ export interface FreshDatabase {
   drop(): Promise<void>;
 }
 
-/** Creates `bench_<system>_<random>`; `drop` removes it, with any connection left open to it. */
-export async function createFreshDatabase(system: string): Promise<FreshDatabase> {
+/**
+ * Creates `bench_<system>_<random>`, empty or a copy of `template` (file by file: the default
+ * strategy would write gigabytes of a big template through the WAL); `drop` removes it, with any
+ * connection left open to it.
+ */
+export async function createFreshDatabase(system: string, template?: string): Promise<FreshDatabase> {
   const name = `bench_${system.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_${randomBytes(4).toString('hex')}`;
-  await withClient(ADMIN_URL, (admin) => admin.query(`CREATE DATABASE ${name}`));
+  await withClient(ADMIN_URL, (admin) => admin.query(`CREATE DATABASE ${name}${template ? ` TEMPLATE ${template} STRATEGY FILE_COPY` : ''}`));
   return {
     name,
     url: databaseUrl(name, ADMIN_URL),
