@@ -6,6 +6,8 @@ export interface FanoutArgs {
   servicePid: number;
   connections: number;
   perConnection: number;
+  /** Jobs the subscriptions are spread over, evenly: 1 for the classic fan-out to one job. */
+  jobs: number;
   settleMs: number;
 }
 
@@ -14,9 +16,9 @@ export interface FanoutResult {
   /** Service RSS with nothing open, with the sockets open, with every subscription open. */
   rssBytes: { idle: number; connected: number; subscribed: number };
   subscribeMs: number;
-  /** cancelJob sent → its HTTP answer. */
+  /** First cancelJob sent → the last one's HTTP answer. */
   writeMs: number;
-  /** cancelJob sent → first / median / last subscriber seeing CANCELLED. */
+  /** First cancelJob sent → first / median / last subscriber seeing CANCELLED. */
   firstDeliveryMs: number;
   medianDeliveryMs: number;
   lastDeliveryMs: number;
@@ -37,6 +39,31 @@ async function graphql<T>(base: string, query: string, variables: Record<string,
 
 const addJob = async (base: string) =>
   (await graphql<{ addJob: { job: { id: string } } }>(base, 'mutation { addJob(input: {num1: "1", num2: "2"}) { job { id } } }')).addJob.job.id;
+
+/** `count` jobs, added 1,000 to a request. */
+async function addJobs(base: string, count: number): Promise<string[]> {
+  const ids: string[] = [];
+  while (ids.length < count) {
+    const inputs = Array.from({ length: Math.min(1000, count - ids.length) }, () => ({ num1: '1', num2: '2' }));
+    const data = await graphql<{ addJobs: Array<{ job: { id: string } }> }>(
+      base,
+      'mutation ($inputs: [AddJobInput!]!) { addJobs(inputs: $inputs) { job { id } } }',
+      { inputs },
+    );
+    ids.push(...data.addJobs.map((payload) => payload.job.id));
+  }
+  return ids;
+}
+
+/** Cancels every job, 32 requests at a time: a burst of changes, as a busy worker makes. */
+async function cancelAll(base: string, ids: readonly string[]): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(32, ids.length) }, async () => {
+      while (next < ids.length) await cancelJob(base, ids[next++]!);
+    }),
+  );
+}
 const cancelJob = (base: string, id: string) => graphql(base, 'mutation ($id: ID!) { cancelJob(id: $id) { status } }', { id });
 
 type Handler = (message: { type: string; payload?: { data?: { jobUpdated: { status: string } }; errors?: unknown } }) => void;
@@ -92,9 +119,9 @@ class Client {
 }
 
 /**
- * Opens `perConnection` subscriptions to one job on each of `connections` sockets, waits until
- * every one has its first message (PENDING), then cancels the job over HTTP and times until the
- * last subscriber has seen CANCELLED. Everything is timed in this process, on one clock.
+ * Opens `perConnection` subscriptions on each of `connections` sockets, to one job or spread
+ * over `jobs` jobs, waits until every one has its first message (PENDING), then cancels the jobs
+ * over HTTP and times until the last subscriber has seen CANCELLED. Everything is timed in this process, on one clock.
  */
 export async function fanout(args: FanoutArgs): Promise<FanoutResult> {
   const subscribers = args.connections * args.perConnection;
@@ -129,7 +156,7 @@ export async function fanout(args: FanoutArgs): Promise<FanoutResult> {
     await sleep(args.settleMs);
     const connected = readRssBytes(args.servicePid);
 
-    const id = await addJob(args.base);
+    const ids = args.jobs === 1 ? [await addJob(args.base)] : await addJobs(args.base, args.jobs);
     let pending = 0;
     let cancelled = 0;
     let sentAt = 0;
@@ -139,9 +166,10 @@ export async function fanout(args: FanoutArgs): Promise<FanoutResult> {
     const subscribedAll = new Promise<void>((resolve) => (allPending = resolve));
     const cancelledAll = new Promise<void>((resolve) => (allCancelled = resolve));
     const subscribeStart = performance.now();
+    let subscriber = 0;
     for (const client of clients) {
       for (let k = 0; k < args.perConnection; k += 1) {
-        watch(client, id, (status) => {
+        watch(client, ids[subscriber++ % ids.length]!, (status) => {
           if (status === 'PENDING' && ++pending === subscribers) allPending();
           if (status === 'CANCELLED') {
             deliveries.push(performance.now() - sentAt);
@@ -156,7 +184,7 @@ export async function fanout(args: FanoutArgs): Promise<FanoutResult> {
     const subscribed = readRssBytes(args.servicePid);
 
     sentAt = performance.now();
-    await cancelJob(args.base, id);
+    await cancelAll(args.base, ids);
     const writeMs = performance.now() - sentAt;
     await Promise.race([cancelledAll, sleep(60_000).then(() => Promise.reject(new Error(`${cancelled} of ${subscribers} saw CANCELLED after 60 s`)))]);
     const sorted = deliveries.sort((a, b) => a - b);
