@@ -39,7 +39,9 @@ export const DEFAULT_PAYLOAD_MAX_BYTES = 262_144;
 const ConfigSchema = z.object({
   DATABASE_URL: postgresUrl.optional(),
   LISTEN_DATABASE_URL: postgresUrl.optional(),
-  DATA_DIR: z.string().min(1).default('.data/pglite'),
+  // Without DATABASE_URL: which embedded database, in DATA_DIR (default .data/<EMBEDDED_DATABASE>).
+  EMBEDDED_DATABASE: z.enum(['postgres', 'pglite']).default('postgres'),
+  DATA_DIR: z.string().min(1).optional(),
   ROLE: z.enum(['all', 'api', 'worker']).default('all'),
   // Without API_KEYS the API is open, so by default it listens on loopback only (see loadConfig).
   HOST: z.string().min(1).optional(),
@@ -124,7 +126,7 @@ const ConfigSchema = z.object({
   OTEL_BSP_MAX_EXPORT_BATCH_SIZE: integer(1, 10_000_000).default(512),
 });
 
-export type Config = Omit<z.infer<typeof ConfigSchema>, 'HOST'> & { HOST: string };
+export type Config = Omit<z.infer<typeof ConfigSchema>, 'HOST' | 'DATA_DIR'> & { HOST: string; DATA_DIR: string };
 
 /** Where a worker's /health, /ready and /metrics listen when OPS_PORT is unset. */
 export const DEFAULT_OPS_PORT = 9464;
@@ -151,9 +153,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (parsed.data.OTEL_BSP_MAX_EXPORT_BATCH_SIZE > parsed.data.OTEL_BSP_MAX_QUEUE_SIZE) {
     throw new ConfigError('Invalid configuration:\n  OTEL_BSP_MAX_EXPORT_BATCH_SIZE: must be at most OTEL_BSP_MAX_QUEUE_SIZE');
   }
-  const { HOST, API_KEYS, LOG_FORMAT, LOG_PRETTY } = parsed.data;
+  const { HOST, API_KEYS, LOG_FORMAT, LOG_PRETTY, DATA_DIR, EMBEDDED_DATABASE } = parsed.data;
   return {
     ...parsed.data,
+    // One folder per kind of embedded database: neither can open the other's files.
+    DATA_DIR: DATA_DIR ?? `.data/${EMBEDDED_DATABASE}`,
     // An open API (no keys) on every interface lets anyone on the network, or any web page a
     // neighbour's browser visits through DNS rebinding, use it: loopback unless asked otherwise.
     HOST: HOST ?? (API_KEYS ? '0.0.0.0' : '127.0.0.1'),

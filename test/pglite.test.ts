@@ -15,7 +15,7 @@ import { ANONYMOUS, createHub, createService, createWorker, statusOf, testKinds,
 const dataDir = mkdtempSync(join(tmpdir(), 'jobs-pglite-'));
 afterAll(() => rmSync(dataDir, { recursive: true, force: true }));
 
-const config = { DATABASE_URL: undefined, DATA_DIR: dataDir, DB_POOL_SIZE: 1 };
+const config = { DATABASE_URL: undefined, EMBEDDED_DATABASE: 'pglite' as const, DATA_DIR: dataDir, DB_POOL_SIZE: 1 };
 
 describe('the embedded database', () => {
   it('runs the whole lifecycle, and keeps the jobs in its data folder', async () => {

@@ -105,7 +105,8 @@ export async function deleteScheduleStatement(db: Queryable, id: string, owner: 
 
 /*
  * A kind's declared schedules, made or brought up to date by every process at start, found by
- * (kind, name). An operator's pause survives (paused is left alone); a declared schedule that the
+ * (kind, name). The catch-up policies come as text[]: PGlite cannot send an array of an enum
+ * (an empty one arrived as "", a malformed array literal, and the service could not start). An operator's pause survives (paused is left alone); a declared schedule that the
  * kinds of `$1` no longer declare is deleted. Processes that start together upsert the same rows:
  * the unique index makes one insert win and the others update, with the same values.
  */
@@ -114,12 +115,12 @@ const declareSchedules: Statement = {
   text: `
   WITH declared AS (
     SELECT * FROM ROWS FROM (unnest($2::uuid[]), unnest($3::text[]), unnest($4::text[]), jsonb_array_elements($5::jsonb),
-                             unnest($6::text[]), unnest($7::text[]), unnest($8::schedule_catch_up[]), unnest($9::int[]))
+                             unnest($6::text[]), unnest($7::text[]), unnest($8::text[]), unnest($9::int[]))
       AS d(id, kind, name, input, cron, time_zone, catch_up, catch_up_limit)
   ),
   upserted AS (
     INSERT INTO schedule AS s (id, declared, kind, name, input, cron, time_zone, catch_up, catch_up_limit)
-    SELECT id, true, kind, name, input, cron, time_zone, catch_up, catch_up_limit FROM declared
+    SELECT id, true, kind, name, input, cron, time_zone, catch_up::schedule_catch_up, catch_up_limit FROM declared
     ON CONFLICT (kind, name) WHERE declared DO UPDATE
       SET input = excluded.input, cron = excluded.cron, time_zone = excluded.time_zone, catch_up = excluded.catch_up,
           catch_up_limit = excluded.catch_up_limit, updated_at = now()
