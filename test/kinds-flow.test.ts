@@ -166,7 +166,7 @@ describe('concurrency keys', () => {
     [{ concurrencyKey: '' }, /^concurrencyKey Too small/],
     [{ concurrencyKey: 'k'.repeat(201) }, /^concurrencyKey Too big/],
     [{ concurrencyKey: 'a\u0000b' }, /^concurrencyKey must not contain NUL/],
-    [{ kind: 'greet', input: { name: 'Al' }, concurrencyKey: 'k' }, /^concurrencyKey is for kinds that limit how many jobs of a key run at once; greet sets no concurrencyPerKey$/],
+    [{ kind: 'greet', input: { name: 'Al' }, concurrencyKey: 'k' }, /^concurrencyKey is for kinds that limit jobs per key \(concurrencyPerKey, or rateLimit.perKey\); greet sets neither$/],
   ])('refuses %j with 400 naming concurrencyKey, and writes nothing', async (change, message) => {
     const before = (await api.jobs.listJobs({ first: 100 }, ANONYMOUS)).jobs.length;
     const { status, body } = await rest('POST', '/api/v1/jobs', { kind: 'sequence', input: { n: 1 }, ...change });
