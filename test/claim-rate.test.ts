@@ -198,4 +198,34 @@ describe('a worker with an idle limited kind', () => {
       await closeJobsDatabase(own);
     }
   });
+
+  it('finds an unannounced job of the idle kind within a poll interval while other kinds keep the loop busy', async () => {
+    const capped = defineKind({ name: 'capped', input, result: z.null(), handler: () => null, options: { concurrency: 3 } });
+    const slow = defineKind({ name: 'slow', input, result: z.null(), handler: () => sleep(5).then(() => null) });
+    const kinds = new KindRegistry([capped, slow]);
+    const own = await openJobsDatabase(`${import.meta.filename}-busy`, { kinds });
+    // About five seconds of work for two slots: every claim fills them, so the loop never
+    // sleeps out its poll while they drain.
+    await own.service.submitJobs(Array.from({ length: 2000 }, (_, n) => ({ kind: 'slow', input: { n } })), ANONYMOUS);
+    const worker = createWorker(own.db, own.hub, { kinds, concurrency: 2, prefetch: 0, pollIntervalMs: 100 });
+    await worker.start();
+    try {
+      await sleep(300);
+      const id = '0190f5d2-0000-7000-8000-0000000000bb';
+      await own.db.query(
+        { name: 'test_idle_busy_silent', text: `INSERT INTO job (id, kind, input, max_attempts) VALUES ($1, 'capped', '{"n":3}', 1)` },
+        [id],
+      );
+      await waitForJob(own.service, own.hub, id, statusOf('completed'));
+      const [left] = await own.db.query<{ count: number }>({
+        name: 'test_idle_busy_left',
+        text: `SELECT count(*)::int AS count FROM job WHERE kind = 'slow' AND status = 'pending'`,
+      });
+      // Not after the drain.
+      expect(left!.count).toBeGreaterThan(0);
+    } finally {
+      await worker.stop();
+      await closeJobsDatabase(own);
+    }
+  });
 });

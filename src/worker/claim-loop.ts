@@ -78,8 +78,9 @@ export class ClaimLoop {
    * Limited kinds whose last claim found nothing to do: it took no job, none of theirs was wip,
    * and no rate limit held any back. Their claims (a transaction of four round trips each) are
    * skipped until something may have changed that: a pending job heard of (events do not name
-   * their kind, so of any kind), a due wake-up, a resync, or the poll, which catches what a
-   * missed NOTIFY left. Without this, a worker that runs a limited kind beside unlimited ones paid
+   * their kind, so of any kind), a due wake-up, a resync, or a poll interval since the last
+   * clearing, which catches what a missed NOTIFY left (counted by the clock, not by the loop's
+   * sleeps: a loop kept busy by other kinds never sleeps out its poll). Without this, a worker that runs a limited kind beside unlimited ones paid
    * that transaction every claim cycle, idle or not (a quarter of an unlimited kind's drain).
    */
   private readonly idleLimited = new Set<string>();
@@ -88,6 +89,7 @@ export class ClaimLoop {
    * ran, its NOTIFY heard before it returned) may not have seen that job, so it marks no kind idle.
    */
   private idleClearings = 0;
+  private idleClearedAt = performance.now();
   /**
    * Jobs that hold the slots of a limited kind this worker could not fill: when one leaves wip,
    * a slot is free, and the loop claims again. Replaced by each claim.
@@ -178,8 +180,9 @@ export class ClaimLoop {
   }
 
   private async claimInto(claimed: ClaimedJob[], free: number): Promise<void> {
-    const { db, workerId, scope, limited } = this.options;
+    const { db, workerId, scope, limited, pollIntervalMs } = this.options;
     if (limited.length > 0) {
+      if (this.idleLimited.size > 0 && performance.now() - this.idleClearedAt >= pollIntervalMs) this.clearIdle();
       this.leftWipDuringClaim = new Set();
       const holders = new Set<string>();
       try {
@@ -276,6 +279,7 @@ export class ClaimLoop {
   private clearIdle(): void {
     this.idleLimited.clear();
     this.idleClearings += 1;
+    this.idleClearedAt = performance.now();
   }
 
   private wake(): void {
@@ -308,11 +312,7 @@ export class ClaimLoop {
     }
     this.mode = mode;
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        // The poll: claim every limited kind too, for what a missed NOTIFY did not tell.
-        this.clearIdle();
-        done();
-      }, ms);
+      const timer = setTimeout(done, ms);
       const self = this;
       function done() {
         clearTimeout(timer);
