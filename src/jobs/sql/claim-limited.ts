@@ -112,6 +112,10 @@ const lockKind: Statement = {
  *   token (its oldest start in the window, plus the interval): the worker claims again then,
  *   without polling. A full bucket with nothing pending costs one empty claim, once per interval
  *   at most. It reads the kind's rows of the last interval: per key, every key's.
+ * Limits of the window: it trusts the database server's clock (a step back lets starts through
+ *   early); and the claim commits without waiting for its WAL flush (commitWithoutFlushWait), so a
+ *   database crash may lose the starts of its last moments with the claims that made them, while
+ *   a worker may already have run those jobs: after such a crash one interval may hold more.
  * A paused kind claims nothing, its stale jobs included (see claim.ts).
  * The final SELECT always yields a row; one of its rows (whichever) lists `running` in
  * `holders`, and `rate_due`; the others have NULL there: the driver parses a text[] per row, and every row carrying
