@@ -47,7 +47,7 @@ export interface EnqueueOptions {
   runAt?: Date | null;
   priority?: number | null;
   maxAttempts?: number | null;
-  /** Jobs of one key run at most the kind's `concurrencyPerKey` at once, in submission order. */
+  /** Jobs of one key run at most the kind's `concurrencyPerKey` at once (and start as its per-key `rateLimit` allows), in submission order. */
   concurrencyKey?: string | null;
   /** The API key the job belongs to, when the service runs with API_KEYS; '' (the default) otherwise. */
   owner?: string;

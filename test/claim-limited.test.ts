@@ -12,7 +12,7 @@ import { interceptStatements } from './helpers/intercept.ts';
 import { ANONYMOUS, closeJobsDatabase, createWorker, type JobsDatabase, openJobsDatabase, statusOf, waitForJob } from './helpers/jobs.ts';
 
 const capped = defineKind({ name: 'capped', input: z.object({ n: z.number() }), result: z.null(), handler: () => null, options: { concurrency: 3 } });
-const scope: LimitedKindScope = { kind: 'capped', concurrency: 3, concurrencyPerKey: null, timeoutSeconds: 30, defaultTimeoutSeconds: 30 };
+const scope: LimitedKindScope = { kind: 'capped', concurrency: 3, concurrencyPerKey: null, timeoutSeconds: 30, defaultTimeoutSeconds: 30, rateLimit: null };
 
 let jobs: JobsDatabase;
 
@@ -62,7 +62,7 @@ describe('claiming a kind with a limit per concurrency key', () => {
     handler: () => null,
     options: { concurrencyPerKey: 1 },
   });
-  const keyedScope: LimitedKindScope = { kind: 'keyed', concurrency: null, concurrencyPerKey: 1, timeoutSeconds: 30, defaultTimeoutSeconds: 30 };
+  const keyedScope: LimitedKindScope = { kind: 'keyed', concurrency: null, concurrencyPerKey: 1, timeoutSeconds: 30, defaultTimeoutSeconds: 30, rateLimit: null };
   let keyedJobs: JobsDatabase;
 
   beforeAll(async () => {

@@ -2,16 +2,16 @@
  * Flow control across processes: three worker processes (ROLE=worker, JOB_KINDS_MODULE
  * test/fixtures/flow-kinds.ts) on one database, and this test submitting jobs and watching the
  * table. Their poll is a minute long, so every start below follows a wake-up: a NOTIFY of a new
- * job, of a freed slot, or of a resume.
+ * job, of a freed slot, or of a resume, or the time a rate limit allows the next start.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KindRegistry } from '../src/kinds/registry.ts';
-import { limited, paced, sequenced } from './fixtures/flow-kinds.ts';
+import { limited, paced, sequenced, throttled, throttledPerKey } from './fixtures/flow-kinds.ts';
 import { ANONYMOUS, closeJobsDatabase, type JobsDatabase, openJobsDatabase } from './helpers/jobs.ts';
 import { type ServiceProcess, startService } from './helpers/processes.ts';
 
-const kinds = new KindRegistry([paced, limited, sequenced]);
+const kinds = new KindRegistry([paced, limited, sequenced, throttled, throttledPerKey]);
 
 let jobs: JobsDatabase;
 let workers: ServiceProcess[] = [];
@@ -155,5 +155,62 @@ describe('a concurrency key of 1', () => {
     expect(rows).toHaveLength(KEYS);
     const inOrder = Array.from({ length: PER_KEY }, (_, n) => n);
     for (const row of rows) expect(row.numbers, row.key).toEqual(inOrder);
+  }, 150_000);
+});
+
+describe('rate limits', () => {
+  /**
+   * Every start of a rate-limited job, as the claim recorded it in its window (`job_rate_start`,
+   * the database's clock when the claim took the kind's lock), copied by a trigger: the claims
+   * delete a start once it has left the window.
+   */
+  beforeAll(async () => {
+    const setup = [
+      `CREATE TABLE test_rate_log (LIKE job_rate_start)`,
+      `CREATE FUNCTION test_rate_log() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN INSERT INTO test_rate_log VALUES (NEW.*); RETURN NULL; END $$`,
+      `CREATE TRIGGER test_rate_log AFTER INSERT ON job_rate_start FOR EACH ROW EXECUTE FUNCTION test_rate_log()`,
+    ];
+    for (const [n, text] of setup.entries()) await jobs.db.query({ name: `test_flow_rate_log_${n}`, text });
+  });
+
+  /** The most starts of `kind` in any interval of `intervalMs`, per bucket; and how many jobs started. */
+  async function mostPerInterval(kind: string, intervalMs: number): Promise<{ most: number; jobs: number }> {
+    const [row] = await jobs.db.query<{ most: number; jobs: number }>(
+      {
+        name: 'test_flow_rate_most',
+        text: `SELECT coalesce(max((SELECT count(*) FROM test_rate_log AS b
+                                   WHERE b.kind = a.kind AND b.key = a.key AND b.started_at >= a.started_at
+                                     AND b.started_at < a.started_at + $2::int * interval '1 millisecond')), 0)::int AS most,
+                      count(DISTINCT a.job_id)::int AS jobs
+               FROM test_rate_log AS a WHERE a.kind = $1`,
+      },
+      [kind, intervalMs],
+    );
+    return row!;
+  }
+
+  it('starts at most 20 jobs in any second across three processes, all through 300 jobs, and runs them all', async () => {
+    for (let round = 0; round < 3; round += 1) await submit('throttled', 100);
+    await until('throttled', (now) => now['completed'] === 300, 120_000);
+    // Filled to the limit (the jobs were waiting), never past it.
+    expect(await mostPerInterval('throttled', 1000)).toEqual({ most: 20, jobs: 300 });
+  }, 150_000);
+
+  it('per key: at most 5 starts of one key in any half second, keys not holding each other back', async () => {
+    await submit('throttledPerKey', 120, (n) => (n % 4 === 3 ? {} : { concurrencyKey: `key-${n % 4}` }));
+    await until('throttledPerKey', (now) => now['completed'] === 120, 120_000);
+    expect(await mostPerInterval('throttledPerKey', 500)).toEqual({ most: 5, jobs: 120 });
+    const buckets = await jobs.db.query<{ key: string; count: number }>({
+      name: 'test_flow_rate_buckets',
+      text: `SELECT key, count(*)::int AS count FROM test_rate_log WHERE kind = 'throttledPerKey' GROUP BY key ORDER BY key`,
+    });
+    // Jobs without a key share the bucket ''.
+    expect(buckets).toEqual([
+      { key: '', count: 30 },
+      { key: 'key-0', count: 30 },
+      { key: 'key-1', count: 30 },
+      { key: 'key-2', count: 30 },
+    ]);
   }, 150_000);
 });

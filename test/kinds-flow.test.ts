@@ -21,8 +21,9 @@ const greet = defineKind({
   input: z.object({ name: z.string() }),
   result: z.object({ greeting: z.string() }),
   handler: ({ name }) => ({ greeting: `hello ${name}` }),
-  // Claimed by the limited kinds' claim: pausing holds there too.
-  options: { concurrency: 4 },
+  // Claimed by the limited kinds' claim: pausing holds there too. The rate limit is listed (and
+  // loose enough to hold no job here back).
+  options: { concurrency: 4, rateLimit: { limit: 1000, intervalMs: 1000 } },
 });
 
 /** One job at a time per concurrency key. */
@@ -90,11 +91,17 @@ describe('pausing a kind', () => {
     expect(await statuses(ids)).toEqual(['pending', 'pending', 'pending']);
 
     const { body } = await rest('GET', '/api/v1/kinds');
-    const limits = ({ name, paused, concurrency, concurrencyPerKey }: Record<string, unknown>) => ({ name, paused, concurrency, concurrencyPerKey });
+    const limits = ({ name, paused, concurrency, concurrencyPerKey, rateLimit }: Record<string, unknown>) => ({
+      name,
+      paused,
+      concurrency,
+      concurrencyPerKey,
+      rateLimit,
+    });
     expect(body.kinds.map(limits)).toEqual([
-      { name: 'add', paused: false, concurrency: null, concurrencyPerKey: null },
-      { name: 'greet', paused: true, concurrency: 4, concurrencyPerKey: null },
-      { name: 'sequence', paused: false, concurrency: null, concurrencyPerKey: 1 },
+      { name: 'add', paused: false, concurrency: null, concurrencyPerKey: null, rateLimit: null },
+      { name: 'greet', paused: true, concurrency: 4, concurrencyPerKey: null, rateLimit: { limit: 1000, intervalMs: 1000, perKey: false } },
+      { name: 'sequence', paused: false, concurrency: null, concurrencyPerKey: 1, rateLimit: null },
     ]);
 
     expect(await rest('POST', '/api/v1/kinds/greet/resume')).toMatchObject({ status: 200, body: { paused: false } });
@@ -105,12 +112,12 @@ describe('pausing a kind', () => {
   it('over GraphQL: pauseKind, kinds, resumeKind; pauseAllKinds holds every kind until resumeAllKinds', async () => {
     const paused = await graphql('mutation($kind: String!) { pauseKind(kind: $kind) { name paused } }', { kind: 'add' });
     expect(paused).toEqual({ data: { pauseKind: { name: 'add', paused: true } } });
-    expect(await graphql('{ kinds { name paused concurrency concurrencyPerKey } }')).toEqual({
+    expect(await graphql('{ kinds { name paused concurrency concurrencyPerKey rateLimit { limit intervalMs perKey } } }')).toEqual({
       data: {
         kinds: [
-          { name: 'add', paused: true, concurrency: null, concurrencyPerKey: null },
-          { name: 'greet', paused: false, concurrency: 4, concurrencyPerKey: null },
-          { name: 'sequence', paused: false, concurrency: null, concurrencyPerKey: 1 },
+          { name: 'add', paused: true, concurrency: null, concurrencyPerKey: null, rateLimit: null },
+          { name: 'greet', paused: false, concurrency: 4, concurrencyPerKey: null, rateLimit: { limit: 1000, intervalMs: 1000, perKey: false } },
+          { name: 'sequence', paused: false, concurrency: null, concurrencyPerKey: 1, rateLimit: null },
         ],
       },
     });
@@ -166,7 +173,7 @@ describe('concurrency keys', () => {
     [{ concurrencyKey: '' }, /^concurrencyKey Too small/],
     [{ concurrencyKey: 'k'.repeat(201) }, /^concurrencyKey Too big/],
     [{ concurrencyKey: 'a\u0000b' }, /^concurrencyKey must not contain NUL/],
-    [{ kind: 'greet', input: { name: 'Al' }, concurrencyKey: 'k' }, /^concurrencyKey is for kinds that limit how many jobs of a key run at once; greet sets no concurrencyPerKey$/],
+    [{ kind: 'greet', input: { name: 'Al' }, concurrencyKey: 'k' }, /^concurrencyKey is for kinds that limit jobs per key \(concurrencyPerKey, or rateLimit.perKey\); greet sets neither$/],
   ])('refuses %j with 400 naming concurrencyKey, and writes nothing', async (change, message) => {
     const before = (await api.jobs.listJobs({ first: 100 }, ANONYMOUS)).jobs.length;
     const { status, body } = await rest('POST', '/api/v1/jobs', { kind: 'sequence', input: { n: 1 }, ...change });

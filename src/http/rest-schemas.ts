@@ -29,7 +29,7 @@ export const SubmitJobBody = z
       .string()
       .nullish()
       .describe(
-        "1 to 200 characters. Jobs of one key run at most the kind's concurrencyPerKey at once, in submission order; only for kinds that set it.",
+        "1 to 200 characters. Jobs of one key run at most the kind's concurrencyPerKey at once, and start at most as its per-key rateLimit allows, in submission order; only for kinds that set one of them.",
       ),
   })
   .strict();
@@ -92,7 +92,15 @@ export const KindAnswer = z.strictObject({
     .number()
     .int()
     .nullable()
-    .describe('At most this many of its jobs of one concurrencyKey run at once, in submission order; null when its jobs take no key.'),
+    .describe('At most this many of its jobs of one concurrencyKey run at once, in submission order; null for no such limit.'),
+  rateLimit: z
+    .strictObject({
+      limit: z.number().int().describe('Starts allowed per interval.'),
+      intervalMs: z.number().int().describe('The interval, in milliseconds.'),
+      perKey: z.boolean().describe('Each concurrencyKey has the limit to itself (jobs without a key share one); false: the kind has one.'),
+    })
+    .nullable()
+    .describe('At most limit of its jobs start within any intervalMs (a sliding window), across all workers; jobs over it stay pending. Null for no limit.'),
 });
 
 export const KindsAnswer = z.strictObject({ kinds: z.array(KindAnswer) });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import type { JobKind } from '../kinds/define.ts';
+import { type JobKind, takesKeys } from '../kinds/define.ts';
 import { toPayloadJson } from '../kinds/payload.ts';
 import type { KindRegistry } from '../kinds/registry.ts';
 import { fieldError, JobServiceError } from './errors.ts';
@@ -95,9 +95,13 @@ export function toNewJob(submission: JobSubmission, paths: FieldPaths, context: 
   });
   if (!options.success) throw fieldError(options.error.issues[0], { prefix: paths.job, whole: '' });
   const concurrencyKey = options.data.concurrencyKey ?? null;
-  if (concurrencyKey !== null && kind.options.concurrencyPerKey === undefined) {
+  if (concurrencyKey !== null && !takesKeys(kind)) {
     const field = `${paths.job}concurrencyKey`;
-    throw new JobServiceError('BAD_USER_INPUT', `${field} is for kinds that limit how many jobs of a key run at once; ${kind.name} sets no concurrencyPerKey`, field);
+    throw new JobServiceError(
+      'BAD_USER_INPUT',
+      `${field} is for kinds that limit jobs per key (concurrencyPerKey, or rateLimit.perKey); ${kind.name} sets neither`,
+      field,
+    );
   }
   return {
     id: context.ids.next(),
@@ -109,7 +113,7 @@ export function toNewJob(submission: JobSubmission, paths: FieldPaths, context: 
     priority: options.data.priority ?? kind.options.priority ?? 0,
     idempotencyKey: options.data.idempotencyKey ?? null,
     concurrencyKey,
-    sequenced: kind.options.concurrencyPerKey !== undefined,
+    sequenced: takesKeys(kind),
     owner: context.owner,
     ...(options.data.uniqueKey ? { uniqueKey: options.data.uniqueKey, onUnique: options.data.onUnique ?? 'refuse' } : {}),
   };

@@ -30,6 +30,25 @@ export interface KindOptions {
    * while a key is busy. A job may carry a key only when its kind sets this. Default: none.
    */
   concurrencyPerKey?: number;
+  /**
+   * At most `limit` of the kind's jobs start within any `intervalMs` milliseconds, across every
+   * worker process: a sliding window, so no interval of that length, wherever it begins, holds
+   * more starts. A retry, or a stale job taken over, is a start again. Jobs over the limit stay
+   * pending and start once a start leaves the window. With `perKey`, each `concurrencyKey` has a
+   * limit of its own (jobs without a key share one), and jobs may carry a key (started in
+   * submission order within a key, as with concurrencyPerKey). Default: none, and none of its cost.
+   */
+  rateLimit?: RateLimit;
+}
+
+/** See KindOptions.rateLimit. */
+export interface RateLimit {
+  /** Starts allowed per interval: 1 to 10000. */
+  limit: number;
+  /** The interval, in milliseconds: 1 to 86400000 (a day). */
+  intervalMs: number;
+  /** One limit per concurrency key instead of one for the kind. Default: false. */
+  perKey?: boolean;
 }
 
 /**
@@ -138,11 +157,19 @@ export function defineKind<In extends z.ZodType, Out extends z.ZodType>(definiti
     input,
     result,
     progress,
-    options: Object.freeze({ ...options }),
+    options: Object.freeze({ ...options, ...(options.rateLimit ? { rateLimit: Object.freeze({ ...options.rateLimit }) } : {}) }),
     schedules: Object.freeze(schedules.map((schedule) => Object.freeze({ ...schedule }))),
     handler,
     [DEFINED_KIND]: true,
   });
+}
+
+/**
+ * Whether a kind's jobs may carry a concurrency key: it limits jobs per key, running or starting.
+ * Such a kind's jobs are numbered in submission order (`concurrency_order`), key or none.
+ */
+export function takesKeys(kind: Pick<JobKind, 'options'>): boolean {
+  return kind.options.concurrencyPerKey !== undefined || kind.options.rateLimit?.perKey === true;
 }
 
 export function isJobKind(value: unknown): value is JobKind {
@@ -160,7 +187,7 @@ function kindProblem(definition: KindDefinition<z.ZodType, z.ZodType>): string |
   if (typeof handler !== 'function' && !(handler && (typeof handler.module === 'string' || handler.module instanceof URL))) {
     return 'handler must be a function, or { module } naming a file to run in a worker thread';
   }
-  const { maxAttempts, timeoutSeconds, backoff, priority, concurrency, concurrencyPerKey } = options;
+  const { maxAttempts, timeoutSeconds, backoff, priority, concurrency, concurrencyPerKey, rateLimit } = options;
   if (maxAttempts !== undefined && !isIntegerIn(maxAttempts, 1, 100)) return 'options.maxAttempts must be an integer from 1 to 100';
   if (timeoutSeconds !== undefined && !isIntegerIn(timeoutSeconds, 1, 86_400)) {
     return 'options.timeoutSeconds must be an integer from 1 to 86400';
@@ -170,6 +197,7 @@ function kindProblem(definition: KindDefinition<z.ZodType, z.ZodType>): string |
   if (concurrencyPerKey !== undefined && !isIntegerIn(concurrencyPerKey, 1, 10_000)) {
     return 'options.concurrencyPerKey must be an integer from 1 to 10000';
   }
+  if (rateLimit !== undefined && rateLimitProblem(rateLimit)) return rateLimitProblem(rateLimit);
   if (
     backoff !== undefined &&
     !(isIntegerIn(backoff.baseDelayMs, 0, 3_600_000) && isIntegerIn(backoff.maxDelayMs, backoff.baseDelayMs, 86_400_000))
@@ -177,6 +205,16 @@ function kindProblem(definition: KindDefinition<z.ZodType, z.ZodType>): string |
     return 'options.backoff needs integer baseDelayMs (0 to 3600000) and maxDelayMs (at least baseDelayMs, at most 86400000)';
   }
   return schedulesProblem(definition);
+}
+
+function rateLimitProblem(rateLimit: RateLimit): string | undefined {
+  if (typeof rateLimit !== 'object' || rateLimit === null) return 'options.rateLimit must be { limit, intervalMs, perKey? }';
+  const unknown = Object.keys(rateLimit).find((key) => !['limit', 'intervalMs', 'perKey'].includes(key));
+  if (unknown !== undefined) return `options.rateLimit has an unknown field ${JSON.stringify(unknown)} (limit, intervalMs, perKey)`;
+  if (!isIntegerIn(rateLimit.limit, 1, 10_000)) return 'options.rateLimit.limit must be an integer from 1 to 10000';
+  if (!isIntegerIn(rateLimit.intervalMs, 1, 86_400_000)) return 'options.rateLimit.intervalMs must be an integer from 1 to 86400000 (milliseconds)';
+  if (rateLimit.perKey !== undefined && typeof rateLimit.perKey !== 'boolean') return 'options.rateLimit.perKey must be a boolean';
+  return undefined;
 }
 
 function schedulesProblem({ input, schedules = [] }: KindDefinition<z.ZodType, z.ZodType>): string | undefined {

@@ -1,6 +1,6 @@
 /** The kinds one service knows: looked up by name at submission and by the worker for each job. */
 import { z } from 'zod';
-import { type JobKind, KindDefinitionError } from './define.ts';
+import { type JobKind, KindDefinitionError, type RateLimit } from './define.ts';
 
 /** A kind as `GET /api/v1/kinds` and the `kinds` query describe it. */
 export interface KindDescription {
@@ -12,6 +12,8 @@ export interface KindDescription {
   concurrency: number | null;
   /** At most this many of its jobs of one concurrency key run at once, in submission order; null for no keys. */
   concurrencyPerKey: number | null;
+  /** At most `limit` starts per `intervalMs` (per concurrency key with `perKey`); null for no limit. */
+  rateLimit: Required<RateLimit> | null;
 }
 
 export class KindRegistry {
@@ -38,10 +40,11 @@ export class KindRegistry {
     return [...this.byName.values()].some((kind) => typeof kind.handler !== 'function');
   }
 
-  /** Kinds whose jobs the claim must count: those with a concurrency limit, or one per key. */
+  /** Kinds whose jobs the claim must count: those with a concurrency limit, one per key, or a rate limit. */
   get limited(): JobKind[] {
     return [...this.byName.values()].filter(
-      (kind) => kind.options.concurrency !== undefined || kind.options.concurrencyPerKey !== undefined,
+      (kind) =>
+        kind.options.concurrency !== undefined || kind.options.concurrencyPerKey !== undefined || kind.options.rateLimit !== undefined,
     );
   }
 
@@ -62,9 +65,15 @@ export class KindRegistry {
       resultSchema: jsonSchema(kind.result, 'output'),
       concurrency: kind.options.concurrency ?? null,
       concurrencyPerKey: kind.options.concurrencyPerKey ?? null,
+      rateLimit: rateLimitOf(kind),
     }));
     return this.descriptions;
   }
+}
+
+function rateLimitOf(kind: JobKind): Required<RateLimit> | null {
+  const rate = kind.options.rateLimit;
+  return rate ? { limit: rate.limit, intervalMs: rate.intervalMs, perKey: rate.perKey ?? false } : null;
 }
 
 function jsonSchema(schema: z.ZodType, io: 'input' | 'output'): Record<string, unknown> {

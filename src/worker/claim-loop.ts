@@ -73,7 +73,23 @@ export class ClaimLoop {
   private loop: Promise<void> | undefined;
   private endSleep: (() => void) | undefined;
   private unsubscribe: Array<() => void> = [];
-  private readonly dueWakeups = new DueWakeups(() => this.wake(), MAX_DUE_WAKEUPS);
+  private readonly dueWakeups = new DueWakeups(() => this.wakeAll(), MAX_DUE_WAKEUPS);
+  /**
+   * Limited kinds whose last claim found nothing to do: it took no job, none of theirs was wip,
+   * and no rate limit held any back. Their claims (a transaction of four round trips each) are
+   * skipped until something may have changed that: a pending job heard of (events do not name
+   * their kind, so of any kind), a due wake-up, a resync, or a poll interval since the last
+   * clearing, which catches what a missed NOTIFY left (counted by the clock, not by the loop's
+   * sleeps: a loop kept busy by other kinds never sleeps out its poll). Without this, a worker that runs a limited kind beside unlimited ones paid
+   * that transaction every claim cycle, idle or not (a quarter of an unlimited kind's drain).
+   */
+  private readonly idleLimited = new Set<string>();
+  /**
+   * Counts the clearings of `idleLimited`: a claim that began before one (a job added while it
+   * ran, its NOTIFY heard before it returned) may not have seen that job, so it marks no kind idle.
+   */
+  private idleClearings = 0;
+  private idleClearedAt = performance.now();
   /**
    * Jobs that hold the slots of a limited kind this worker could not fill: when one leaves wip,
    * a slot is free, and the loop claims again. Replaced by each claim.
@@ -90,7 +106,7 @@ export class ClaimLoop {
 
   start(): void {
     const { hub } = this.options;
-    this.unsubscribe = [hub.onEvents((events) => this.hear(events)), hub.onResync(() => this.wake())];
+    this.unsubscribe = [hub.onEvents((events) => this.hear(events)), hub.onResync(() => this.wakeAll())];
     this.mode = 'woken';
     this.loop = this.run();
   }
@@ -101,6 +117,7 @@ export class ClaimLoop {
     this.unsubscribe = [];
     this.dueWakeups.clear();
     this.holders.clear();
+    this.clearIdle();
     const loop = this.loop;
     this.loop = undefined;
     if (this.mode !== 'stopped') this.mode = 'stopping';
@@ -163,17 +180,24 @@ export class ClaimLoop {
   }
 
   private async claimInto(claimed: ClaimedJob[], free: number): Promise<void> {
-    const { db, workerId, scope, limited } = this.options;
+    const { db, workerId, scope, limited, pollIntervalMs } = this.options;
     if (limited.length > 0) {
+      if (this.idleLimited.size > 0 && performance.now() - this.idleClearedAt >= pollIntervalMs) this.clearIdle();
       this.leftWipDuringClaim = new Set();
       const holders = new Set<string>();
       try {
         for (const kind of limited) {
           const room = free - claimed.length;
           if (room <= 0) break;
+          if (this.idleLimited.has(kind.kind)) continue;
+          const clearings = this.idleClearings;
           const batch = await claimLimitedStatement(db, workerId, room, kind);
           this.failTimedOut(batch.timedOut);
           claimed.push(...batch.claimed);
+          if (batch.rateDueInMs !== null) this.dueWakeups.add(batch.rateDueInMs);
+          if (batch.claimed.length === 0 && batch.holders.length === 0 && batch.rateDueInMs === null && clearings === this.idleClearings) {
+            this.idleLimited.add(kind.kind);
+          }
           if (batch.claimed.length === room) continue;
           for (const id of batch.holders) holders.add(id);
           for (const job of batch.claimed) holders.add(job.id);
@@ -233,6 +257,7 @@ export class ClaimLoop {
     // Jobs added together share their delay; one wake-up does for all of them.
     const delays = new Set<number>();
     for (const event of events) {
+      if (event.status === 'pending') this.clearIdle();
       if (event.status !== 'wip') {
         if (this.holders.delete(event.id)) dueNow = true;
         this.leftWipDuringClaim?.add(event.id);
@@ -243,6 +268,18 @@ export class ClaimLoop {
     }
     for (const delay of delays) this.dueWakeups.add(delay);
     if (dueNow) this.wake();
+  }
+
+  /** A wake-up after which every limited kind is claimed again, idle or not. */
+  private wakeAll(): void {
+    this.clearIdle();
+    this.wake();
+  }
+
+  private clearIdle(): void {
+    this.idleLimited.clear();
+    this.idleClearings += 1;
+    this.idleClearedAt = performance.now();
   }
 
   private wake(): void {

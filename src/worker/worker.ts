@@ -6,6 +6,7 @@ import type { JobEventHub } from '../jobs/events.ts';
 import { adoptUnorderedStatement } from '../jobs/sql/claim-limited.ts';
 import { releaseJobsStatement } from '../jobs/sql/release.ts';
 import type { KindRegistry } from '../kinds/registry.ts';
+import { takesKeys } from '../kinds/define.ts';
 import { StartStop } from '../lifecycle.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
@@ -115,6 +116,7 @@ export class Worker extends StartStop {
         kind: kind.name,
         concurrency: kind.options.concurrency ?? null,
         concurrencyPerKey: kind.options.concurrencyPerKey ?? null,
+        rateLimit: kind.options.rateLimit ? { ...kind.options.rateLimit, perKey: kind.options.rateLimit.perKey === true } : null,
         timeoutSeconds: Math.min(kind.options.timeoutSeconds ?? jobTimeoutSeconds, jobTimeoutSeconds),
         defaultTimeoutSeconds: jobTimeoutSeconds,
       })),
@@ -140,7 +142,7 @@ export class Worker extends StartStop {
   protected async onStart(): Promise<void> {
     const { db, hub, logger, metrics, retry, random } = this.options;
     await hub.start();
-    const sequenced = this.options.kinds.limited.filter((kind) => kind.options.concurrencyPerKey !== undefined);
+    const sequenced = this.options.kinds.limited.filter(takesKeys);
     await adoptUnorderedStatement(db, sequenced.map((kind) => kind.name));
     this.writer = new OutcomeWriter({ db, hub, logger, metrics, workerId: this.id, retry, random });
     this.executor.open(this.writer);

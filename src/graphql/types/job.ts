@@ -61,7 +61,7 @@ export function addJobType(builder: Builder) {
       }),
       concurrencyKey: t.exposeString('concurrencyKey', {
         nullable: true,
-        description: "Jobs of one key run at most their kind's `concurrencyPerKey` at once, in submission order.",
+        description: "Jobs of one key run at most their kind's `concurrencyPerKey` at once, and start at most as its per-key `rateLimit` allows, in submission order.",
       }),
       version: t.exposeInt('version', { description: 'Grows with every change of the job.' }),
       runAt: t.expose('runAt', { type: 'DateTime' }),

@@ -4,6 +4,17 @@ import { serviceCall } from '../errors.ts';
 
 /** The kinds, their limits, and pausing them. */
 export function addKindTypes(builder: Builder) {
+  const RateLimit = builder.objectRef<NonNullable<KindState['rateLimit']>>('RateLimit').implement({
+    description: 'At most `limit` of a kind\'s jobs start within any `intervalMs` milliseconds, across all workers (a sliding window).',
+    fields: (t) => ({
+      limit: t.exposeInt('limit', { description: 'Starts allowed per interval.' }),
+      intervalMs: t.exposeInt('intervalMs', { description: 'The interval, in milliseconds.' }),
+      perKey: t.exposeBoolean('perKey', {
+        description: 'Each `concurrencyKey` has the limit to itself (jobs without a key share one); false: the kind has one.',
+      }),
+    }),
+  });
+
   const Kind = builder.objectRef<KindState>('Kind').implement({
     description: 'A kind of job the service runs.',
     fields: (t) => ({
@@ -20,7 +31,13 @@ export function addKindTypes(builder: Builder) {
       }),
       concurrencyPerKey: t.exposeInt('concurrencyPerKey', {
         nullable: true,
-        description: 'At most this many of its jobs of one `concurrencyKey` run at once, in submission order; null when its jobs take no key.',
+        description: 'At most this many of its jobs of one `concurrencyKey` run at once, in submission order; null for no such limit.',
+      }),
+      rateLimit: t.field({
+        type: RateLimit,
+        nullable: true,
+        description: 'At most so many of its jobs start per interval; jobs over it stay PENDING until it allows. Null for no limit.',
+        resolve: (kind) => kind.rateLimit,
       }),
     }),
   });

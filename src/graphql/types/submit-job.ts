@@ -33,7 +33,7 @@ export function addSubmitJobTypes(builder: Builder, { AddJobPayload }: AddJobTyp
       concurrencyKey: t.string({
         required: false,
         description:
-          "1 to 200 characters. Jobs of one key run at most the kind's `concurrencyPerKey` at once, in submission order; only for kinds that set it.",
+          "1 to 200 characters. Jobs of one key run at most the kind's `concurrencyPerKey` at once, and start at most as its per-key `rateLimit` allows, in submission order; only for kinds that set one of them.",
       }),
     }),
   });

@@ -1,7 +1,7 @@
 /**
- * Claiming the jobs of a kind with concurrency limits: at most N of them wip at once, and at most
- * M of one concurrency key, across every worker process. Kinds without limits never come here
- * (see `jobs_claim` in claim.ts).
+ * Claiming the jobs of a kind with limits: at most N of them wip at once, at most M of one
+ * concurrency key, and at most R starts per interval (of the kind, or of each key), across every
+ * worker process. Kinds without limits never come here (see `jobs_claim` in claim.ts).
  */
 import type { Database, Statement } from '../../db/database.ts';
 import { type ClaimedRow, claimedCte, type ClaimResult, toClaimResult } from './claim.ts';
@@ -13,8 +13,10 @@ export interface LimitedKindScope {
   kind: string;
   /** At most this many of its jobs wip at once, across all workers; null for no limit. */
   concurrency: number | null;
-  /** At most this many of its jobs of one concurrency key wip at once; null when its jobs have no keys. */
+  /** At most this many of its jobs of one concurrency key wip at once; null for no such limit. */
   concurrencyPerKey: number | null;
+  /** At most `limit` starts per `intervalMs`, of the kind or (perKey) of each key; null for no limit. */
+  rateLimit: { limit: number; intervalMs: number; perKey: boolean } | null;
   /** Its jobs' stale timeout: the kind's, else the default; at most the default. */
   timeoutSeconds: number;
   /** The stale timeout of jobs that carry none (JOB_TIMEOUT_SECONDS). */
@@ -28,6 +30,11 @@ export interface LimitedClaimResult extends ClaimResult {
    * again on hearing that.
    */
   holders: string[];
+  /**
+   * With a rate limit: in how many ms a start leaves a full bucket's window, when the claim took
+   * fewer than asked (jobs may be waiting for it); the worker claims again then. Null otherwise.
+   */
+  rateDueInMs: number | null;
 }
 
 /*
@@ -58,15 +65,16 @@ const lockKind: Statement = {
  * - `running`: the kind's wip jobs, through the stale rule's partial index on wip jobs; there are
  *   at most as many as all workers' slots and queues hold.
  * - `stale`: its wip jobs whose worker is presumed dead. Taking one over leaves the count as it
- *   is, so they need no free slot.
+ *   is, so they need no free slot (but a start: see the rate limit below).
  * - `due`: up to the free slots, $6 less the running count (no bound when $6 is NULL), and what
  *   `stale` left of $2, from the candidates, by priority then age:
- * - `candidates`: with a per-key limit ($7), the heads of its keys (`key_heads`), and its jobs
- *   without a key in submission order, through the key index; without one, its due jobs in
- *   claim order (a job's key is then ignored).
+ * - `candidates`: for a kind whose jobs take keys ($8: a per-key running limit $7, or a per-key
+ *   rate limit), the heads of its keys (`key_heads`), and its jobs without a key in submission
+ *   order, through the key index; otherwise its due jobs in claim order (a job's key is ignored).
  * - `key_heads`: each key with pending jobs, found by a loose index scan of the key index (one
  *   probe per key, in `keys`), gives its first pending jobs in submission order
- *   (`concurrency_order`), as many as $7 less its wip jobs, and of those the ones that are due.
+ *   (`concurrency_order`), as many as $7 less its wip jobs (and as its bucket has tokens, below),
+ *   and of those the ones that are due.
  *   So a key's jobs start in submission order, at most $7 at once, and a job that waits (a retry
  *   in its backoff, a later `runAt`) holds the jobs behind it: with $7 = 1, a key is a strict
  *   sequence. Jobs of other keys, and jobs without a key, are not held.
@@ -82,12 +90,42 @@ const lockKind: Statement = {
  * no kind column; one that had would cost every job of every kind an entry), stepping over
  * those ahead of its own: a backlog of another kind ahead slows each of its claims. Kinds
  * without limits never pay any of it.
+ *
+ * Rate limits ($9 starts per $10 ms; per key when $11) are a sliding window: `job_rate_start`
+ * holds a row per start still within the interval, in buckets by key ('' for the kind, and for
+ * jobs without a key when per key). A bucket's tokens are $9 less its rows of the last interval
+ * (counted up to $9, through the primary key). The window is read on `clock`, the clock after the
+ * lock was granted: the claims of a kind are serialised, so their times grow in the order they
+ * count, and a claim that takes k <= tokens jobs at time t leaves every interval that holds t at
+ * most $9 starts (each such interval ends after t, so its earlier starts are within (t − I, t]).
+ * `now()`, the transaction's start, would not do: a claim that waited for the lock would record
+ * starts earlier than those it counted after.
+ * - Kind-wide, the tokens bound `due` as $6 does; per key, they bound each key's heads in
+ *   `key_heads`, and the jobs without a key.
+ * - `stale`: a job taken over starts again, so it takes a token too: at most the kind's tokens,
+ *   or per key one job a claim, of a key with a token; and `due` takes nothing in a claim that
+ *   took one over (its rows are not counted yet), and says "claim again at once" (0 ms).
+ * - `started` writes a row per job made wip (not per job failed for its timeout); `expired`
+ *   deletes the kind's rows that left the window (the expiry index), so the table holds at most
+ *   $9 rows per bucket that started a job within the interval.
+ * - `rate_due`: when the claim took fewer than $2, in how many ms the first full bucket frees a
+ *   token (its oldest start in the window, plus the interval): the worker claims again then,
+ *   without polling. A full bucket with nothing pending costs one empty claim, once per interval
+ *   at most. It reads the kind's rows of the last interval: per key, every key's.
+ * Limits of the window: it trusts the database server's clock (a step back lets starts through
+ *   early); and the claim commits without waiting for its WAL flush (commitWithoutFlushWait), so a
+ *   database crash may lose the starts of its last moments with the claims that made them, while
+ *   a worker may already have run those jobs: after such a crash one interval may hold more.
  * A paused kind claims nothing, its stale jobs included (see claim.ts).
  * The final SELECT always yields a row; one of its rows (whichever) lists `running` in
- * `holders`, the others have NULL there: the driver parses a text[] per row, and every row carrying
+ * `holders`, and `rate_due`; the others have NULL there: the driver parses a text[] per row, and every row carrying
  * the list made a claim of 500 among 5,000 running parse 2.5 million ids (bench/drain.ts,
  * `ours-keyed`: two thirds of the worker's CPU). A row without a claimed job has a NULL id.
  */
+const bucketTokens = (key: string) => `($9 - (SELECT count(*) FROM (
+    SELECT FROM job_rate_start AS r WHERE r.kind = $5 AND r.key = ${key} AND r.started_at > (SELECT since FROM clock)
+    LIMIT $9) AS counted))`;
+
 const claimLimitedJobs: Statement = {
   name: 'jobs_claim_limited',
   text: `
@@ -97,20 +135,27 @@ const claimLimitedJobs: Statement = {
   running AS MATERIALIZED (
     SELECT ARRAY(SELECT id::text FROM job WHERE queue_state = 2 AND kind = $5) AS ids
   ),
+  clock AS MATERIALIZED (
+    SELECT t, t - $10::int * interval '1 millisecond' AS since FROM (SELECT clock_timestamp() AS t) AS now
+  ),
+  kind_tokens AS MATERIALIZED (
+    SELECT CASE WHEN $9::int IS NOT NULL AND NOT $11 THEN ${bucketTokens(`''`)} END AS n
+  ),
   stale AS (
     SELECT id FROM job
     WHERE queue_state = 2 AND kind = $5 AND (SELECT yes FROM runnable)
       AND heartbeat_at < now() - make_interval(secs => $3)
       AND heartbeat_at < now() - make_interval(secs => coalesce(timeout_seconds, $4))
+      AND (NOT $11 OR ${bucketTokens(`coalesce(concurrency_key, '')`)} > 0)
     ORDER BY heartbeat_at
-    LIMIT $2
+    LIMIT greatest(0, least($2, coalesce((SELECT n FROM kind_tokens), $2), CASE WHEN $11 THEN 1 ELSE $2 END))
     FOR UPDATE SKIP LOCKED
   ),
   key_heads AS MATERIALIZED (
     WITH RECURSIVE keys (key) AS (
       SELECT min(concurrency_key) FROM job
       WHERE kind = $5 AND concurrency_order IS NOT NULL AND concurrency_key IS NOT NULL AND queue_state = 1
-        AND $7::int IS NOT NULL
+        AND $8
       UNION ALL
       SELECT (SELECT min(concurrency_key) FROM job
               WHERE kind = $5 AND concurrency_order IS NOT NULL AND concurrency_key > keys.key AND queue_state = 1)
@@ -121,11 +166,13 @@ const claimLimitedJobs: Statement = {
       SELECT id, run_at FROM job
       WHERE kind = $5 AND concurrency_order IS NOT NULL AND concurrency_key = keys.key AND queue_state = 1
       ORDER BY concurrency_order
-      LIMIT greatest(0, $7 - (SELECT count(*) FROM (
-        SELECT FROM job AS running_of_key
-        WHERE running_of_key.kind = $5 AND running_of_key.concurrency_order IS NOT NULL
-          AND running_of_key.concurrency_key = keys.key AND running_of_key.queue_state = 2
-        LIMIT $7) AS counted))
+      LIMIT greatest(0, least(
+        CASE WHEN $7::int IS NULL THEN $2 ELSE $7 - (SELECT count(*) FROM (
+          SELECT FROM job AS running_of_key
+          WHERE running_of_key.kind = $5 AND running_of_key.concurrency_order IS NOT NULL
+            AND running_of_key.concurrency_key = keys.key AND running_of_key.queue_state = 2
+          LIMIT $7) AS counted) END,
+        CASE WHEN $11 THEN ${bucketTokens('keys.key')} ELSE $2 END))
     ) AS head
     WHERE keys.key IS NOT NULL AND head.run_at <= now()
     LIMIT $2
@@ -134,13 +181,13 @@ const claimLimitedJobs: Statement = {
     SELECT id FROM key_heads
     UNION ALL
     (SELECT id FROM job
-     WHERE $7::int IS NOT NULL AND kind = $5 AND concurrency_order IS NOT NULL AND concurrency_key IS NULL
+     WHERE $8 AND kind = $5 AND concurrency_order IS NOT NULL AND concurrency_key IS NULL
        AND queue_state = 1 AND run_at <= now()
      ORDER BY concurrency_order
-     LIMIT $2)
+     LIMIT greatest(0, least($2, CASE WHEN $11 THEN ${bucketTokens(`''`)} ELSE $2 END)))
     UNION ALL
     (SELECT id FROM job
-     WHERE $7::int IS NULL AND queue_state = 1 AND run_at <= now() AND kind = $5
+     WHERE NOT $8 AND queue_state = 1 AND run_at <= now() AND kind = $5
      ORDER BY priority DESC, run_at, id
      LIMIT $2)
   ),
@@ -148,15 +195,42 @@ const claimLimitedJobs: Statement = {
     SELECT id FROM job
     WHERE id = ANY (ARRAY(SELECT id FROM candidates)) AND queue_state = 1 AND (SELECT yes FROM runnable)
     ORDER BY priority DESC, run_at, id
-    LIMIT greatest(0, least($2 - (SELECT count(*) FROM stale), coalesce($6 - (SELECT cardinality(ids) FROM running), $2)))
+    LIMIT CASE WHEN $9::int IS NOT NULL AND EXISTS (SELECT FROM stale) THEN 0
+               ELSE greatest(0, least($2 - (SELECT count(*) FROM stale), coalesce($6 - (SELECT cardinality(ids) FROM running), $2),
+                                      coalesce((SELECT n FROM kind_tokens), $2))) END
     FOR UPDATE SKIP LOCKED
   ),
   ${claimedCte('ARRAY(SELECT id FROM stale UNION ALL SELECT id FROM due)')},
   ${announce('claimed')},
-  ${commitWithoutFlushWait}
-  SELECT CASE WHEN row_number() OVER () = 1 THEN running.ids END AS holders, claimed.id, claimed.kind, claimed.input, claimed.attempt, claimed."maxAttempts",
+  ${commitWithoutFlushWait},
+  started AS (
+    INSERT INTO job_rate_start (kind, key, started_at, job_id)
+    SELECT $5, CASE WHEN $11 THEN coalesce(job.concurrency_key, '') ELSE '' END, (SELECT t FROM clock), claimed.id
+    FROM claimed JOIN job ON job.id = claimed.id
+    WHERE $9::int IS NOT NULL AND claimed.status = 'wip'
+    RETURNING key, started_at
+  ),
+  expired AS (
+    DELETE FROM job_rate_start WHERE $9::int IS NOT NULL AND kind = $5 AND started_at <= (SELECT since FROM clock)
+  ),
+  rate_due AS (
+    SELECT CASE
+      WHEN $9::int IS NULL THEN NULL
+      WHEN EXISTS (SELECT FROM stale) THEN 0
+      WHEN (SELECT count(*) FROM claimed) >= $2 THEN NULL
+      ELSE (SELECT greatest(0, ceil(extract(epoch FROM min(first_start) + $10::int * interval '1 millisecond' - clock_timestamp()) * 1000))::int
+            FROM (SELECT min(started_at) AS first_start
+                  FROM (SELECT key, started_at FROM job_rate_start
+                        WHERE kind = $5 AND started_at > (SELECT since FROM clock)
+                        UNION ALL SELECT key, started_at FROM started) AS window_starts
+                  GROUP BY key HAVING count(*) >= $9) AS full_buckets)
+    END AS ms
+  )
+  SELECT CASE WHEN row_number() OVER () = 1 THEN running.ids END AS holders,
+         CASE WHEN row_number() OVER () = 1 THEN rate_due.ms END AS "rateDueInMs",
+         claimed.id, claimed.kind, claimed.input, claimed.attempt, claimed."maxAttempts",
          claimed."createdAtMs", claimed.traceparent, claimed.status, claimed."lastError"
-  FROM running CROSS JOIN announced CROSS JOIN flush_not_awaited LEFT JOIN claimed ON true
+  FROM running CROSS JOIN announced CROSS JOIN flush_not_awaited CROSS JOIN rate_due LEFT JOIN claimed ON true
   ORDER BY claimed.priority DESC, claimed.run_at, claimed.id`,
 };
 
@@ -169,7 +243,8 @@ export async function claimLimitedStatement(
 ): Promise<LimitedClaimResult> {
   const rows = await db.transaction(async (tx) => {
     await tx.query(lockKind, [scope.kind]);
-    return tx.query<ClaimedRow & { holders: string[] | null }>(claimLimitedJobs, [
+    const rate = scope.rateLimit;
+    return tx.query<ClaimedRow & { holders: string[] | null; rateDueInMs: number | null }>(claimLimitedJobs, [
       workerId,
       limit,
       scope.timeoutSeconds,
@@ -177,10 +252,15 @@ export async function claimLimitedStatement(
       scope.kind,
       scope.concurrency,
       scope.concurrencyPerKey,
+      scope.concurrencyPerKey !== null || rate?.perKey === true,
+      rate?.limit ?? null,
+      rate?.intervalMs ?? null,
+      rate?.perKey === true,
     ]);
   });
-  const holders = rows.find((row) => row.holders !== null)?.holders ?? [];
-  return { ...toClaimResult(rows.filter((row) => row.id !== null).map(({ holders: _, ...row }) => row)), holders };
+  const first = rows.find((row) => row.holders !== null);
+  const claimed = rows.filter((row) => row.id !== null).map(({ holders: _, rateDueInMs: __, ...row }) => row);
+  return { ...toClaimResult(claimed), holders: first?.holders ?? [], rateDueInMs: first?.rateDueInMs ?? null };
 }
 
 /*

@@ -37,7 +37,7 @@ export type OnUnique =
   | 'REFUSE';
 
 export type SubmitJobInput = {
-  /** 1 to 200 characters. Jobs of one key run at most the kind's `concurrencyPerKey` at once, in submission order; only for kinds that set it. */
+  /** 1 to 200 characters. Jobs of one key run at most the kind's `concurrencyPerKey` at once, and start at most as its per-key `rateLimit` allows, in submission order; only for kinds that set one of them. */
   concurrencyKey?: string | null | undefined;
   /** Submitting again with the same key and input returns the first job instead of a new one; the same key with other input is refused with CONFLICT. */
   idempotencyKey?: string | null | undefined;
