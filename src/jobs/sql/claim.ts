@@ -67,11 +67,14 @@ export function claimedCte(ids: string): string {
  *   $4 when the kind has none); their worker is presumed dead. They go first, being the oldest
  *   work in the queue, whoever owns them. $3, the shortest timeout of any kind, bounds the index
  *   scan: without it a claim would walk every wip job, healthy ones included, to find none stale.
- * - `owners`: the owners with pending jobs (due or not), by a loose index scan of the claim index
- *   (owner, priority DESC, run_at, id): one probe per owner, in owner order, starting after $6
- *   (the owner whose turn came last in this worker's previous claim) and wrapping round, at most
- *   MAX_OWNERS and at most the batch. The walk skips past an owner's backlog in one probe,
- *   whatever its size.
+ * - `owners`: whose turn it is. $6 is the owner whose turn came last in this worker's previous
+ *   claim; the owners with pending jobs (due or not) after it, then those before it, are found by
+ *   a loose index scan of the claim index (owner, priority DESC, run_at, id), one probe per owner
+ *   whatever its backlog, and $6 itself comes last, unprobed: at most MAX_OWNERS, and at most the
+ *   batch. $6 is not probed because a probe must step over the dead entries at the head of an
+ *   owner's range (its jobs claimed since the last vacuum), which `fair` steps over again: with
+ *   one owner, the walk is two probes that find no other owner and step over nothing. An owner
+ *   of $6 with nothing pending gets a share it cannot fill, and `rest` hands it to the others.
  * - `shares`: what `stale` left of $2, split evenly over those owners; the first ones in the walk
  *   take one more each when it does not divide (the cursor moves past the last of them, so the
  *   extra job goes round).
@@ -88,7 +91,7 @@ export function claimedCte(ids: string): string {
  *   It walks the claim index in owner order, past the rows `fair` took (an array test per row),
  *   and only when some owner filled its share: else no owner has more to give, as at the end of a
  *   drain, and the walk would only re-read what `fair` read.
- * With one owner, `owners` costs three probes and `fair` is the single walk the claim always was:
+ * With one owner, `owners` costs two probes and `fair` is the single walk the claim always was:
  * a claim of 500 among 100,000 pending took the same time before and after (EXPLAIN ANALYZE, and a
  * drain of 50,000 in claims of 500; README, "Fair share").
  * Every set takes only the kinds this worker runs ($5), less the paused ones: during a rolling
@@ -135,45 +138,47 @@ const claimJobs: Statement = {
   ),
   wanted AS MATERIALIZED (SELECT $2 - (SELECT count(*) FROM stale)::int AS n),
   owners AS MATERIALIZED (
-    WITH RECURSIVE walk (owner, pos, wrapped) AS (
-      SELECT coalesce(first.owner, (SELECT min(owner) FROM job WHERE queue_state = 1 AND owner <= $6)),
-             1, first.owner IS NULL
-      FROM (SELECT (SELECT min(owner) FROM job WHERE queue_state = 1 AND owner > $6) AS owner) AS first
-      UNION ALL
-      SELECT coalesce(after.owner, CASE WHEN NOT walk.wrapped
-                                        THEN (SELECT min(owner) FROM job WHERE queue_state = 1 AND owner <= $6) END),
-             walk.pos + 1, walk.wrapped OR after.owner IS NULL
-      FROM walk CROSS JOIN LATERAL (
-        SELECT (SELECT min(owner) FROM job
-                WHERE queue_state = 1 AND owner > walk.owner AND (NOT walk.wrapped OR owner <= $6)) AS owner
-      ) AS after
-      WHERE walk.owner IS NOT NULL AND walk.pos < least($2, ${MAX_OWNERS})
-    )
-    SELECT owner, pos, count(*) OVER () AS owners FROM walk WHERE owner IS NOT NULL
+    SELECT owner, row_number() OVER () AS pos, count(*) OVER () AS owners FROM (
+      SELECT owner FROM (
+        (WITH RECURSIVE after (owner) AS (
+           SELECT min(owner) FROM job WHERE queue_state = 1 AND owner > $6
+           UNION ALL
+           SELECT (SELECT min(owner) FROM job WHERE queue_state = 1 AND owner > after.owner)
+           FROM after WHERE after.owner IS NOT NULL)
+         SELECT owner FROM after WHERE owner IS NOT NULL)
+        UNION ALL
+        (WITH RECURSIVE before (owner) AS (
+           SELECT min(owner) FROM job WHERE queue_state = 1 AND owner < $6
+           UNION ALL
+           SELECT (SELECT min(owner) FROM job WHERE queue_state = 1 AND owner > before.owner AND owner < $6)
+           FROM before WHERE before.owner IS NOT NULL)
+         SELECT owner FROM before WHERE owner IS NOT NULL)
+        UNION ALL
+        SELECT $6) AS turns
+      LIMIT least($2, ${MAX_OWNERS})) AS bounded
   ),
   shares AS MATERIALIZED (
-    SELECT owner, pos, owners, least(wanted.n / owners + (pos <= wanted.n % owners)::int, ${MAX_SHARE}) AS share,
+    SELECT owner, pos, least(wanted.n / owners + (pos <= wanted.n % owners)::int, ${MAX_SHARE}) AS share,
            pos = coalesce(nullif(wanted.n % owners, 0), owners) AS last_turn
     FROM owners, wanted
   ),
   fair AS MATERIALIZED (
-    SELECT picked.id, picked.rank = shares.share AS filled
+    SELECT picked.id, shares.pos
     FROM shares CROSS JOIN LATERAL (
-      SELECT id, row_number() OVER () AS rank FROM (
-        SELECT id FROM (
-          SELECT id FROM job
-          WHERE owner = shares.owner AND queue_state = 1 AND run_at <= now()
-            AND array_position((SELECT kinds FROM runnable), kind) IS NOT NULL
-          ORDER BY priority DESC, run_at, id
-          LIMIT ${MAX_SHARE}
-          FOR UPDATE SKIP LOCKED) AS locked
-        LIMIT shares.share) AS shared
-    ) AS picked
+      SELECT id FROM (
+        SELECT id FROM job
+        WHERE owner = shares.owner AND queue_state = 1 AND run_at <= now()
+          AND array_position((SELECT kinds FROM runnable), kind) IS NOT NULL
+        ORDER BY priority DESC, run_at, id
+        LIMIT ${MAX_SHARE}
+        FOR UPDATE SKIP LOCKED) AS locked
+      LIMIT shares.share) AS picked
   ),
   rest AS (
     SELECT id FROM job
     WHERE queue_state = 1 AND run_at <= now() AND array_position((SELECT kinds FROM runnable), kind) IS NOT NULL
-      AND id <> ALL (ARRAY(SELECT id FROM fair)) AND EXISTS (SELECT FROM fair WHERE filled)
+      AND id <> ALL (ARRAY(SELECT id FROM fair))
+      AND EXISTS (SELECT FROM shares WHERE share > 0 AND share = (SELECT count(*) FROM fair WHERE fair.pos = shares.pos))
     ORDER BY owner, priority DESC, run_at, id
     LIMIT (SELECT n FROM wanted) - (SELECT count(*) FROM fair)
     FOR UPDATE SKIP LOCKED
