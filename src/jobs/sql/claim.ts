@@ -178,7 +178,8 @@ const claimJobs: Statement = {
     SELECT id FROM job
     WHERE queue_state = 1 AND run_at <= now() AND array_position((SELECT kinds FROM runnable), kind) IS NOT NULL
       AND id <> ALL (ARRAY(SELECT id FROM fair))
-      AND EXISTS (SELECT FROM shares WHERE share > 0 AND share = (SELECT count(*) FROM fair WHERE fair.pos = shares.pos))
+      AND EXISTS (SELECT FROM (SELECT pos, count(*) AS taken FROM fair GROUP BY pos) AS taken
+                  JOIN shares USING (pos) WHERE taken.taken = shares.share)
     ORDER BY owner, priority DESC, run_at, id
     LIMIT (SELECT n FROM wanted) - (SELECT count(*) FROM fair)
     FOR UPDATE SKIP LOCKED
