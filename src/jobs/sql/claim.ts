@@ -119,8 +119,12 @@ export function claimedCte(ids: string): string {
  */
 /** At most this many owners share one claim; the cursor brings the others' turn in later claims. */
 const MAX_OWNERS = 32;
-/** At most this many jobs of one owner in `fair` (see above); `rest` takes any more. */
-const MAX_SHARE = 1000;
+/**
+ * At most this many jobs of one owner in `fair` (see above); `rest` takes any more. Above the
+ * default claim (500) with room to spare, since `rest`'s array test grows with both; the planner
+ * costs `fair` at about 75 per owner it expects for it, whatever the backlog.
+ */
+const MAX_SHARE = 5000;
 
 const claimJobs: Statement = {
   name: 'jobs_claim',
