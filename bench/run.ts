@@ -22,6 +22,7 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   cost: async () => (await import('./cost.ts')).costBenchmark,
   progress: async () => (await import('./progress.ts')).progressBenchmark,
   growth: async () => (await import('./growth.ts')).growthBenchmark,
+  fairshare: async () => (await import('./fairshare.ts')).fairShareBenchmark,
 };
 /** Run only when named with --only: each takes longer than the rest together. */
 const ON_REQUEST = new Set(['growth']);

@@ -240,7 +240,10 @@ export async function costFloor(args: CostArgs & { clients: number }): Promise<C
       name: 'cost_floor_schema',
       text: `SELECT EXISTS (SELECT FROM information_schema.columns WHERE table_name = 'job' AND column_name = 'queue_state') AS has`,
     });
-    const pending = derived!.has ? 'queue_state = 1' : `status = 'pending'`;
+    // The jobs are all the anonymous owner's: naming it lets the claim index that leads with the
+    // owner (since the fair_share_claim migration) give the claim order, and costs the older one
+    // only a filter.
+    const pending = `owner = '' AND ${derived!.has ? 'queue_state = 1' : `status = 'pending'`}`;
     const script = join(dir, 'drain.sql');
     writeFileSync(
       script,

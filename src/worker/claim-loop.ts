@@ -1,6 +1,12 @@
 import type { Database } from '../db/database.ts';
 import type { JobEventHub } from '../jobs/events.ts';
-import { type ClaimedJob, claimBatchStatement, type ClaimResult, type ClaimScope } from '../jobs/sql/claim.ts';
+import {
+  type ClaimedJob,
+  type ClaimResult,
+  type ClaimScope,
+  claimBatchStatement,
+  FIRST_OWNER_CURSOR,
+} from '../jobs/sql/claim.ts';
 import { claimLimitedStatement, type LimitedKindScope } from '../jobs/sql/claim-limited.ts';
 import type { JobEvent } from '../jobs/sql/job-events.ts';
 import type { Logger } from '../logger.ts';
@@ -97,6 +103,8 @@ export class ClaimLoop {
   private holders = new Set<string>();
   /** Jobs heard leaving wip while a claim is in flight, which may free what that claim saw held. */
   private leftWipDuringClaim: Set<string> | undefined;
+  /** Where the next claim's turn among owners begins (fair share, see `jobs_claim`). */
+  private ownerCursor = FIRST_OWNER_CURSOR;
 
   private readonly options: ClaimLoopOptions;
 
@@ -210,7 +218,8 @@ export class ClaimLoop {
       }
     }
     if (scope.kinds.length > 0 && claimed.length < free) {
-      const batch = await claimBatchStatement(db, workerId, free - claimed.length, scope);
+      const batch = await claimBatchStatement(db, workerId, free - claimed.length, scope, this.ownerCursor);
+      this.ownerCursor = batch.ownerCursor;
       this.failTimedOut(batch.timedOut);
       claimed.push(...batch.claimed);
     }

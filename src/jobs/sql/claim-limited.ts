@@ -86,9 +86,11 @@ const lockKind: Statement = {
  * of 5,000 cost PostgreSQL 1.2 ms a job (bench/drain.ts, `ours-keyed`). Keys that are busy yield
  * no head and are walked past, so a claim still visits every busy key before its $2 heads. Jobs without a key of such a kind
  * are taken in submission order, their priority honoured only among the batch taken. A kind with
- * only a global limit walks the pending jobs of every kind in claim order (the claim index has
- * no kind column; one that had would cost every job of every kind an entry), stepping over
- * those ahead of its own: a backlog of another kind ahead slows each of its claims. Kinds
+ * only a global limit walks the pending jobs of every kind in the claim index's order, owner by
+ * owner (the claim index has no kind column; one that had would cost every job of every kind an
+ * entry), stepping over those ahead of its own: a backlog of another kind ahead slows each of its
+ * claims. Limited kinds do not share fairly between owners (see claim.ts): their candidates come
+ * in owner order, their priority honoured among the candidates. Kinds
  * without limits never pay any of it.
  *
  * Rate limits ($9 starts per $10 ms; per key when $11) are a sliding window: `job_rate_start`
@@ -188,7 +190,7 @@ const claimLimitedJobs: Statement = {
     UNION ALL
     (SELECT id FROM job
      WHERE NOT $8 AND queue_state = 1 AND run_at <= now() AND kind = $5
-     ORDER BY priority DESC, run_at, id
+     ORDER BY owner, priority DESC, run_at, id
      LIMIT $2)
   ),
   due AS (

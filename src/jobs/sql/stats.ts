@@ -34,10 +34,11 @@ export interface OldestTransaction {
 /*
  * Always cheap, whatever the table's size: the table's size estimate from pg_class, the due
  * pending jobs counted through the pending partial index and capped at $1, and the oldest due
- * job found by a loose index scan. The pending index leads with priority, so min(run_at) over it
- * would read every pending entry; instead the recursive CTE hops from one distinct priority to
- * the next (one index probe each) and takes the first run_at under each. Its cost grows with the
- * number of distinct priorities in use, not with the backlog. The oldest open transaction comes
+ * job found by a loose index scan. The pending index leads with owner and priority, so
+ * min(run_at) over it would read every pending entry; instead the recursive CTE hops from one
+ * distinct (owner, priority) to the next (one or two index probes each) and takes the first
+ * run_at under each. Its cost grows with the number of owners and priorities in use, not with the
+ * backlog. The oldest open transaction comes
  * from pg_stat_activity, which is read from shared memory: one row per connection, no table.
  */
 // `queue_state = 1` is pending, `= 2` wip: the conditions of the claim's and the stale rule's
@@ -46,16 +47,22 @@ const queueStats: Statement = {
   name: 'jobs_queue_stats',
   text: `
   WITH RECURSIVE priorities AS (
-    (SELECT priority FROM job WHERE queue_state = 1 ORDER BY priority DESC LIMIT 1)
+    (SELECT owner, priority FROM job WHERE queue_state = 1 ORDER BY owner, priority DESC LIMIT 1)
     UNION ALL
-    SELECT (SELECT job.priority FROM job WHERE job.queue_state = 1 AND job.priority < priorities.priority
-            ORDER BY job.priority DESC LIMIT 1)
-    FROM priorities WHERE priorities.priority IS NOT NULL
+    SELECT next.owner, next.priority FROM priorities CROSS JOIN LATERAL (
+      (SELECT job.owner, job.priority FROM job
+       WHERE job.queue_state = 1 AND job.owner = priorities.owner AND job.priority < priorities.priority
+       ORDER BY job.priority DESC LIMIT 1)
+      UNION ALL
+      (SELECT job.owner, job.priority FROM job WHERE job.queue_state = 1 AND job.owner > priorities.owner
+       ORDER BY job.owner, job.priority DESC LIMIT 1)
+      LIMIT 1) AS next
   ),
   firsts AS (
-    SELECT (SELECT job.run_at FROM job WHERE job.queue_state = 1 AND job.priority = priorities.priority
+    SELECT (SELECT job.run_at FROM job
+            WHERE job.queue_state = 1 AND job.owner = priorities.owner AND job.priority = priorities.priority
             ORDER BY job.run_at LIMIT 1) AS run_at
-    FROM priorities WHERE priorities.priority IS NOT NULL
+    FROM priorities
   )
   SELECT
     (SELECT greatest(reltuples, 0)::float8 FROM pg_class WHERE oid = 'job'::regclass) AS "estimatedRows",
