@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 
-const JOB_STATUSES = ['pending', 'wip', 'completed', 'failed', 'retrieved', 'cancelled'] as const;
+const JOB_STATUSES = ['pending', 'wip', 'completed', 'failed', 'retrieved', 'cancelled', 'waiting'] as const;
 
 export const SubmitJobBody = z
   .object({

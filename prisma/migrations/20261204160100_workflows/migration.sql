@@ -46,6 +46,7 @@ ALTER TABLE job
 -- Settles the dependents of `parents`, jobs that have just finished, in the statement that
 -- finished them (it is called from that statement's CTE; a VOLATILE function's queries see the
 -- calling statement's changes, and each takes a fresh snapshot). Returns how many jobs changed.
+-- STRICT: called with NULL (no finished job had dependents), it is not run at all.
 --
 -- - A completed parent counts down each dependent's parents_left; the dependent whose count
 --   reaches 0 becomes pending.
@@ -65,7 +66,7 @@ ALTER TABLE job
 -- at once, in id order, so two statements that share children wait for each other instead of
 -- crossing. The set locked is a superset of what is written below.
 CREATE FUNCTION job_settle_dependents(parents uuid[]) RETURNS integer
-LANGUAGE plpgsql VOLATILE AS $$
+LANGUAGE plpgsql VOLATILE STRICT AS $$
 DECLARE
   completed uuid[];
   failed uuid[];

@@ -1,0 +1,256 @@
+/**
+ * Workflows (issue 26): a graph of steps submitted at once, each a job that waits for the steps
+ * it depends on (and for jobs of the caller's that already exist). The graph is checked whole
+ * (names, cycles, the parents' owner) before anything is written; the hand-over from a finished
+ * parent to its dependents is the database's, in the statement that finishes the parent.
+ */
+import type { Database } from '../db/database.ts';
+import type { Job } from '../generated/prisma/client.ts';
+import type { KindRegistry } from '../kinds/registry.ts';
+import type { Logger } from '../logger.ts';
+import { JobServiceError } from './errors.ts';
+import type { JobEventHub } from './events.ts';
+import { type JobIdGenerator, toJobId } from './ids.ts';
+import { type JobInputLimits, type JobSubmission, toNewJob } from './job-input.ts';
+import {
+  cancelWorkflowStatement,
+  type DependencyFailure,
+  insertWorkflowStatement,
+  lockParentsStatement,
+  type NewEdge,
+  type NewStep,
+  readWorkflowStatement,
+  type WorkflowRow,
+  type WorkflowStepRow,
+} from './sql/workflows.ts';
+
+export type { DependencyFailure };
+
+export interface WorkflowStepInput extends JobSubmission {
+  /** The step's name, unique in its workflow: 1 to 100 characters. */
+  name: string;
+  /** Names of the steps of the same workflow it waits for. */
+  dependsOn?: readonly string[] | null;
+  /** Ids of the caller's jobs, outside the workflow, it waits for too. */
+  dependsOnJobs?: readonly string[] | null;
+  /** When one of its parents fails for good or is cancelled; default: the workflow's. */
+  onParentFailure?: DependencyFailure | null;
+}
+
+export interface WorkflowSubmission {
+  steps: readonly WorkflowStepInput[];
+  /** Default `cancel`: a failed step cancels its dependents, and theirs. */
+  onParentFailure?: DependencyFailure | null;
+}
+
+export interface Workflow extends WorkflowRow {
+  steps: WorkflowStepRow[];
+}
+
+export interface WorkflowServiceOptions {
+  db: Database;
+  hub: JobEventHub;
+  kinds: KindRegistry;
+  ids: JobIdGenerator;
+  limits: JobInputLimits & { maxBatchSize: number };
+  logger?: Logger;
+}
+
+const STEP_NAME = /^.{1,100}$/su;
+const FINISHED_OK = new Set(['completed', 'retrieved']);
+const FINISHED_BADLY = new Set(['failed', 'cancelled']);
+
+/** Workflows of the caller's (JobService.workflows). */
+export class WorkflowService {
+  private readonly options: WorkflowServiceOptions;
+
+  constructor(options: WorkflowServiceOptions) {
+    this.options = options;
+  }
+
+  /** Adds the workflow, all of it or nothing, and answers with it as it now is. */
+  async submit(submission: WorkflowSubmission, owner: string): Promise<Workflow> {
+    const { db, ids, kinds, limits } = this.options;
+    const steps = submission.steps ?? [];
+    if (steps.length === 0) throw new JobServiceError('BAD_USER_INPUT', 'give at least one step', 'steps');
+    if (steps.length > limits.maxBatchSize) {
+      throw new JobServiceError('BAD_USER_INPUT', `at most ${limits.maxBatchSize} steps fit in one workflow; got ${steps.length}`, 'steps');
+    }
+    const policy = submission.onParentFailure ?? 'cancel';
+    const byName = new Map<string, number>();
+    for (const [index, step] of steps.entries()) {
+      if (typeof step.name !== 'string' || !STEP_NAME.test(step.name)) {
+        throw new JobServiceError('BAD_USER_INPUT', `steps.${index}.name must be 1 to 100 characters`, `steps.${index}.name`);
+      }
+      if (byName.has(step.name)) {
+        throw new JobServiceError('BAD_USER_INPUT', `steps.${index}.name: "${step.name}" names two steps`, `steps.${index}.name`);
+      }
+      byName.set(step.name, index);
+    }
+    const parents = steps.map((step, index) => (step.dependsOn ?? []).map((name, at) => {
+      const parent = byName.get(name);
+      if (parent === undefined) {
+        throw new JobServiceError('BAD_USER_INPUT', `steps.${index}.dependsOn.${at}: no step is named "${name}"`, `steps.${index}.dependsOn.${at}`);
+      }
+      return parent;
+    }));
+    checkAcyclic(steps, parents);
+    const external = steps.map((step, index) => (step.dependsOnJobs ?? []).map((id, at) => {
+      const jobId = toJobId(id);
+      if (!jobId) throw new JobServiceError('BAD_USER_INPUT', `steps.${index}.dependsOnJobs.${at} is not a job id`, `steps.${index}.dependsOnJobs.${at}`);
+      return jobId;
+    }));
+    const context = { kinds, owner, ids, limits };
+    const jobs = steps.map(({ name: _n, dependsOn: _d, dependsOnJobs: _j, onParentFailure: _p, ...job }, index) =>
+      toNewJob(job, { job: `steps.${index}.`, input: `steps.${index}.input.` }, context),
+    );
+    const workflowId = ids.next();
+    const inserted = await db.transaction(async (tx) => {
+      const known = await lockParentsStatement(tx, [...new Set(external.flat())], owner);
+      const edges: NewEdge[] = [];
+      const newSteps = jobs.map((job, index): NewStep => {
+        const onFailure = steps[index]!.onParentFailure ?? policy;
+        let left = 0;
+        let doomed = false;
+        for (const parent of parents[index]!) {
+          edges.push({ parentId: jobs[parent]!.id, childId: job.id, parentName: steps[parent]!.name, onFailure });
+          left += 1;
+        }
+        for (const [at, parentId] of external[index]!.entries()) {
+          const status = known.get(parentId);
+          if (!status) {
+            throw new JobServiceError('NOT_FOUND', `steps.${index}.dependsOnJobs.${at}: no job ${parentId} of yours`, `steps.${index}.dependsOnJobs.${at}`);
+          }
+          edges.push({ parentId, childId: job.id, parentName: parentId, onFailure });
+          if (FINISHED_BADLY.has(status)) doomed ||= onFailure === 'cancel';
+          else if (!FINISHED_OK.has(status)) left += 1;
+        }
+        return {
+          id: job.id,
+          name: steps[index]!.name,
+          kind: job.kind,
+          input: job.input,
+          maxAttempts: job.maxAttempts,
+          timeoutSeconds: job.timeoutSeconds,
+          runAt: job.runAt,
+          priority: job.priority,
+          status: doomed ? 'cancelled' : left > 0 ? 'waiting' : 'pending',
+          parentsLeft: left,
+          hasDependents: false,
+          traceparent: job.traceparent ?? null,
+        };
+      });
+      for (const list of parents) for (const parent of list) newSteps[parent]!.hasDependents = true;
+      // A step cancelled at birth cancels its dependents through `cancel` edges, as a failure would.
+      cancelDoomed(newSteps, edges);
+      return insertWorkflowStatement(tx, { id: workflowId, owner, onParentFailure: policy, steps: newSteps, edges });
+    });
+    this.options.logger?.debug({ workflowId, steps: inserted.length }, 'workflow submitted');
+    const workflow = await this.get(workflowId, owner);
+    return workflow!;
+  }
+
+  async get(requestedId: string, owner: string): Promise<Workflow | null> {
+    const id = toJobId(requestedId);
+    if (!id) return null;
+    const read = await readWorkflowStatement(this.options.db, id, owner);
+    return read ? { ...read.workflow, steps: read.steps } : null;
+  }
+
+  /** Cancels the steps that have not started; answers with the workflow as it now is. */
+  async cancel(requestedId: string, owner: string): Promise<Workflow> {
+    const id = toJobId(requestedId);
+    if (!id) throw workflowNotFound(requestedId);
+    const count = await cancelWorkflowStatement(this.options.db, id, owner);
+    const workflow = await this.get(id, owner);
+    if (!workflow) throw workflowNotFound(requestedId);
+    this.options.logger?.debug({ workflowId: id, cancelled: count }, 'workflow cancelled');
+    return workflow;
+  }
+
+  /**
+   * The workflow now, then again after each change of one of its steps, until every step is
+   * finished. A change that lands while a read is under way is shown by the next read.
+   */
+  async *watch(requestedId: string, owner: string): AsyncGenerator<Workflow> {
+    const { hub } = this.options;
+    // Subscribed before the first read: a change after the read's snapshot is never missed.
+    let stepIds: Set<string> | undefined;
+    const early: string[] = [];
+    let dirty = false;
+    let wake: (() => void) | undefined;
+    const changed = () => {
+      dirty = true;
+      wake?.();
+    };
+    const stopEvents = hub.onEvents((events) => {
+      for (const event of events) {
+        if (!stepIds) early.push(event.id);
+        else if (stepIds.has(event.id)) return changed();
+      }
+    });
+    const stopResync = hub.onResync(changed);
+    try {
+      let current = await this.get(requestedId, owner);
+      if (!current) throw workflowNotFound(requestedId);
+      stepIds = new Set(current.steps.map((step) => step.job.id));
+      dirty = early.some((id) => stepIds!.has(id));
+      for (;;) {
+        yield current;
+        if (current.steps.every((step) => isFinal(step.job))) return;
+        if (!dirty) await new Promise<void>((resolve) => (wake = resolve));
+        wake = undefined;
+        dirty = false;
+        const next: Workflow | null = await this.get(current.id, owner);
+        if (!next) throw workflowNotFound(requestedId);
+        current = next;
+      }
+    } finally {
+      stopEvents();
+      stopResync();
+    }
+  }
+}
+
+function isFinal(job: Job): boolean {
+  return job.status === 'completed' || job.status === 'retrieved' || job.status === 'failed' || job.status === 'cancelled';
+}
+
+export function workflowNotFound(id: string): JobServiceError {
+  return new JobServiceError('NOT_FOUND', `no workflow ${id}`, 'id');
+}
+
+/** Refuses a graph with a cycle, naming one step on it (Kahn's algorithm). */
+function checkAcyclic(steps: readonly WorkflowStepInput[], parents: readonly number[][]): void {
+  const children: number[][] = steps.map(() => []);
+  const left = parents.map((list) => list.length);
+  for (const [child, list] of parents.entries()) for (const parent of list) children[parent]!.push(child);
+  const ready = left.flatMap((count, index) => (count === 0 ? [index] : []));
+  let seen = 0;
+  while (ready.length > 0) {
+    const step = ready.pop()!;
+    seen += 1;
+    for (const child of children[step]!) if (--left[child]! === 0) ready.push(child);
+  }
+  if (seen === steps.length) return;
+  const index = left.findIndex((count) => count > 0);
+  throw new JobServiceError('BAD_USER_INPUT', `steps.${index}.dependsOn: the steps' dependencies form a cycle through "${steps[index]!.name}"`, `steps.${index}.dependsOn`);
+}
+
+/** Steps that depend, through `cancel` edges, on a step cancelled at submission are cancelled too. */
+function cancelDoomed(steps: NewStep[], edges: readonly NewEdge[]): void {
+  const byId = new Map(steps.map((step) => [step.id, step]));
+  const queue = steps.filter((step) => step.status === 'cancelled');
+  while (queue.length > 0) {
+    const parent = queue.pop()!;
+    for (const edge of edges) {
+      if (edge.parentId !== parent.id) continue;
+      const child = byId.get(edge.childId)!;
+      if (child.status === 'cancelled') continue;
+      if (edge.onFailure === 'cancel') {
+        child.status = 'cancelled';
+        queue.push(child);
+      } else if (--child.parentsLeft === 0) child.status = 'pending';
+    }
+  }
+}
