@@ -8,6 +8,7 @@ import type { Database } from '../db/database.ts';
 import type { Job } from '../generated/prisma/client.ts';
 import type { KindRegistry } from '../kinds/registry.ts';
 import type { Logger } from '../logger.ts';
+import type { Caller } from './service.ts';
 import { JobServiceError } from './errors.ts';
 import type { JobEventHub } from './events.ts';
 import { type JobIdGenerator, toJobId } from './ids.ts';
@@ -69,7 +70,7 @@ export class WorkflowService {
   }
 
   /** Adds the workflow, all of it or nothing, and answers with it as it now is. */
-  async submit(submission: WorkflowSubmission, owner: string): Promise<Workflow> {
+  async submit(submission: WorkflowSubmission, { owner }: Caller): Promise<Workflow> {
     const { db, ids, kinds, limits } = this.options;
     const steps = submission.steps ?? [];
     if (steps.length === 0) throw new JobServiceError('BAD_USER_INPUT', 'give at least one step', 'steps');
@@ -146,11 +147,11 @@ export class WorkflowService {
       return insertWorkflowStatement(tx, { id: workflowId, owner, onParentFailure: policy, steps: newSteps, edges });
     });
     this.options.logger?.debug({ workflowId, steps: inserted.length }, 'workflow submitted');
-    const workflow = await this.get(workflowId, owner);
+    const workflow = await this.get(workflowId, { owner });
     return workflow!;
   }
 
-  async get(requestedId: string, owner: string): Promise<Workflow | null> {
+  async get(requestedId: string, { owner }: Caller): Promise<Workflow | null> {
     const id = toJobId(requestedId);
     if (!id) return null;
     const read = await readWorkflowStatement(this.options.db, id, owner);
@@ -158,11 +159,11 @@ export class WorkflowService {
   }
 
   /** Cancels the steps that have not started; answers with the workflow as it now is. */
-  async cancel(requestedId: string, owner: string): Promise<Workflow> {
+  async cancel(requestedId: string, caller: Caller): Promise<Workflow> {
     const id = toJobId(requestedId);
     if (!id) throw workflowNotFound(requestedId);
-    const count = await cancelWorkflowStatement(this.options.db, id, owner);
-    const workflow = await this.get(id, owner);
+    const count = await cancelWorkflowStatement(this.options.db, id, caller.owner);
+    const workflow = await this.get(id, caller);
     if (!workflow) throw workflowNotFound(requestedId);
     this.options.logger?.debug({ workflowId: id, cancelled: count }, 'workflow cancelled');
     return workflow;
@@ -172,7 +173,7 @@ export class WorkflowService {
    * The workflow now, then again after each change of one of its steps, until every step is
    * finished. A change that lands while a read is under way is shown by the next read.
    */
-  async *watch(requestedId: string, owner: string): AsyncGenerator<Workflow> {
+  async *watch(requestedId: string, caller: Caller): AsyncGenerator<Workflow> {
     const { hub } = this.options;
     // Subscribed before the first read: a change after the read's snapshot is never missed.
     let stepIds: Set<string> | undefined;
@@ -191,7 +192,7 @@ export class WorkflowService {
     });
     const stopResync = hub.onResync(changed);
     try {
-      let current = await this.get(requestedId, owner);
+      let current = await this.get(requestedId, caller);
       if (!current) throw workflowNotFound(requestedId);
       stepIds = new Set(current.steps.map((step) => step.job.id));
       dirty = early.some((id) => stepIds!.has(id));
@@ -201,7 +202,7 @@ export class WorkflowService {
         if (!dirty) await new Promise<void>((resolve) => (wake = resolve));
         wake = undefined;
         dirty = false;
-        const next: Workflow | null = await this.get(current.id, owner);
+        const next: Workflow | null = await this.get(current.id, caller);
         if (!next) throw workflowNotFound(requestedId);
         current = next;
       }

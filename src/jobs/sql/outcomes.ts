@@ -15,7 +15,7 @@ export interface Completion {
   result: string;
 }
 
-function completeJobsText(returning: string, answer: string): string {
+function completeJobsText(returning: string, answer: string, flag: string): string {
   return `
   WITH done AS (
     UPDATE job SET status = 'completed', result = c.result, completed_on = now(), last_updated = now(),
@@ -25,19 +25,19 @@ function completeJobsText(returning: string, answer: string): string {
     RETURNING ${returning}
   ),
   ${announce('done')},
-  ${settleDependents('done')}
+  ${settleDependents('done', { flag })}
   SELECT ${answer} FROM done, announced, settled`;
 }
 
 const completeJobs: Statement = {
   name: 'jobs_complete',
-  text: completeJobsText('job.id, job.status, job.version, job.has_dependents', 'done.id'),
+  text: completeJobsText('job.id, job.status, job.version, job.has_dependents', 'done.id', 'has_dependents'),
 };
 
 /** The same write, answering with the whole rows: for subscribers in this process (see below). */
 const completeJobsReturningRows: Statement = {
   name: 'jobs_complete_rows',
-  text: completeJobsText(columns('job'), 'done.*'),
+  text: completeJobsText(columns('job'), 'done.*', '"hasDependents"'),
 };
 
 export async function completeJobsStatement(db: Queryable, completions: readonly Completion[]): Promise<Set<string>> {
@@ -86,7 +86,7 @@ const failJobs: Statement = {
     RETURNING job.id, job.status, job.version, job.run_at, job.has_dependents
   ),
   ${announce('failed', { delayable: true })},
-  ${settleDependents('failed', "status = 'failed'")}
+  ${settleDependents('failed', { condition: "status = 'failed'" })}
   SELECT id FROM failed, announced, settled`,
 };
 
