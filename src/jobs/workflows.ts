@@ -5,7 +5,7 @@
  * parent to its dependents is the database's, in the statement that finishes the parent.
  */
 import type { Database } from '../db/database.ts';
-import type { Job } from '../generated/prisma/client.ts';
+import type { JobStatus } from '../generated/prisma/client.ts';
 import type { KindRegistry } from '../kinds/registry.ts';
 import type { Logger } from '../logger.ts';
 import type { Caller } from './service.ts';
@@ -198,7 +198,7 @@ export class WorkflowService {
       dirty = early.some((id) => stepIds!.has(id));
       for (;;) {
         yield current;
-        if (current.steps.every((step) => isFinal(step.job))) return;
+        if (current.steps.every((step) => isFinished(step.job.status))) return;
         if (!dirty) await new Promise<void>((resolve) => (wake = resolve));
         wake = undefined;
         dirty = false;
@@ -213,8 +213,9 @@ export class WorkflowService {
   }
 }
 
-function isFinal(job: Job): boolean {
-  return job.status === 'completed' || job.status === 'retrieved' || job.status === 'failed' || job.status === 'cancelled';
+/** Whether a step has finished: nothing more happens to it but a retrieve. */
+export function isFinished(status: JobStatus): boolean {
+  return status === 'completed' || status === 'retrieved' || status === 'failed' || status === 'cancelled';
 }
 
 export function workflowNotFound(id: string): JobServiceError {
