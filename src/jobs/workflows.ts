@@ -170,15 +170,18 @@ export class WorkflowService {
   }
 
   /**
-   * The workflow now, then again after each change of one of its steps, until every step is
-   * finished. A change that lands while a read is under way is shown by the next read.
+   * The workflow now, then again after each change of one of its steps, until every step has
+   * finished. Changes that land while a read is under way are shown by the next read. It listens
+   * before its first read, so no change falls between the two. An iterator object rather than an
+   * async generator: return() must let go at once, even while next() waits for a change.
    */
-  async *watch(requestedId: string, caller: Caller): AsyncGenerator<Workflow> {
+  watch(requestedId: string, caller: Caller): AsyncIterableIterator<Workflow> {
     const { hub } = this.options;
-    // Subscribed before the first read: a change after the read's snapshot is never missed.
     let stepIds: Set<string> | undefined;
     const early: string[] = [];
     let dirty = false;
+    let closed = false;
+    let current: Workflow | undefined;
     let wake: (() => void) | undefined;
     const changed = () => {
       dirty = true;
@@ -191,25 +194,52 @@ export class WorkflowService {
       }
     });
     const stopResync = hub.onResync(changed);
-    try {
-      let current = await this.get(requestedId, caller);
-      if (!current) throw workflowNotFound(requestedId);
-      stepIds = new Set(current.steps.map((step) => step.job.id));
-      dirty = early.some((id) => stepIds!.has(id));
-      for (;;) {
-        yield current;
-        if (current.steps.every((step) => isFinished(step.job.status))) return;
-        if (!dirty) await new Promise<void>((resolve) => (wake = resolve));
-        wake = undefined;
-        dirty = false;
-        const next: Workflow | null = await this.get(current.id, caller);
-        if (!next) throw workflowNotFound(requestedId);
-        current = next;
-      }
-    } finally {
+    const close = () => {
+      closed = true;
       stopEvents();
       stopResync();
-    }
+      wake?.();
+    };
+    const done = { value: undefined, done: true } as const;
+    const read = async (): Promise<Workflow> => {
+      const workflow = await this.get(requestedId, caller);
+      if (!workflow) throw workflowNotFound(requestedId);
+      return workflow;
+    };
+    const iterator: AsyncIterableIterator<Workflow> = {
+      next: async () => {
+        try {
+          if (closed) return done;
+          if (!current) {
+            current = await read();
+            stepIds = new Set(current.steps.map((step) => step.job.id));
+            dirty = early.some((id) => stepIds!.has(id));
+            return { value: current, done: false };
+          }
+          if (current.steps.every((step) => isFinished(step.job.status))) {
+            close();
+            return done;
+          }
+          if (!dirty) await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+          if (closed) return done;
+          dirty = false;
+          current = await read();
+          return { value: current, done: false };
+        } catch (error) {
+          close();
+          throw error;
+        }
+      },
+      return: async () => {
+        close();
+        return done;
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+    return iterator;
   }
 }
 

@@ -16,7 +16,7 @@ export type AddJobInput = {
 };
 
 export type JobStatus =
-  /** Cancelled before a worker took it. */
+  /** Cancelled before a worker took it (or a job it depends on failed). */
   | 'CANCELLED'
   /** Done; the result is ready. */
   | 'COMPLETED'
@@ -26,6 +26,8 @@ export type JobStatus =
   | 'PENDING'
   /** Done, and the customer has fetched the result. */
   | 'RETRIEVED'
+  /** Waits for the jobs it depends on to finish; never taken by a worker until then. */
+  | 'WAITING'
   /** A worker is running it. */
   | 'WIP';
 
