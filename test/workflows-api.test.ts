@@ -231,7 +231,8 @@ describe('a workflow that runs', () => {
     const again = await rest('POST', '/api/v1/workflows', {
       steps: [{ name: 'late', kind: 'node', input: { value: 12 }, dependsOnJobs: [parent.body.jobId] }],
     });
-    expect(statusByName(again.body)).toEqual({ late: 'pending' });
+    // Due at once: pending, unless the running worker has taken it already.
+    expect(['pending', 'wip', 'completed']).toContain(statusByName(again.body).late);
   });
 });
 
@@ -261,6 +262,24 @@ describe('failure policies and cancelling', () => {
     expect(statusByName(done)).toEqual({ root: 'completed', bad: 'failed', child: 'completed', grandchild: 'completed', side: 'completed' });
     const child = done.steps.find((step: { name: string }) => step.name === 'child');
     expect(child.result.parents.bad).toEqual({ status: 'failed', result: null, error: 'made to fail (1)' });
+  });
+
+  it('a step failed by the stale rule on its last attempt (its worker died) cancels its dependents too', async () => {
+    const made = await rest('POST', '/api/v1/workflows', {
+      steps: [
+        { name: 'lost', kind: 'node', input: { value: 1 }, runAt: new Date(Date.now() + 60_000).toISOString(), maxAttempts: 1 },
+        { name: 'after', kind: 'node', input: { value: 2 }, dependsOn: ['lost'] },
+      ],
+    });
+    const lost = made.body.steps.find((step: { name: string }) => step.name === 'lost');
+    // As a worker that claimed it and died an hour ago would have left it.
+    await db.query(
+      { name: 'test_wf_dead_worker', text: `UPDATE job SET status = 'wip', attempt = 1, locked_by = 'dead', last_updated = now() - interval '1 hour' WHERE id = $1` },
+      [lost.jobId],
+    );
+    await startWorker();
+    const done = await untilWorkflow(made.body.workflowId, (body) => body.finished);
+    expect(statusByName(done)).toEqual({ lost: 'failed', after: 'cancelled' });
   });
 
   it('cancelling a workflow cancels what has not started; cancelling a waiting job cancels its dependents', async () => {
