@@ -236,6 +236,34 @@ describe('a workflow that runs', () => {
   });
 });
 
+describe('a single job with dependsOn', () => {
+  it('REST and GraphQL: waits for the jobs it names, sees their results by id; refuses another key\'s job', async () => {
+    const parent = await rest('POST', '/api/v1/jobs', { kind: 'node', input: { value: 7 }, runAt: new Date(Date.now() + 60_000).toISOString() });
+    const parentId = parent.body.jobId as string;
+    const child = await rest('POST', '/api/v1/jobs', { kind: 'node', input: { value: 8 }, dependsOn: [parentId] });
+    expect({ status: child.status, jobStatus: child.body.status }).toEqual({ status: 202, jobStatus: 'waiting' });
+    const viaGraphql = await graphql(`mutation($input: SubmitJobInput!) { submitJob(input: $input) { job { id status } } }`, {
+      input: { kind: 'node', input: { value: 9 }, dependsOn: [parentId] },
+    });
+    expect(viaGraphql.data!.submitJob.job.status).toBe('WAITING');
+
+    const foreign = await rest('POST', '/api/v1/jobs', { kind: 'node', input: { value: 8 }, dependsOn: [parentId] }, OTHER_KEY);
+    expect({ status: foreign.status, code: foreign.body.error.code, field: foreign.body.error.field }).toEqual({ status: 404, code: 'NOT_FOUND', field: 'dependsOn.0' });
+    const keyed = await rest('POST', '/api/v1/jobs', { kind: 'node', input: { value: 8 }, dependsOn: [parentId], idempotencyKey: 'k' });
+    expect({ status: keyed.status, field: keyed.body.error.field }).toEqual({ status: 400, field: 'dependsOn' });
+
+    await db.query({ name: 'test_wf_due_now', text: `UPDATE job SET run_at = now() WHERE id = $1` }, [parentId]);
+    await startWorker();
+    const deadline = Date.now() + 15_000;
+    let read = await rest('GET', `/api/v1/jobs/${child.body.jobId}`);
+    while (read.body.status !== 'completed' && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      read = await rest('GET', `/api/v1/jobs/${child.body.jobId}`);
+    }
+    expect(read.body.result).toEqual({ value: 8, parents: { [parentId]: { status: 'completed', error: null, result: { value: 7, parents: {} } } } });
+  });
+});
+
 describe('failure policies and cancelling', () => {
   const graph = (policy?: 'cancel' | 'continue', step?: 'cancel' | 'continue') => ({
     ...(policy ? { onParentFailure: policy } : {}),

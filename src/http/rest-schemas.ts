@@ -31,6 +31,10 @@ export const SubmitJobBody = z
       .describe(
         "1 to 200 characters. Jobs of one key run at most the kind's concurrencyPerKey at once, in submission order; only for kinds that set it.",
       ),
+    dependsOn: z
+      .array(z.string())
+      .nullish()
+      .describe('Ids of your jobs that must finish first: the job is waiting till then (see workflows). Takes no idempotency, unique or concurrency key.'),
   })
   .strict();
 
@@ -168,7 +172,7 @@ export const DeletedScheduleAnswer = z.strictObject({ scheduleId: z.uuid(), dele
 
 const DEPENDENCY_FAILURES = ['cancel', 'continue'] as const;
 
-export const WorkflowStepBody = SubmitJobBody.omit({ idempotencyKey: true, uniqueKey: true, onUnique: true, concurrencyKey: true })
+export const WorkflowStepBody = SubmitJobBody.omit({ idempotencyKey: true, uniqueKey: true, onUnique: true, concurrencyKey: true, dependsOn: true })
   .extend({
     name: z.string().describe("The step's name, unique in its workflow (1 to 100 characters); its parents' results reach it by these names."),
     dependsOn: z.array(z.string()).nullish().describe('Names of steps of this workflow that must finish before this one starts.'),

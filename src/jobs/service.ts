@@ -122,12 +122,19 @@ export class JobService {
   }
 
   async submitJob(submission: JobSubmission, caller: Caller): Promise<InsertedJob> {
-    const [inserted] = await this.submitJobs([submission], caller);
+    const { dependsOn, ...job } = submission;
+    if (dependsOn?.length) return { job: await this.workflows.submitAfter(job, dependsOn, null, caller), created: true };
+    const [inserted] = await this.submitJobs([job], caller);
     return inserted!;
   }
 
   /** Jobs of any kinds, each input checked by its kind's schema. See `submit`. */
   submitJobs(submissions: readonly JobSubmission[], caller: Caller): Promise<InsertedJob[]> {
+    const waits = submissions.findIndex((submission) => submission.dependsOn?.length);
+    if (waits >= 0) {
+      const field = `inputs.${waits}.dependsOn`;
+      throw new JobServiceError('BAD_USER_INPUT', `${field}: submit jobs that wait for others one at a time, or as a workflow`, field);
+    }
     return this.submit(submissions, caller, (prefix) => ({ job: prefix, input: `${prefix}input.` }));
   }
 

@@ -5,7 +5,7 @@
  * parent to its dependents is the database's, in the statement that finishes the parent.
  */
 import type { Database } from '../db/database.ts';
-import type { JobStatus } from '../generated/prisma/client.ts';
+import type { Job, JobStatus } from '../generated/prisma/client.ts';
 import type { KindRegistry } from '../kinds/registry.ts';
 import type { Logger } from '../logger.ts';
 import type { Caller } from './service.ts';
@@ -58,6 +58,14 @@ export interface WorkflowServiceOptions {
 }
 
 const STEP_NAME = /^.{1,100}$/su;
+
+/** How errors name a step's fields: `steps.3.` and `dependsOnJobs` in a workflow. */
+interface StepFields {
+  step: (index: number) => string;
+  jobs: string;
+}
+
+const STEP_FIELDS: StepFields = { step: (index) => `steps.${index}.`, jobs: 'dependsOnJobs' };
 const FINISHED_OK = new Set(['completed', 'retrieved']);
 const FINISHED_BADLY = new Set(['failed', 'cancelled']);
 
@@ -71,6 +79,34 @@ export class WorkflowService {
 
   /** Adds the workflow, all of it or nothing, and answers with it as it now is. */
   async submit(submission: WorkflowSubmission, { owner }: Caller): Promise<Workflow> {
+    const workflowId = this.options.ids.next();
+    const inserted = await this.write(submission, owner, workflowId, STEP_FIELDS);
+    this.options.logger?.debug({ workflowId, steps: inserted.length }, 'workflow submitted');
+    const workflow = await this.get(workflowId, { owner });
+    return workflow!;
+  }
+
+  /**
+   * One job that waits for jobs of the caller's (`dependsOn`, their ids), outside any workflow;
+   * its context's parents() names them by id. Errors name `dependsOn.N` and the job's own fields.
+   */
+  async submitAfter(
+    submission: JobSubmission,
+    dependsOn: readonly string[],
+    onParentFailure: DependencyFailure | null | undefined,
+    { owner }: Caller,
+  ): Promise<Job> {
+    if (submission.idempotencyKey || submission.uniqueKey || submission.concurrencyKey) {
+      throw new JobServiceError('BAD_USER_INPUT', 'a job with dependsOn takes no idempotency, unique or concurrency key', 'dependsOn');
+    }
+    const step = { ...submission, name: 'job', dependsOnJobs: dependsOn, onParentFailure };
+    const [job] = await this.write({ steps: [step] }, owner, null, { step: () => '', jobs: 'dependsOn' });
+    this.options.logger?.debug({ jobId: job!.id, parents: dependsOn.length }, `job ${job!.status}`);
+    return job!;
+  }
+
+  /** Checks the graph whole, then writes it in one transaction; the jobs in the order of the steps. */
+  private async write(submission: WorkflowSubmission, owner: string, workflowId: string | null, fields: StepFields): Promise<Job[]> {
     const { db, ids, kinds, limits } = this.options;
     const steps = submission.steps ?? [];
     if (steps.length === 0) throw new JobServiceError('BAD_USER_INPUT', 'give at least one step', 'steps');
@@ -98,14 +134,21 @@ export class WorkflowService {
     checkAcyclic(steps, parents);
     const external = steps.map((step, index) => (step.dependsOnJobs ?? []).map((id, at) => {
       const jobId = toJobId(id);
-      if (!jobId) throw new JobServiceError('BAD_USER_INPUT', `steps.${index}.dependsOnJobs.${at} is not a job id`, `steps.${index}.dependsOnJobs.${at}`);
+      const field = `${fields.step(index)}${fields.jobs}.${at}`;
+      if (!jobId) throw new JobServiceError('BAD_USER_INPUT', `${field} is not a job id`, field);
       return jobId;
     }));
     const context = { kinds, owner, ids, limits };
     const jobs = steps.map(({ name: _n, dependsOn: _d, dependsOnJobs: _j, onParentFailure: _p, ...job }, index) =>
-      toNewJob(job, { job: `steps.${index}.`, input: `steps.${index}.input.` }, context),
+      toNewJob(job, { job: fields.step(index), input: `${fields.step(index)}input.` }, context),
     );
-    const workflowId = ids.next();
+    for (const [index, job] of jobs.entries()) {
+      // Such a kind's claim finds its jobs by their concurrency_order, which a step does not draw.
+      if (job.sequenced) {
+        const field = `${fields.step(index)}kind`;
+        throw new JobServiceError('BAD_USER_INPUT', `${field}: ${job.kind} limits jobs per concurrency key, which a job with dependencies cannot take (yet)`, field);
+      }
+    }
     const inserted = await db.transaction(async (tx) => {
       const known = await lockParentsStatement(tx, [...new Set(external.flat())], owner);
       const edges: NewEdge[] = [];
@@ -120,7 +163,8 @@ export class WorkflowService {
         for (const [at, parentId] of external[index]!.entries()) {
           const status = known.get(parentId);
           if (!status) {
-            throw new JobServiceError('NOT_FOUND', `steps.${index}.dependsOnJobs.${at}: no job ${parentId} of yours`, `steps.${index}.dependsOnJobs.${at}`);
+            const field = `${fields.step(index)}${fields.jobs}.${at}`;
+            throw new JobServiceError('NOT_FOUND', `${field}: no job ${parentId} of yours`, field);
           }
           edges.push({ parentId, childId: job.id, parentName: parentId, onFailure });
           if (FINISHED_BADLY.has(status)) doomed ||= onFailure === 'cancel';
@@ -146,9 +190,8 @@ export class WorkflowService {
       cancelDoomed(newSteps, edges);
       return insertWorkflowStatement(tx, { id: workflowId, owner, onParentFailure: policy, steps: newSteps, edges });
     });
-    this.options.logger?.debug({ workflowId, steps: inserted.length }, 'workflow submitted');
-    const workflow = await this.get(workflowId, { owner });
-    return workflow!;
+    const byId = new Map(inserted.map((job) => [job.id, job]));
+    return jobs.map((job) => byId.get(job.id)!);
   }
 
   async get(requestedId: string, { owner }: Caller): Promise<Workflow | null> {

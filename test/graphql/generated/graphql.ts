@@ -41,6 +41,8 @@ export type OnUnique =
 export type SubmitJobInput = {
   /** 1 to 200 characters. Jobs of one key run at most the kind's `concurrencyPerKey` at once, in submission order; only for kinds that set it. */
   concurrencyKey?: string | null | undefined;
+  /** Ids of your jobs that must finish first: the job is WAITING till then (see submitWorkflow). Only in submitJob; takes no idempotency, unique or concurrency key. */
+  dependsOn?: Array<string | number> | null | undefined;
   /** Submitting again with the same key and input returns the first job instead of a new one; the same key with other input is refused with CONFLICT. */
   idempotencyKey?: string | null | undefined;
   /** Checked by the kind's input schema; a field it refuses is named in the error. */
