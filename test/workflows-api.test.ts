@@ -14,6 +14,7 @@ import type { Worker } from '../src/worker/worker.ts';
 import { closeTestApp, openTestApp, sseEvents, type TestApp } from './helpers/api.ts';
 import type { TestDatabase } from './helpers/database.ts';
 import { createWorker } from './helpers/jobs.ts';
+import { pruneJobsStatement } from '../src/jobs/sql/prune.ts';
 
 const node = defineKind({
   name: 'node',
@@ -332,5 +333,27 @@ describe('failure policies and cancelling', () => {
     expect((await rest('POST', `/api/v1/jobs/${next.jobId}/cancel`)).body.status).toBe('cancelled');
     const read = await rest('GET', `/api/v1/workflows/${second.body.workflowId}`);
     expect(statusByName(read.body)).toEqual({ later: 'pending', next: 'cancelled', last: 'cancelled' });
+  });
+});
+
+// Last: it prunes every finished job of this file's database.
+describe('retention', () => {
+  it('a pruned step takes its edges and name with it, and the workflow goes with its last step', async () => {
+    const made = await rest('POST', '/api/v1/workflows', DIAMOND);
+    await startWorker();
+    await untilWorkflow(made.body.workflowId, (body) => body.finished);
+    const kept = await rest('POST', '/api/v1/workflows', {
+      steps: [{ name: 'later', kind: 'node', input: { value: 1 }, runAt: new Date(Date.now() + 60_000).toISOString() }],
+    });
+    while ((await pruneJobsStatement(db, ['completed', 'retrieved', 'failed', 'cancelled'], new Date(Date.now() + 60_000), 1000)) > 0);
+    expect((await rest('GET', `/api/v1/workflows/${made.body.workflowId}`)).status).toBe(404);
+    expect((await rest('GET', `/api/v1/workflows/${kept.body.workflowId}`)).status).toBe(200);
+    const [left] = await db.query<{ edges: number; steps: number; workflows: number }>({
+      name: 'test_wf_pruned',
+      text: `SELECT (SELECT count(*)::int FROM job_dependency d WHERE NOT EXISTS (SELECT 1 FROM job WHERE job.id = d.child_id)) AS edges,
+                    (SELECT count(*)::int FROM workflow_step s WHERE NOT EXISTS (SELECT 1 FROM job WHERE job.id = s.job_id)) AS steps,
+                    (SELECT count(*)::int FROM workflow w WHERE NOT EXISTS (SELECT 1 FROM workflow_step s WHERE s.workflow_id = w.id)) AS workflows`,
+    });
+    expect(left).toEqual({ edges: 0, steps: 0, workflows: 0 });
   });
 });
