@@ -226,17 +226,25 @@ export async function parentsOfStatement(db: Queryable, jobId: string): Promise<
 /*
  * Cancels a workflow's steps that have not started (pending or waiting), and settles their
  * dependents as any cancellation does; steps running finish, and their dependents, all cancelled
- * here or waiting on a cancelled step, stay cancelled.
+ * here or waiting on a cancelled step, stay cancelled. The steps are locked in id order, as
+ * job_settle_dependents locks the children it counts down, so a cancel and a completion in the
+ * same workflow wait for each other instead of deadlocking.
  */
 const cancelWorkflow: Statement = {
   name: 'workflow_cancel',
   text: `
-  WITH cancelled AS (
-    UPDATE job SET status = 'cancelled', completed_on = now(), last_updated = now(), version = job.version + 1,
-                   last_error = 'cancelled: its workflow was cancelled'
+  WITH target AS (
+    SELECT job.id FROM job
     WHERE job.id IN (SELECT s.job_id FROM workflow_step s JOIN workflow w ON w.id = s.workflow_id
                      WHERE w.id = $1 AND w.owner = $2)
       AND job.status IN ('pending', 'waiting')
+    ORDER BY job.id
+    FOR UPDATE
+  ),
+  cancelled AS (
+    UPDATE job SET status = 'cancelled', completed_on = now(), last_updated = now(), version = job.version + 1,
+                   last_error = 'cancelled: its workflow was cancelled'
+    WHERE job.id IN (SELECT id FROM target) AND job.status IN ('pending', 'waiting')
     RETURNING job.id, job.status, job.version, job.has_dependents
   ),
   ${announce('cancelled')},
