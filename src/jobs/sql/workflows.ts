@@ -188,17 +188,6 @@ export async function readWorkflowStatement(
   return { workflow, steps };
 }
 
-const workflowOfJob: Statement = {
-  name: 'workflow_of_job',
-  text: `SELECT workflow_id AS id FROM workflow_step WHERE job_id = ANY ($1::uuid[])`,
-};
-
-/** The workflows the jobs are steps of, each once. */
-export async function workflowsOfJobsStatement(db: Queryable, jobIds: readonly string[]): Promise<string[]> {
-  const rows = await db.query<{ id: string }>(workflowOfJob, [jobIds]);
-  return [...new Set(rows.map((row) => row.id))];
-}
-
 /** What a step's handler is told of one parent. */
 export interface ParentOutcome {
   jobId: string;
