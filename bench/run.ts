@@ -20,6 +20,7 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   idle: async () => (await import('./idle.ts')).idleBenchmark,
   cost: async () => (await import('./cost.ts')).costBenchmark,
   progress: async () => (await import('./progress.ts')).progressBenchmark,
+  workflow: async () => (await import('./workflow.ts')).workflowBenchmark,
 };
 
 const { values } = parseArgs({
