@@ -23,6 +23,7 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   progress: async () => (await import('./progress.ts')).progressBenchmark,
   growth: async () => (await import('./growth.ts')).growthBenchmark,
   fairshare: async () => (await import('./fairshare.ts')).fairShareBenchmark,
+  workflow: async () => (await import('./workflow.ts')).workflowBenchmark,
 };
 /** Run only when named with --only: each takes longer than the rest together. */
 const ON_REQUEST = new Set(['growth']);

@@ -8,3 +8,5 @@ export type { ThreadHandlerContext } from './worker/thread-entry.ts';
 export type { Job, JobStatus, JobSubmission } from './jobs/service.ts';
 export type { OnUnique } from './jobs/sql/insert.ts';
 export { JobServiceError } from './jobs/errors.ts';
+export type { DependencyFailure, ParentOutcome } from './jobs/sql/workflows.ts';
+export type { Workflow, WorkflowStepInput, WorkflowSubmission } from './jobs/workflows.ts';

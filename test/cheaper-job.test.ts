@@ -83,6 +83,8 @@ describe('a cheaper job', () => {
       { status: 'failed', queueState: 3, heartbeatIsLastUpdated: null },
       { status: 'retrieved', queueState: null, heartbeatIsLastUpdated: null },
       { status: 'cancelled', queueState: 4, heartbeatIsLastUpdated: null },
+      // Workflows: a waiting job is in no queue index, as a completed one.
+      { status: 'waiting', queueState: null, heartbeatIsLastUpdated: null },
     ]);
   });
 

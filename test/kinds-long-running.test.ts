@@ -6,7 +6,7 @@ import { primesKind } from '../src/kinds/primes.ts';
 import countPrimes from '../src/kinds/primes.thread.ts';
 
 function jobContext(signal = new AbortController().signal): JobContext {
-  return { jobId: '0190f7a0-0000-7000-8000-000000000002', attempt: 1, maxAttempts: 3, signal, progress: () => undefined };
+  return { jobId: '0190f7a0-0000-7000-8000-000000000002', attempt: 1, maxAttempts: 3, signal, progress: () => undefined, parents: async () => ({}) };
 }
 
 const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest();

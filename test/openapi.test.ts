@@ -47,6 +47,9 @@ const ROUTES = [
   'POST /api/v1/kinds/pause',
   'POST /api/v1/kinds/resume',
   'GET /api/v1/openapi.json',
+  'POST /api/v1/workflows',
+  'GET /api/v1/workflows/{id}',
+  'POST /api/v1/workflows/{id}/cancel',
 ];
 
 interface Answer {
@@ -271,6 +274,22 @@ describe('real answers match the document', () => {
     expect((await documented('POST', '/api/v1/jobs', { body: big })).status).toBe(413);
     const plain = await documented('POST', '/api/v1/jobs', { body: '{}', headers: { 'content-type': 'text/plain' } });
     expect(plain.status).toBe(415);
+  });
+
+  it('workflows: 201, 200, 400, 404', async () => {
+    const steps = [
+      { name: 'first', kind: 'greet', input: { name: 'Ed' }, runAt: later() },
+      { name: 'second', kind: 'greet', input: { name: 'Flo' }, dependsOn: ['first'], onParentFailure: 'continue' },
+    ];
+    const made = await documented('POST', '/api/v1/workflows', { body: { steps } });
+    expect(made.status).toBe(201);
+    const id = (made.body as { workflowId: string }).workflowId;
+    expect((await documented('GET', `/api/v1/workflows/${id}`)).body).toMatchObject({ workflowId: id, finished: false });
+    expect((await documented('POST', `/api/v1/workflows/${id}/cancel`)).body).toMatchObject({ finished: true });
+    expect((await documented('GET', `/api/v1/workflows/${UNKNOWN_ID}`)).status).toBe(404);
+    expect((await documented('POST', `/api/v1/workflows/${UNKNOWN_ID}/cancel`)).status).toBe(404);
+    const cycle = [{ ...steps[0], dependsOn: ['second'] }, steps[1]];
+    expect((await documented('POST', '/api/v1/workflows', { body: { steps: cycle } })).status).toBe(400);
   });
 
   it('reading, paging, retrieving, cancelling: 200, 400, 404, 409', async () => {

@@ -22,7 +22,7 @@ const fixtures = (name: string): ThreadHandler => ({
 const FOREVER = { below: 50_000_000 };
 
 function jobContext(signal = new AbortController().signal): JobContext {
-  return { jobId: '0190f7a0-0000-7000-8000-000000000001', attempt: 2, maxAttempts: 5, signal, progress: () => undefined };
+  return { jobId: '0190f7a0-0000-7000-8000-000000000001', attempt: 2, maxAttempts: 5, signal, progress: () => undefined, parents: async () => ({}) };
 }
 
 const pools: ThreadPool[] = [];

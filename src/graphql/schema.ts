@@ -9,6 +9,7 @@ import { addScalars } from './types/scalars.ts';
 import { addScheduleTypes } from './types/schedule.ts';
 import { addSubmitJobTypes } from './types/submit-job.ts';
 import { addSubscriptionType } from './types/subscription.ts';
+import { addWorkflowTypes } from './types/workflow.ts';
 
 /** Builds the schema from one file per type. Nothing is registered at import time. */
 export function buildSchema(): GraphQLSchema {
@@ -22,5 +23,6 @@ export function buildSchema(): GraphQLSchema {
   addScheduleTypes(builder);
   addKindTypes(builder);
   addSubscriptionType(builder, jobTypes);
+  addWorkflowTypes(builder, jobTypes);
   return builder.toSchema({ sortSchema: true });
 }

@@ -4,7 +4,8 @@ import { type JobErrorCode, JobServiceError } from '../jobs/errors.ts';
 import type { Job } from '../jobs/service.ts';
 import { addNumbersOf } from '../kinds/add.ts';
 import type { ScheduleView } from '../schedules/service.ts';
-import type { AddJobAnswer, JobAnswer, ScheduleAnswer } from './rest-schemas.ts';
+import { isFinished, type Workflow } from '../jobs/workflows.ts';
+import type { AddJobAnswer, JobAnswer, ScheduleAnswer, WorkflowAnswer } from './rest-schemas.ts';
 
 const STATUS_OF: Record<JobErrorCode, number> = {
   BAD_USER_INPUT: 400,
@@ -107,5 +108,25 @@ export function scheduleBody(schedule: ScheduleView): z.output<typeof ScheduleAn
     nextFireAt: schedule.nextFireAt?.toISOString() ?? null,
     lastJobId: schedule.lastJobId,
     createdAt: schedule.createdAt.toISOString(),
+  };
+}
+
+/** A workflow as /api/v1/workflows shows it: its steps, each with its job's state. */
+export function workflowBody(workflow: Workflow): z.output<typeof WorkflowAnswer> {
+  return {
+    workflowId: workflow.id,
+    onParentFailure: workflow.onParentFailure,
+    createdAt: workflow.createdAt.toISOString(),
+    finished: workflow.steps.every((step) => isFinished(step.job.status)),
+    steps: workflow.steps.map(({ name, dependsOn, job }) => ({
+      name,
+      jobId: job.id,
+      kind: job.kind,
+      status: job.status,
+      dependsOn,
+      result: job.result,
+      lastError: job.lastError,
+      attempt: job.attempt,
+    })),
   };
 }

@@ -22,6 +22,8 @@ import {
   ScheduleListAnswer,
   SubmitJobBody,
   SubmittedJobAnswer,
+  SubmitWorkflowBody,
+  WorkflowAnswer,
 } from './rest-schemas.ts';
 
 export interface OpenApiOptions {
@@ -42,6 +44,7 @@ export function buildOpenApiDocument({ version = packageJson.version }: OpenApiO
   const scheduleIdParam = z.object({ id: z.string().describe("The schedule's id (scheduleId).") });
   const kindParam = z.object({ kind: z.string().describe('The name of a kind the service runs; another is not found (404).') });
   const jobIdParam = z.object({ id: z.string().describe("The job's id (jobId). An id that is not one is not found (404).") });
+  const workflowIdParam = z.object({ id: z.string().describe("The workflow's id (workflowId).") });
 
   // Every route can answer these: they come from app.ts, before the route, or from the database.
   const everywhere: ErrorStatus[] = [401, 403, 500, 503];
@@ -145,6 +148,40 @@ export function buildOpenApiDocument({ version = packageJson.version }: OpenApiO
         tags: ['jobs'],
         requestParams: { path: jobIdParam },
         responses: responses({ 200: answer('The job, cancelled.', JobAnswer) }, 400, 404, 409),
+      },
+    },
+    '/api/v1/workflows': {
+      post: {
+        operationId: 'submitWorkflow',
+        summary: 'Submit a workflow: steps (jobs) with local names, each starting once the steps it depends on have finished',
+        description:
+          'Checked whole before anything is written: a cycle, an unknown step name or a job id that is not yours in dependsOnJobs is refused. A step waits (status waiting) until its parents finish; its handler reads their results by step name (context.parents()).',
+        tags: ['workflows'],
+        requestBody: { required: true, content: { 'application/json': { schema: SubmitWorkflowBody } } },
+        responses: responses(
+          { 201: answer('Created: the workflow.', WorkflowAnswer, z.object({ Location: z.string().describe('Where to read the workflow.') })) },
+          400,
+          404,
+        ),
+      },
+    },
+    '/api/v1/workflows/{id}': {
+      get: {
+        operationId: 'getWorkflow',
+        summary: 'Read a workflow: its steps and their states',
+        tags: ['workflows'],
+        requestParams: { path: workflowIdParam },
+        responses: responses({ 200: answer('The workflow.', WorkflowAnswer) }, 404),
+      },
+    },
+    '/api/v1/workflows/{id}/cancel': {
+      post: {
+        operationId: 'cancelWorkflow',
+        summary: 'Cancel the steps of a workflow that have not started',
+        description: 'Running steps finish; their dependents were cancelled with the rest.',
+        tags: ['workflows'],
+        requestParams: { path: workflowIdParam },
+        responses: responses({ 200: answer('The workflow.', WorkflowAnswer) }, 404),
       },
     },
     '/api/v1/schedules': {

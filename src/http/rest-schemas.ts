@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 
-const JOB_STATUSES = ['pending', 'wip', 'completed', 'failed', 'retrieved', 'cancelled'] as const;
+const JOB_STATUSES = ['pending', 'wip', 'completed', 'failed', 'retrieved', 'cancelled', 'waiting'] as const;
 
 export const SubmitJobBody = z
   .object({
@@ -31,6 +31,10 @@ export const SubmitJobBody = z
       .describe(
         "1 to 200 characters. Jobs of one key run at most the kind's concurrencyPerKey at once, and start at most as its per-key rateLimit allows, in submission order; only for kinds that set one of them.",
       ),
+    dependsOn: z
+      .array(z.string())
+      .nullish()
+      .describe('Ids of your jobs that must finish first: the job is waiting till then (see workflows). Takes no idempotency, unique or concurrency key.'),
   })
   .strict();
 
@@ -173,3 +177,43 @@ export const ScheduleAnswer = z.strictObject({
 export const ScheduleListAnswer = z.strictObject({ schedules: z.array(ScheduleAnswer) });
 
 export const DeletedScheduleAnswer = z.strictObject({ scheduleId: z.uuid(), deleted: z.literal(true) });
+
+const DEPENDENCY_FAILURES = ['cancel', 'continue'] as const;
+
+export const WorkflowStepBody = SubmitJobBody.omit({ idempotencyKey: true, uniqueKey: true, onUnique: true, concurrencyKey: true, dependsOn: true })
+  .extend({
+    name: z.string().describe("The step's name, unique in its workflow (1 to 100 characters); its parents' results reach it by these names."),
+    dependsOn: z.array(z.string()).nullish().describe('Names of steps of this workflow that must finish before this one starts.'),
+    dependsOnJobs: z.array(z.string()).nullish().describe('Ids of your jobs outside the workflow that must finish before this one starts.'),
+    onParentFailure: z
+      .enum(DEPENDENCY_FAILURES)
+      .nullish()
+      .describe("When a parent fails for good or is cancelled: cancel this step (and its dependents), or continue (run it; the failure is in its context). Default: the workflow's."),
+  })
+  .strict();
+
+export const SubmitWorkflowBody = z
+  .object({
+    steps: z.array(WorkflowStepBody).describe('Any DAG; a cycle or an unknown name is a 400, and nothing is written.'),
+    onParentFailure: z.enum(DEPENDENCY_FAILURES).nullish().describe("The steps' default: cancel (the default) or continue."),
+  })
+  .strict();
+
+export const WorkflowStepAnswer = z.strictObject({
+  name: z.string(),
+  jobId: z.uuid(),
+  kind: z.string(),
+  status: z.enum(JOB_STATUSES),
+  dependsOn: z.array(z.string()).describe('The names of the steps it waits for (a job outside the workflow: its id).'),
+  result: z.unknown(),
+  lastError: z.string().nullable(),
+  attempt: z.number().int(),
+});
+
+export const WorkflowAnswer = z.strictObject({
+  workflowId: z.uuid(),
+  onParentFailure: z.enum(DEPENDENCY_FAILURES),
+  createdAt: z.iso.datetime(),
+  finished: z.boolean().describe('Every step completed, failed or was cancelled.'),
+  steps: z.array(WorkflowStepAnswer),
+});

@@ -3,8 +3,9 @@ import { fieldError } from '../jobs/errors.ts';
 import type { Caller, JobService } from '../jobs/service.ts';
 import type { ErrorLog } from './error-log.ts';
 import { scheduleNotFound } from '../schedules/service.ts';
-import { addJobBody, errorResponse, jobBody, json, responseForError, scheduleBody } from './json.ts';
-import { CreateScheduleBody, ListJobsQuery, SubmitJobBody } from './rest-schemas.ts';
+import { workflowNotFound } from '../jobs/workflows.ts';
+import { addJobBody, errorResponse, jobBody, json, responseForError, scheduleBody, workflowBody } from './json.ts';
+import { CreateScheduleBody, ListJobsQuery, SubmitJobBody, SubmitWorkflowBody } from './rest-schemas.ts';
 
 export interface RestDeps {
   jobs: JobService;
@@ -118,6 +119,30 @@ export function createRestHandler({ jobs, errorLog, maxBodyBytes, openApiDocumen
       pattern: /^\/api\/v1\/schedules\/([^/]+)\/(pause|resume)\/?$/,
       methods: ['POST'],
       handle: async ([id, action], _request, caller) => json(scheduleBody(await jobs.schedules.setPaused(id!, caller.owner, action === 'pause'))),
+    },
+    {
+      pattern: /^\/api\/v1\/workflows\/?$/,
+      methods: ['POST'],
+      async handle(_params, request, caller) {
+        const body = parse(SubmitWorkflowBody, await readJson(request, maxBodyBytes));
+        const steps = body.steps.map(({ runAt, ...step }) => ({ ...step, ...(runAt ? { runAt: new Date(runAt) } : {}) }));
+        const workflow = await jobs.workflows.submit({ ...body, steps }, caller);
+        return json(workflowBody(workflow), 201, { location: `/api/v1/workflows/${workflow.id}` });
+      },
+    },
+    {
+      pattern: /^\/api\/v1\/workflows\/([^/]+)\/?$/,
+      methods: ['GET'],
+      async handle([id], _request, caller) {
+        const workflow = await jobs.workflows.get(id!, caller);
+        if (!workflow) throw workflowNotFound(id!);
+        return json(workflowBody(workflow));
+      },
+    },
+    {
+      pattern: /^\/api\/v1\/workflows\/([^/]+)\/cancel\/?$/,
+      methods: ['POST'],
+      handle: async ([id], _request, caller) => json(workflowBody(await jobs.workflows.cancel(id!, caller))),
     },
     {
       pattern: /^\/api\/v1\/kinds\/?$/,

@@ -21,6 +21,11 @@ export interface JobSubmission {
   maxAttempts?: number | null;
   /** Jobs of one key run at most the kind's `concurrencyPerKey` at once, in submission order. */
   concurrencyKey?: string | null;
+  /**
+   * Ids of the caller's jobs that must finish first (workflows): the job waits till then. Only
+   * for a job submitted alone (submitJob); a graph of new jobs is a workflow (WorkflowService).
+   */
+  dependsOn?: readonly string[] | null;
 }
 
 /** The seed's `add` job, as its REST aliases and `addJob` take it. */

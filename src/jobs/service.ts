@@ -23,6 +23,7 @@ import { listJobsQuery, readJobStatement } from './sql/reads.ts';
 import { openJobWatch } from './watch.ts';
 import { ScheduleService } from '../schedules/service.ts';
 import { KindControl } from './kind-control.ts';
+import { WorkflowService } from './workflows.ts';
 
 export type { AddJobInput, Job, JobStatus, JobSubmission };
 
@@ -80,6 +81,8 @@ export class JobService {
   readonly schedules: ScheduleService;
   /** The kinds this service runs, and pausing them. */
   readonly kindControl: KindControl;
+  /** The caller's workflows: graphs of jobs that wait for each other (issue 26). */
+  readonly workflows: WorkflowService;
 
   private readonly db: Database;
   private readonly hub: JobEventHub;
@@ -97,6 +100,14 @@ export class JobService {
     this.inserts = new InsertCoalescer(options.db, Math.max(options.limits.maxBatchSize, 1000));
     this.schedules = new ScheduleService({ db: options.db, kinds: options.kinds, ids: this.ids, maxInputBytes: options.limits.maxInputBytes });
     this.kindControl = new KindControl({ db: options.db, kinds: options.kinds, logger: options.logger });
+    this.workflows = new WorkflowService({
+      db: options.db,
+      hub: options.hub,
+      kinds: options.kinds,
+      ids: this.ids,
+      limits: options.limits,
+      logger: options.logger,
+    });
   }
 
   /** The seed's job: an `add` of two numbers, whose errors name `num1` and `num2` as they always have. */
@@ -111,12 +122,19 @@ export class JobService {
   }
 
   async submitJob(submission: JobSubmission, caller: Caller): Promise<InsertedJob> {
-    const [inserted] = await this.submitJobs([submission], caller);
+    const { dependsOn, ...job } = submission;
+    if (dependsOn?.length) return { job: await this.workflows.submitAfter(job, dependsOn, null, caller), created: true };
+    const [inserted] = await this.submitJobs([job], caller);
     return inserted!;
   }
 
   /** Jobs of any kinds, each input checked by its kind's schema. See `submit`. */
   submitJobs(submissions: readonly JobSubmission[], caller: Caller): Promise<InsertedJob[]> {
+    const waits = submissions.findIndex((submission) => submission.dependsOn?.length);
+    if (waits >= 0) {
+      const field = `inputs.${waits}.dependsOn`;
+      throw new JobServiceError('BAD_USER_INPUT', `${field}: submit jobs that wait for others one at a time, or as a workflow`, field);
+    }
     return this.submit(submissions, caller, (prefix) => ({ job: prefix, input: `${prefix}input.` }));
   }
 
@@ -239,7 +257,7 @@ export class JobService {
     }
   }
 
-  /** pending → cancelled. A job a worker already took cannot be cancelled. */
+  /** pending or waiting → cancelled, with its dependents (by their policy). A job a worker already took cannot be cancelled. */
   async cancelJob(requestedId: string, caller: Caller): Promise<Job> {
     const id = toJobId(requestedId);
     const cancelled = id ? await cancelJobStatement(this.db, id, caller.owner) : null;
@@ -250,7 +268,7 @@ export class JobService {
     const job = await this.getJob(requestedId, caller);
     if (!job) throw jobNotFound(requestedId);
     if (job.status === 'cancelled') return job;
-    throw new JobServiceError('CONFLICT', `only a pending job can be cancelled; this one is ${job.status}`, 'id');
+    throw new JobServiceError('CONFLICT', `only a pending or waiting job can be cancelled; this one is ${job.status}`, 'id');
   }
 
   /** Newest first. `after` is the `endCursor` of the previous page. */

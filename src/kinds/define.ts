@@ -2,6 +2,7 @@
  * A kind of job: its name, the schemas of its input and result, its default options and the
  * handler that does the work. Every kind, the built-in `add` included, is one `defineKind` call.
  */
+import type { ParentOutcome } from '../jobs/sql/workflows.ts';
 import type { z } from 'zod';
 import { type CatchUp, parseTiming } from '../schedules/cron.ts';
 
@@ -86,6 +87,13 @@ export interface JobContext {
    * cap is dropped, with one warning per job.
    */
   progress(value: unknown): void;
+  /**
+   * The outcomes of the jobs this one depends on (workflows, `dependsOn`), by step name (or, for a
+   * job outside the workflow, its id): status, result, and the error of one that failed or was
+   * cancelled (which a dependent sees only under the policy `continue`). One read, when called;
+   * `{}` for a job without parents. Not available to handlers that run in a worker thread.
+   */
+  parents(): Promise<Record<string, ParentOutcome>>;
 }
 
 /** Computes a job's result. A thrown error fails the attempt; PermanentJobError fails the job. */

@@ -1,4 +1,5 @@
 /** What a handler is given for its job: the context, and its signal, made only when asked for. */
+import type { ParentOutcome } from '../jobs/sql/workflows.ts';
 import type { JobContext, JobKind } from '../kinds/define.ts';
 import type { HeldJob } from './executor.ts';
 import type { OutcomeWriter } from './outcome-writer.ts';
@@ -31,6 +32,10 @@ export class RunningJobContext implements JobContext {
 
   get signal(): AbortSignal {
     return signalOf(this.#entry);
+  }
+
+  parents(): Promise<Record<string, ParentOutcome>> {
+    return this.#writer.parentsOf(this.jobId);
   }
 
   /** Bound, so that a handler may pass it on or destructure it (`const { progress } = context`). */

@@ -12,6 +12,7 @@ import {
   storedFailuresStatement,
 } from '../jobs/sql/outcomes.ts';
 import { type ProgressWrite, progressJobsStatement } from '../jobs/sql/progress.ts';
+import { type ParentOutcome, parentsOfStatement } from '../jobs/sql/workflows.ts';
 import { PermanentJobError } from '../kinds/define.ts';
 import type { Logger } from '../logger.ts';
 import type { FailureReason, Metrics } from '../metrics/metrics.ts';
@@ -104,6 +105,11 @@ export class OutcomeWriter {
    */
   progress(job: ClaimedJob, progress: string): Promise<Sent<WriteOutcome>> {
     return this.progressWrites.push({ id: job.id, attempt: job.attempt, progress });
+  }
+
+  /** The outcomes of a job's parents (JobContext.parents): a read, made only when a handler asks. */
+  parentsOf(jobId: string): Promise<Record<string, ParentOutcome>> {
+    return parentsOfStatement(this.options.db, jobId);
   }
 
   /** Writes what is queued (one more try each), then answers new writes `closed`. */

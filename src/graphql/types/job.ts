@@ -12,7 +12,8 @@ export function addJobType(builder: Builder) {
       COMPLETED: { value: 'completed', description: 'Done; the result is ready.' },
       FAILED: { value: 'failed', description: 'Every attempt failed; see lastError.' },
       RETRIEVED: { value: 'retrieved', description: 'Done, and the customer has fetched the result.' },
-      CANCELLED: { value: 'cancelled', description: 'Cancelled before a worker took it.' },
+      CANCELLED: { value: 'cancelled', description: 'Cancelled before a worker took it (or a job it depends on failed).' },
+      WAITING: { value: 'waiting', description: 'Waits for the jobs it depends on to finish; never taken by a worker until then.' },
     } as const,
   });
 

@@ -30,6 +30,11 @@ export function addSubmitJobTypes(builder: Builder, { AddJobPayload }: AddJobTyp
       runAt: t.field({ type: 'DateTime', required: false, description: 'Do not start before this moment.' }),
       priority: t.int({ required: false, description: "Higher runs first; -1000 to 1000. Default: the kind's, else 0." }),
       maxAttempts: t.int({ required: false, description: "1 to 100. Default: the kind's, else MAX_ATTEMPTS." }),
+      dependsOn: t.idList({
+        required: false,
+        description:
+          'Ids of your jobs that must finish first: the job is WAITING till then (see submitWorkflow). Only in submitJob; takes no idempotency, unique or concurrency key.',
+      }),
       concurrencyKey: t.string({
         required: false,
         description:

@@ -25,6 +25,7 @@ const LABEL = {
   RETRIEVED: 'Retrieved',
   FAILED: 'Failed',
   CANCELLED: 'Cancelled',
+  WAITING: 'Waiting',
 };
 
 const $ = (id) => document.getElementById(id);

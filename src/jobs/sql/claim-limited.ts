@@ -5,7 +5,7 @@
  */
 import type { Database, Statement } from '../../db/database.ts';
 import { type ClaimedRow, claimedCte, type ClaimResult, toClaimResult } from './claim.ts';
-import { announce, commitWithoutFlushWait } from './ctes.ts';
+import { announce, commitWithoutFlushWait, settleDependents } from './ctes.ts';
 import { ALL_KINDS } from './kind-pause.ts';
 
 /** One limited kind, as a worker claims it. */
@@ -204,6 +204,7 @@ const claimLimitedJobs: Statement = {
   ),
   ${claimedCte('ARRAY(SELECT id FROM stale UNION ALL SELECT id FROM due)')},
   ${announce('claimed')},
+  ${settleDependents('claimed', { condition: "status = 'failed'" })},
   ${commitWithoutFlushWait},
   started AS (
     INSERT INTO job_rate_start (kind, key, started_at, job_id)
@@ -232,7 +233,7 @@ const claimLimitedJobs: Statement = {
          CASE WHEN row_number() OVER () = 1 THEN rate_due.ms END AS "rateDueInMs",
          claimed.id, claimed.kind, claimed.input, claimed.attempt, claimed."maxAttempts",
          claimed."createdAtMs", claimed.traceparent, claimed.status, claimed."lastError"
-  FROM running CROSS JOIN announced CROSS JOIN flush_not_awaited CROSS JOIN rate_due LEFT JOIN claimed ON true
+  FROM running CROSS JOIN announced CROSS JOIN settled CROSS JOIN flush_not_awaited CROSS JOIN rate_due LEFT JOIN claimed ON true
   ORDER BY claimed.priority DESC, claimed.run_at, claimed.id`,
 };
 

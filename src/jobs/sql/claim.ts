@@ -1,7 +1,7 @@
 /** Claiming: taking due jobs, and stale ones back from workers presumed dead. */
 import type { Queryable, Statement } from '../../db/database.ts';
 import type { JobStatus } from '../../generated/prisma/client.ts';
-import { announce, commitWithoutFlushWait } from './ctes.ts';
+import { announce, commitWithoutFlushWait, settleDependents } from './ctes.ts';
 import { ALL_KINDS } from './kind-pause.ts';
 import { epochMs } from './rows.ts';
 
@@ -33,6 +33,8 @@ export interface TimedOutJob {
  * The CTE `claimed`: the jobs of `ids` (an array expression of locked ids) made wip for worker
  * $1, or failed when they are stale on their last attempt ($4 is the default timeout, for the
  * message). Every claim statement shares it, so a job is claimed the same way by each.
+ * A job failed here settles its dependents (workflows) in the same statement: each claim
+ * statement joins `settleDependents('claimed', ...)`, one boolean test per claimed row.
  */
 export function claimedCte(ids: string): string {
   return `claimed AS (
@@ -53,7 +55,7 @@ export function claimedCte(ids: string): string {
     WHERE job.id = ANY (${ids})
     RETURNING job.id, job.kind, job.input, job.attempt, job.max_attempts AS "maxAttempts", job.status,
               job.version, job.priority, job.run_at, job.last_error AS "lastError",
-              ${epochMs('job.created_at')} AS "createdAtMs", job.traceparent
+              ${epochMs('job.created_at')} AS "createdAtMs", job.traceparent, job.has_dependents
   )`;
 }
 
@@ -192,10 +194,11 @@ const claimJobs: Statement = {
   ),
   ${claimedCte('ARRAY(SELECT id FROM stale UNION ALL SELECT id FROM fair UNION ALL SELECT id FROM rest)')},
   ${announce('claimed')},
+  ${settleDependents('claimed', { condition: "status = 'failed'" })},
   ${commitWithoutFlushWait}
   SELECT id, kind, input, attempt, "maxAttempts", "createdAtMs", traceparent, status, "lastError",
          (SELECT owner FROM shares WHERE last_turn) AS "ownerCursor"
-  FROM claimed, announced, flush_not_awaited
+  FROM claimed, announced, settled, flush_not_awaited
   ORDER BY priority DESC, run_at, id`,
 };
 

@@ -29,3 +29,17 @@ export function announce(changed: string, { delayable = false } = {}): string {
  * The final SELECT must join it, as it must `announced`.
  */
 export const commitWithoutFlushWait = `flush_not_awaited AS (SELECT set_config('synchronous_commit', 'off', true))`;
+
+/**
+ * A CTE that settles the dependents of the rows of `changed` that have some (see
+ * job_settle_dependents in the workflows migration), in the statement that finished them, and
+ * yields one row: the final SELECT must join it. `changed` returns `has_dependents` (or the
+ * column `flag` names); `condition` narrows the rows further. A row without dependents costs one boolean test: the aggregate over
+ * no rows is NULL, and the function, being STRICT, is not called.
+ */
+export function settleDependents(changed: string, { condition = 'true', flag = 'has_dependents' } = {}): string {
+  return `settled AS (
+    SELECT job_settle_dependents(array_agg(id ORDER BY id)) AS count
+    FROM ${changed} WHERE ${flag} AND ${condition}
+  )`;
+}

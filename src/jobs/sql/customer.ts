@@ -1,7 +1,7 @@
 /** What a customer does to a job of their own: take its result, or cancel it before it runs. */
 import type { Queryable, Statement } from '../../db/database.ts';
 import type { Job } from '../../generated/prisma/client.ts';
-import { announce, commitWithoutFlushWait } from './ctes.ts';
+import { announce, commitWithoutFlushWait, settleDependents } from './ctes.ts';
 import { columns, type JobRow, toJob } from './rows.ts';
 
 /*
@@ -47,14 +47,18 @@ const cancelJob: Statement = {
   text: `
   WITH cancelled AS (
     UPDATE job SET status = 'cancelled', completed_on = now(), last_updated = now(), version = version + 1
-    WHERE id = $1 AND owner = $2 AND status = 'pending'
+    WHERE id = $1 AND owner = $2 AND status IN ('pending', 'waiting')
     RETURNING *
   ),
-  ${announce('cancelled')}
-  SELECT ${columns('cancelled')} FROM cancelled, announced`,
+  ${announce('cancelled')},
+  ${settleDependents('cancelled')}
+  SELECT ${columns('cancelled')} FROM cancelled, announced, settled`,
 };
 
-/** pending → cancelled. Returns null when the job is not pending; the row lock makes it exact. */
+/**
+ * pending or waiting → cancelled, and its dependents settled (cancelled or counted down, by their
+ * failure policy). Returns null when the job is neither; the row lock makes it exact.
+ */
 export async function cancelJobStatement(db: Queryable, id: string, owner: string): Promise<Job | null> {
   const [row] = await db.query<JobRow>(cancelJob, [id, owner]);
   return row ? toJob(row) : null;

@@ -5,7 +5,7 @@
  */
 import type { Queryable, Statement } from '../../db/database.ts';
 import type { Job } from '../../generated/prisma/client.ts';
-import { announce } from './ctes.ts';
+import { announce, settleDependents } from './ctes.ts';
 import { columns, jsonArray, type JobRow, toJob } from './rows.ts';
 
 export interface Completion {
@@ -15,7 +15,7 @@ export interface Completion {
   result: string;
 }
 
-function completeJobsText(returning: string, answer: string): string {
+function completeJobsText(returning: string, answer: string, flag: string): string {
   return `
   WITH done AS (
     UPDATE job SET status = 'completed', result = c.result, completed_on = now(), last_updated = now(),
@@ -24,19 +24,20 @@ function completeJobsText(returning: string, answer: string): string {
     WHERE job.id = c.id AND job.attempt = c.attempt AND job.status = 'wip'
     RETURNING ${returning}
   ),
-  ${announce('done')}
-  SELECT ${answer} FROM done, announced`;
+  ${announce('done')},
+  ${settleDependents('done', { flag })}
+  SELECT ${answer} FROM done, announced, settled`;
 }
 
 const completeJobs: Statement = {
   name: 'jobs_complete',
-  text: completeJobsText('job.id, job.status, job.version', 'done.id'),
+  text: completeJobsText('job.id, job.status, job.version, job.has_dependents', 'done.id', 'has_dependents'),
 };
 
 /** The same write, answering with the whole rows: for subscribers in this process (see below). */
 const completeJobsReturningRows: Statement = {
   name: 'jobs_complete_rows',
-  text: completeJobsText(columns('job'), 'done.*'),
+  text: completeJobsText(columns('job'), 'done.*', '"hasDependents"'),
 };
 
 export async function completeJobsStatement(db: Queryable, completions: readonly Completion[]): Promise<Set<string>> {
@@ -82,10 +83,11 @@ const failJobs: Statement = {
       last_error = f.error, locked_by = NULL, last_updated = now(), version = job.version + 1
     FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[]) AS f(id, attempt, error, retry_in_ms)
     WHERE job.id = f.id AND job.attempt = f.attempt AND job.status = 'wip'
-    RETURNING job.id, job.status, job.version, job.run_at
+    RETURNING job.id, job.status, job.version, job.run_at, job.has_dependents
   ),
-  ${announce('failed', { delayable: true })}
-  SELECT id FROM failed, announced`,
+  ${announce('failed', { delayable: true })},
+  ${settleDependents('failed', { condition: "status = 'failed'" })}
+  SELECT id FROM failed, announced, settled`,
 };
 
 /** Records failed attempts: back to pending with a delay, or failed for good. Fenced. */

@@ -12,6 +12,10 @@ import { uuidv7Floor } from '../ids.ts';
  * A deletion is announced like any change, as `id:deleted:version+1`, so that a subscriber still
  * waiting on the job (a `completed` one nobody retrieved) hears that it is gone instead of
  * waiting forever.
+ *
+ * A job that was a workflow's step, or waited for others, takes its rows of job_dependency (as the
+ * child) and workflow_step with it, and a workflow goes with its last step. Only such jobs
+ * (parents_left is set for them alone) probe those tables.
  */
 const pruneJobs: Statement = {
   name: 'jobs_prune',
@@ -24,7 +28,20 @@ const pruneJobs: Statement = {
   ),
   deleted AS (
     DELETE FROM job USING doomed WHERE job.id = doomed.id
-    RETURNING job.id, job.version
+    RETURNING job.id, job.version, job.parents_left
+  ),
+  edges AS (
+    DELETE FROM job_dependency d USING deleted WHERE deleted.parents_left IS NOT NULL AND d.child_id = deleted.id
+  ),
+  steps AS (
+    DELETE FROM workflow_step s USING deleted WHERE deleted.parents_left IS NOT NULL AND s.job_id = deleted.id
+    RETURNING s.workflow_id
+  ),
+  flows AS (
+    DELETE FROM workflow w
+    WHERE w.id IN (SELECT workflow_id FROM steps)
+      AND NOT EXISTS (SELECT 1 FROM workflow_step s
+                      WHERE s.workflow_id = w.id AND NOT EXISTS (SELECT 1 FROM deleted WHERE deleted.id = s.job_id))
   ),
   announced AS (
     SELECT job_announce(array_agg(id::text || ':deleted:' || (version + 1)::text)) AS count FROM deleted

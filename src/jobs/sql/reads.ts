@@ -30,6 +30,7 @@ const QUEUE_STATE: Record<JobStatus, number | null> = {
   cancelled: 4,
   completed: null,
   retrieved: null,
+  waiting: null,
 };
 
 export interface JobListing {

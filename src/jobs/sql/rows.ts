@@ -18,7 +18,8 @@ export function columns(table: string): string {
   ${table}.version, ${epochMs(`${table}.created_at`)} AS "createdAt",
   ${epochMs(`${table}.last_updated`)} AS "lastUpdated", ${epochMs(`${table}.completed_on`)} AS "completedOn",
   ${epochMs(`${table}.retrieved_at`)} AS "retrievedAt", ${table}.traceparent, ${table}.queue_state AS "queueState",
-  ${table}.concurrency_key AS "concurrencyKey", ${table}.concurrency_order::text AS "concurrencyOrder"`;
+  ${table}.concurrency_key AS "concurrencyKey", ${table}.concurrency_order::text AS "concurrencyOrder",
+  ${table}.has_dependents AS "hasDependents", ${table}.parents_left AS "parentsLeft"`;
 }
 
 /** Timestamps leave the database as epoch milliseconds (see `epochMs`); input and result as parsed JSON. */

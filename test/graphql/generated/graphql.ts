@@ -16,7 +16,7 @@ export type AddJobInput = {
 };
 
 export type JobStatus =
-  /** Cancelled before a worker took it. */
+  /** Cancelled before a worker took it (or a job it depends on failed). */
   | 'CANCELLED'
   /** Done; the result is ready. */
   | 'COMPLETED'
@@ -26,6 +26,8 @@ export type JobStatus =
   | 'PENDING'
   /** Done, and the customer has fetched the result. */
   | 'RETRIEVED'
+  /** Waits for the jobs it depends on to finish; never taken by a worker until then. */
+  | 'WAITING'
   /** A worker is running it. */
   | 'WIP';
 
@@ -39,6 +41,8 @@ export type OnUnique =
 export type SubmitJobInput = {
   /** 1 to 200 characters. Jobs of one key run at most the kind's `concurrencyPerKey` at once, and start at most as its per-key `rateLimit` allows, in submission order; only for kinds that set one of them. */
   concurrencyKey?: string | null | undefined;
+  /** Ids of your jobs that must finish first: the job is WAITING till then (see submitWorkflow). Only in submitJob; takes no idempotency, unique or concurrency key. */
+  dependsOn?: Array<string | number> | null | undefined;
   /** Submitting again with the same key and input returns the first job instead of a new one; the same key with other input is refused with CONFLICT. */
   idempotencyKey?: string | null | undefined;
   /** Checked by the kind's input schema; a field it refuses is named in the error. */

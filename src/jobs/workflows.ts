@@ -1,0 +1,331 @@
+/**
+ * Workflows (issue 26): a graph of steps submitted at once, each a job that waits for the steps
+ * it depends on (and for jobs of the caller's that already exist). The graph is checked whole
+ * (names, cycles, the parents' owner) before anything is written; the hand-over from a finished
+ * parent to its dependents is the database's, in the statement that finishes the parent.
+ */
+import type { Database } from '../db/database.ts';
+import type { Job, JobStatus } from '../generated/prisma/client.ts';
+import type { KindRegistry } from '../kinds/registry.ts';
+import type { Logger } from '../logger.ts';
+import type { Caller } from './service.ts';
+import { JobServiceError } from './errors.ts';
+import type { JobEventHub } from './events.ts';
+import { type JobIdGenerator, toJobId } from './ids.ts';
+import { type JobInputLimits, type JobSubmission, toNewJob } from './job-input.ts';
+import {
+  cancelWorkflowStatement,
+  type DependencyFailure,
+  insertWorkflowStatement,
+  lockParentsStatement,
+  type NewEdge,
+  type NewStep,
+  readWorkflowStatement,
+  type WorkflowRow,
+  type WorkflowStepRow,
+} from './sql/workflows.ts';
+
+export type { DependencyFailure };
+
+export interface WorkflowStepInput extends JobSubmission {
+  /** The step's name, unique in its workflow: 1 to 100 characters. */
+  name: string;
+  /** Names of the steps of the same workflow it waits for. */
+  dependsOn?: readonly string[] | null;
+  /** Ids of the caller's jobs, outside the workflow, it waits for too. */
+  dependsOnJobs?: readonly string[] | null;
+  /** When one of its parents fails for good or is cancelled; default: the workflow's. */
+  onParentFailure?: DependencyFailure | null;
+}
+
+export interface WorkflowSubmission {
+  steps: readonly WorkflowStepInput[];
+  /** Default `cancel`: a failed step cancels its dependents, and theirs. */
+  onParentFailure?: DependencyFailure | null;
+}
+
+export interface Workflow extends WorkflowRow {
+  steps: WorkflowStepRow[];
+}
+
+export interface WorkflowServiceOptions {
+  db: Database;
+  hub: JobEventHub;
+  kinds: KindRegistry;
+  ids: JobIdGenerator;
+  limits: JobInputLimits & { maxBatchSize: number };
+  logger?: Logger;
+}
+
+const STEP_NAME = /^.{1,100}$/su;
+
+/** How errors name a step's fields: `steps.3.` and `dependsOnJobs` in a workflow. */
+interface StepFields {
+  step: (index: number) => string;
+  jobs: string;
+}
+
+const STEP_FIELDS: StepFields = { step: (index) => `steps.${index}.`, jobs: 'dependsOnJobs' };
+const FINISHED_OK = new Set(['completed', 'retrieved']);
+const FINISHED_BADLY = new Set(['failed', 'cancelled']);
+
+/** Workflows of the caller's (JobService.workflows). */
+export class WorkflowService {
+  private readonly options: WorkflowServiceOptions;
+
+  constructor(options: WorkflowServiceOptions) {
+    this.options = options;
+  }
+
+  /** Adds the workflow, all of it or nothing, and answers with it as it now is. */
+  async submit(submission: WorkflowSubmission, { owner }: Caller): Promise<Workflow> {
+    const workflowId = this.options.ids.next();
+    const inserted = await this.write(submission, owner, workflowId, STEP_FIELDS);
+    this.options.logger?.debug({ workflowId, steps: inserted.length }, 'workflow submitted');
+    const workflow = await this.get(workflowId, { owner });
+    return workflow!;
+  }
+
+  /**
+   * One job that waits for jobs of the caller's (`dependsOn`, their ids), outside any workflow;
+   * its context's parents() names them by id. Errors name `dependsOn.N` and the job's own fields.
+   */
+  async submitAfter(
+    submission: JobSubmission,
+    dependsOn: readonly string[],
+    onParentFailure: DependencyFailure | null | undefined,
+    { owner }: Caller,
+  ): Promise<Job> {
+    if (submission.idempotencyKey || submission.uniqueKey || submission.concurrencyKey) {
+      throw new JobServiceError('BAD_USER_INPUT', 'a job with dependsOn takes no idempotency, unique or concurrency key', 'dependsOn');
+    }
+    const step = { ...submission, name: 'job', dependsOnJobs: dependsOn, onParentFailure };
+    const [job] = await this.write({ steps: [step] }, owner, null, { step: () => '', jobs: 'dependsOn' });
+    this.options.logger?.debug({ jobId: job!.id, parents: dependsOn.length }, `job ${job!.status}`);
+    return job!;
+  }
+
+  /** Checks the graph whole, then writes it in one transaction; the jobs in the order of the steps. */
+  private async write(submission: WorkflowSubmission, owner: string, workflowId: string | null, fields: StepFields): Promise<Job[]> {
+    const { db, ids, kinds, limits } = this.options;
+    const steps = submission.steps ?? [];
+    if (steps.length === 0) throw new JobServiceError('BAD_USER_INPUT', 'give at least one step', 'steps');
+    if (steps.length > limits.maxBatchSize) {
+      throw new JobServiceError('BAD_USER_INPUT', `at most ${limits.maxBatchSize} steps fit in one workflow; got ${steps.length}`, 'steps');
+    }
+    const policy = submission.onParentFailure ?? 'cancel';
+    const byName = new Map<string, number>();
+    for (const [index, step] of steps.entries()) {
+      if (typeof step.name !== 'string' || !STEP_NAME.test(step.name)) {
+        throw new JobServiceError('BAD_USER_INPUT', `steps.${index}.name must be 1 to 100 characters`, `steps.${index}.name`);
+      }
+      if (byName.has(step.name)) {
+        throw new JobServiceError('BAD_USER_INPUT', `steps.${index}.name: "${step.name}" names two steps`, `steps.${index}.name`);
+      }
+      byName.set(step.name, index);
+    }
+    const parents = steps.map((step, index) => (step.dependsOn ?? []).map((name, at) => {
+      const parent = byName.get(name);
+      if (parent === undefined) {
+        throw new JobServiceError('BAD_USER_INPUT', `steps.${index}.dependsOn.${at}: no step is named "${name}"`, `steps.${index}.dependsOn.${at}`);
+      }
+      return parent;
+    }));
+    checkAcyclic(steps, parents);
+    const external = steps.map((step, index) => (step.dependsOnJobs ?? []).map((id, at) => {
+      const jobId = toJobId(id);
+      const field = `${fields.step(index)}${fields.jobs}.${at}`;
+      if (!jobId) throw new JobServiceError('BAD_USER_INPUT', `${field} is not a job id`, field);
+      return jobId;
+    }));
+    const context = { kinds, owner, ids, limits };
+    const jobs = steps.map(({ name: _n, dependsOn: _d, dependsOnJobs: _j, onParentFailure: _p, ...job }, index) =>
+      toNewJob(job, { job: fields.step(index), input: `${fields.step(index)}input.` }, context),
+    );
+    for (const [index, job] of jobs.entries()) {
+      // Such a kind's claim finds its jobs by their concurrency_order, which a step does not draw.
+      if (job.sequenced) {
+        const field = `${fields.step(index)}kind`;
+        throw new JobServiceError('BAD_USER_INPUT', `${field}: ${job.kind} limits jobs per concurrency key, which a job with dependencies cannot take (yet)`, field);
+      }
+    }
+    const inserted = await db.transaction(async (tx) => {
+      const known = await lockParentsStatement(tx, [...new Set(external.flat())], owner);
+      const edges: NewEdge[] = [];
+      const newSteps = jobs.map((job, index): NewStep => {
+        const onFailure = steps[index]!.onParentFailure ?? policy;
+        let left = 0;
+        let doomed = false;
+        for (const parent of parents[index]!) {
+          edges.push({ parentId: jobs[parent]!.id, childId: job.id, parentName: steps[parent]!.name, onFailure });
+          left += 1;
+        }
+        for (const [at, parentId] of external[index]!.entries()) {
+          const status = known.get(parentId);
+          if (!status) {
+            const field = `${fields.step(index)}${fields.jobs}.${at}`;
+            throw new JobServiceError('NOT_FOUND', `${field}: no job ${parentId} of yours`, field);
+          }
+          edges.push({ parentId, childId: job.id, parentName: parentId, onFailure });
+          if (FINISHED_BADLY.has(status)) doomed ||= onFailure === 'cancel';
+          else if (!FINISHED_OK.has(status)) left += 1;
+        }
+        return {
+          id: job.id,
+          name: steps[index]!.name,
+          kind: job.kind,
+          input: job.input,
+          maxAttempts: job.maxAttempts,
+          timeoutSeconds: job.timeoutSeconds,
+          runAt: job.runAt,
+          priority: job.priority,
+          status: doomed ? 'cancelled' : left > 0 ? 'waiting' : 'pending',
+          parentsLeft: left,
+          hasDependents: false,
+          traceparent: job.traceparent ?? null,
+        };
+      });
+      for (const list of parents) for (const parent of list) newSteps[parent]!.hasDependents = true;
+      // A step cancelled at birth cancels its dependents through `cancel` edges, as a failure would.
+      cancelDoomed(newSteps, edges);
+      return insertWorkflowStatement(tx, { id: workflowId, owner, onParentFailure: policy, steps: newSteps, edges });
+    });
+    const byId = new Map(inserted.map((job) => [job.id, job]));
+    return jobs.map((job) => byId.get(job.id)!);
+  }
+
+  async get(requestedId: string, { owner }: Caller): Promise<Workflow | null> {
+    const id = toJobId(requestedId);
+    if (!id) return null;
+    const read = await readWorkflowStatement(this.options.db, id, owner);
+    return read ? { ...read.workflow, steps: read.steps } : null;
+  }
+
+  /** Cancels the steps that have not started; answers with the workflow as it now is. */
+  async cancel(requestedId: string, caller: Caller): Promise<Workflow> {
+    const id = toJobId(requestedId);
+    if (!id) throw workflowNotFound(requestedId);
+    const count = await cancelWorkflowStatement(this.options.db, id, caller.owner);
+    const workflow = await this.get(id, caller);
+    if (!workflow) throw workflowNotFound(requestedId);
+    this.options.logger?.debug({ workflowId: id, cancelled: count }, 'workflow cancelled');
+    return workflow;
+  }
+
+  /**
+   * The workflow now, then again after each change of one of its steps, until every step has
+   * finished. Changes that land while a read is under way are shown by the next read. It listens
+   * before its first read, so no change falls between the two. An iterator object rather than an
+   * async generator: return() must let go at once, even while next() waits for a change.
+   */
+  watch(requestedId: string, caller: Caller): AsyncIterableIterator<Workflow> {
+    const { hub } = this.options;
+    let stepIds: Set<string> | undefined;
+    const early: string[] = [];
+    let dirty = false;
+    let closed = false;
+    let current: Workflow | undefined;
+    let wake: (() => void) | undefined;
+    const changed = () => {
+      dirty = true;
+      wake?.();
+    };
+    const stopEvents = hub.onEvents((events) => {
+      for (const event of events) {
+        if (!stepIds) early.push(event.id);
+        else if (stepIds.has(event.id)) return changed();
+      }
+    });
+    const stopResync = hub.onResync(changed);
+    const close = () => {
+      closed = true;
+      stopEvents();
+      stopResync();
+      wake?.();
+    };
+    const done = { value: undefined, done: true } as const;
+    const read = async (): Promise<Workflow> => {
+      const workflow = await this.get(requestedId, caller);
+      if (!workflow) throw workflowNotFound(requestedId);
+      return workflow;
+    };
+    const iterator: AsyncIterableIterator<Workflow> = {
+      next: async () => {
+        try {
+          if (closed) return done;
+          if (!current) {
+            current = await read();
+            stepIds = new Set(current.steps.map((step) => step.job.id));
+            dirty = early.some((id) => stepIds!.has(id));
+            return { value: current, done: false };
+          }
+          if (current.steps.every((step) => isFinished(step.job.status))) {
+            close();
+            return done;
+          }
+          if (!dirty) await new Promise<void>((resolve) => (wake = resolve));
+          wake = undefined;
+          if (closed) return done;
+          dirty = false;
+          current = await read();
+          return { value: current, done: false };
+        } catch (error) {
+          close();
+          throw error;
+        }
+      },
+      return: async () => {
+        close();
+        return done;
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+    return iterator;
+  }
+}
+
+/** Whether a step has finished: nothing more happens to it but a retrieve. */
+export function isFinished(status: JobStatus): boolean {
+  return status === 'completed' || status === 'retrieved' || status === 'failed' || status === 'cancelled';
+}
+
+export function workflowNotFound(id: string): JobServiceError {
+  return new JobServiceError('NOT_FOUND', `no workflow ${id}`, 'id');
+}
+
+/** Refuses a graph with a cycle, naming one step on it (Kahn's algorithm). */
+function checkAcyclic(steps: readonly WorkflowStepInput[], parents: readonly number[][]): void {
+  const children: number[][] = steps.map(() => []);
+  const left = parents.map((list) => list.length);
+  for (const [child, list] of parents.entries()) for (const parent of list) children[parent]!.push(child);
+  const ready = left.flatMap((count, index) => (count === 0 ? [index] : []));
+  let seen = 0;
+  while (ready.length > 0) {
+    const step = ready.pop()!;
+    seen += 1;
+    for (const child of children[step]!) if (--left[child]! === 0) ready.push(child);
+  }
+  if (seen === steps.length) return;
+  const index = left.findIndex((count) => count > 0);
+  throw new JobServiceError('BAD_USER_INPUT', `steps.${index}.dependsOn: the steps' dependencies form a cycle through "${steps[index]!.name}"`, `steps.${index}.dependsOn`);
+}
+
+/** Steps that depend, through `cancel` edges, on a step cancelled at submission are cancelled too. */
+function cancelDoomed(steps: NewStep[], edges: readonly NewEdge[]): void {
+  const byId = new Map(steps.map((step) => [step.id, step]));
+  const queue = steps.filter((step) => step.status === 'cancelled');
+  while (queue.length > 0) {
+    const parent = queue.pop()!;
+    for (const edge of edges) {
+      if (edge.parentId !== parent.id) continue;
+      const child = byId.get(edge.childId)!;
+      if (child.status === 'cancelled') continue;
+      if (edge.onFailure === 'cancel') {
+        child.status = 'cancelled';
+        queue.push(child);
+      } else if (--child.parentsLeft === 0) child.status = 'pending';
+    }
+  }
+}
