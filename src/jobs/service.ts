@@ -23,12 +23,19 @@ import { listJobsQuery, readJobStatement } from './sql/reads.ts';
 import { openJobWatch } from './watch.ts';
 import { ScheduleService } from '../schedules/service.ts';
 import { KindControl } from './kind-control.ts';
+import { JobConsole } from './console.ts';
+import { readAnyJobStatement } from './sql/console.ts';
 
 export type { AddJobInput, Job, JobStatus, JobSubmission };
 
 /** Who is asking. Jobs belong to the key that created them; '' while the service has no keys. */
 export interface Caller {
   owner: string;
+  /**
+   * An operator (ADMIN_API_KEYS, or anyone while the service has no keys): sees every owner's
+   * jobs and schedules, and may pause kinds and act in bulk. A customer's key may not.
+   */
+  operator?: boolean;
 }
 
 export interface JobServiceLimits {
@@ -80,6 +87,8 @@ export class JobService {
   readonly schedules: ScheduleService;
   /** The kinds this service runs, and pausing them. */
   readonly kindControl: KindControl;
+  /** The operator console's finding, counting and bulk actions (src/jobs/console.ts). */
+  readonly console: JobConsole;
 
   private readonly db: Database;
   private readonly hub: JobEventHub;
@@ -97,6 +106,13 @@ export class JobService {
     this.inserts = new InsertCoalescer(options.db, Math.max(options.limits.maxBatchSize, 1000));
     this.schedules = new ScheduleService({ db: options.db, kinds: options.kinds, ids: this.ids, maxInputBytes: options.limits.maxInputBytes });
     this.kindControl = new KindControl({ db: options.db, kinds: options.kinds, logger: options.logger });
+    this.console = new JobConsole({
+      db: options.db,
+      schedules: this.schedules,
+      submit: (submission, caller) => this.submitJob(submission, caller),
+      kinds: () => this.kindControl.list(),
+      logger: options.logger,
+    });
   }
 
   /** The seed's job: an `add` of two numbers, whose errors name `num1` and `num2` as they always have. */
@@ -216,10 +232,11 @@ export class JobService {
     }
   }
 
-  /** A pure read: it never changes the job. */
+  /** A pure read: it never changes the job. An operator reads any owner's job (and so watches it). */
   async getJob(requestedId: string, caller: Caller): Promise<Job | null> {
     const id = toJobId(requestedId);
     if (!id) return null;
+    if (caller.operator) return readAnyJobStatement(this.db, id);
     return readJobStatement(this.db, id, caller.owner);
   }
 
