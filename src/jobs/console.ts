@@ -25,6 +25,7 @@ import {
   lastHourStatement,
   type MinuteOfKind,
   readAnyJobStatement,
+  scheduleRanStatement,
 } from './sql/console.ts';
 
 export type { ConsoleAction };
@@ -174,6 +175,7 @@ export class JobConsole {
     const schedule = await this.options.schedules.get(requestedId, scheduleScope(caller));
     if (!schedule) throw scheduleNotFound(requestedId);
     const answer = await this.options.submit({ kind: schedule.kind, input: schedule.input }, { owner: schedule.owner });
+    await scheduleRanStatement(this.options.db, schedule.id, answer.job.id);
     this.options.logger?.info({ scheduleId: schedule.id, jobId: answer.job.id }, 'schedule run now');
     return answer;
   }

@@ -13,6 +13,10 @@ export function addConsoleTypes(builder: Builder, { Job, JobStatus, JobConnectio
     t.exposeString('owner', { description: 'The SHA-256 of the API key that submitted it, in hex; empty on a service without keys.' }),
   );
 
+  builder.objectField(Job, 'lockedBy', (t) =>
+    t.exposeString('lockedBy', { nullable: true, description: 'The worker instance that holds it, or last held it.' }),
+  );
+
   const JsonField = builder.enumType('JsonField', { values: { INPUT: { value: 'input' }, RESULT: { value: 'result' } } as const });
   const JsonMatch = builder.inputType('JsonMatch', {
     description: 'Jobs whose input (or result) holds `value` at `path`: JSON containment, so an object or array value matches what contains it.',

@@ -253,3 +253,17 @@ const lastHour: Statement = {
 export function lastHourStatement(db: Queryable, idFrom: string, cap: number): Promise<MinuteOfKind[]> {
   return db.query<MinuteOfKind>(lastHour, [idFrom, cap]);
 }
+
+/*
+ * A job run now, outside a schedule's ticks, becomes its last job: a tick row at the moment it
+ * ran. Cron ticks fall on whole seconds and this one on the microsecond, so the two do not meet;
+ * if they ever did, the tick already there is kept.
+ */
+const scheduleRan: Statement = {
+  name: 'console_schedule_ran',
+  text: `INSERT INTO schedule_tick (schedule_id, fire_time, job_id) VALUES ($1, now(), $2) ON CONFLICT DO NOTHING`,
+};
+
+export async function scheduleRanStatement(db: Queryable, scheduleId: string, jobId: string): Promise<void> {
+  await db.query(scheduleRan, [scheduleId, jobId]);
+}
