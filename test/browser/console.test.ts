@@ -247,14 +247,16 @@ describe('the operator console', () => {
     ['phone-dark', { ...PHONE, colorScheme: 'dark' }],
   ] as const) {
     it(`passes the WCAG A/AA audit on a ${name}, with no sideways scroll, and is screenshotted`, async () => {
+      await api.jobs.submitJob({ kind: 'note', input: { text: `audit ${name}` } }, operator);
       // The audit script is injected inline, which the page's own policy rightly forbids.
       const page = await openConsole(OPERATOR_KEY, { ...options, bypassCSP: true });
       await kindRow(page, 'note').waitFor(PATIENCE);
+      const width = await page.evaluate(() => document.documentElement.scrollWidth);
+      await page.screenshot({ path: `${ARTIFACTS}console-${name}.png`, fullPage: true });
+      expect(width).toBeLessThanOrEqual(options.viewport!.width);
       await page.getByRole('button', { name: 'Find', exact: true }).click();
       await page.locator('#results tbody tr').first().waitFor(PATIENCE);
       expect(await audit(page)).toEqual([]);
-      const width = await page.evaluate(() => document.documentElement.scrollWidth);
-      expect(width).toBeLessThanOrEqual(options.viewport!.width);
       await page.screenshot({ path: `${ARTIFACTS}console-${name}.png`, fullPage: true });
       if (name === 'desktop' && process.env.UPDATE_DOCS_SCREENSHOT === '1') await copyFile(`${ARTIFACTS}console-desktop.png`, README_SCREENSHOT);
       expect(problems.get(page)).toEqual([]);

@@ -125,7 +125,7 @@ export function startConsole({ graphql, subscribe, el, json }) {
       charts?.throughput.destroy();
       charts?.latency.destroy();
       const colours = ['#1d4ed8', '#b45309', '#15803d', '#9333ea', '#be123c', '#0f766e'];
-      const width = () => Math.max(260, $('throughput-chart').clientWidth || 300);
+      const width = () => Math.max(200, $('throughput-chart').parentElement.clientWidth || 300);
       const options = (series) => ({ width: width(), height: 180, series: [{}, ...series], axes: [{ stroke: 'currentColor' }, { stroke: 'currentColor' }] });
       charts = {
         key,
