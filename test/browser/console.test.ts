@@ -253,12 +253,13 @@ describe('the operator console', () => {
       await kindRow(page, 'note').waitFor(PATIENCE);
       const width = await page.evaluate(() => document.documentElement.scrollWidth);
       await page.screenshot({ path: `${ARTIFACTS}console-${name}.png`, fullPage: true });
+      await page.locator('#overview').screenshot({ path: `${ARTIFACTS}console-${name}-overview.png` });
       expect(width).toBeLessThanOrEqual(options.viewport!.width);
       await page.getByRole('button', { name: 'Find', exact: true }).click();
       await page.locator('#results tbody tr').first().waitFor(PATIENCE);
       expect(await audit(page)).toEqual([]);
       await page.screenshot({ path: `${ARTIFACTS}console-${name}.png`, fullPage: true });
-      if (name === 'desktop' && process.env.UPDATE_DOCS_SCREENSHOT === '1') await copyFile(`${ARTIFACTS}console-desktop.png`, README_SCREENSHOT);
+      if (name === 'desktop' && process.env.UPDATE_DOCS_SCREENSHOT === '1') await copyFile(`${ARTIFACTS}console-desktop-overview.png`, README_SCREENSHOT);
       expect(problems.get(page)).toEqual([]);
     });
   }
