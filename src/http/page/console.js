@@ -114,12 +114,13 @@ export function startConsole({ graphql, subscribe, el, json }) {
     const now = Math.floor(new Date(overview.at).getTime() / 60_000) * 60;
     const minutes = Array.from({ length: 60 }, (_, index) => now - (59 - index) * 60);
     const kinds = overview.kinds.filter((kind) => kind.minutes.length > 0);
-    const valuesOf = (kind, pick) => {
+    const valuesOf = (kind, pick, none) => {
       const byMinute = new Map(kind.minutes.map((minute) => [Date.parse(minute.minute) / 1000, minute]));
-      return minutes.map((at) => (byMinute.has(at) ? pick(byMinute.get(at)) : null));
+      return minutes.map((at) => (byMinute.has(at) ? pick(byMinute.get(at)) : none));
     };
-    const throughput = [minutes, ...kinds.map((kind) => valuesOf(kind, (minute) => minute.completed))];
-    const latency = [minutes, ...kinds.flatMap((kind) => [valuesOf(kind, (minute) => minute.p50), valuesOf(kind, (minute) => minute.p99)])];
+    // A minute with nothing finished completed 0 jobs, and has no latency (a gap).
+    const throughput = [minutes, ...kinds.map((kind) => valuesOf(kind, (minute) => minute.completed, 0))];
+    const latency = [minutes, ...kinds.flatMap((kind) => [valuesOf(kind, (minute) => minute.p50, null), valuesOf(kind, (minute) => minute.p99, null)])];
     const key = kinds.map((kind) => kind.kind).join(',');
     if (!charts || charts.key !== key) {
       charts?.throughput.destroy();
@@ -137,8 +138,8 @@ export function startConsole({ graphql, subscribe, el, json }) {
         latency: new uPlot(
           options(
             kinds.flatMap((kind, index) => [
-              { label: `${kind.kind} p50`, stroke: colours[index % colours.length], width: 2 },
-              { label: `${kind.kind} p99`, stroke: colours[index % colours.length], width: 1, dash: [4, 4] },
+              { label: `${kind.kind} p50`, stroke: colours[index % colours.length], width: 2, points: { show: true, size: 6 } },
+              { label: `${kind.kind} p99`, stroke: colours[index % colours.length], width: 1, dash: [4, 4], points: { show: true, size: 4 } },
             ]),
           ),
           latency,
