@@ -156,6 +156,16 @@ describe('the operator console', () => {
     expect(await detail.getByText('"text": "needle"').count()).toBe(1);
     expect(await detail.locator('time').first().getAttribute('title')).toMatch(/ UTC$/);
     await page.screenshot({ path: `${ARTIFACTS}console-job.png`, fullPage: true });
+
+    // An operator cancels a customer's pending job from its detail, which follows it live.
+    await page.getByLabel('JSON value').fill('"hay 0-0"');
+    await page.getByRole('button', { name: 'Find', exact: true }).click();
+    await page.getByText('1 job shown.').waitFor(PATIENCE);
+    await page.locator('#results tbody tr button').first().click();
+    await detail.getByRole('button', { name: 'Cancel', exact: true }).click();
+    await page.locator('#confirm[open]').waitFor(PATIENCE);
+    await page.locator('#confirm-yes').click();
+    await detail.locator('.chip[data-status="CANCELLED"]').waitFor(PATIENCE);
     expect(problems.get(page)).toEqual([]);
   });
 

@@ -1,3 +1,4 @@
+import { Repeater } from '@repeaterjs/repeater';
 import { BULK_MAX, type ConsoleAction, type JobCount, type Overview, OVERVIEW_PERIOD_MS } from '../../jobs/console.ts';
 import { jobNotFound } from '../../jobs/errors.ts';
 import type { Builder } from '../builder.ts';
@@ -161,13 +162,16 @@ export function addConsoleTypes(builder: Builder, { Job, JobStatus, JobConnectio
       subscribe: (_root, _args, { jobs, caller }) =>
         serviceCall(async () => {
           const first = await jobs.console.overview(caller);
-          return (async function* () {
-            yield first;
-            for (;;) {
-              await new Promise((resolve) => setTimeout(resolve, OVERVIEW_PERIOD_MS));
-              yield await jobs.console.overview(caller);
-            }
-          })();
+          // A Repeater, not an async generator: a subscriber who leaves ends it at once, where a
+          // generator's return() would wait out the sleep it is suspended in.
+          return new Repeater<Overview>(async (push, stop) => {
+            await push(first);
+            const timer = setInterval(() => {
+              jobs.console.overview(caller).then(push, stop);
+            }, OVERVIEW_PERIOD_MS);
+            await stop;
+            clearInterval(timer);
+          });
         }),
       resolve: (overview) => overview,
     }),

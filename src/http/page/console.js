@@ -324,8 +324,10 @@ export function startConsole({ graphql, subscribe, el, json }) {
       actions.append(button);
     };
     if (job.status === 'FAILED') act('Retry', 'retryJob(id: $id) { id }');
-    if (job.status === 'PENDING') act('Cancel', 'cancelJob(id: $id) { id }');
-    if (job.status === 'COMPLETED') act('Retrieve', 'retrieveJob(id: $id) { id }');
+    // cancelJob and retrieveJob act on the caller's own jobs; an operator's reach any owner's through
+    // the bulk mutations, filtered to this one job.
+    if (job.status === 'PENDING') act('Cancel', operator ? 'cancelJobs(filter: { id: $id }) { count }' : 'cancelJob(id: $id) { id }');
+    if (job.status === 'COMPLETED') act('Retrieve', operator ? 'retrieveJobs(filter: { id: $id }) { count }' : 'retrieveJob(id: $id) { id }');
     $('detail-heading').textContent = `${job.kind} job ${job.id}`;
     $('detail-body').replaceChildren(
       el(
