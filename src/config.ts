@@ -81,6 +81,13 @@ const ConfigSchema = z.object({
     .transform((value) => value.split(',').map((key) => key.trim()).filter(Boolean))
     .pipe(z.array(z.string().min(16, 'each API key needs at least 16 characters')).min(1))
     .optional(),
+  // Operator keys: they see every owner's jobs, and may pause kinds, act in bulk and manage every
+  // schedule (README, "The operator console"). Checked as API_KEYS are, and never one of them.
+  ADMIN_API_KEYS: z
+    .string()
+    .transform((value) => value.split(',').map((key) => key.trim()).filter(Boolean))
+    .pipe(z.array(z.string().min(16, 'each admin API key needs at least 16 characters')).min(1))
+    .optional(),
   MAX_BODY_BYTES: integer(1024, 100_000_000).default(1_000_000),
   GRAPHQL_MAX_DEPTH: integer(1, 100).default(10),
   GRAPHQL_MAX_COST: integer(1, 1_000_000).default(5000),
@@ -153,14 +160,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (parsed.data.OTEL_BSP_MAX_EXPORT_BATCH_SIZE > parsed.data.OTEL_BSP_MAX_QUEUE_SIZE) {
     throw new ConfigError('Invalid configuration:\n  OTEL_BSP_MAX_EXPORT_BATCH_SIZE: must be at most OTEL_BSP_MAX_QUEUE_SIZE');
   }
-  const { HOST, API_KEYS, LOG_FORMAT, LOG_PRETTY, DATA_DIR, EMBEDDED_DATABASE } = parsed.data;
+  const { HOST, API_KEYS, ADMIN_API_KEYS, LOG_FORMAT, LOG_PRETTY, DATA_DIR, EMBEDDED_DATABASE } = parsed.data;
+  // A key in both lists would be a customer and an operator at once: which one it is must not
+  // depend on the order the lists are read in.
+  const both = (ADMIN_API_KEYS ?? []).filter((key) => API_KEYS?.includes(key));
+  if (both.length > 0) {
+    throw new ConfigError(`Invalid configuration:\n  ADMIN_API_KEYS: ${both.length} key(s) also in API_KEYS; a key is a customer's or an operator's, not both`);
+  }
   return {
     ...parsed.data,
     // One folder per kind of embedded database: neither can open the other's files.
     DATA_DIR: DATA_DIR ?? `.data/${EMBEDDED_DATABASE}`,
     // An open API (no keys) on every interface lets anyone on the network, or any web page a
     // neighbour's browser visits through DNS rebinding, use it: loopback unless asked otherwise.
-    HOST: HOST ?? (API_KEYS ? '0.0.0.0' : '127.0.0.1'),
+    HOST: HOST ?? (API_KEYS || ADMIN_API_KEYS ? '0.0.0.0' : '127.0.0.1'),
     LOG_FORMAT: LOG_FORMAT ?? (LOG_PRETTY === undefined ? undefined : LOG_PRETTY ? 'pretty' : 'json'),
   };
 }

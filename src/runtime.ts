@@ -203,7 +203,7 @@ export class Runtime extends StartStop {
 
   private async serveApi(parts: Omit<AppDeps, 'auth' | 'limits'>, tracer: Tracer | undefined, signal: AbortSignal): Promise<void> {
     const { config, logger } = this;
-    const auth = createAuthenticator(config.API_KEYS);
+    const auth = createAuthenticator(config.API_KEYS, config.ADMIN_API_KEYS);
     if (!auth.enabled) {
       const reach = ['127.0.0.1', 'localhost', '::1'].includes(config.HOST)
         ? `on ${config.HOST} only (HOST=0.0.0.0 opens it to the network)`

@@ -21,6 +21,8 @@ const greet = defineKind({
 });
 
 const KEY = 'openapi-test-key';
+/** An operator's key (ADMIN_API_KEYS): pausing kinds and the console's bulk routes are its alone. */
+const ADMIN_KEY = 'openapi-test-admin-key';
 const MAX_BODY_BYTES = 4096;
 const DOCUMENT_ID = 'https://job-service.test/openapi.json';
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
@@ -50,6 +52,14 @@ const ROUTES = [
   'POST /api/v1/workflows',
   'GET /api/v1/workflows/{id}',
   'POST /api/v1/workflows/{id}/cancel',
+  'GET /api/v1/console/jobs',
+  'GET /api/v1/console/jobs/count',
+  'POST /api/v1/console/jobs/retry',
+  'POST /api/v1/console/jobs/cancel',
+  'POST /api/v1/console/jobs/retrieve',
+  'GET /api/v1/console/overview',
+  'POST /api/v1/jobs/{id}/retry',
+  'POST /api/v1/schedules/{id}/run',
 ];
 
 interface Answer {
@@ -81,6 +91,7 @@ beforeAll(async () => {
   ({ testDb, db, api } = await openTestApp(import.meta.filename, {
     service: { kinds },
     apiKeys: [KEY],
+    adminKeys: [ADMIN_KEY],
     limits: { maxBodyBytes: MAX_BODY_BYTES },
   }));
   worker = createWorker(db, api.hub, { kinds });
@@ -337,15 +348,52 @@ describe('real answers match the document', () => {
     expect((await documented('POST', '/api/v1/schedules', { body: { kind: 'greet', input: { name: 'Ed' }, cron: 'often' } })).status).toBe(400);
   });
 
-  it('pausing and resuming kinds: 200, and 404 for a kind the service does not run', async () => {
-    expect((await documented('POST', '/api/v1/kinds/greet/pause')).body).toMatchObject({ name: 'greet', paused: true });
-    expect((await documented('POST', '/api/v1/kinds/greet/resume')).body).toMatchObject({ name: 'greet', paused: false });
-    expect((await documented('POST', '/api/v1/kinds/nope/pause')).status).toBe(404);
-    expect((await documented('POST', '/api/v1/kinds/nope/resume')).status).toBe(404);
-    const all = await documented('POST', '/api/v1/kinds/pause');
+  it('pausing and resuming kinds: 200 for an operator, 403 for a customer, and 404 for a kind the service does not run', async () => {
+    const key = ADMIN_KEY;
+    expect((await documented('POST', '/api/v1/kinds/greet/pause')).status).toBe(403);
+    expect((await documented('POST', '/api/v1/kinds/pause')).status).toBe(403);
+    expect((await documented('POST', '/api/v1/kinds/greet/pause', { key })).body).toMatchObject({ name: 'greet', paused: true });
+    expect((await documented('POST', '/api/v1/kinds/greet/resume', { key })).body).toMatchObject({ name: 'greet', paused: false });
+    expect((await documented('POST', '/api/v1/kinds/nope/pause', { key })).status).toBe(404);
+    expect((await documented('POST', '/api/v1/kinds/nope/resume', { key })).status).toBe(404);
+    const all = await documented('POST', '/api/v1/kinds/pause', { key });
     expect((all.body as { kinds: { paused: boolean }[] }).kinds.every((kind) => kind.paused)).toBe(true);
-    const none = await documented('POST', '/api/v1/kinds/resume');
+    const none = await documented('POST', '/api/v1/kinds/resume', { key });
     expect((none.body as { kinds: { paused: boolean }[] }).kinds.some((kind) => kind.paused)).toBe(false);
+  });
+
+  it('the console: search, count, bulk actions, overview, retry, run a schedule now; 403 for a customer where operators only', async () => {
+    const key = ADMIN_KEY;
+    const submitted = await documented('POST', '/api/v1/jobs', { body: { kind: 'greet', input: { name: 'Console' } } });
+    const id = (submitted.body as { jobId: string }).jobId;
+    await done(id);
+    const found = await documented('GET', '/api/v1/console/jobs?kind=greet&matchPath=name&matchValue=%22Console%22');
+    expect((found.body as { jobs: { jobId: string }[] }).jobs.map((job) => job.jobId)).toEqual([id]);
+    expect((await documented('GET', '/api/v1/console/jobs?owner=someone')).status).toBe(403);
+    expect((await documented('GET', '/api/v1/console/jobs?first=0')).status).toBe(400);
+    expect((await documented('GET', '/api/v1/console/jobs/count?kind=greet&status=completed')).body).toEqual({ count: 1, more: false, cap: 10_000 });
+    expect((await documented('GET', '/api/v1/console/jobs/count?matchPath=name&matchValue=nojson')).status).toBe(400);
+    expect((await documented('POST', '/api/v1/console/jobs/retrieve', { body: { filter: { kind: 'greet' } } })).status).toBe(403);
+    expect((await documented('POST', '/api/v1/console/jobs/retrieve', { key, body: { filter: { id } } })).body).toMatchObject({ count: 1 });
+    expect((await documented('POST', '/api/v1/console/jobs/retry', { key, body: { filter: { kind: 'greet' } } })).body).toMatchObject({ count: 0 });
+    const pending = await documented('POST', '/api/v1/jobs', { body: { kind: 'greet', input: { name: 'Later' }, runAt: later() } });
+    const pendingId = (pending.body as { jobId: string }).jobId;
+    expect((await documented('POST', '/api/v1/console/jobs/cancel', { key, body: { filter: { id: pendingId } } })).body).toMatchObject({ count: 1 });
+    expect((await documented('POST', '/api/v1/console/jobs/cancel', { key, body: { filter: { nope: 1 } } })).status).toBe(400);
+    expect((await documented('GET', '/api/v1/console/overview')).status).toBe(403);
+    const overview = await documented('GET', '/api/v1/console/overview', { key });
+    expect((overview.body as { kinds: { kind: string }[] }).kinds.map((kind) => kind.kind)).toContain('greet');
+    expect((await documented('POST', `/api/v1/jobs/${pendingId}/retry`)).status).toBe(409);
+    expect((await documented('POST', `/api/v1/jobs/${UNKNOWN_ID}/retry`)).status).toBe(404);
+    const failing = await api.jobs.submitJob({ kind: 'greet', input: { name: 'Fails' }, runAt: new Date(later()) }, { owner: '' });
+    await db.query({ name: 'openapi_fail', text: `UPDATE job SET status = 'failed', completed_on = now() WHERE id = $1` }, [failing.job.id]);
+    expect((await documented('POST', `/api/v1/jobs/${failing.job.id}/retry`, { key })).body).toMatchObject({ status: 'pending' });
+    const made = await documented('POST', '/api/v1/schedules', { body: { kind: 'greet', input: { name: 'Now' }, cron: '0 9 * * MON' } });
+    const scheduleId = (made.body as { scheduleId: string }).scheduleId;
+    const ran = await documented('POST', `/api/v1/schedules/${scheduleId}/run`);
+    expect(ran.status).toBe(202);
+    expect(ran.body).toMatchObject({ kind: 'greet', input: { name: 'Now' } });
+    expect((await documented('POST', `/api/v1/schedules/${UNKNOWN_ID}/run`)).status).toBe(404);
   });
 
   it('without a key: 401 on every route; from a foreign page: 403', async () => {

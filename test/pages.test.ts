@@ -76,22 +76,27 @@ describe('the jobs page', () => {
     expect(html).not.toMatch(/<script>|<style>|style="/);
   });
 
-  it('loads its script, stylesheet and the graphql-ws client from this service', async () => {
+  it('loads its script, stylesheets, the graphql-ws client and uPlot from this service', async () => {
     const assets = assetsOf(await (await get('/')).text()).filter((path) => path.startsWith('/assets/'));
-    expect(assets).toEqual(['/assets/app.css', '/assets/graphql-ws.js', '/assets/app.js']);
+    expect(assets).toEqual(['/assets/uplot.css', '/assets/app.css', '/assets/graphql-ws.js', '/assets/uplot.js', '/assets/app.js']);
     const types = await Promise.all(assets.map(async (path) => (await get(path)).headers.get('content-type')));
-    expect(types).toEqual(['text/css; charset=utf-8', 'text/javascript; charset=utf-8', 'text/javascript; charset=utf-8']);
+    const css = 'text/css; charset=utf-8';
+    const javascript = 'text/javascript; charset=utf-8';
+    expect(types).toEqual([css, css, javascript, javascript, javascript]);
     expect(await (await get('/assets/graphql-ws.js')).text()).toContain('graphqlWs');
+    expect(await (await get('/assets/uplot.js')).text()).toContain('uPlot');
   });
 
-  it('serves the module its script imports', async () => {
+  it('serves the modules its script imports', async () => {
     const script = await (await get('/assets/app.js')).text();
     const imports = [...script.matchAll(/^import .* from '\.\/([\w-]+\.js)';$/gm)].map((match) => `/assets/${match[1]}`);
-    expect(imports).toEqual(['/assets/schema-form.js']);
-    const module = await get(imports[0]!);
-    expect(module.status).toBe(200);
-    expect(module.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
-    expect(await module.text()).toContain('export function buildSchemaForm');
+    expect(imports).toEqual(['/assets/console.js', '/assets/schema-form.js']);
+    for (const [path, exported] of [[imports[0]!, 'export function startConsole'], [imports[1]!, 'export function buildSchemaForm']] as const) {
+      const module = await get(path);
+      expect(module.status).toBe(200);
+      expect(module.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+      expect(await module.text()).toContain(exported);
+    }
   });
 
   it('answers a repeated load with 304 when nothing changed', async () => {

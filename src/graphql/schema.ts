@@ -1,6 +1,7 @@
 import type { GraphQLSchema } from 'graphql';
 import { createBuilder } from './builder.ts';
 import { addAddJobTypes } from './types/add-job.ts';
+import { addConsoleTypes } from './types/console.ts';
 import { addJobType } from './types/job.ts';
 import { addKindTypes } from './types/kind.ts';
 import { addMutationType } from './types/mutation.ts';
@@ -16,11 +17,12 @@ export function buildSchema(): GraphQLSchema {
   const builder = createBuilder();
   addScalars(builder);
   const jobTypes = addJobType(builder);
-  addQueryType(builder, jobTypes);
+  const { JobConnection } = addQueryType(builder, jobTypes);
   addMutationType(builder, jobTypes);
   const addJobTypes = addAddJobTypes(builder, jobTypes);
   addSubmitJobTypes(builder, addJobTypes);
   addScheduleTypes(builder);
+  addConsoleTypes(builder, { ...jobTypes, JobConnection });
   addKindTypes(builder);
   addSubscriptionType(builder, jobTypes);
   addWorkflowTypes(builder, jobTypes);

@@ -11,6 +11,7 @@ const STATUS_OF: Record<JobErrorCode, number> = {
   BAD_USER_INPUT: 400,
   NOT_FOUND: 404,
   CONFLICT: 409,
+  FORBIDDEN: 403,
   UNAVAILABLE: 503,
 };
 

@@ -10,14 +10,19 @@ import packageJson from '../../package.json' with { type: 'json' };
 import {
   AddedJobAnswer,
   AddJobAnswer,
+  BulkActionBody,
+  ConsoleJobsQuery,
   CreateScheduleBody,
   DeletedScheduleAnswer,
   ErrorAnswer,
   JobAnswer,
+  JobCountAnswer,
+  JobFilterQuery,
   JobPageAnswer,
   KindAnswer,
   KindsAnswer,
   ListJobsQuery,
+  OverviewAnswer,
   ScheduleAnswer,
   ScheduleListAnswer,
   SubmitJobBody,
@@ -254,10 +259,10 @@ export function buildOpenApiDocument({ version = packageJson.version }: OpenApiO
         operationId: 'pauseKind',
         summary: 'Pause a kind',
         description:
-          'No worker process starts jobs of the kind until it is resumed: they stay pending. Jobs already started finish. Pausing a paused kind answers it again.',
+          'No worker process starts jobs of the kind until it is resumed: they stay pending. Jobs already started finish. Pausing a paused kind answers it again. Operator keys only (403).',
         tags: ['kinds'],
         requestParams: { path: kindParam },
-        responses: responses({ 200: answer('The kind, paused.', KindAnswer) }, 404),
+        responses: responses({ 200: answer('The kind, paused.', KindAnswer) }, 403, 404),
       },
     },
     '/api/v1/kinds/{kind}/resume': {
@@ -267,7 +272,7 @@ export function buildOpenApiDocument({ version = packageJson.version }: OpenApiO
         description: 'Workers start its pending jobs again, unless every kind is paused (POST /api/v1/kinds/pause).',
         tags: ['kinds'],
         requestParams: { path: kindParam },
-        responses: responses({ 200: answer('The kind.', KindAnswer) }, 404),
+        responses: responses({ 200: answer('The kind.', KindAnswer) }, 403, 404),
       },
     },
     '/api/v1/kinds/pause': {
@@ -276,7 +281,7 @@ export function buildOpenApiDocument({ version = packageJson.version }: OpenApiO
         summary: 'Pause every kind',
         description: 'Every kind, those a later deploy adds too, until POST /api/v1/kinds/resume.',
         tags: ['kinds'],
-        responses: responses({ 200: answer('The kinds, paused.', KindsAnswer) }),
+        responses: responses({ 200: answer('The kinds, paused.', KindsAnswer) }, 403),
       },
     },
     '/api/v1/kinds/resume': {
@@ -285,7 +290,75 @@ export function buildOpenApiDocument({ version = packageJson.version }: OpenApiO
         summary: 'Resume every kind',
         description: "Undoes the pause of every kind and each kind's own.",
         tags: ['kinds'],
-        responses: responses({ 200: answer('The kinds.', KindsAnswer) }),
+        responses: responses({ 200: answer('The kinds.', KindsAnswer) }, 403),
+      },
+    },
+    // The operator console's routes (README, "The operator console").
+    '/api/v1/console/jobs': {
+      get: {
+        operationId: 'searchJobs',
+        summary: 'Jobs a filter finds, a page at a time',
+        description: "A customer's key finds its own jobs; an operator's key (ADMIN_API_KEYS) every owner's, and may filter by owner.",
+        tags: ['console'],
+        requestParams: { query: ConsoleJobsQuery },
+        responses: responses({ 200: answer('A page of jobs.', JobPageAnswer) }, 400, 403),
+      },
+    },
+    '/api/v1/console/jobs/count': {
+      get: {
+        operationId: 'countJobs',
+        summary: 'How many jobs a filter finds, up to cap: what a bulk action would touch',
+        tags: ['console'],
+        requestParams: { query: JobFilterQuery },
+        responses: responses({ 200: answer('The count.', JobCountAnswer) }, 400, 403),
+      },
+    },
+    ...Object.fromEntries(
+      (
+        [
+          ['retry', 'Retry the failed jobs a filter finds'],
+          ['cancel', 'Cancel the pending jobs a filter finds'],
+          ['retrieve', 'Mark the completed jobs a filter finds retrieved'],
+        ] as const
+      ).map(([action, summary]): [string, ZodOpenApiPathItemObject] => [
+        `/api/v1/console/jobs/${action}`,
+        {
+          post: {
+            operationId: `${action}Jobs`,
+            summary,
+            description: 'At most cap jobs a call, oldest first (more: call again). Operator keys only (403).',
+            tags: ['console'],
+            requestBody: { required: true, content: { 'application/json': { schema: BulkActionBody } } },
+            responses: responses({ 200: answer('How many jobs it changed.', JobCountAnswer) }, 400, 403, 409, 413, 415),
+          },
+        },
+      ]),
+    ),
+    '/api/v1/console/overview': {
+      get: {
+        operationId: 'overview',
+        summary: 'Each kind now and over the last hour',
+        description: 'Operator keys only (403). Readings are shared for 2 s.',
+        tags: ['console'],
+        responses: responses({ 200: answer('The overview.', OverviewAnswer) }, 403),
+      },
+    },
+    '/api/v1/jobs/{id}/retry': {
+      post: {
+        operationId: 'retryJob',
+        summary: 'Retry a failed job: a new attempt of the same job, its attempts and last error kept',
+        tags: ['jobs'],
+        requestParams: { path: jobIdParam },
+        responses: responses({ 200: answer('The job, pending again.', JobAnswer) }, 404, 409),
+      },
+    },
+    '/api/v1/schedules/{id}/run': {
+      post: {
+        operationId: 'runSchedule',
+        summary: "Make one job of the schedule now, outside its ticks, owned by the schedule's owner",
+        tags: ['schedules'],
+        requestParams: { path: scheduleIdParam },
+        responses: responses({ 202: accepted(JobAnswer) }, 404),
       },
     },
     '/api/v1/openapi.json': {
@@ -338,7 +411,7 @@ export function buildOpenApiDocument({ version = packageJson.version }: OpenApiO
 const ERRORS = {
   400: ['BadUserInput', 'BAD_USER_INPUT', 'The input is invalid: `field` names the part, as a dotted path.'],
   401: ['Unauthenticated', 'UNAUTHENTICATED', 'API_KEYS are set and the request has no valid Authorization: Bearer <key>.'],
-  403: ['Forbidden', 'FORBIDDEN', 'A browser request from an origin not in CORS_ORIGINS.'],
+  403: ['Forbidden', 'FORBIDDEN', 'A browser request from an origin not in CORS_ORIGINS, or what only an operator key (ADMIN_API_KEYS) may do asked with a customer key.'],
   404: ['NotFound', 'NOT_FOUND', 'No job or schedule of this caller has that id, or no kind has that name.'],
   405: ['MethodNotAllowed', 'METHOD_NOT_ALLOWED', 'The path exists; the method is not one it takes.'],
   409: ['Conflict', 'CONFLICT', 'The idempotency key was used with other input (or by a request still running), the unique key is held (onUnique refuse), or the job is past cancelling.'],

@@ -39,6 +39,8 @@ const PAGE_HEADERS = {
 export function createPageHandler() {
   const require = createRequire(import.meta.url);
   const graphqlWs = join(dirname(require.resolve('graphql-ws')), '..', 'umd', 'graphql-ws.min.js');
+  // uPlot draws the console's charts; served from node_modules like graphql-ws, never another origin.
+  const uplot = dirname(require.resolve('uplot'));
   const javascript = 'text/javascript; charset=utf-8';
   const files = new Map<string, StaticFile>([
     ['/', { path: join(PAGE_DIR, 'index.html'), contentType: 'text/html; charset=utf-8', headers: PAGE_HEADERS }],
@@ -46,6 +48,9 @@ export function createPageHandler() {
     ['/assets/schema-form.js', { path: join(PAGE_DIR, 'schema-form.js'), contentType: javascript }],
     ['/assets/app.css', { path: join(PAGE_DIR, 'app.css'), contentType: 'text/css; charset=utf-8' }],
     ['/assets/graphql-ws.js', { path: graphqlWs, contentType: javascript }],
+    ['/assets/console.js', { path: join(PAGE_DIR, 'console.js'), contentType: javascript }],
+    ['/assets/uplot.js', { path: join(uplot, 'uPlot.iife.min.js'), contentType: javascript }],
+    ['/assets/uplot.css', { path: join(uplot, 'uPlot.min.css'), contentType: 'text/css; charset=utf-8' }],
   ]);
   const loaded = new Map<string, Promise<Loaded>>();
 

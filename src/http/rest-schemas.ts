@@ -217,3 +217,65 @@ export const WorkflowAnswer = z.strictObject({
   finished: z.boolean().describe('Every step completed, failed or was cancelled.'),
   steps: z.array(WorkflowStepAnswer),
 });
+
+/** The console's filter (src/jobs/console.ts), as query parameters of its GET routes and as a bulk action's body. */
+const jobFilterFields = {
+  kind: z.string().optional(),
+  status: z.enum(JOB_STATUSES).optional(),
+  owner: z.string().optional().describe('An owner as jobs show it (the SHA-256 of an API key, hex); operator keys only (403).'),
+  id: z.string().optional(),
+  createdAfter: z.iso.datetime({ offset: true }).optional().describe('Created at or after (RFC 3339).'),
+  createdBefore: z.iso.datetime({ offset: true }).optional().describe('Created before (RFC 3339).'),
+  matchIn: z.enum(['input', 'result']).optional().describe('Where matchPath looks; default input.'),
+  matchPath: z.string().optional().describe('Keys separated by dots: jobs whose input (or result) holds matchValue there.'),
+  matchValue: z
+    .string()
+    .optional()
+    .describe('The JSON value at matchPath (JSON containment). Without createdAfter, the last 24 hours before createdBefore (or now) are searched.'),
+};
+
+export const ConsoleJobsQuery = z
+  .object({
+    ...jobFilterFields,
+    order: z.enum(['newest', 'oldest']).optional(),
+    first: z.coerce.number().int().optional().describe('Jobs per page, 1 to 100; default 20.'),
+    after: z.string().optional().describe('The endCursor of the previous page.'),
+  })
+  .strict();
+
+export const JobFilterQuery = z.object(jobFilterFields).strict();
+
+export const BulkActionBody = z.object({ filter: z.object(jobFilterFields).strict() }).strict();
+
+export const JobCountAnswer = z.strictObject({
+  count: z.number().int(),
+  more: z.boolean().describe('More jobs than cap match: the count (or the action) stopped at cap.'),
+  cap: z.number().int(),
+});
+
+export const OverviewAnswer = z.strictObject({
+  at: z.string(),
+  queueCap: z.number().int(),
+  hourCap: z.number().int(),
+  sampled: z.boolean(),
+  kinds: z.array(
+    z.strictObject({
+      kind: z.string(),
+      paused: z.boolean(),
+      due: z.number().int(),
+      delayed: z.number().int(),
+      running: z.number().int(),
+      completedLastHour: z.number().int(),
+      failedLastHour: z.number().int(),
+      minutes: z.array(
+        z.strictObject({
+          minute: z.number().describe('Epoch milliseconds.'),
+          completed: z.number().int(),
+          failed: z.number().int(),
+          p50: z.number().nullable(),
+          p99: z.number().nullable(),
+        }),
+      ),
+    }),
+  ),
+});

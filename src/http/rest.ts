@@ -1,11 +1,20 @@
 import type { z } from 'zod';
-import { fieldError } from '../jobs/errors.ts';
+import { fieldError, JobServiceError } from '../jobs/errors.ts';
 import type { Caller, JobService } from '../jobs/service.ts';
 import type { ErrorLog } from './error-log.ts';
-import { scheduleNotFound } from '../schedules/service.ts';
+import { scheduleNotFound, scheduleScope } from '../schedules/service.ts';
 import { workflowNotFound } from '../jobs/workflows.ts';
 import { addJobBody, errorResponse, jobBody, json, responseForError, scheduleBody, workflowBody } from './json.ts';
-import { CreateScheduleBody, ListJobsQuery, SubmitJobBody, SubmitWorkflowBody } from './rest-schemas.ts';
+import {
+  BulkActionBody,
+  ConsoleJobsQuery,
+  CreateScheduleBody,
+  JobFilterQuery,
+  ListJobsQuery,
+  SubmitJobBody,
+  SubmitWorkflowBody,
+} from './rest-schemas.ts';
+import type { JobFilterInput } from '../jobs/console.ts';
 
 export interface RestDeps {
   jobs: JobService;
@@ -96,7 +105,7 @@ export function createRestHandler({ jobs, errorLog, maxBodyBytes, openApiDocumen
       pattern: /^\/api\/v1\/schedules\/?$/,
       methods: ['GET', 'POST'],
       async handle(_params, request, caller) {
-        if (request.method === 'GET') return json({ schedules: (await jobs.schedules.list(caller.owner)).map(scheduleBody) });
+        if (request.method === 'GET') return json({ schedules: (await jobs.schedules.list(scheduleScope(caller))).map(scheduleBody) });
         const body = parse(CreateScheduleBody, await readJson(request, maxBodyBytes));
         const schedule = await jobs.schedules.create(body, caller.owner);
         return json(scheduleBody(schedule), 201, { location: `/api/v1/schedules/${schedule.id}` });
@@ -107,10 +116,10 @@ export function createRestHandler({ jobs, errorLog, maxBodyBytes, openApiDocumen
       methods: ['GET', 'DELETE'],
       async handle([id], request, caller) {
         if (request.method === 'DELETE') {
-          await jobs.schedules.delete(id!, caller.owner);
+          await jobs.schedules.delete(id!, scheduleScope(caller));
           return json({ scheduleId: id!.toLowerCase(), deleted: true });
         }
-        const schedule = await jobs.schedules.get(id!, caller.owner);
+        const schedule = await jobs.schedules.get(id!, scheduleScope(caller));
         if (!schedule) throw scheduleNotFound(id!);
         return json(scheduleBody(schedule));
       },
@@ -118,7 +127,7 @@ export function createRestHandler({ jobs, errorLog, maxBodyBytes, openApiDocumen
     {
       pattern: /^\/api\/v1\/schedules\/([^/]+)\/(pause|resume)\/?$/,
       methods: ['POST'],
-      handle: async ([id, action], _request, caller) => json(scheduleBody(await jobs.schedules.setPaused(id!, caller.owner, action === 'pause'))),
+      handle: async ([id, action], _request, caller) => json(scheduleBody(await jobs.schedules.setPaused(id!, scheduleScope(caller), action === 'pause'))),
     },
     {
       pattern: /^\/api\/v1\/workflows\/?$/,
@@ -152,12 +161,59 @@ export function createRestHandler({ jobs, errorLog, maxBodyBytes, openApiDocumen
     {
       pattern: /^\/api\/v1\/kinds\/(pause|resume)\/?$/,
       methods: ['POST'],
-      handle: async ([action]) => json({ kinds: await (action === 'pause' ? jobs.kindControl.pauseAll() : jobs.kindControl.resumeAll()) }),
+      handle: async ([action], _request, caller) =>
+        json({ kinds: await (action === 'pause' ? jobs.kindControl.pauseAll(caller) : jobs.kindControl.resumeAll(caller)) }),
     },
     {
       pattern: /^\/api\/v1\/kinds\/([^/]+)\/(pause|resume)\/?$/,
       methods: ['POST'],
-      handle: async ([kind, action]) => json(await (action === 'pause' ? jobs.kindControl.pause(kind!) : jobs.kindControl.resume(kind!))),
+      handle: async ([kind, action], _request, caller) =>
+        json(await (action === 'pause' ? jobs.kindControl.pause(kind!, caller) : jobs.kindControl.resume(kind!, caller))),
+    },
+    // The operator console's routes (README, "The operator console"): the same calls as its GraphQL fields.
+    {
+      pattern: /^\/api\/v1\/console\/jobs\/?$/,
+      methods: ['GET'],
+      async handle(_params, request, caller) {
+        const { order, first, after, ...filter } = parse(ConsoleJobsQuery, Object.fromEntries(new URL(request.url).searchParams));
+        const page = await jobs.console.list(filterOf(filter), { order, first, after }, caller);
+        return json({ jobs: page.jobs.map(jobBody), pageInfo: { hasNextPage: page.hasNextPage, endCursor: page.endCursor } });
+      },
+    },
+    {
+      pattern: /^\/api\/v1\/console\/jobs\/count\/?$/,
+      methods: ['GET'],
+      handle: async (_params, request, caller) =>
+        json(await jobs.console.count(filterOf(parse(JobFilterQuery, Object.fromEntries(new URL(request.url).searchParams))), caller)),
+    },
+    {
+      pattern: /^\/api\/v1\/console\/jobs\/(retry|cancel|retrieve)\/?$/,
+      methods: ['POST'],
+      async handle([action], request, caller) {
+        const { filter } = parse(BulkActionBody, await readJson(request, maxBodyBytes));
+        return json(await jobs.console.bulk(action as 'retry' | 'cancel' | 'retrieve', filterOf(filter), caller));
+      },
+    },
+    {
+      pattern: /^\/api\/v1\/console\/overview\/?$/,
+      methods: ['GET'],
+      async handle(_params, _request, caller) {
+        const overview = await jobs.console.overview(caller);
+        return json({ ...overview, at: overview.at.toISOString() });
+      },
+    },
+    {
+      pattern: /^\/api\/v1\/jobs\/([^/]+)\/retry\/?$/,
+      methods: ['POST'],
+      handle: async ([id], _request, caller) => json(jobBody(await jobs.console.retry(id!, caller))),
+    },
+    {
+      pattern: /^\/api\/v1\/schedules\/([^/]+)\/run\/?$/,
+      methods: ['POST'],
+      async handle([id], _request, caller) {
+        const { job } = await jobs.console.runSchedule(id!, caller);
+        return json(jobBody(job), 202, { location: jobLocation(job.id) });
+      },
     },
     ...(openApiDocument
       ? [{ pattern: /^\/api\/v1\/openapi\.json$/, methods: ['GET'], handle: async () => json(openApiDocument()) }]
@@ -186,6 +242,25 @@ export function createRestHandler({ jobs, errorLog, maxBodyBytes, openApiDocumen
       }
     }
     return errorResponse(404, 'NOT_FOUND', `no route ${request.method} ${pathname}`);
+  };
+}
+
+/** The console's filter from query parameters or a body; matchValue is JSON text. */
+function filterOf(fields: z.output<typeof JobFilterQuery>): JobFilterInput {
+  const { createdAfter, createdBefore, matchIn, matchPath, matchValue, ...rest } = fields;
+  let value: unknown;
+  if (matchPath !== undefined) {
+    try {
+      value = JSON.parse(matchValue ?? '');
+    } catch {
+      throw new JobServiceError('BAD_USER_INPUT', 'matchValue must be JSON, such as "42" or \'"text"\'', 'matchValue');
+    }
+  }
+  return {
+    ...rest,
+    ...(createdAfter ? { createdAfter: new Date(createdAfter) } : {}),
+    ...(createdBefore ? { createdBefore: new Date(createdBefore) } : {}),
+    ...(matchPath !== undefined ? { match: { in: matchIn ?? 'input', path: matchPath, value } } : {}),
   };
 }
 

@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 
 /** Codes the API layers map to HTTP statuses and GraphQL `extensions.code`. */
-export type JobErrorCode = 'BAD_USER_INPUT' | 'NOT_FOUND' | 'CONFLICT' | 'UNAVAILABLE';
+export type JobErrorCode = 'BAD_USER_INPUT' | 'NOT_FOUND' | 'CONFLICT' | 'UNAVAILABLE' | 'FORBIDDEN';
 
 /** An expected failure whose message is safe to show to the customer. */
 export class JobServiceError extends Error {
@@ -39,4 +39,9 @@ export function fieldError(
   const field = `${prefix}${[...(issue?.path ?? []), ...unknown].join('.')}`.replace(/\.$/, '') || whole;
   const message = unknown.length > 0 ? unknownField : (issue?.message ?? 'is invalid');
   return new JobServiceError('BAD_USER_INPUT', `${field} ${message}`, field);
+}
+
+/** What only an operator key (ADMIN_API_KEYS) may do, asked by a customer's key. */
+export function operatorsOnly(what: string): JobServiceError {
+  return new JobServiceError('FORBIDDEN', `only an operator key (ADMIN_API_KEYS) may ${what}`);
 }

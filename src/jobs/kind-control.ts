@@ -1,7 +1,8 @@
 import type { Database } from '../db/database.ts';
 import type { KindDescription, KindRegistry } from '../kinds/registry.ts';
 import type { Logger } from '../logger.ts';
-import { JobServiceError } from './errors.ts';
+import { JobServiceError, operatorsOnly } from './errors.ts';
+import type { Caller } from './service.ts';
 import { ALL_KINDS, pauseKindStatement, pausedKindsStatement, resumeKindStatement } from './sql/kind-pause.ts';
 
 /** A kind as `GET /api/v1/kinds` and the `kinds` query show it: its description, and whether it is paused now. */
@@ -30,9 +31,12 @@ export class KindControl {
 
   /**
    * Stops every worker process from starting jobs of `kind` until it is resumed; jobs already
-   * started finish. Pausing a paused kind changes nothing. An unknown kind is NOT_FOUND.
+   * started finish. Pausing a paused kind changes nothing. An unknown kind is NOT_FOUND. Pausing
+   * stops every owner's jobs, so an API caller must be an operator (FORBIDDEN otherwise); a caller
+   * in the same process (the library, tests) passes none.
    */
-  async pause(kind: string): Promise<KindState> {
+  async pause(kind: string, caller?: Caller): Promise<KindState> {
+    mayPause(caller);
     this.knownKind(kind);
     await pauseKindStatement(this.db, kind);
     this.logger?.info({ kind }, 'kind paused');
@@ -40,7 +44,8 @@ export class KindControl {
   }
 
   /** Lets workers start jobs of `kind` again, unless every kind is paused (see pauseAll). */
-  async resume(kind: string): Promise<KindState> {
+  async resume(kind: string, caller?: Caller): Promise<KindState> {
+    mayPause(caller);
     this.knownKind(kind);
     await resumeKindStatement(this.db, kind);
     this.logger?.info({ kind }, 'kind resumed');
@@ -48,14 +53,16 @@ export class KindControl {
   }
 
   /** Pauses every kind, those a later deploy adds too, until resumeAll. */
-  async pauseAll(): Promise<KindState[]> {
+  async pauseAll(caller?: Caller): Promise<KindState[]> {
+    mayPause(caller);
     await pauseKindStatement(this.db, ALL_KINDS);
     this.logger?.info('all kinds paused');
     return this.list();
   }
 
   /** Resumes every kind: the pause of all kinds and each kind's own. */
-  async resumeAll(): Promise<KindState[]> {
+  async resumeAll(caller?: Caller): Promise<KindState[]> {
+    mayPause(caller);
     await resumeKindStatement(this.db, null);
     this.logger?.info('all kinds resumed');
     return this.list();
@@ -69,4 +76,8 @@ export class KindControl {
   private async kindState(kind: string): Promise<KindState> {
     return (await this.list()).find((state) => state.name === kind)!;
   }
+}
+
+function mayPause(caller: Caller | undefined): void {
+  if (caller && !caller.operator) throw operatorsOnly('pause or resume kinds');
 }

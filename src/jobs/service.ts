@@ -24,12 +24,19 @@ import { openJobWatch } from './watch.ts';
 import { ScheduleService } from '../schedules/service.ts';
 import { KindControl } from './kind-control.ts';
 import { WorkflowService } from './workflows.ts';
+import { JobConsole } from './console.ts';
+import { readAnyJobStatement } from './sql/console.ts';
 
 export type { AddJobInput, Job, JobStatus, JobSubmission };
 
 /** Who is asking. Jobs belong to the key that created them; '' while the service has no keys. */
 export interface Caller {
   owner: string;
+  /**
+   * An operator (ADMIN_API_KEYS, or anyone while the service has no keys): sees every owner's
+   * jobs and schedules, and may pause kinds and act in bulk. A customer's key may not.
+   */
+  operator?: boolean;
 }
 
 export interface JobServiceLimits {
@@ -83,6 +90,8 @@ export class JobService {
   readonly kindControl: KindControl;
   /** The caller's workflows: graphs of jobs that wait for each other (issue 26). */
   readonly workflows: WorkflowService;
+  /** The operator console's finding, counting and bulk actions (src/jobs/console.ts). */
+  readonly console: JobConsole;
 
   private readonly db: Database;
   private readonly hub: JobEventHub;
@@ -106,6 +115,13 @@ export class JobService {
       kinds: options.kinds,
       ids: this.ids,
       limits: options.limits,
+      logger: options.logger,
+    });
+    this.console = new JobConsole({
+      db: options.db,
+      schedules: this.schedules,
+      submit: (submission, caller) => this.submitJob(submission, caller),
+      kinds: () => this.kindControl.list(),
       logger: options.logger,
     });
   }
@@ -234,10 +250,11 @@ export class JobService {
     }
   }
 
-  /** A pure read: it never changes the job. */
+  /** A pure read: it never changes the job. An operator reads any owner's job (and so watches it). */
   async getJob(requestedId: string, caller: Caller): Promise<Job | null> {
     const id = toJobId(requestedId);
     if (!id) return null;
+    if (caller.operator) return readAnyJobStatement(this.db, id);
     return readJobStatement(this.db, id, caller.owner);
   }
 

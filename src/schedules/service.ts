@@ -1,6 +1,7 @@
 /**
  * What the API layers call for schedules: create, list, pause, resume, delete. Every call is
- * scoped to the caller's API key, as jobs are; the SQL is in src/jobs/sql/schedules.ts.
+ * scoped to the caller's API key, as jobs are, or to no key (null) for an operator, who manages
+ * every schedule, declared ones included (scheduleScope); the SQL is in src/jobs/sql/schedules.ts.
  */
 import { z } from 'zod';
 import type { Database } from '../db/database.ts';
@@ -89,18 +90,18 @@ export class ScheduleService {
   }
 
   /** The owner's schedules, oldest first. */
-  async list(owner: string): Promise<ScheduleView[]> {
+  async list(owner: string | null): Promise<ScheduleView[]> {
     return (await listSchedulesStatement(this.options.db, owner)).map((schedule) => this.view(schedule));
   }
 
-  async get(requestedId: string, owner: string): Promise<ScheduleView | null> {
+  async get(requestedId: string, owner: string | null): Promise<ScheduleView | null> {
     const id = toJobId(requestedId);
     const stored = id ? await readScheduleStatement(this.options.db, id, owner) : null;
     return stored ? this.view(stored) : null;
   }
 
   /** No ticks fire while paused; resumed, it fires from the next tick on, not the ones it slept through. */
-  async setPaused(requestedId: string, owner: string, paused: boolean): Promise<ScheduleView> {
+  async setPaused(requestedId: string, owner: string | null, paused: boolean): Promise<ScheduleView> {
     const id = toJobId(requestedId);
     const stored = id ? await setSchedulePausedStatement(this.options.db, id, owner, paused) : null;
     if (!stored) throw scheduleNotFound(requestedId);
@@ -108,7 +109,7 @@ export class ScheduleService {
   }
 
   /** The jobs it made stay. */
-  async delete(requestedId: string, owner: string): Promise<void> {
+  async delete(requestedId: string, owner: string | null): Promise<void> {
     const id = toJobId(requestedId);
     if (!id || !(await deleteScheduleStatement(this.options.db, id, owner))) throw scheduleNotFound(requestedId);
   }
@@ -122,4 +123,12 @@ export class ScheduleService {
 
 export function scheduleNotFound(id: string): JobServiceError {
   return new JobServiceError('NOT_FOUND', `no schedule with id ${id}`, 'id');
+}
+
+/**
+ * Whose schedules a caller manages: a customer's key its own (issue 19: a schedule is owned by
+ * the key that made it), an operator's every one (null), those a kind declares included.
+ */
+export function scheduleScope(caller: { owner: string; operator?: boolean }): string | null {
+  return caller.operator ? null : caller.owner;
 }

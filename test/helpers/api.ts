@@ -26,6 +26,8 @@ export const TEST_LIMITS: ApiLimits = {
 export interface TestAppOptions {
   service?: Parameters<typeof createService>[2];
   apiKeys?: string[];
+  /** ADMIN_API_KEYS: operator keys. */
+  adminKeys?: string[];
   limits?: Partial<ApiLimits>;
   corsOrigins?: string[];
   /** Whether /metrics is served (METRICS_ON_API_PORT); true unless told. */
@@ -52,7 +54,7 @@ export async function createTestApp(db: Database, options: TestAppOptions = {}):
   // No cache: a test scrapes right after its workload and must see all of it.
   const queueStats = createQueueStatsReader(db, { cacheMs: 0, exactCountLimit: 100_000 });
   registerStateGauges(metrics, { queueStats, db, hub, logger, kinds: () => jobs.kindControl.list() });
-  const auth = createAuthenticator(options.apiKeys);
+  const auth = createAuthenticator(options.apiKeys, options.adminKeys);
   const app = createApp({
     jobs,
     db,

@@ -61,7 +61,7 @@ export function addKindTypes(builder: Builder) {
       description:
         'Stops every worker process from starting jobs of the kind: they stay PENDING until resumeKind. Jobs already started finish.',
       args: { kind: kindArg(t) },
-      resolve: (_root, { kind }, { jobs }) => serviceCall(() => jobs.kindControl.pause(kind)),
+      resolve: (_root, { kind }, { jobs, caller }) => serviceCall(() => jobs.kindControl.pause(kind, caller)),
     }),
   );
 
@@ -71,7 +71,7 @@ export function addKindTypes(builder: Builder) {
       nullable: true,
       description: 'Lets workers start jobs of the kind again; it stays paused while pauseAllKinds holds.',
       args: { kind: kindArg(t) },
-      resolve: (_root, { kind }, { jobs }) => serviceCall(() => jobs.kindControl.resume(kind)),
+      resolve: (_root, { kind }, { jobs, caller }) => serviceCall(() => jobs.kindControl.resume(kind, caller)),
     }),
   );
 
@@ -80,7 +80,7 @@ export function addKindTypes(builder: Builder) {
       type: [Kind],
       nullable: true,
       description: 'Pauses every kind, those a later deploy adds too, until resumeAllKinds.',
-      resolve: (_root, _args, { jobs }) => serviceCall(() => jobs.kindControl.pauseAll()),
+      resolve: (_root, _args, { jobs, caller }) => serviceCall(() => jobs.kindControl.pauseAll(caller)),
     }),
   );
 
@@ -89,7 +89,7 @@ export function addKindTypes(builder: Builder) {
       type: [Kind],
       nullable: true,
       description: "Resumes every kind: undoes pauseAllKinds and each kind's own pause.",
-      resolve: (_root, _args, { jobs }) => serviceCall(() => jobs.kindControl.resumeAll()),
+      resolve: (_root, _args, { jobs, caller }) => serviceCall(() => jobs.kindControl.resumeAll(caller)),
     }),
   );
 }

@@ -65,4 +65,6 @@ export function addQueryType(builder: Builder, { Job, JobStatus }: JobTypes) {
       resolve: (_root, args, { jobs, caller }) => serviceCall(() => jobs.listJobs(args, caller)),
     }),
   );
+
+  return { JobConnection };
 }

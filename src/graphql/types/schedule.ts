@@ -1,4 +1,4 @@
-import { scheduleNotFound, type ScheduleView } from '../../schedules/service.ts';
+import { scheduleNotFound, scheduleScope, type ScheduleView } from '../../schedules/service.ts';
 import type { Builder } from '../builder.ts';
 import { serviceCall } from '../errors.ts';
 
@@ -56,7 +56,7 @@ export function addScheduleTypes(builder: Builder) {
     t.field({
       type: [Schedule],
       description: 'Your schedules, oldest first.',
-      resolve: (_root, _args, { jobs, caller }) => serviceCall(() => jobs.schedules.list(caller.owner)),
+      resolve: (_root, _args, { jobs, caller }) => serviceCall(() => jobs.schedules.list(scheduleScope(caller))),
     }),
   );
 
@@ -68,7 +68,7 @@ export function addScheduleTypes(builder: Builder) {
       args: { id: t.arg.id({ required: true }) },
       resolve: (_root, { id }, { jobs, caller }) =>
         serviceCall(async () => {
-          const schedule = await jobs.schedules.get(String(id), caller.owner);
+          const schedule = await jobs.schedules.get(String(id), scheduleScope(caller));
           if (!schedule) throw scheduleNotFound(String(id));
           return schedule;
         }),
@@ -96,7 +96,7 @@ export function addScheduleTypes(builder: Builder) {
         nullable: true,
         description,
         args: { id: t.arg.id({ required: true }) },
-        resolve: (_root, { id }, { jobs, caller }) => serviceCall(() => jobs.schedules.setPaused(String(id), caller.owner, paused)),
+        resolve: (_root, { id }, { jobs, caller }) => serviceCall(() => jobs.schedules.setPaused(String(id), scheduleScope(caller), paused)),
       }),
     );
   }
@@ -109,7 +109,7 @@ export function addScheduleTypes(builder: Builder) {
       args: { id: t.arg.id({ required: true }) },
       resolve: (_root, { id }, { jobs, caller }) =>
         serviceCall(async () => {
-          await jobs.schedules.delete(String(id), caller.owner);
+          await jobs.schedules.delete(String(id), scheduleScope(caller));
           return String(id).toLowerCase();
         }),
     }),

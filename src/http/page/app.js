@@ -7,6 +7,7 @@
 // `add` keeps its own two-number form; every other kind gets a form built from its input schema
 // (schema-form.js) and goes in with `submitJob`.
 
+import { startConsole } from './console.js';
 import { buildSchemaForm } from './schema-form.js';
 
 const JOB_FIELDS = `
@@ -71,6 +72,7 @@ function useKey(key) {
   for (const id of [...shown.keys()]) forget(id);
   connectLive();
   load();
+  operatorConsole?.restart();
 }
 
 async function graphql(query, variables) {
@@ -242,6 +244,8 @@ function time(iso) {
   const date = new Date(iso);
   const today = date.toDateString() === new Date().toDateString();
   element.textContent = (today ? timeFormat : dateTimeFormat).format(date);
+  // The viewer's zone on the page; UTC on hover.
+  element.title = date.toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
   return element;
 }
 
@@ -571,3 +575,5 @@ $('forget-key').addEventListener('click', () => useKey(''));
 connectLive();
 renderCounts();
 load();
+/** The operator console (console.js): its live parts share this page's one WebSocket. */
+const operatorConsole = startConsole({ graphql, subscribe: (payload, sink) => live.subscribe(payload, sink), el, json });

@@ -52,20 +52,20 @@ export async function createScheduleStatement(db: Queryable, schedule: NewSchedu
 
 const listSchedules: Statement = {
   name: 'schedules_list',
-  text: `SELECT ${SCHEDULE_COLUMNS} FROM schedule s WHERE s.owner = $1 ORDER BY s.created_at, s.id`,
+  text: `SELECT ${SCHEDULE_COLUMNS} FROM schedule s WHERE ($1::text IS NULL OR s.owner = $1) ORDER BY s.created_at, s.id`,
 };
 
-/** The owner's schedules, oldest first. An owner has few; no paging. */
-export function listSchedulesStatement(db: Queryable, owner: string): Promise<StoredSchedule[]> {
+/** The owner's schedules (every owner's with null, for an operator), oldest first. An owner has few; no paging. */
+export function listSchedulesStatement(db: Queryable, owner: string | null): Promise<StoredSchedule[]> {
   return db.query<StoredSchedule>(listSchedules, [owner]);
 }
 
 const readSchedule: Statement = {
   name: 'schedule_read',
-  text: `SELECT ${SCHEDULE_COLUMNS} FROM schedule s WHERE s.id = $1 AND s.owner = $2`,
+  text: `SELECT ${SCHEDULE_COLUMNS} FROM schedule s WHERE s.id = $1 AND ($2::text IS NULL OR s.owner = $2)`,
 };
 
-export async function readScheduleStatement(db: Queryable, id: string, owner: string): Promise<StoredSchedule | null> {
+export async function readScheduleStatement(db: Queryable, id: string, owner: string | null): Promise<StoredSchedule | null> {
   const [row] = await db.query<StoredSchedule>(readSchedule, [id, owner]);
   return row ?? null;
 }
@@ -80,13 +80,13 @@ const setPaused: Statement = {
   WITH s AS (
     UPDATE schedule SET paused = $3, updated_at = now(),
       last_fire_at = CASE WHEN paused AND NOT $3 THEN greatest(last_fire_at, now()) ELSE last_fire_at END
-    WHERE id = $1 AND owner = $2
+    WHERE id = $1 AND ($2::text IS NULL OR owner = $2)
     RETURNING *
   )
   SELECT ${SCHEDULE_COLUMNS}, ${NOTIFY_CHANGE} FROM s`,
 };
 
-export async function setSchedulePausedStatement(db: Queryable, id: string, owner: string, paused: boolean): Promise<StoredSchedule | null> {
+export async function setSchedulePausedStatement(db: Queryable, id: string, owner: string | null, paused: boolean): Promise<StoredSchedule | null> {
   const [row] = await db.query<StoredSchedule>(setPaused, [id, owner, paused]);
   return row ? withoutNotify(row) : null;
 }
@@ -95,11 +95,11 @@ export async function setSchedulePausedStatement(db: Queryable, id: string, owne
 const deleteSchedule: Statement = {
   name: 'schedule_delete',
   text: `
-  WITH deleted AS (DELETE FROM schedule WHERE id = $1 AND owner = $2 RETURNING id)
+  WITH deleted AS (DELETE FROM schedule WHERE id = $1 AND ($2::text IS NULL OR owner = $2) RETURNING id)
   SELECT id, ${NOTIFY_CHANGE} FROM deleted`,
 };
 
-export async function deleteScheduleStatement(db: Queryable, id: string, owner: string): Promise<boolean> {
+export async function deleteScheduleStatement(db: Queryable, id: string, owner: string | null): Promise<boolean> {
   return (await db.query(deleteSchedule, [id, owner])).length > 0;
 }
 
