@@ -9,8 +9,10 @@
  * after its insert (README, "The operator console"):
  * - time range, id and the cursor: the primary key. Ids are UUIDv7, so a creation time range is
  *   an id range, and newest-first is a backward walk of the key;
- * - kind: job_kind_idx (kind, id); owner: job_owner_idx (owner, id). Neither column changes after
- *   the insert, so neither index takes an entry at a claim, a completion or a retrieve;
+ * - kind: job_kind_idx (kind, id); owner: job_owner_idx (owner, id). Both hold settled jobs only
+ *   (queue_state NULL or above 2; see the console_indexes migration for why), so a kind's or an
+ *   owner's pending and running jobs are found through the queue's partial indexes, and a filter
+ *   by kind or owner with no status is a union of the two (`inFlightApart`);
  * - status: the queue's partial indexes through queue_state (pending, wip, failed, cancelled);
  *   completed and retrieved, the common ones, are found walking the primary key newest first;
  * - a JSON match in input or result: containment (`@>`) checked on the rows of the other
@@ -50,8 +52,19 @@ const QUEUE_STATE: Record<JobStatus, number | null> = {
   waiting: null,
 };
 
-/** The filter as SQL conditions on `job`, its parameters from `$first`, and a name for the combination. */
-function conditions(filter: JobFilter, first: number): { where: string[]; values: unknown[]; key: string } {
+/** The condition of job_kind_idx and job_owner_idx, written out so that the planner matches it. */
+const SETTLED = '(job.queue_state IS NULL OR job.queue_state > 2)';
+// An OR, not `IN (1, 2)`: the planner serves each arm from its own partial index (the claim's,
+// the stale rule's) and merges them, where it read the whole table for the IN.
+const IN_FLIGHT = '(job.queue_state = 1 OR job.queue_state = 2)';
+
+/**
+ * The filter as SQL conditions on `job`, its parameters from `$first`, and a name for the
+ * combination. `inFlightApart`: the filter names a kind or an owner but no status, so the settled
+ * jobs (through job_kind_idx or job_owner_idx) and the pending and running ones (through the
+ * queue's indexes) must be read apart and merged.
+ */
+function conditions(filter: JobFilter, first: number): { where: string[]; values: unknown[]; key: string; inFlightApart: boolean } {
   const where: string[] = [];
   const values: unknown[] = [];
   let key = '';
@@ -70,6 +83,7 @@ function conditions(filter: JobFilter, first: number): { where: string[]; values
     // The partial indexes' condition, written out, so that the planner can match it; the status
     // itself stays the condition that decides.
     if (state !== null) where.push(`job.queue_state = ${state}`);
+    else where.push(SETTLED);
     add('s', (n) => `job.status = ${n}::job_status`, filter.status);
   }
   if (filter.id !== undefined) add('i', (n) => `job.id = ${n}::uuid`, filter.id);
@@ -77,7 +91,20 @@ function conditions(filter: JobFilter, first: number): { where: string[]; values
   if (filter.idBefore !== undefined) add('b', (n) => `job.id < ${n}::uuid`, filter.idBefore);
   if (filter.inputContains !== undefined) add('j', (n) => `job.input @> ${n}::jsonb`, filter.inputContains);
   if (filter.resultContains !== undefined) add('r', (n) => `job.result @> ${n}::jsonb`, filter.resultContains);
-  return { where, values, key: key || 'all' };
+  const byKindOrOwner = filter.kind !== undefined || (filter.owner !== undefined && filter.owner !== '');
+  return { where, values, key: key || 'all', inFlightApart: byKindOrOwner && filter.status === undefined };
+}
+
+/**
+ * `SELECT <select> FROM job WHERE <where> ORDER BY id <direction> LIMIT <limit>`, or, when the
+ * settled jobs and those in flight are read apart, the same over each part, merged.
+ */
+function pageOfJobs(select: string, where: string[], direction: 'ASC' | 'DESC', limit: string, inFlightApart: boolean): string {
+  const part = (conditions: string[]) =>
+    `SELECT ${select} FROM job ${conditions.length > 0 ? `WHERE ${conditions.join(' AND ')}` : ''} ORDER BY job.id ${direction} LIMIT ${limit}`;
+  if (!inFlightApart) return part(where);
+  return `SELECT * FROM ((${part([...where, SETTLED])}) UNION ALL (${part([...where, IN_FLIGHT])})) AS job
+          ORDER BY job.id ${direction} LIMIT ${limit}`;
 }
 
 export interface ConsolePage {
@@ -90,7 +117,7 @@ export interface ConsolePage {
 
 /** A page of jobs, newest (or oldest) first: one index walk in id order, stopped at `limit`. */
 export async function consoleListStatement(db: Queryable, page: ConsolePage): Promise<Job[]> {
-  const { where, values, key } = conditions(page.filter, 1);
+  const { where, values, key, inFlightApart } = conditions(page.filter, 1);
   const newest = page.order === 'newest';
   if (page.after !== undefined) {
     values.push(page.after);
@@ -99,9 +126,8 @@ export async function consoleListStatement(db: Queryable, page: ConsolePage): Pr
   values.push(page.limit);
   const statement: Statement = {
     name: `console_list_${key}_${newest ? 'n' : 'o'}${page.after !== undefined ? 'a' : ''}`,
-    text: `SELECT ${columns('job')} FROM job
-      ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''}
-      ORDER BY job.id ${newest ? 'DESC' : 'ASC'} LIMIT $${values.length}`,
+    text: `SELECT ${columns('job')} FROM (${pageOfJobs('job.*', where, newest ? 'DESC' : 'ASC', `$${values.length}`, inFlightApart)}) AS job
+      ORDER BY job.id ${newest ? 'DESC' : 'ASC'}`,
   };
   return (await db.query<JobRow>(statement, values)).map(toJob);
 }
@@ -113,12 +139,11 @@ export async function consoleListStatement(db: Queryable, page: ConsolePage): Pr
  * choose a sequential scan that reads the whole table when few rows match.
  */
 export async function consoleCountStatement(db: Queryable, filter: JobFilter, cap: number): Promise<number> {
-  const { where, values, key } = conditions(filter, 1);
+  const { where, values, key, inFlightApart } = conditions(filter, 1);
   values.push(cap + 1);
   const statement: Statement = {
     name: `console_count_${key}`,
-    text: `SELECT count(*)::int AS jobs FROM (
-      SELECT 1 FROM job ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY job.id DESC LIMIT $${values.length}) found`,
+    text: `SELECT count(*)::int AS jobs FROM (${pageOfJobs('job.id', where, 'DESC', `$${values.length}`, inFlightApart)}) AS found`,
   };
   const [row] = await db.query<{ jobs: number }>(statement, values);
   return row!.jobs;
