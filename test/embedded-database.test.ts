@@ -7,9 +7,12 @@ import { spawnSync } from 'node:child_process';
 import { chmod, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, expect, it } from 'vitest';
-import { isAlive } from '../src/db/data-dir-lock.ts';
+import { afterEach, expect, it as plainIt } from 'vitest';
+import { runs } from '../src/db/embedded-postgres.ts';
 import { SERVICE_ARGS, type ServiceProcess, startService } from './helpers/processes.ts';
+
+/** Each test starts (and initdbs) servers and service processes: slow on a machine the suite shares. */
+const it = (name: string, test: () => Promise<void>) => plainIt(name, test, 180_000);
 
 const started: ServiceProcess[] = [];
 const folders: string[] = [];
@@ -54,7 +57,7 @@ async function postmasterPid(dir: string): Promise<number | null> {
 
 async function serverRuns(dir: string): Promise<boolean> {
   const pid = await postmasterPid(dir);
-  return pid !== null && isAlive(pid);
+  return pid !== null && runs(pid);
 }
 
 async function supervisorPid(dir: string): Promise<number> {
@@ -99,9 +102,9 @@ it('serves an API and a worker process from one data folder, and stops with the 
   await killAndWait(api);
   // One process still uses the server.
   await new Promise((resolve) => setTimeout(resolve, 1000));
-  expect(isAlive(postmaster)).toBe(true);
+  expect(runs(postmaster)).toBe(true);
   await killAndWait(worker);
-  await waitUntil(async () => !isAlive(postmaster) && !isAlive(supervisor), 'the server and its supervisor to stop');
+  await waitUntil(async () => !runs(postmaster) && !runs(supervisor), 'the server and its supervisor to stop');
 
   const again = await start(dir);
   expect(again.logs.some((line) => line['msg'] === 'embedded PostgreSQL started')).toBe(true);
@@ -134,11 +137,11 @@ it('stops a server whose supervisor was killed too, and recovers every job it ac
   await Promise.all(writers);
   await service.exited;
   started.splice(started.indexOf(service), 1);
-  expect(isAlive(postmaster)).toBe(true);
+  expect(runs(postmaster)).toBe(true);
   const count = acknowledged.length;
 
   const again = await start(dir);
-  expect(isAlive(postmaster)).toBe(false);
+  expect(runs(postmaster)).toBe(false);
   for (const id of acknowledged.slice(0, count)) expect((await jobOf(again, id)).status).toMatch(/pending|wip|completed|retrieved/);
 });
 

