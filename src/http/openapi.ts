@@ -4,32 +4,26 @@ import {
   type oas31,
   type ZodOpenApiOperationObject,
   type ZodOpenApiPathItemObject,
-  type ZodOpenApiResponseObject,
 } from 'zod-openapi';
 import packageJson from '../../package.json' with { type: 'json' };
 import {
   AddedJobAnswer,
   AddJobAnswer,
-  BulkActionBody,
-  ConsoleJobsQuery,
   CreateScheduleBody,
   DeletedScheduleAnswer,
-  ErrorAnswer,
   JobAnswer,
-  JobCountAnswer,
-  JobFilterQuery,
   JobPageAnswer,
   KindAnswer,
   KindsAnswer,
   ListJobsQuery,
-  OverviewAnswer,
   ScheduleAnswer,
   ScheduleListAnswer,
   SubmitJobBody,
   SubmittedJobAnswer,
-  SubmitWorkflowBody,
-  WorkflowAnswer,
 } from './rest-schemas.ts';
+import { consolePaths } from './openapi-console.ts';
+import { openApiKit } from './openapi-kit.ts';
+import { workflowPaths } from './openapi-workflows.ts';
 
 export interface OpenApiOptions {
   /** info.version; the package's version unless told. */
@@ -45,28 +39,9 @@ export interface OpenApiOptions {
  * them: that would put the ids into zod's global registry as rest-schemas.ts is imported.
  */
 export function buildOpenApiDocument({ version = packageJson.version }: OpenApiOptions = {}): oas31.OpenAPIObject {
-  const errors = errorResponses();
-  const scheduleIdParam = z.object({ id: z.string().describe("The schedule's id (scheduleId).") });
-  const kindParam = z.object({ kind: z.string().describe('The name of a kind the service runs; another is not found (404).') });
-  const jobIdParam = z.object({ id: z.string().describe("The job's id (jobId). An id that is not one is not found (404).") });
-  const workflowIdParam = z.object({ id: z.string().describe("The workflow's id (workflowId).") });
-
-  // Every route can answer these: they come from app.ts, before the route, or from the database.
-  const everywhere: ErrorStatus[] = [401, 403, 500, 503];
-  const responses = (success: Record<string, ZodOpenApiResponseObject>, ...failures: ErrorStatus[]) => ({
-    ...success,
-    ...Object.fromEntries([...failures, ...everywhere].map((status) => [status, errors[status]])),
-  });
-
-  const answer = (description: string, schema: z.ZodType, headers?: ZodOpenApiResponseObject['headers']): ZodOpenApiResponseObject => ({
-    description,
-    content: { 'application/json': { schema } },
-    ...(headers ? { headers } : {}),
-  });
-  const accepted = (schema: z.ZodType) =>
-    answer('Accepted: the job, pending, or the earlier job its idempotency key names (or that holds its unique key, with onUnique existing).', schema, z.object({
-      Location: z.string().describe('Where to read the job.'),
-    }));
+  const kit = openApiKit();
+  const { errors, responses, answer, accepted, params } = kit;
+  const { jobIdParam, scheduleIdParam, kindParam } = params;
 
   const add: ZodOpenApiOperationObject = {
     summary: 'Add two numbers (a job of the add kind)',
@@ -155,40 +130,7 @@ export function buildOpenApiDocument({ version = packageJson.version }: OpenApiO
         responses: responses({ 200: answer('The job, cancelled.', JobAnswer) }, 400, 404, 409),
       },
     },
-    '/api/v1/workflows': {
-      post: {
-        operationId: 'submitWorkflow',
-        summary: 'Submit a workflow: steps (jobs) with local names, each starting once the steps it depends on have finished',
-        description:
-          'Checked whole before anything is written: a cycle, an unknown step name or a job id that is not yours in dependsOnJobs is refused. A step waits (status waiting) until its parents finish; its handler reads their results by step name (context.parents()).',
-        tags: ['workflows'],
-        requestBody: { required: true, content: { 'application/json': { schema: SubmitWorkflowBody } } },
-        responses: responses(
-          { 201: answer('Created: the workflow.', WorkflowAnswer, z.object({ Location: z.string().describe('Where to read the workflow.') })) },
-          400,
-          404,
-        ),
-      },
-    },
-    '/api/v1/workflows/{id}': {
-      get: {
-        operationId: 'getWorkflow',
-        summary: 'Read a workflow: its steps and their states',
-        tags: ['workflows'],
-        requestParams: { path: workflowIdParam },
-        responses: responses({ 200: answer('The workflow.', WorkflowAnswer) }, 404),
-      },
-    },
-    '/api/v1/workflows/{id}/cancel': {
-      post: {
-        operationId: 'cancelWorkflow',
-        summary: 'Cancel the steps of a workflow that have not started',
-        description: 'Running steps finish; their dependents were cancelled with the rest.',
-        tags: ['workflows'],
-        requestParams: { path: workflowIdParam },
-        responses: responses({ 200: answer('The workflow.', WorkflowAnswer) }, 404),
-      },
-    },
+    ...workflowPaths(kit),
     '/api/v1/schedules': {
       post: {
         operationId: 'createSchedule',
@@ -293,74 +235,7 @@ export function buildOpenApiDocument({ version = packageJson.version }: OpenApiO
         responses: responses({ 200: answer('The kinds.', KindsAnswer) }, 403),
       },
     },
-    // The operator console's routes (README, "The operator console").
-    '/api/v1/console/jobs': {
-      get: {
-        operationId: 'searchJobs',
-        summary: 'Jobs a filter finds, a page at a time',
-        description: "A customer's key finds its own jobs; an operator's key (ADMIN_API_KEYS) every owner's, and may filter by owner.",
-        tags: ['console'],
-        requestParams: { query: ConsoleJobsQuery },
-        responses: responses({ 200: answer('A page of jobs.', JobPageAnswer) }, 400, 403),
-      },
-    },
-    '/api/v1/console/jobs/count': {
-      get: {
-        operationId: 'countJobs',
-        summary: 'How many jobs a filter finds, up to cap: what a bulk action would touch',
-        tags: ['console'],
-        requestParams: { query: JobFilterQuery },
-        responses: responses({ 200: answer('The count.', JobCountAnswer) }, 400, 403),
-      },
-    },
-    ...Object.fromEntries(
-      (
-        [
-          ['retry', 'Retry the failed jobs a filter finds'],
-          ['cancel', 'Cancel the pending jobs a filter finds'],
-          ['retrieve', 'Mark the completed jobs a filter finds retrieved'],
-        ] as const
-      ).map(([action, summary]): [string, ZodOpenApiPathItemObject] => [
-        `/api/v1/console/jobs/${action}`,
-        {
-          post: {
-            operationId: `${action}Jobs`,
-            summary,
-            description: 'At most cap jobs a call, oldest first (more: call again). Operator keys only (403).',
-            tags: ['console'],
-            requestBody: { required: true, content: { 'application/json': { schema: BulkActionBody } } },
-            responses: responses({ 200: answer('How many jobs it changed.', JobCountAnswer) }, 400, 403, 409, 413, 415),
-          },
-        },
-      ]),
-    ),
-    '/api/v1/console/overview': {
-      get: {
-        operationId: 'overview',
-        summary: 'Each kind now and over the last hour',
-        description: 'Operator keys only (403). Readings are shared for 2 s.',
-        tags: ['console'],
-        responses: responses({ 200: answer('The overview.', OverviewAnswer) }, 403),
-      },
-    },
-    '/api/v1/jobs/{id}/retry': {
-      post: {
-        operationId: 'retryJob',
-        summary: 'Retry a failed job: a new attempt of the same job, its attempts and last error kept',
-        tags: ['jobs'],
-        requestParams: { path: jobIdParam },
-        responses: responses({ 200: answer('The job, pending again.', JobAnswer) }, 404, 409),
-      },
-    },
-    '/api/v1/schedules/{id}/run': {
-      post: {
-        operationId: 'runSchedule',
-        summary: "Make one job of the schedule now, outside its ticks, owned by the schedule's owner",
-        tags: ['schedules'],
-        requestParams: { path: scheduleIdParam },
-        responses: responses({ 202: accepted(JobAnswer) }, 404),
-      },
-    },
+    ...consolePaths(kit),
     '/api/v1/openapi.json': {
       get: {
         operationId: 'openApiDocument',
@@ -406,34 +281,3 @@ export function buildOpenApiDocument({ version = packageJson.version }: OpenApiO
     },
   });
 }
-
-/** Each error answer, by status, with the one code it carries (json.ts, rest.ts, app.ts). */
-const ERRORS = {
-  400: ['BadUserInput', 'BAD_USER_INPUT', 'The input is invalid: `field` names the part, as a dotted path.'],
-  401: ['Unauthenticated', 'UNAUTHENTICATED', 'API_KEYS are set and the request has no valid Authorization: Bearer <key>.'],
-  403: ['Forbidden', 'FORBIDDEN', 'A browser request from an origin not in CORS_ORIGINS, or what only an operator key (ADMIN_API_KEYS) may do asked with a customer key.'],
-  404: ['NotFound', 'NOT_FOUND', 'No job or schedule of this caller has that id, or no kind has that name.'],
-  405: ['MethodNotAllowed', 'METHOD_NOT_ALLOWED', 'The path exists; the method is not one it takes.'],
-  409: ['Conflict', 'CONFLICT', 'The idempotency key was used with other input (or by a request still running), the unique key is held (onUnique refuse), or the job is past cancelling.'],
-  413: ['TooLarge', 'REQUEST_ENTITY_TOO_LARGE', 'The body is over MAX_BODY_BYTES.'],
-  415: ['UnsupportedMediaType', 'UNSUPPORTED_MEDIA_TYPE', 'The body was not sent as application/json.'],
-  500: ['InternalError', 'INTERNAL_SERVER_ERROR', 'An unexpected failure, logged with the request id.'],
-  503: ['Unavailable', 'UNAVAILABLE', 'The database is unreachable or cannot write for now; retry after Retry-After seconds.'],
-} as const;
-
-type ErrorStatus = keyof typeof ERRORS;
-
-function errorResponses(): Record<ErrorStatus, ZodOpenApiResponseObject> {
-  const entries = Object.entries(ERRORS).map(([status, [id, code, description]]) => {
-    const schema = ErrorAnswer.extend({ error: ErrorAnswer.shape.error.extend({ code: z.literal(code) }) });
-    const response: ZodOpenApiResponseObject = {
-      id,
-      description,
-      content: { 'application/json': { schema } },
-      ...(status === '503' ? { headers: z.object({ 'Retry-After': z.string().describe('Seconds.') }) } : {}),
-    };
-    return [status, response] as const;
-  });
-  return Object.fromEntries(entries) as Record<ErrorStatus, ZodOpenApiResponseObject>;
-}
-
