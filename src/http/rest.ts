@@ -1,20 +1,11 @@
-import type { z } from 'zod';
-import { fieldError, JobServiceError } from '../jobs/errors.ts';
 import type { Caller, JobService } from '../jobs/service.ts';
 import type { ErrorLog } from './error-log.ts';
 import { scheduleNotFound, scheduleScope } from '../schedules/service.ts';
 import { workflowNotFound } from '../jobs/workflows.ts';
 import { addJobBody, errorResponse, jobBody, json, responseForError, scheduleBody, workflowBody } from './json.ts';
-import {
-  BulkActionBody,
-  ConsoleJobsQuery,
-  CreateScheduleBody,
-  JobFilterQuery,
-  ListJobsQuery,
-  SubmitJobBody,
-  SubmitWorkflowBody,
-} from './rest-schemas.ts';
-import type { JobFilterInput } from '../jobs/console.ts';
+import { BodyError, parse, readJson, type Route } from './rest-body.ts';
+import { consoleRoutes } from './rest-console.ts';
+import { CreateScheduleBody, ListJobsQuery, SubmitJobBody, SubmitWorkflowBody } from './rest-schemas.ts';
 
 export interface RestDeps {
   jobs: JobService;
@@ -25,13 +16,6 @@ export interface RestDeps {
   openApiDocument?: () => unknown;
 }
 
-interface Route {
-  pattern: RegExp;
-  methods: readonly string[];
-  handle(params: string[], request: Request, caller: Caller): Promise<Response>;
-}
-
-const JSON_CONTENT_TYPE = /^application\/([a-z0-9.+-]*\+)?json\s*(;|$)/i;
 
 /**
  * The REST routes: each a few lines over the same job service the GraphQL resolvers call. The
@@ -170,51 +154,7 @@ export function createRestHandler({ jobs, errorLog, maxBodyBytes, openApiDocumen
       handle: async ([kind, action], _request, caller) =>
         json(await (action === 'pause' ? jobs.kindControl.pause(kind!, caller) : jobs.kindControl.resume(kind!, caller))),
     },
-    // The operator console's routes (README, "The operator console"): the same calls as its GraphQL fields.
-    {
-      pattern: /^\/api\/v1\/console\/jobs\/?$/,
-      methods: ['GET'],
-      async handle(_params, request, caller) {
-        const { order, first, after, ...filter } = parse(ConsoleJobsQuery, Object.fromEntries(new URL(request.url).searchParams));
-        const page = await jobs.console.list(filterOf(filter), { order, first, after }, caller);
-        return json({ jobs: page.jobs.map(jobBody), pageInfo: { hasNextPage: page.hasNextPage, endCursor: page.endCursor } });
-      },
-    },
-    {
-      pattern: /^\/api\/v1\/console\/jobs\/count\/?$/,
-      methods: ['GET'],
-      handle: async (_params, request, caller) =>
-        json(await jobs.console.count(filterOf(parse(JobFilterQuery, Object.fromEntries(new URL(request.url).searchParams))), caller)),
-    },
-    {
-      pattern: /^\/api\/v1\/console\/jobs\/(retry|cancel|retrieve)\/?$/,
-      methods: ['POST'],
-      async handle([action], request, caller) {
-        const { filter } = parse(BulkActionBody, await readJson(request, maxBodyBytes));
-        return json(await jobs.console.bulk(action as 'retry' | 'cancel' | 'retrieve', filterOf(filter), caller));
-      },
-    },
-    {
-      pattern: /^\/api\/v1\/console\/overview\/?$/,
-      methods: ['GET'],
-      async handle(_params, _request, caller) {
-        const overview = await jobs.console.overview(caller);
-        return json({ ...overview, at: overview.at.toISOString() });
-      },
-    },
-    {
-      pattern: /^\/api\/v1\/jobs\/([^/]+)\/retry\/?$/,
-      methods: ['POST'],
-      handle: async ([id], _request, caller) => json(jobBody(await jobs.console.retry(id!, caller))),
-    },
-    {
-      pattern: /^\/api\/v1\/schedules\/([^/]+)\/run\/?$/,
-      methods: ['POST'],
-      async handle([id], _request, caller) {
-        const { job } = await jobs.console.runSchedule(id!, caller);
-        return json(jobBody(job), 202, { location: jobLocation(job.id) });
-      },
-    },
+    ...consoleRoutes({ jobs, maxBodyBytes, jobLocation }),
     ...(openApiDocument
       ? [{ pattern: /^\/api\/v1\/openapi\.json$/, methods: ['GET'], handle: async () => json(openApiDocument()) }]
       : []),
@@ -243,72 +183,4 @@ export function createRestHandler({ jobs, errorLog, maxBodyBytes, openApiDocumen
     }
     return errorResponse(404, 'NOT_FOUND', `no route ${request.method} ${pathname}`);
   };
-}
-
-/** The console's filter from query parameters or a body; matchValue is JSON text. */
-function filterOf(fields: z.output<typeof JobFilterQuery>): JobFilterInput {
-  const { createdAfter, createdBefore, matchIn, matchPath, matchValue, ...rest } = fields;
-  let value: unknown;
-  if (matchPath !== undefined) {
-    try {
-      value = JSON.parse(matchValue ?? '');
-    } catch {
-      throw new JobServiceError('BAD_USER_INPUT', 'matchValue must be JSON, such as "42" or \'"text"\'', 'matchValue');
-    }
-  }
-  return {
-    ...rest,
-    ...(createdAfter ? { createdAfter: new Date(createdAfter) } : {}),
-    ...(createdBefore ? { createdBefore: new Date(createdBefore) } : {}),
-    ...(matchPath !== undefined ? { match: { in: matchIn ?? 'input', path: matchPath, value } } : {}),
-  };
-}
-
-/** A request body the route cannot read: too large, not JSON. */
-class BodyError extends Error {
-  readonly status: number;
-  readonly code: string;
-
-  constructor(status: number, code: string, message: string) {
-    super(message);
-    this.status = status;
-    this.code = code;
-  }
-}
-
-/**
- * The body as JSON, read up to `maxBytes`. Requiring a JSON content type also keeps a foreign
- * page's plain form post (which cannot send one without asking first) from submitting jobs.
- */
-async function readJson(request: Request, maxBytes: number): Promise<unknown> {
-  if (!JSON_CONTENT_TYPE.test(request.headers.get('content-type') ?? '')) {
-    throw new BodyError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send the body as JSON, with Content-Type: application/json');
-  }
-  const declared = Number(request.headers.get('content-length') ?? Number.NaN);
-  if (declared > maxBytes) throw new BodyError(413, 'REQUEST_ENTITY_TOO_LARGE', `the body is over ${maxBytes} bytes (MAX_BODY_BYTES)`);
-  const chunks: Uint8Array[] = [];
-  let size = 0;
-  const reader = request.body?.getReader();
-  for (;;) {
-    const chunk = await reader?.read();
-    if (!chunk || chunk.done) break;
-    size += chunk.value.byteLength;
-    if (size > maxBytes) {
-      await reader!.cancel();
-      throw new BodyError(413, 'REQUEST_ENTITY_TOO_LARGE', `the body is over ${maxBytes} bytes (MAX_BODY_BYTES)`);
-    }
-    chunks.push(chunk.value);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new BodyError(400, 'BAD_USER_INPUT', 'the body is not valid JSON');
-  }
-}
-
-/** `value` checked by a route's schema; the first problem is a 400 naming its field. */
-function parse<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
-  const parsed = schema.safeParse(value);
-  if (parsed.success) return parsed.data;
-  throw fieldError(parsed.error.issues[0], { whole: 'body', unknownField: 'is not a field this route takes' });
 }
