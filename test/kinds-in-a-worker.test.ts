@@ -51,10 +51,12 @@ describe('a CPU-bound kind in the thread pool', () => {
     const worker = createWorker(jobs.db, jobs.hub, { kinds, threads: pool });
     await worker.start();
     try {
-      const { job } = await jobs.service.submitJob({ kind: 'primes', input: { below: 12_000_000 } }, ANONYMOUS);
+      // Large enough to count for well over a second on a fast machine: 12,000,000 took 0.7 s on
+      // an idle one, two beats, and the assertion below failed for want of time, not of beats.
+      const { job } = await jobs.service.submitJob({ kind: 'primes', input: { below: 30_000_000 } }, ANONYMOUS);
       const beats = await beatsWhileRunning(job.id);
       const done = await waitForJob(jobs.service, jobs.hub, job.id, statusOf('completed'));
-      expect(done).toMatchObject({ attempt: 1, result: { count: 788_060 } });
+      expect(done).toMatchObject({ attempt: 1, result: { count: 1_857_859 } });
       // Claimed, then a beat every third of a second for the second or more the count takes.
       expect(beats.size).toBeGreaterThanOrEqual(3);
     } finally {
