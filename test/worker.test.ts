@@ -302,6 +302,9 @@ describe('the local queue', () => {
     expect(runs.size).toBe(2);
     const rows = await db.prisma.job.findMany({ where: { id: { in: added.map(({ job }) => job.id) } } });
     expect(rows.map((row) => [row.status, row.attempt, row.lockedBy])).toEqual(rows.map(() => ['pending', 0, null]));
+    // Each keeps its run_at, so its place in the claim order (and a schedule's job, its tick).
+    const runAtOf = new Map(added.map(({ job }) => [job.id, job.runAt.getTime()]));
+    for (const row of rows) expect(row.runAt.getTime()).toBe(runAtOf.get(row.id));
 
     await track(createWorker(db, hub)).start();
     for (const { job } of added) {
