@@ -23,6 +23,7 @@
 import type { Queryable, Statement } from '../../db/database.ts';
 import type { Job, JobStatus } from '../../generated/prisma/client.ts';
 import { announce } from './ctes.ts';
+import { QUEUE_STATE } from './reads.ts';
 import { columns, type JobRow, toJob } from './rows.ts';
 
 /** What the console finds jobs by; every field is optional, and all given ones must hold. */
@@ -40,17 +41,6 @@ export interface JobFilter {
   /** A JSON object the job's result must contain. */
   resultContains?: string;
 }
-
-/** `queue_state` of each status, as the cheaper_job migration derives it (see reads.ts). */
-const QUEUE_STATE: Record<JobStatus, number | null> = {
-  pending: 1,
-  wip: 2,
-  failed: 3,
-  cancelled: 4,
-  completed: null,
-  retrieved: null,
-  waiting: null,
-};
 
 /** The condition of job_kind_idx and job_owner_idx, written out so that the planner matches it. */
 const SETTLED = '(job.queue_state IS NULL OR job.queue_state > 2)';

@@ -23,7 +23,7 @@ export async function readJobStatement(db: Queryable, id: string, owner: string)
  * `queue_state` of each status, as the cheaper_job migration derives it. The queue's partial
  * indexes name it rather than the status, so a filter on the status alone could not use them.
  */
-const QUEUE_STATE: Record<JobStatus, number | null> = {
+export const QUEUE_STATE: Record<JobStatus, number | null> = {
   pending: 1,
   wip: 2,
   failed: 3,
