@@ -22,7 +22,9 @@ afterAll(async () => {
 it('loses no job over a minute of steady load, with the pruner deleting behind it', async () => {
   // A rate the service holds while the rest of the suite shares the machine.
   const rate = 100;
+  const said: string[] = [];
   const report = await runSoak({
+    log: (line) => said.push(line),
     databaseUrl: database.url,
     minutes: 1,
     rate,
@@ -31,7 +33,7 @@ it('loses no job over a minute of steady load, with the pruner deleting behind i
     reportSeconds: 15,
   });
 
-  expect(report.refused).toBe(0);
+  expect(report.refused, said.join('\n')).toBe(0);
   // The open loop owes rate × 60 s (the last 10 ms tick may still be owed when the clock stops);
   // what it sent was accepted, and what it shed (the service fell behind) is not a loss.
   expect(report.accepted + report.shed).toBeGreaterThanOrEqual(rate * 60 - rate / 50);

@@ -52,6 +52,8 @@ export interface SoakReport {
   accepted: number;
   /** Submissions it refused or that failed at the socket: each is a defect of the service or the load. */
   refused: number;
+  /** Submissions answered 503 with Retry-After, then sent again once (see `send`). */
+  unavailable: number;
   /**
    * Submissions the load never sent because MAX_IN_FLIGHT were already waiting for an answer: the
    * service fell behind the offered rate. Not lost (never accepted), but the rate was not held.
@@ -166,6 +168,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const ledger = new Ledger();
     let accepted = 0;
     let refused = 0;
+    let unavailable = 0;
     let shed = 0;
     let submittedInPeriod = 0;
     let inFlight = 0;
@@ -179,8 +182,12 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
         shed += 1;
         return;
       }
-      const body = nextJob(n);
-      const sentAt = performance.now();
+      send(nextJob(n), performance.now(), 1);
+    };
+    // A 503 carries Retry-After (the database could not take the write in time): the load does
+    // what a client should and sends the same job again once, after that long. Only a second
+    // refusal counts as refused.
+    const send = (body: string, sentAt: number, triesLeft: number) => {
       inFlight += 1;
       const req = request(
         `${base}/api/v1/jobs`,
@@ -190,6 +197,17 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           res.setEncoding('utf8');
           res.on('data', (chunk: string) => (text += chunk));
           res.on('end', () => {
+            if (res.statusCode === 503 && triesLeft > 0) {
+              unavailable += 1;
+              log(`unavailable, sent again: ${text.slice(0, 300)}`);
+              // Still in flight while it waits: the run's end waits for it too.
+              const seconds = Number(res.headers['retry-after'] ?? 1);
+              setTimeout(() => {
+                inFlight -= 1;
+                send(body, sentAt, triesLeft - 1);
+              }, seconds * 1000);
+              return;
+            }
             inFlight -= 1;
             if (res.statusCode !== 201 && res.statusCode !== 202) {
               refused += 1;
@@ -337,7 +355,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     await Promise.race([Promise.all(followers), new Promise((resolve) => setTimeout(resolve, 10_000))]);
     const completed = counterTotal(await metrics(), 'jobs_completed_total') - completedAtStart;
     const lost = await ledger.finish(db);
-    return { minutes: report, accepted, refused, shed, lost, completed, failed: ledger.failed, autovacuum };
+    return { minutes: report, accepted, refused, unavailable, shed, lost, completed, failed: ledger.failed, autovacuum };
   } finally {
     await Promise.all(sockets.map((socket) => socket.dispose()));
     agent.destroy();
