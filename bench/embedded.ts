@@ -15,11 +15,11 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { freePort } from '../src/ports.ts';
 import { SERVICE_ARGS } from '../test/helpers/processes.ts';
 import { load } from './ingest/load.ts';
 import { ms, percentile } from './lib/service.ts';
@@ -38,14 +38,6 @@ const { values } = parseArgs({
 const runs = Number(values.runs);
 const jobs = Number(values.jobs);
 const seconds = Number(values.seconds);
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 interface Running {
   base: string;

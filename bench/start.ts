@@ -10,9 +10,9 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { freePort } from '../src/ports.ts';
 import { SERVICE_ARGS } from '../test/helpers/processes.ts';
 import { createFreshDatabase } from './lib/pg.ts';
 import { ms, percentile } from './lib/service.ts';
@@ -24,14 +24,6 @@ interface Way {
   name: string;
   node: string;
   args: string[];
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** Milliseconds from the spawn to /ready's first 200; the process is stopped before it resolves. */

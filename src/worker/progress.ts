@@ -77,11 +77,8 @@ export class ProgressReporter {
    * waiting here means none does, and the last value reported is the one the job keeps.
    */
   async finish(entry: HeldJob, writer: OutcomeWriter): Promise<void> {
-    const progress = entry.progress;
+    const progress = this.stopScheduling(entry);
     if (!progress) return;
-    progress.finishing = true;
-    clearTimeout(progress.timer);
-    progress.timer = undefined;
     await progress.writing;
     if (progress.pending === undefined) return;
     this.send(entry, progress, writer);
@@ -90,12 +87,18 @@ export class ProgressReporter {
 
   /** The job is let go without an outcome (lost, handed back): its pending value is dropped. */
   abandon(entry: HeldJob): void {
+    const progress = this.stopScheduling(entry);
+    if (progress) progress.pending = undefined;
+  }
+
+  /** No write is scheduled for the job any more; the one under way, if any, goes on. */
+  private stopScheduling(entry: HeldJob): JobProgress | undefined {
     const progress = entry.progress;
-    if (!progress) return;
+    if (!progress) return undefined;
     progress.finishing = true;
     clearTimeout(progress.timer);
     progress.timer = undefined;
-    progress.pending = undefined;
+    return progress;
   }
 
   private schedule(entry: HeldJob, progress: JobProgress, writer: OutcomeWriter): void {

@@ -34,8 +34,8 @@ export interface WorkerOptions {
   concurrency: number;
   /**
    * The most jobs the worker may claim beyond `concurrency`, to queue locally while every slot is
-   * busy. The queue is kept to about `PREFETCH_HORIZON_MS` of work at the handlers' observed
-   * speed, so only fast handlers reach this ceiling. 0 claims only into free slots.
+   * busy. The queue is kept to about `PREFETCH_HORIZON_MS` (claim-capacity.ts) of work at the
+   * handlers' observed speed, so only fast handlers reach this ceiling. 0 claims only into free slots.
    */
   prefetch?: number;
   pollIntervalMs: number;

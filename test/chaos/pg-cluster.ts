@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { freePort } from '../helpers/ports.ts';
+import { freePort } from '../../src/ports.ts';
 
 const run = promisify(execFile);
 

@@ -9,8 +9,8 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '../../src/ports.ts';
 import { withAdmin } from '../helpers/admin.ts';
-import { freePort } from '../helpers/ports.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { type ServiceProcess, startService } from '../helpers/processes.ts';
 

@@ -1,10 +1,9 @@
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, portAnswers } from '../../src/ports.ts';
 import { ADMIN_URL } from '../helpers/admin.ts';
-import { freePort } from '../helpers/ports.ts';
 
 export interface PgBouncer {
   /** Its version, as [major, minor]. */
@@ -77,15 +76,7 @@ export async function startPgBouncer(): Promise<PgBouncer> {
   // Ready once it accepts a connection.
   const deadline = Date.now() + 10_000;
   for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const probe = connect(port, '127.0.0.1');
-      probe.once('connect', () => {
-        probe.destroy();
-        resolve(true);
-      });
-      probe.once('error', () => resolve(false));
-    });
-    if (ok) break;
+    if (await portAnswers('127.0.0.1', port)) break;
     if (child.exitCode !== null || Date.now() > deadline) throw new Error(`PgBouncer did not start: ${stderr}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }

