@@ -3,20 +3,20 @@ import type { Database, Queryable, Statement } from '../../db/database.ts';
 import type { Job, JobStatus } from '../../generated/prisma/client.ts';
 import { columns, type JobRow, toJob } from './rows.ts';
 
-const readJob: Statement = {
-  name: 'job_read',
-  // A plain snapshot read: no lock, so a reader never waits for a worker's update, and sees the
-  // last committed state.
-  text: `SELECT ${columns('job')} FROM job WHERE id = $1 AND owner = $2`,
+const readJobs: Statement = {
+  name: 'jobs_read',
+  // Plain snapshot reads: no lock, so a reader never waits for a worker's update, and sees the
+  // last committed state. One primary-key probe per id.
+  text: `SELECT ${columns('job')} FROM job WHERE id = ANY($1::uuid[])`,
 };
 
 /**
- * One job of one owner. The `job` query and every subscriber wake-up read through here, so it is
- * a prepared statement rather than a Prisma query: measured here, 0.07 ms against Prisma's 0.75.
+ * The jobs of these ids that exist, whoever owns them (the caller checks). The `job` query and
+ * every subscriber's read go through here, batched (src/jobs/read-coalescer.ts); a prepared
+ * statement rather than a Prisma query: measured here, 0.07 ms against Prisma's 0.75 for one job.
  */
-export async function readJobStatement(db: Queryable, id: string, owner: string): Promise<Job | null> {
-  const [row] = await db.query<JobRow>(readJob, [id, owner]);
-  return row ? toJob(row) : null;
+export async function readJobsStatement(db: Queryable, ids: readonly string[]): Promise<Job[]> {
+  return (await db.query<JobRow>(readJobs, [ids])).map(toJob);
 }
 
 /**
