@@ -59,6 +59,7 @@ const ROUTES = [
   'POST /api/v1/console/jobs/retrieve',
   'GET /api/v1/console/overview',
   'POST /api/v1/jobs/{id}/retry',
+  'GET /api/v1/jobs/{id}/attempts',
   'POST /api/v1/schedules/{id}/run',
 ];
 
