@@ -4,8 +4,10 @@
 // served by this service as /assets/uplot.js.
 
 const JOB_DETAIL = `id kind status input result progress attempt maxAttempts lastError priority owner lockedBy
-  uniqueKey concurrencyKey version runAt createdAt lastUpdated completedOn retrievedAt`;
-const FINAL = new Set(['RETRIEVED', 'FAILED', 'CANCELLED']);
+  uniqueKey concurrencyKey idempotencyKey version runAt createdAt lastUpdated completedOn retrievedAt
+  attempts { attempt error failedAt worker }`;
+// A failed job is not final here: a retry (from this view or elsewhere) runs it again.
+const FINAL = new Set(['RETRIEVED', 'CANCELLED']);
 const LABEL = { PENDING: 'Pending', WIP: 'Running', COMPLETED: 'Completed', RETRIEVED: 'Retrieved', FAILED: 'Failed', CANCELLED: 'Cancelled' };
 const ACTIONS = {
   retry: { status: 'FAILED', mutation: 'retryJobs', verb: 'Retry', noun: 'failed' },
@@ -214,6 +216,7 @@ export function startConsole({ graphql, subscribe, el, json }) {
     if (value('status')) next.status = value('status');
     if (value('owner')) next.owner = value('owner');
     if (value('id')) next.id = value('id');
+    if (value('key')) next[value('keyType')] = value('key');
     if (value('createdAfter')) next.createdAfter = new Date(value('createdAfter')).toISOString();
     if (value('createdBefore')) next.createdBefore = new Date(value('createdBefore')).toISOString();
     if (value('path')) {
@@ -335,7 +338,7 @@ export function startConsole({ graphql, subscribe, el, json }) {
         {},
         term('Status', status),
         term('Attempts', `${job.attempt} of ${job.maxAttempts}`),
-        term('Worker', job.lockedBy ?? '—'),
+        term(job.status === 'WIP' ? 'Worker' : 'Last worker', job.lockedBy ?? '—'),
         term('Owner', el('code', { textContent: job.owner || '(none)' })),
         term('Priority', String(job.priority)),
         term('Created', time(job.createdAt)),
@@ -345,8 +348,9 @@ export function startConsole({ graphql, subscribe, el, json }) {
         term('Retrieved', time(job.retrievedAt)),
         job.uniqueKey ? term('Unique key', job.uniqueKey) : null,
         job.concurrencyKey ? term('Concurrency key', job.concurrencyKey) : null,
+        job.idempotencyKey ? term('Idempotency key', job.idempotencyKey) : null,
       ),
-      job.lastError ? el('p', { className: 'last-error', textContent: `Last error (attempt ${job.attempt}): ${job.lastError}` }) : null,
+      ...attemptHistory(job),
       el('h3', { textContent: 'Input' }),
       json(job.input),
       el('h3', { textContent: 'Result' }),
@@ -359,6 +363,23 @@ export function startConsole({ graphql, subscribe, el, json }) {
       detailStop?.();
       detailStop = undefined;
     }
+  }
+
+  /** Each failed attempt: its number, time (the viewer's zone, UTC on hover), worker and error. */
+  function attemptHistory(job) {
+    if (job.attempts.length === 0) {
+      // A job that failed before its history was kept has only its last error.
+      return job.lastError ? [el('p', { className: 'last-error', textContent: `Last error: ${job.lastError}` })] : [];
+    }
+    const entries = job.attempts.map((entry) =>
+      el(
+        'li',
+        {},
+        el('span', { className: 'attempt-head' }, `Attempt ${entry.attempt} · `, time(entry.failedAt), entry.worker ? ` · ${entry.worker}` : ''),
+        el('pre', { className: 'last-error', textContent: entry.error }),
+      ),
+    );
+    return [el('h3', { textContent: 'Failed attempts' }), el('ul', { id: 'attempt-history', className: 'attempt-history' }, ...entries)];
   }
 
   // ---- schedules ----------------------------------------------------------------------------------
