@@ -6,8 +6,7 @@
 const JOB_DETAIL = `id kind status input result progress attempt maxAttempts lastError priority owner lockedBy
   uniqueKey concurrencyKey idempotencyKey version runAt createdAt lastUpdated completedOn retrievedAt
   attempts { attempt error failedAt worker }`;
-// A failed job is not final here: a retry (from this view or elsewhere) runs it again.
-const FINAL = new Set(['RETRIEVED', 'CANCELLED']);
+const FINAL = new Set(['RETRIEVED', 'FAILED', 'CANCELLED']);
 const LABEL = { PENDING: 'Pending', WIP: 'Running', COMPLETED: 'Completed', RETRIEVED: 'Retrieved', FAILED: 'Failed', CANCELLED: 'Cancelled' };
 const ACTIONS = {
   retry: { status: 'FAILED', mutation: 'retryJobs', verb: 'Retry', noun: 'failed' },
@@ -320,6 +319,8 @@ export function startConsole({ graphql, subscribe, el, json }) {
         if (!(await confirmAction(`${label} job ${job.id}?`, label))) return;
         try {
           await graphql(`mutation($id: ID!) { ${mutation} }`, { id: job.id });
+          // A retried job runs again: watch it anew (its watch ended when it failed).
+          if (label === 'Retry') showJob(job.id);
         } catch (error) {
           $('detail-body').append(el('p', { className: 'form-error', textContent: error.message }));
         }
