@@ -46,9 +46,9 @@ export const STALE_COLUMNS = 'id, attempt, max_attempts, timeout_seconds, locked
  * back, naming the worker presumed dead. It reads only `stale`, which is empty in almost every
  * claim: the ordinary claim pays an insert of no rows, which measured nothing here (medians of
  * six rounds, with and without it: an idle poll 0.146 and 0.154 ms, a claim of 100 among
- * 200,000 pending 3.13 and 3.19 ms, the difference within the noise). A second row for one attempt cannot
- * happen (a claim and a failure are both fenced on the attempt); were it ever to, the claim keeps
- * the first rather than fail.
+ * 200,000 pending 3.13 and 3.19 ms, the difference within the noise). A second row for one
+ * attempt cannot happen (a claim and a failure are both fenced on the attempt); were it ever to,
+ * the claim keeps the first rather than fail.
  */
 export const lostAttemptsCte = `lost AS (
     INSERT INTO job_attempt_error (job_id, attempt, error, failed_at, worker)
