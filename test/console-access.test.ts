@@ -132,6 +132,50 @@ describe('seeing jobs', () => {
   });
 });
 
+describe('finding jobs by a key', () => {
+  it('finds the jobs of a unique, concurrency or idempotency key, over GraphQL and REST, a customer its own only', async () => {
+    const post = async (key: string, fields: Record<string, string>) => {
+      const answer = await rest('POST', '/api/v1/jobs', key, {
+        kind: 'note',
+        input: { text: 'keyed' },
+        runAt: new Date(Date.now() + 3_600_000).toISOString(),
+        ...fields,
+      });
+      expect(answer.status).toBe(202);
+      return answer.body['jobId'] as string;
+    };
+    const unique = await post(CUSTOMER, { uniqueKey: 'key-filter-order-7' });
+    const theirsUnique = await post(OTHER, { uniqueKey: 'key-filter-order-7' });
+    const idempotent = await post(CUSTOMER, { idempotencyKey: 'key-filter-request-9' });
+    const theirsIdempotent = await post(OTHER, { idempotencyKey: 'key-filter-request-9' });
+    // `note` takes no concurrency key at submission: one is set as a keyed kind's submission would.
+    const tenant = await post(CUSTOMER, {});
+    await db.query({ name: 'console_access_tenant', text: `UPDATE job SET concurrency_key = 'key-filter-tenant-3' WHERE id = $1` }, [tenant]);
+    await post(CUSTOMER, {});
+
+    const ids = (answer: GraphQLAnswer) => answer.data!['searchJobs'].nodes.map((job: { id: string }) => job.id).sort();
+    expect(ids(await graphql(CUSTOMER, SEARCH, { filter: { uniqueKey: 'key-filter-order-7' } }))).toEqual([unique]);
+    expect(ids(await graphql(OPERATOR, SEARCH, { filter: { uniqueKey: 'key-filter-order-7' } }))).toEqual([unique, theirsUnique].sort());
+    expect(ids(await graphql(CUSTOMER, SEARCH, { filter: { idempotencyKey: 'key-filter-request-9' } }))).toEqual([idempotent]);
+    expect(ids(await graphql(OPERATOR, SEARCH, { filter: { idempotencyKey: 'key-filter-request-9', kind: 'note' } }))).toEqual(
+      [idempotent, theirsIdempotent].sort(),
+    );
+    expect(ids(await graphql(CUSTOMER, SEARCH, { filter: { concurrencyKey: 'key-filter-tenant-3', status: 'PENDING' } }))).toEqual([tenant]);
+    expect(ids(await graphql(CUSTOMER, SEARCH, { filter: { uniqueKey: 'key-filter-request-9' } }))).toEqual([]);
+
+    const counted = await graphql(OPERATOR, 'query($filter: JobFilter) { jobCount(filter: $filter) { count } }', { filter: { uniqueKey: 'key-filter-order-7' } });
+    expect(counted.data).toEqual({ jobCount: { count: 2 } });
+    const rested = await rest('GET', '/api/v1/console/jobs?concurrencyKey=key-filter-tenant-3', CUSTOMER);
+    expect((rested.body['jobs'] as { jobId: string }[]).map((job) => job.jobId)).toEqual([tenant]);
+    const restCount = await rest('GET', '/api/v1/console/jobs/count?idempotencyKey=key-filter-request-9', OPERATOR);
+    expect(restCount.body).toMatchObject({ count: 2 });
+    // A bulk action takes the filter too: the operator cancels one customer's keyed job.
+    const owner = (await graphql(OPERATOR, 'query($id: ID!) { job(id: $id) { owner } }', { id: theirsUnique })).data!['job'].owner;
+    const cancelled = await rest('POST', '/api/v1/console/jobs/cancel', OPERATOR, { filter: { uniqueKey: 'key-filter-order-7', owner } });
+    expect(cancelled.body).toMatchObject({ count: 1 });
+  });
+});
+
 describe('acting', () => {
   it('a customer retries its own failed job (a new attempt, its history kept), not another owner\'s', async () => {
     const id = await submit(CUSTOMER, 'retry one', { failed: true });

@@ -17,14 +17,22 @@ const DAY = 24 * 3600_000;
 let testDb: TestDatabase;
 let client: pg.Client;
 
-/** 1,000,000 jobs over the last 7 days: 10 kinds, 100 owners, 1 % pending, 0.2 % wip, 1 % failed, 0.5 % cancelled, the rest finished. */
+/**
+ * 1,000,000 jobs over the last 7 days: 10 kinds, 100 owners, 1 % pending, 0.2 % wip, 1 % failed,
+ * 0.5 % cancelled, the rest finished. 1 % have a unique key (100 keys of 100 jobs each), 1 % a
+ * concurrency key (the same), 1 % an idempotency key (one job each); the others have none.
+ */
 const FILL = `
-INSERT INTO job (id, kind, input, result, status, attempt, max_attempts, owner, created_at, run_at, last_updated, completed_on)
+INSERT INTO job (id, kind, input, result, status, attempt, max_attempts, owner, created_at, run_at, last_updated, completed_on,
+                 unique_key, concurrency_key, idempotency_key)
 SELECT (lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0') || '7' || substr(h, 1, 3) || '8' || substr(h, 4, 15))::uuid,
        'kind' || (i % 10), jsonb_build_object('n', i, 'customer', jsonb_build_object('id', i % 1000)),
        CASE WHEN s IN ('completed', 'retrieved') THEN jsonb_build_object('ok', i % 7) END,
        s, 1, 3, md5((i % 100)::text) || md5((i % 100)::text), t, t, t,
-       CASE WHEN s IN ('completed', 'retrieved', 'failed', 'cancelled') THEN t + interval '50 ms' END
+       CASE WHEN s IN ('completed', 'retrieved', 'failed', 'cancelled') THEN t + interval '50 ms' END,
+       CASE WHEN i % 100 = 50 THEN 'order-' || (i / 10000) END,
+       CASE WHEN i % 100 = 51 THEN 'tenant-' || (i / 10000) END,
+       CASE WHEN i % 100 = 52 THEN 'request-' || i END
 FROM (
   SELECT i, md5(i::text) AS h, now() - (${ROWS} - i) * (interval '7 days' / ${ROWS}) AS t,
          (CASE WHEN i % 1000 < 10 THEN 'pending' WHEN i % 1000 < 12 THEN 'wip' WHEN i % 1000 < 22 THEN 'failed'
@@ -133,6 +141,9 @@ const FILTERS: Array<[string, () => JobFilterInput]> = [
   ['a kind and a rare status', () => ({ kind: 'kind3', status: 'failed' })],
   ['a time range', () => ({ createdAfter: new Date(Date.now() - 3 * DAY), createdBefore: new Date(Date.now() - 2 * DAY) })],
   ['an id', () => ({ id: someId })],
+  ['a unique key', () => ({ uniqueKey: 'order-42' })],
+  ['a concurrency key and a kind', () => ({ concurrencyKey: 'tenant-42', kind: 'kind1' })],
+  ['an idempotency key', () => ({ idempotencyKey: 'request-420052' })],
   ['a JSON path in the input (the last 24 hours)', () => ({ match: { path: 'customer.id', value: 7 } })],
   ['a JSON path in the result, in a range, of a kind', () => ({ kind: 'kind2', createdAfter: hourAgo(), match: { in: 'result', path: 'ok', value: 3 } })],
 ];
@@ -161,6 +172,38 @@ describe('on 1,000,000 jobs, every console query uses an index', () => {
     const { db, sent } = recorder();
     await consoleOn(db).bulk(action, filter, OPERATOR);
     await expectIndexed(sent[0]!);
+  });
+
+  it.each([
+    ['uniqueKey', 'order-42', 'job_unique_key_idx'],
+    ['concurrencyKey', 'tenant-42', 'job_concurrency_key_all_idx'],
+    ['idempotencyKey', 'request-420052', 'job_idempotency_key_idx'],
+  ] as const)('a filter by %s reads its own index, which holds only the jobs with that key', async (field, key, index) => {
+    const { db, sent } = recorder();
+    const console = consoleOn(db);
+    await console.list({ [field]: key }, { first: 20 }, OPERATOR);
+    await console.list({ [field]: key, status: 'completed' }, { first: 20, order: 'oldest' }, OPERATOR);
+    await console.count({ [field]: key, kind: 'kind0' }, OPERATOR);
+    for (const statement of sent) {
+      const plans = await plansOf(statement);
+      for (const reads of Object.values(plans)) expect(reads.map((node) => node['Index Name'])).toEqual([index]);
+    }
+    // 1 % of the jobs, so well under a twentieth of the primary key's size.
+    const { rows } = await client.query<{ share: number }>(
+      `SELECT pg_relation_size($1::regclass)::float8 / pg_relation_size('job_pkey') AS share`,
+      [index],
+    );
+    expect(rows[0]!.share).toBeLessThan(0.05);
+  });
+
+  it("a customer's filter by idempotency key, which names its owner, reads the owner's key index or the key's", async () => {
+    const { db, sent } = recorder();
+    await consoleOn(db).list({ idempotencyKey: 'request-420052' }, { first: 20 }, { owner: someOwner });
+    const plans = await plansOf(sent[0]!);
+    for (const reads of Object.values(plans)) {
+      expect(reads).toHaveLength(1);
+      expect(['job_owner_idempotency_key_key', 'job_idempotency_key_idx']).toContain(reads[0]!['Index Name']);
+    }
   });
 
   it("the overview's queue counts and last hour", async () => {

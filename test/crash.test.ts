@@ -116,7 +116,7 @@ describe('crashing workers', () => {
       name: 'crash_summary',
       text: `SELECT count(*)::int AS total,
                     count(*) FILTER (WHERE (result #>> '{}')::numeric IS DISTINCT FROM (input->>'num1')::numeric + (input->>'num2')::numeric)::int AS wrong,
-                    count(*) FILTER (WHERE status <> 'completed' OR locked_by IS NOT NULL)::int AS unfinished,
+                    count(*) FILTER (WHERE status <> 'completed' OR locked_by IS NULL)::int AS unfinished,
                     count(*) FILTER (WHERE attempt > 1)::int AS rerun,
                     sum(attempt)::int AS attempts
              FROM job`,

@@ -59,6 +59,7 @@ const ROUTES = [
   'POST /api/v1/console/jobs/retrieve',
   'GET /api/v1/console/overview',
   'POST /api/v1/jobs/{id}/retry',
+  'GET /api/v1/jobs/{id}/attempts',
   'POST /api/v1/schedules/{id}/run',
 ];
 
@@ -388,6 +389,16 @@ describe('real answers match the document', () => {
     const failing = await api.jobs.submitJob({ kind: 'greet', input: { name: 'Fails' }, runAt: new Date(later()) }, { owner: '' });
     await db.query({ name: 'openapi_fail', text: `UPDATE job SET status = 'failed', completed_on = now() WHERE id = $1` }, [failing.job.id]);
     expect((await documented('POST', `/api/v1/jobs/${failing.job.id}/retry`, { key })).body).toMatchObject({ status: 'pending' });
+    await db.query(
+      { name: 'openapi_attempt_error', text: `INSERT INTO job_attempt_error (job_id, attempt, error, worker) VALUES ($1, 1, 'boom', 'w1')` },
+      [failing.job.id],
+    );
+    expect((await documented('GET', `/api/v1/jobs/${failing.job.id}/attempts`, { key })).body).toEqual({
+      attempts: [{ attempt: 1, error: 'boom', failedAt: expect.any(String), worker: 'w1' }],
+    });
+    expect((await documented('GET', `/api/v1/jobs/${id}/attempts`)).body).toEqual({ attempts: [] });
+    expect((await documented('GET', `/api/v1/jobs/${UNKNOWN_ID}/attempts`)).status).toBe(404);
+    expect((await documented('GET', '/api/v1/console/jobs?uniqueKey=nobody&idempotencyKey=none&concurrencyKey=no')).body).toMatchObject({ jobs: [] });
     const made = await documented('POST', '/api/v1/schedules', { body: { kind: 'greet', input: { name: 'Now' }, cron: '0 9 * * MON' } });
     const scheduleId = (made.body as { scheduleId: string }).scheduleId;
     const ran = await documented('POST', `/api/v1/schedules/${scheduleId}/run`);

@@ -98,7 +98,8 @@ describe('the lifecycle with a worker running', () => {
     const completed = await waitForJob(service, hub, added.id, statusOf('completed'));
     expect(completed.result?.toString()).toBe('5');
     expect(completed.attempt).toBe(1);
-    expect(completed.lockedBy).toBeNull();
+    // The worker that ran it stays named on the job (README, "The operator console").
+    expect(completed.lockedBy).toBe(worker.id);
     expect(completed.completedOn).toBeInstanceOf(Date);
     expect(completed.lastUpdated.getTime()).toBeGreaterThanOrEqual(added.lastUpdated.getTime());
     expect(completed.version).toBeGreaterThan(added.version);

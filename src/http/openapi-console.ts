@@ -1,7 +1,7 @@
 /** The operator console's routes of the OpenAPI document (README, "The operator console"). */
 import type { ZodOpenApiPathItemObject } from 'zod-openapi';
 import type { OpenApiKit } from './openapi-kit.ts';
-import { BulkActionBody, ConsoleJobsQuery, JobAnswer, JobCountAnswer, JobFilterQuery, JobPageAnswer, OverviewAnswer } from './rest-schemas.ts';
+import { BulkActionBody, ConsoleJobsQuery, JobAnswer, JobAttemptsAnswer, JobCountAnswer, JobFilterQuery, JobPageAnswer, OverviewAnswer } from './rest-schemas.ts';
 
 export function consolePaths({ responses, answer, accepted, params: { jobIdParam, scheduleIdParam } }: OpenApiKit): Record<string, ZodOpenApiPathItemObject> {
   return {
@@ -52,6 +52,16 @@ export function consolePaths({ responses, answer, accepted, params: { jobIdParam
           description: 'Operator keys only (403). Readings are shared for 2 s.',
           tags: ['console'],
           responses: responses({ 200: answer('The overview.', OverviewAnswer) }, 403),
+        },
+      },
+      '/api/v1/jobs/{id}/attempts': {
+        get: {
+          operationId: 'jobAttempts',
+          summary: "A job's failed attempts: each one's error, time and worker, oldest first",
+          description: 'A job that never failed has none. An attempt lost to the stale rule shows as timed out, naming the worker that lost it.',
+          tags: ['jobs'],
+          requestParams: { path: jobIdParam },
+          responses: responses({ 200: answer('The failed attempts.', JobAttemptsAnswer) }, 404),
         },
       },
       '/api/v1/jobs/{id}/retry': {

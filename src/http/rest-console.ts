@@ -1,7 +1,7 @@
 /** The operator console's REST routes (README, "The operator console"): the same calls as its GraphQL fields. */
 import type { z } from 'zod';
 import type { JobFilterInput } from '../jobs/console.ts';
-import { JobServiceError } from '../jobs/errors.ts';
+import { JobServiceError, jobNotFound } from '../jobs/errors.ts';
 import type { JobService } from '../jobs/service.ts';
 import { json, jobBody } from './json.ts';
 import { parse, readJson, type Route } from './rest-body.ts';
@@ -46,6 +46,15 @@ export function consoleRoutes({
         async handle(_params, _request, caller) {
           const overview = await jobs.console.overview(caller);
           return json({ ...overview, at: overview.at.toISOString() });
+        },
+      },
+      {
+        pattern: /^\/api\/v1\/jobs\/([^/]+)\/attempts\/?$/,
+        methods: ['GET'],
+        async handle([id], _request, caller) {
+          const attempts = await jobs.console.history(id!, caller);
+          if (!attempts) throw jobNotFound(id!);
+          return json({ attempts: attempts.map((entry) => ({ ...entry, failedAt: entry.failedAt.toISOString() })) });
         },
       },
       {

@@ -224,6 +224,9 @@ const jobFilterFields = {
   status: z.enum(JOB_STATUSES).optional(),
   owner: z.string().optional().describe('An owner as jobs show it (the SHA-256 of an API key, hex); operator keys only (403).'),
   id: z.string().optional(),
+  uniqueKey: z.string().optional().describe('Jobs submitted with this unique key.'),
+  concurrencyKey: z.string().optional().describe('Jobs submitted with this concurrency key.'),
+  idempotencyKey: z.string().optional().describe('Jobs submitted with this idempotency key.'),
   createdAfter: z.iso.datetime({ offset: true }).optional().describe('Created at or after (RFC 3339).'),
   createdBefore: z.iso.datetime({ offset: true }).optional().describe('Created before (RFC 3339).'),
   matchIn: z.enum(['input', 'result']).optional().describe('Where matchPath looks; default input.'),
@@ -244,6 +247,18 @@ export const ConsoleJobsQuery = z
   .strict();
 
 export const JobFilterQuery = z.object(jobFilterFields).strict();
+
+/** A job's failed attempts (src/jobs/sql/attempt-errors.ts). */
+export const JobAttemptsAnswer = z.strictObject({
+  attempts: z.array(
+    z.strictObject({
+      attempt: z.number().int(),
+      error: z.string(),
+      failedAt: z.iso.datetime(),
+      worker: z.string().nullable().describe('The worker instance that ran the attempt, or lost it to the stale rule.'),
+    }),
+  ),
+});
 
 export const BulkActionBody = z.object({ filter: z.object(jobFilterFields).strict() }).strict();
 

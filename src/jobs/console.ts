@@ -12,6 +12,7 @@ import { scheduleNotFound, scheduleScope, type ScheduleService } from '../schedu
 import { JobServiceError, jobNotFound, operatorsOnly } from './errors.ts';
 import { toJobId, uuidv7Floor } from './ids.ts';
 import type { JobSubmission } from './job-input.ts';
+import { type AttemptError, readAttemptErrorsStatement } from './sql/attempt-errors.ts';
 import type { InsertedJob } from './sql/insert.ts';
 import {
   ACTION_STATUS,
@@ -28,7 +29,7 @@ import {
   scheduleRanStatement,
 } from './sql/console.ts';
 
-export type { ConsoleAction };
+export type { AttemptError, ConsoleAction };
 
 interface Caller {
   owner: string;
@@ -42,6 +43,10 @@ export interface JobFilterInput {
   /** An owner (the SHA-256 of an API key, as jobs show it); operators only. */
   owner?: string | null;
   id?: string | null;
+  /** Jobs that hold this key: each is an exact match, served by an index of the jobs with that key. */
+  uniqueKey?: string | null;
+  concurrencyKey?: string | null;
+  idempotencyKey?: string | null;
   createdAfter?: Date | null;
   createdBefore?: Date | null;
   /** Jobs whose input (or result) holds `value` at the dotted `path`, as JSON. */
@@ -170,6 +175,21 @@ export class JobConsole {
     );
   }
 
+  /**
+   * The job's failed attempts, oldest first (a job that never failed has none); null when the
+   * caller may not see the job.
+   */
+  async history(requestedId: string, caller: Caller): Promise<AttemptError[] | null> {
+    const id = toJobId(requestedId);
+    const job = id ? await this.read(id, caller) : null;
+    return job ? this.historyOf(job) : null;
+  }
+
+  /** The failed attempts of a job the caller has already been given (the GraphQL field on a job). */
+  historyOf(job: Pick<Job, 'id'>): Promise<AttemptError[]> {
+    return readAttemptErrorsStatement(this.options.db, job.id);
+  }
+
   /** A job of the schedule now, outside its ticks: its kind and input, owned by the schedule's owner. */
   async runSchedule(requestedId: string, caller: Caller): Promise<InsertedJob> {
     const schedule = await this.options.schedules.get(requestedId, scheduleScope(caller));
@@ -252,6 +272,9 @@ export class JobConsole {
     if (owner !== undefined) filter.owner = owner;
     if (input.kind != null) filter.kind = input.kind;
     if (input.status != null) filter.status = input.status;
+    if (input.uniqueKey != null) filter.uniqueKey = input.uniqueKey;
+    if (input.concurrencyKey != null) filter.concurrencyKey = input.concurrencyKey;
+    if (input.idempotencyKey != null) filter.idempotencyKey = input.idempotencyKey;
     if (input.id != null) {
       const id = toJobId(input.id);
       if (!id) return null;

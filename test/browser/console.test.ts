@@ -194,6 +194,39 @@ describe('the operator console', () => {
     expect(problems.get(page)).toEqual([]);
   });
 
+  it("a key finds a job, whose detail lists each failed attempt's error, time and worker, live as a retry fails again", async () => {
+    healed = false;
+    try {
+      const { job } = await api.jobs.submitJob({ kind: 'flaky', input: { n: 99 }, uniqueKey: 'history-99' }, customer);
+      await waitForJob(api.jobs, api.hub, job.id, (state) => state.status === 'failed', undefined, customer);
+
+      const page = await openConsole(OPERATOR_KEY);
+      await page.getByLabel('Key kind').selectOption('uniqueKey');
+      await page.getByLabel('Key', { exact: true }).fill('history-99');
+      await page.getByRole('button', { name: 'Find', exact: true }).click();
+      await page.locator(`#results tr[data-id="${job.id}"]`).waitFor(PATIENCE);
+      expect(await page.locator('#results tbody tr').count()).toBe(1);
+      await page.getByRole('button', { name: `flaky job ${job.id}` }).click();
+      const history = page.locator('#attempt-history li');
+      await history.first().waitFor(PATIENCE);
+      expect(await history.count()).toBe(1);
+      expect(await history.first().innerText()).toContain('flaky 99 is not healed yet');
+      expect(await history.first().innerText()).toContain(worker.id);
+      expect(await history.first().locator('time').getAttribute('title')).toMatch(/ UTC$/);
+
+      // Retried from its detail, it fails again: the view, still live, shows both attempts.
+      await page.locator('#job-detail').getByRole('button', { name: 'Retry', exact: true }).click();
+      await page.locator('#confirm[open]').waitFor(PATIENCE);
+      await page.locator('#confirm-yes').click();
+      await page.locator('#attempt-history li:nth-child(2)').waitFor(PATIENCE);
+      expect(await history.allInnerTexts()).toEqual([expect.stringMatching(/^Attempt 1 · /), expect.stringMatching(/^Attempt 2 · /)]);
+      await page.locator('#job-detail').screenshot({ path: `${ARTIFACTS}console-job-history.png` });
+      expect(problems.get(page)).toEqual([]);
+    } finally {
+      healed = true;
+    }
+  });
+
   it('a pause stops claims of that kind until it is resumed, from the keyboard', async () => {
     const page = await openConsole(OPERATOR_KEY);
     const pause = kindRow(page, 'note').getByRole('button', { name: 'Pause note' });

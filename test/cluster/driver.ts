@@ -312,17 +312,16 @@ export async function runCluster(testDb: TestDatabase, options: ClusterOptions):
                     count(*) FILTER (WHERE (result #>> '{}')::numeric IS DISTINCT FROM (input->>'num1')::numeric + (input->>'num2')::numeric)::int AS "wrongSum",
                     count(*) FILTER (WHERE status NOT IN ('completed', 'retrieved'))::int AS unfinished,
                     count(*) FILTER (WHERE attempt <> 1)::int AS "notOneAttempt",
-                    count(*) FILTER (WHERE locked_by IS NOT NULL)::int AS locked
+                    count(*) FILTER (WHERE locked_by IS NULL)::int AS "noWorker"
              FROM job`,
     });
-    const want = { total, wrongSum: 0, unfinished: 0, notOneAttempt: 0, locked: 0 };
+    const want = { total, wrongSum: 0, unfinished: 0, notOneAttempt: 0, noWorker: 0 };
     if (JSON.stringify(summary) !== JSON.stringify(want)) {
       problems.push(`the job table says ${JSON.stringify(summary)}, not ${JSON.stringify(want)}`);
     }
 
-    // Which worker ran a job is not in its row (locked_by is cleared on completion); each
-    // process's own counters say how many it completed and claimed. They count only writes the
-    // fence accepted, so they add up to the jobs exactly when no job ran twice.
+    // Each process's own counters say how many jobs it completed and claimed. They count only
+    // writes the fence accepted, so they add up to the jobs exactly when no job ran twice.
     const completedByWorker = await settledCounts(workers, 'jobs_completed_total', total);
     const claimedByWorker = await settledCounts(workers, 'jobs_claimed_total', total);
     const sum = (values: number[]) => values.reduce((a, b) => a + b, 0);

@@ -1,5 +1,5 @@
 import { Repeater } from '@repeaterjs/repeater';
-import { BULK_MAX, type ConsoleAction, type JobCount, type Overview, OVERVIEW_PERIOD_MS } from '../../jobs/console.ts';
+import { type AttemptError, BULK_MAX, type ConsoleAction, type JobCount, type Overview, OVERVIEW_PERIOD_MS } from '../../jobs/console.ts';
 import { jobNotFound } from '../../jobs/errors.ts';
 import type { Builder } from '../builder.ts';
 import { serviceCall } from '../errors.ts';
@@ -15,7 +15,30 @@ export function addConsoleTypes(builder: Builder, { Job, JobStatus, JobConnectio
   );
 
   builder.objectField(Job, 'lockedBy', (t) =>
-    t.exposeString('lockedBy', { nullable: true, description: 'The worker instance that holds it, or last held it.' }),
+    t.exposeString('lockedBy', {
+      nullable: true,
+      description: 'The worker instance that holds it, or last held it (a completed or failed job keeps it); null before its first claim.',
+    }),
+  );
+
+  const AttemptErrorRef = builder.objectRef<AttemptError>('AttemptError').implement({
+    description: 'One failed attempt of a job.',
+    fields: (t) => ({
+      attempt: t.exposeInt('attempt'),
+      error: t.exposeString('error', { description: 'What the handler threw, or why the stale rule took the attempt back.' }),
+      failedAt: t.expose('failedAt', { type: 'DateTime' }),
+      worker: t.exposeString('worker', { nullable: true, description: 'The worker instance that ran the attempt (or lost it).' }),
+    }),
+  });
+
+  // Read only when a query asks for it: one read of job_attempt_error's key per job.
+  builder.objectField(Job, 'attempts', (t) =>
+    t.field({
+      type: [AttemptErrorRef],
+      description:
+        'Its failed attempts, oldest first, each with its error, time and worker; a job that never failed has none. An attempt lost to the stale rule (its worker presumed dead) is one of them, as timed out.',
+      resolve: (job, _args, { jobs }) => serviceCall(() => jobs.console.historyOf(job)),
+    }),
   );
 
   const JsonField = builder.enumType('JsonField', { values: { INPUT: { value: 'input' }, RESULT: { value: 'result' } } as const });
@@ -35,6 +58,9 @@ export function addConsoleTypes(builder: Builder, { Job, JobStatus, JobConnectio
       status: t.field({ type: JobStatus, required: false }),
       owner: t.string({ required: false, description: 'An owner as jobs show it; operator keys only (FORBIDDEN otherwise).' }),
       id: t.id({ required: false }),
+      uniqueKey: t.string({ required: false, description: 'Jobs submitted with this unique key, in any state.' }),
+      concurrencyKey: t.string({ required: false, description: 'Jobs submitted with this concurrency key.' }),
+      idempotencyKey: t.string({ required: false, description: 'Jobs submitted with this idempotency key.' }),
       createdAfter: t.field({ type: 'DateTime', required: false, description: 'Created at or after.' }),
       createdBefore: t.field({ type: 'DateTime', required: false, description: 'Created before.' }),
       match: t.field({
@@ -80,7 +106,7 @@ export function addConsoleTypes(builder: Builder, { Job, JobStatus, JobConnectio
     t.field({
       type: Job,
       nullable: true,
-      description: 'A FAILED job runs again: a new attempt of the same job, its attempts and last error kept. Another state is CONFLICT.',
+      description: 'A FAILED job runs again: a new attempt of the same job, its attempts, last error and history (`attempts`) kept. Another state is CONFLICT.',
       args: { id: t.arg.id({ required: true }) },
       resolve: (_root, { id }, { jobs, caller }) => serviceCall(() => jobs.console.retry(String(id), caller)),
     }),

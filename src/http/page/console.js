@@ -4,7 +4,8 @@
 // served by this service as /assets/uplot.js.
 
 const JOB_DETAIL = `id kind status input result progress attempt maxAttempts lastError priority owner lockedBy
-  uniqueKey concurrencyKey version runAt createdAt lastUpdated completedOn retrievedAt`;
+  uniqueKey concurrencyKey idempotencyKey version runAt createdAt lastUpdated completedOn retrievedAt
+  attempts { attempt error failedAt worker }`;
 const FINAL = new Set(['RETRIEVED', 'FAILED', 'CANCELLED']);
 const LABEL = { PENDING: 'Pending', WIP: 'Running', COMPLETED: 'Completed', RETRIEVED: 'Retrieved', FAILED: 'Failed', CANCELLED: 'Cancelled' };
 const ACTIONS = {
@@ -214,6 +215,7 @@ export function startConsole({ graphql, subscribe, el, json }) {
     if (value('status')) next.status = value('status');
     if (value('owner')) next.owner = value('owner');
     if (value('id')) next.id = value('id');
+    if (value('key')) next[value('keyType')] = value('key');
     if (value('createdAfter')) next.createdAfter = new Date(value('createdAfter')).toISOString();
     if (value('createdBefore')) next.createdBefore = new Date(value('createdBefore')).toISOString();
     if (value('path')) {
@@ -317,6 +319,8 @@ export function startConsole({ graphql, subscribe, el, json }) {
         if (!(await confirmAction(`${label} job ${job.id}?`, label))) return;
         try {
           await graphql(`mutation($id: ID!) { ${mutation} }`, { id: job.id });
+          // A retried job runs again: watch it anew (its watch ended when it failed).
+          if (label === 'Retry') showJob(job.id);
         } catch (error) {
           $('detail-body').append(el('p', { className: 'form-error', textContent: error.message }));
         }
@@ -335,7 +339,7 @@ export function startConsole({ graphql, subscribe, el, json }) {
         {},
         term('Status', status),
         term('Attempts', `${job.attempt} of ${job.maxAttempts}`),
-        term('Worker', job.lockedBy ?? '—'),
+        term(job.status === 'WIP' ? 'Worker' : 'Last worker', job.lockedBy ?? '—'),
         term('Owner', el('code', { textContent: job.owner || '(none)' })),
         term('Priority', String(job.priority)),
         term('Created', time(job.createdAt)),
@@ -345,8 +349,9 @@ export function startConsole({ graphql, subscribe, el, json }) {
         term('Retrieved', time(job.retrievedAt)),
         job.uniqueKey ? term('Unique key', job.uniqueKey) : null,
         job.concurrencyKey ? term('Concurrency key', job.concurrencyKey) : null,
+        job.idempotencyKey ? term('Idempotency key', job.idempotencyKey) : null,
       ),
-      job.lastError ? el('p', { className: 'last-error', textContent: `Last error (attempt ${job.attempt}): ${job.lastError}` }) : null,
+      ...attemptHistory(job),
       el('h3', { textContent: 'Input' }),
       json(job.input),
       el('h3', { textContent: 'Result' }),
@@ -359,6 +364,23 @@ export function startConsole({ graphql, subscribe, el, json }) {
       detailStop?.();
       detailStop = undefined;
     }
+  }
+
+  /** Each failed attempt: its number, time (the viewer's zone, UTC on hover), worker and error. */
+  function attemptHistory(job) {
+    if (job.attempts.length === 0) {
+      // A job that failed before its history was kept has only its last error.
+      return job.lastError ? [el('p', { className: 'last-error', textContent: `Last error: ${job.lastError}` })] : [];
+    }
+    const entries = job.attempts.map((entry) =>
+      el(
+        'li',
+        {},
+        el('span', { className: 'attempt-head' }, `Attempt ${entry.attempt} · `, time(entry.failedAt), entry.worker ? ` · ${entry.worker}` : ''),
+        el('pre', { className: 'last-error', textContent: entry.error }),
+      ),
+    );
+    return [el('h3', { textContent: 'Failed attempts' }), el('ul', { id: 'attempt-history', className: 'attempt-history' }, ...entries)];
   }
 
   // ---- schedules ----------------------------------------------------------------------------------

@@ -4,7 +4,7 @@
  * worker process. Kinds without limits never come here (see `jobs_claim` in claim.ts).
  */
 import type { Database, Statement } from '../../db/database.ts';
-import { type ClaimedRow, claimedCte, type ClaimResult, toClaimResult } from './claim.ts';
+import { type ClaimedRow, claimedCte, type ClaimResult, lostAttemptsCte, STALE_COLUMNS, toClaimResult } from './claim.ts';
 import { announce, commitWithoutFlushWait, settleDependents } from './ctes.ts';
 import { ALL_KINDS } from './kind-pause.ts';
 
@@ -144,7 +144,7 @@ const claimLimitedJobs: Statement = {
     SELECT CASE WHEN $9::int IS NOT NULL AND NOT $11 THEN ${bucketTokens(`''`)} END AS n
   ),
   stale AS (
-    SELECT id FROM job
+    SELECT ${STALE_COLUMNS} FROM job
     WHERE queue_state = 2 AND kind = $5 AND (SELECT yes FROM runnable)
       AND heartbeat_at < now() - make_interval(secs => $3)
       AND heartbeat_at < now() - make_interval(secs => coalesce(timeout_seconds, $4))
@@ -203,6 +203,7 @@ const claimLimitedJobs: Statement = {
     FOR UPDATE SKIP LOCKED
   ),
   ${claimedCte('ARRAY(SELECT id FROM stale UNION ALL SELECT id FROM due)')},
+  ${lostAttemptsCte},
   ${announce('claimed')},
   ${settleDependents('claimed', { condition: "status = 'failed'" })},
   ${commitWithoutFlushWait},

@@ -13,6 +13,11 @@
  *   (queue_state NULL or above 2; see the console_indexes migration for why), so a kind's or an
  *   owner's pending and running jobs are found through the queue's partial indexes, and a filter
  *   by kind or owner with no status is a union of the two (`inFlightApart`);
+ * - a key (unique, concurrency, idempotency): job_unique_key_idx, job_concurrency_key_all_idx,
+ *   job_idempotency_key_idx, each (key, id) over the jobs that have that key, in every state: a
+ *   job without the key has no entry, and one with it an entry per non-HOT update (its insert,
+ *   claim and outcome), a cost only keyed jobs pay. A customer's filter by idempotency key, which
+ *   names its owner, may use job_owner_idempotency_key_key instead;
  * - status: the queue's partial indexes through queue_state (pending, wip, failed, cancelled);
  *   completed and retrieved, the common ones, are found walking the primary key newest first;
  * - a JSON match in input or result: containment (`@>`) checked on the rows of the other
@@ -32,6 +37,9 @@ export interface JobFilter {
   kind?: string;
   status?: JobStatus;
   id?: string;
+  uniqueKey?: string;
+  concurrencyKey?: string;
+  idempotencyKey?: string;
   /** Ids from (inclusive): the smallest UUIDv7 of the range's first millisecond. */
   idFrom?: string;
   /** Ids before (exclusive). */
@@ -77,12 +85,17 @@ function conditions(filter: JobFilter, first: number): { where: string[]; values
     add('s', (n) => `job.status = ${n}::job_status`, filter.status);
   }
   if (filter.id !== undefined) add('i', (n) => `job.id = ${n}::uuid`, filter.id);
+  if (filter.uniqueKey !== undefined) add('u', (n) => `job.unique_key = ${n}`, filter.uniqueKey);
+  if (filter.concurrencyKey !== undefined) add('c', (n) => `job.concurrency_key = ${n}`, filter.concurrencyKey);
+  if (filter.idempotencyKey !== undefined) add('y', (n) => `job.idempotency_key = ${n}`, filter.idempotencyKey);
   if (filter.idFrom !== undefined) add('f', (n) => `job.id >= ${n}::uuid`, filter.idFrom);
   if (filter.idBefore !== undefined) add('b', (n) => `job.id < ${n}::uuid`, filter.idBefore);
   if (filter.inputContains !== undefined) add('j', (n) => `job.input @> ${n}::jsonb`, filter.inputContains);
   if (filter.resultContains !== undefined) add('r', (n) => `job.result @> ${n}::jsonb`, filter.resultContains);
   const byKindOrOwner = filter.kind !== undefined || (filter.owner !== undefined && filter.owner !== '');
-  return { where, values, key: key || 'all', inFlightApart: byKindOrOwner && filter.status === undefined };
+  // The key indexes hold a job in every state: a filter by a key needs no second part.
+  const byKey = filter.uniqueKey !== undefined || filter.concurrencyKey !== undefined || filter.idempotencyKey !== undefined;
+  return { where, values, key: key || 'all', inFlightApart: byKindOrOwner && !byKey && filter.status === undefined };
 }
 
 /**
@@ -146,13 +159,14 @@ export const ACTION_STATUS: Record<ConsoleAction, JobStatus> = { retry: 'failed'
 
 /*
  * Each action's SET. A retry is a new attempt of the same job: it is pending again, due now, and
- * allowed one attempt more than it has made; `attempt` and `last_error` stay as they were (the
- * history the console shows, and the count the next claim adds to), until the new attempt's own
- * outcome. A cancel and a retrieve do what the customer's own do (customer.ts).
+ * allowed one attempt more than it has made; `attempt`, `last_error` and `locked_by` stay as they
+ * were (the count the next claim adds to, and the last attempt's error and worker), until the new
+ * attempt's own outcome; the job's history (job_attempt_error) is untouched. A cancel and a
+ * retrieve do what the customer's own do (customer.ts).
  */
 const SET: Record<ConsoleAction, string> = {
   retry: `status = 'pending', run_at = now(), max_attempts = greatest(job.max_attempts, job.attempt + 1),
-          completed_on = NULL, locked_by = NULL`,
+          completed_on = NULL`,
   cancel: `status = 'cancelled', completed_on = now()`,
   retrieve: `status = 'retrieved', retrieved_at = now()`,
 };

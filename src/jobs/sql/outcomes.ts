@@ -19,7 +19,7 @@ function completeJobsText(returning: string, answer: string, flag: string): stri
   return `
   WITH done AS (
     UPDATE job SET status = 'completed', result = c.result, completed_on = now(), last_updated = now(),
-                   locked_by = NULL, version = job.version + 1
+                   version = job.version + 1
     FROM ROWS FROM (unnest($1::uuid[]), unnest($2::int[]), jsonb_array_elements($3::jsonb)) AS c(id, attempt, result)
     WHERE job.id = c.id AND job.attempt = c.attempt AND job.status = 'wip'
     RETURNING ${returning}
@@ -71,6 +71,12 @@ export interface Failure {
   retryInMs: number | null;
 }
 
+/*
+ * A failure is also a row of the job's history (job_attempt_error), written by the same statement
+ * from the rows the fence let through: only a failing attempt pays for it, and a failure sent
+ * again, which the fence refuses, writes no second row. The worker is the row's locked_by, which
+ * neither this nor a completion clears: the job keeps naming the worker that last held it.
+ */
 const failJobs: Statement = {
   name: 'jobs_fail',
   text: `
@@ -80,10 +86,14 @@ const failJobs: Statement = {
       run_at = CASE WHEN f.retry_in_ms IS NULL THEN job.run_at
                     ELSE now() + make_interval(secs => f.retry_in_ms / 1000.0) END,
       completed_on = CASE WHEN f.retry_in_ms IS NULL THEN now() END,
-      last_error = f.error, locked_by = NULL, last_updated = now(), version = job.version + 1
+      last_error = f.error, last_updated = now(), version = job.version + 1
     FROM unnest($1::uuid[], $2::int[], $3::text[], $4::int[]) AS f(id, attempt, error, retry_in_ms)
     WHERE job.id = f.id AND job.attempt = f.attempt AND job.status = 'wip'
-    RETURNING job.id, job.status, job.version, job.run_at, job.has_dependents
+    RETURNING job.id, job.status, job.version, job.run_at, job.has_dependents, job.attempt, job.last_error, job.locked_by
+  ),
+  recorded AS (
+    INSERT INTO job_attempt_error (job_id, attempt, error, failed_at, worker)
+    SELECT id, attempt, last_error, now(), locked_by FROM failed
   ),
   ${announce('failed', { delayable: true })},
   ${settleDependents('failed', { condition: "status = 'failed'" })}

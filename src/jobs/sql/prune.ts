@@ -13,6 +13,10 @@ import { uuidv7Floor } from '../ids.ts';
  * waiting on the job (a `completed` one nobody retrieved) hears that it is gone instead of
  * waiting forever.
  *
+ * A job's failed attempts (job_attempt_error) go with it. Only a job with a last_error can have
+ * any (a failure and a stale takeover each set it, and nothing clears it), so a job that never
+ * failed probes nothing.
+ *
  * A job that was a workflow's step, or waited for others, takes its rows of job_dependency (as the
  * child) and workflow_step with it, and a workflow goes with its last step. Only such jobs
  * (parents_left is set for them alone) probe those tables.
@@ -28,7 +32,10 @@ const pruneJobs: Statement = {
   ),
   deleted AS (
     DELETE FROM job USING doomed WHERE job.id = doomed.id
-    RETURNING job.id, job.version, job.parents_left
+    RETURNING job.id, job.version, job.parents_left, job.last_error
+  ),
+  history AS (
+    DELETE FROM job_attempt_error e USING deleted WHERE deleted.last_error IS NOT NULL AND e.job_id = deleted.id
   ),
   edges AS (
     DELETE FROM job_dependency d USING deleted WHERE deleted.parents_left IS NOT NULL AND d.child_id = deleted.id
