@@ -157,9 +157,11 @@ describe('finding jobs by a key', () => {
     expect(ids(await graphql(CUSTOMER, SEARCH, { filter: { uniqueKey: 'key-filter-order-7' } }))).toEqual([unique]);
     expect(ids(await graphql(OPERATOR, SEARCH, { filter: { uniqueKey: 'key-filter-order-7' } }))).toEqual([unique, theirsUnique].sort());
     expect(ids(await graphql(CUSTOMER, SEARCH, { filter: { idempotencyKey: 'key-filter-request-9' } }))).toEqual([idempotent]);
-    expect(ids(await graphql(OPERATOR, SEARCH, { filter: { idempotencyKey: 'key-filter-request-9', kind: 'note' } }))).toEqual(
-      [idempotent, theirsIdempotent].sort(),
-    );
+    // Idempotency keys are each owner's own: an operator names the owner (its only index).
+    const refused = await graphql(OPERATOR, SEARCH, { filter: { idempotencyKey: 'key-filter-request-9', kind: 'note' } });
+    expect(refused.errors?.[0]?.extensions).toMatchObject({ code: 'BAD_USER_INPUT', field: 'owner' });
+    const theirOwner = (await graphql(OPERATOR, 'query($id: ID!) { job(id: $id) { owner } }', { id: theirsIdempotent })).data!['job'].owner;
+    expect(ids(await graphql(OPERATOR, SEARCH, { filter: { idempotencyKey: 'key-filter-request-9', owner: theirOwner } }))).toEqual([theirsIdempotent]);
     expect(ids(await graphql(CUSTOMER, SEARCH, { filter: { concurrencyKey: 'key-filter-tenant-3', status: 'PENDING' } }))).toEqual([tenant]);
     expect(ids(await graphql(CUSTOMER, SEARCH, { filter: { uniqueKey: 'key-filter-request-9' } }))).toEqual([]);
 
@@ -167,8 +169,11 @@ describe('finding jobs by a key', () => {
     expect(counted.data).toEqual({ jobCount: { count: 2 } });
     const rested = await rest('GET', '/api/v1/console/jobs?concurrencyKey=key-filter-tenant-3', CUSTOMER);
     expect((rested.body['jobs'] as { jobId: string }[]).map((job) => job.jobId)).toEqual([tenant]);
-    const restCount = await rest('GET', '/api/v1/console/jobs/count?idempotencyKey=key-filter-request-9', OPERATOR);
-    expect(restCount.body).toMatchObject({ count: 2 });
+    const restCount = await rest('GET', `/api/v1/console/jobs/count?idempotencyKey=key-filter-request-9&owner=${theirOwner}`, OPERATOR);
+    expect(restCount.body).toMatchObject({ count: 1 });
+    const restRefused = await rest('GET', '/api/v1/console/jobs/count?idempotencyKey=key-filter-request-9', OPERATOR);
+    expect(restRefused.status).toBe(400);
+    expect(restRefused.body).toMatchObject({ error: { code: 'BAD_USER_INPUT', field: 'owner' } });
     // A bulk action takes the filter too: the operator cancels one customer's keyed job.
     const owner = (await graphql(OPERATOR, 'query($id: ID!) { job(id: $id) { owner } }', { id: theirsUnique })).data!['job'].owner;
     const cancelled = await rest('POST', '/api/v1/console/jobs/cancel', OPERATOR, { filter: { uniqueKey: 'key-filter-order-7', owner } });

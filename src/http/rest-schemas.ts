@@ -226,7 +226,7 @@ const jobFilterFields = {
   id: z.string().optional(),
   uniqueKey: z.string().optional().describe('Jobs submitted with this unique key.'),
   concurrencyKey: z.string().optional().describe('Jobs submitted with this concurrency key.'),
-  idempotencyKey: z.string().optional().describe('Jobs submitted with this idempotency key.'),
+  idempotencyKey: z.string().optional().describe("Jobs submitted with this idempotency key. Keys are each owner's own: an operator names the owner too."),
   createdAfter: z.iso.datetime({ offset: true }).optional().describe('Created at or after (RFC 3339).'),
   createdBefore: z.iso.datetime({ offset: true }).optional().describe('Created before (RFC 3339).'),
   matchIn: z.enum(['input', 'result']).optional().describe('Where matchPath looks; default input.'),

@@ -274,7 +274,15 @@ export class JobConsole {
     if (input.status != null) filter.status = input.status;
     if (input.uniqueKey != null) filter.uniqueKey = input.uniqueKey;
     if (input.concurrencyKey != null) filter.concurrencyKey = input.concurrencyKey;
-    if (input.idempotencyKey != null) filter.idempotencyKey = input.idempotencyKey;
+    if (input.idempotencyKey != null) {
+      // Keys are scoped to their owner, and the owner's key index is the only one they have.
+      if (filter.owner === undefined && caller.owner !== '') {
+        throw new JobServiceError('BAD_USER_INPUT', 'a filter by idempotency key names the owner too: each API key has keys of its own', 'owner');
+      }
+      filter.idempotencyKey = input.idempotencyKey;
+      // An open service (no API keys): every job's owner is ''.
+      filter.owner ??= '';
+    }
     if (input.id != null) {
       const id = toJobId(input.id);
       if (!id) return null;

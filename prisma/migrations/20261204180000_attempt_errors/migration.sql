@@ -19,6 +19,6 @@ CREATE TABLE "job_attempt_error" (
 -- at each non-HOT update (claim, outcome), as it does in every index whose condition it meets.
 CREATE INDEX "job_unique_key_idx" ON "job"("unique_key", "id") WHERE unique_key IS NOT NULL;
 CREATE INDEX "job_concurrency_key_all_idx" ON "job"("concurrency_key", "id") WHERE concurrency_key IS NOT NULL;
--- job_owner_idempotency_key_key serves a filter that names the owner (every customer's); this one
--- an operator's filter by the key alone.
-CREATE INDEX "job_idempotency_key_idx" ON "job"("idempotency_key", "id") WHERE idempotency_key IS NOT NULL;
+-- No such index for idempotency keys: many clients send one with every request, and each of those
+-- jobs would pay it at every write. A filter by idempotency key names its owner (keys are scoped
+-- to one) and reads job_owner_idempotency_key_key.

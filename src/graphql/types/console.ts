@@ -60,7 +60,7 @@ export function addConsoleTypes(builder: Builder, { Job, JobStatus, JobConnectio
       id: t.id({ required: false }),
       uniqueKey: t.string({ required: false, description: 'Jobs submitted with this unique key, in any state.' }),
       concurrencyKey: t.string({ required: false, description: 'Jobs submitted with this concurrency key.' }),
-      idempotencyKey: t.string({ required: false, description: 'Jobs submitted with this idempotency key.' }),
+      idempotencyKey: t.string({ required: false, description: "Jobs submitted with this idempotency key. Keys are each owner's own: an operator names the owner too (BAD_USER_INPUT on owner otherwise)." }),
       createdAfter: t.field({ type: 'DateTime', required: false, description: 'Created at or after.' }),
       createdBefore: t.field({ type: 'DateTime', required: false, description: 'Created before.' }),
       match: t.field({

@@ -13,11 +13,12 @@
  *   (queue_state NULL or above 2; see the console_indexes migration for why), so a kind's or an
  *   owner's pending and running jobs are found through the queue's partial indexes, and a filter
  *   by kind or owner with no status is a union of the two (`inFlightApart`);
- * - a key (unique, concurrency, idempotency): job_unique_key_idx, job_concurrency_key_all_idx,
- *   job_idempotency_key_idx, each (key, id) over the jobs that have that key, in every state: a
- *   job without the key has no entry, and one with it an entry per non-HOT update (its insert,
- *   claim and outcome), a cost only keyed jobs pay. A customer's filter by idempotency key, which
- *   names its owner, may use job_owner_idempotency_key_key instead;
+ * - a unique or concurrency key: job_unique_key_idx, job_concurrency_key_all_idx, each (key, id)
+ *   over the jobs that have that key, in every state: a job without the key has no entry, and one
+ *   with it an entry per non-HOT update (its insert, claim and outcome), a cost only keyed jobs
+ *   pay. An idempotency key: the filter always names its owner (JobConsole sees to it), and
+ *   job_owner_idempotency_key_key serves it; an index of the key alone would cost every write of
+ *   every job of clients that send a key with each request;
  * - status: the queue's partial indexes through queue_state (pending, wip, failed, cancelled);
  *   completed and retrieved, the common ones, are found walking the primary key newest first;
  * - a JSON match in input or result: containment (`@>`) checked on the rows of the other
