@@ -3,7 +3,8 @@
  * unknown name, another key's job), run by a worker in this process with each step handed its
  * parents' results, and the failure policies: a failed step cancels exactly its dependents, or
  * they run and see the failure. Cancelling a workflow, or a waiting job, cancels what has not
- * started. workflowUpdated follows it to the end.
+ * started. workflowUpdated follows it to the end. An operator reads any owner's workflow; a job names
+ * the workflow it is a step of.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
@@ -30,6 +31,7 @@ const node = defineKind({
 const kinds = new KindRegistry([node]);
 const KEY = 'workflows-test-key-one';
 const OTHER_KEY = 'workflows-test-key-two';
+const OPERATOR_KEY = 'workflows-test-operator-key';
 
 let testDb: TestDatabase;
 let db: Database;
@@ -37,7 +39,7 @@ let api: TestApp;
 let worker: Worker | undefined;
 
 beforeAll(async () => {
-  ({ testDb, db, api } = await openTestApp(import.meta.filename, { service: { kinds }, apiKeys: [KEY, OTHER_KEY] }));
+  ({ testDb, db, api } = await openTestApp(import.meta.filename, { service: { kinds }, apiKeys: [KEY, OTHER_KEY], adminKeys: [OPERATOR_KEY] }));
 });
 
 afterAll(async () => {
@@ -156,6 +158,31 @@ describe('refused before anything is written', () => {
     const read = await rest('GET', `/api/v1/workflows/${made.body.workflowId}`, undefined, OTHER_KEY);
     expect({ status: read.status, code: read.body.error.code }).toEqual({ status: 404, code: 'NOT_FOUND' });
     expect((await rest('POST', `/api/v1/workflows/${made.body.workflowId}/cancel`)).status).toBe(200);
+  });
+
+});
+
+describe('who reads a workflow, and from where', () => {
+  it("an operator's key reads any owner's workflow (the console), but cancels only its own", async () => {
+    const made = await rest('POST', '/api/v1/workflows', DIAMOND);
+    const id = made.body.workflowId;
+    const read = await graphql(`query($id: ID!) { workflow(id: $id) { id steps { name } } }`, { id }, OPERATOR_KEY);
+    expect(read.data?.workflow.steps.map((step: { name: string }) => step.name)).toEqual(['a', 'b', 'c', 'd']);
+    expect((await rest('GET', `/api/v1/workflows/${id}`, undefined, OPERATOR_KEY)).status).toBe(200);
+    const cancel = await rest('POST', `/api/v1/workflows/${id}/cancel`, undefined, OPERATOR_KEY);
+    expect({ status: cancel.status, code: cancel.body.error?.code }).toEqual({ status: 404, code: 'NOT_FOUND' });
+    expect(statusByName((await rest('GET', `/api/v1/workflows/${id}`)).body)).toEqual({ a: 'pending', b: 'waiting', c: 'waiting', d: 'waiting' });
+    await rest('POST', `/api/v1/workflows/${id}/cancel`);
+  });
+
+  it('a job names the workflow it is a step of (workflowStep), and a job outside any is null', async () => {
+    const made = await rest('POST', '/api/v1/workflows', DIAMOND);
+    const step = made.body.steps.find((s: { name: string }) => s.name === 'c');
+    const alone = await rest('POST', '/api/v1/jobs', { kind: 'node', input: { value: 9 }, runAt: new Date(Date.now() + 3600_000).toISOString() });
+    const query = `query($id: ID!) { job(id: $id) { workflowStep { workflowId name } } }`;
+    expect((await graphql(query, { id: step.jobId })).data?.job.workflowStep).toEqual({ workflowId: made.body.workflowId, name: 'c' });
+    expect((await graphql(query, { id: alone.body.jobId })).data?.job.workflowStep).toBeNull();
+    await rest('POST', `/api/v1/workflows/${made.body.workflowId}/cancel`);
   });
 });
 

@@ -21,11 +21,13 @@ import {
   type NewEdge,
   type NewStep,
   readWorkflowStatement,
+  type StepOfJob,
+  stepOfJobStatement,
   type WorkflowRow,
   type WorkflowStepRow,
 } from './sql/workflows.ts';
 
-export type { DependencyFailure };
+export type { DependencyFailure, StepOfJob };
 
 export interface WorkflowStepInput extends JobSubmission {
   /** The step's name, unique in its workflow: 1 to 100 characters. */
@@ -194,11 +196,20 @@ export class WorkflowService {
     return jobs.map((job) => byId.get(job.id)!);
   }
 
-  async get(requestedId: string, { owner }: Caller): Promise<Workflow | null> {
+  /** The caller's workflow; an operator's read (the console) finds any owner's, as job(id) does. */
+  async get(requestedId: string, { owner, operator }: Caller): Promise<Workflow | null> {
     const id = toJobId(requestedId);
     if (!id) return null;
-    const read = await readWorkflowStatement(this.options.db, id, owner);
+    const read = await readWorkflowStatement(this.options.db, id, operator ? null : owner);
     return read ? { ...read.workflow, steps: read.steps } : null;
+  }
+
+  /**
+   * Which workflow a job is a step of. It names no owner: its caller has read the job already,
+   * and a job is a step of its owner's workflow only.
+   */
+  stepOf(jobId: string): Promise<StepOfJob | null> {
+    return stepOfJobStatement(this.options.db, jobId);
   }
 
   /** Cancels the steps that have not started; answers with the workflow as it now is. */
@@ -206,7 +217,8 @@ export class WorkflowService {
     const id = toJobId(requestedId);
     if (!id) throw workflowNotFound(requestedId);
     const count = await cancelWorkflowStatement(this.options.db, id, caller.owner);
-    const workflow = await this.get(id, caller);
+    // Cancelling is the owner's own, as cancelJob is: an operator's key finds only its own here.
+    const workflow = await this.get(id, { owner: caller.owner });
     if (!workflow) throw workflowNotFound(requestedId);
     this.options.logger?.debug({ workflowId: id, cancelled: count }, 'workflow cancelled');
     return workflow;
