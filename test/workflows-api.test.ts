@@ -292,6 +292,42 @@ describe('a single job with dependsOn', () => {
   });
 });
 
+describe('a batch (submitJobs) with dependsOn', () => {
+  it("waits for the caller's jobs it names, all or none; refuses another key's job, a key, a bad input, each naming its field", async () => {
+    const parent = await rest('POST', '/api/v1/jobs', { kind: 'node', input: { value: 20 }, runAt: new Date(Date.now() + 60_000).toISOString() });
+    const parentId = parent.body.jobId as string;
+    const mutation = `mutation($inputs: [SubmitJobInput!]!) { submitJobs(inputs: $inputs) { job { id status } created } }`;
+    const refusal = async (inputs: unknown[], key = KEY) =>
+      (await graphql(mutation, { inputs }, key)).errors?.map((error) => [error.extensions?.code, error.extensions?.field]);
+    const before = await rowCounts();
+    const waiting = { kind: 'node', input: { value: 2 }, dependsOn: [parentId] };
+    expect(await refusal([{ kind: 'node', input: { value: 1 } }, waiting], OTHER_KEY)).toEqual([['NOT_FOUND', 'inputs.1.dependsOn.0']]);
+    expect(await refusal([{ kind: 'node', input: { value: 1 }, uniqueKey: 'u' }, waiting])).toEqual([['BAD_USER_INPUT', 'inputs.0.uniqueKey']]);
+    expect(await refusal([waiting, { ...waiting, input: { value: 'two' } }])).toEqual([['BAD_USER_INPUT', 'inputs.1.input.value']]);
+    expect(await refusal([waiting, { ...waiting, dependsOn: ['not-an-id'] }])).toEqual([['BAD_USER_INPUT', 'inputs.1.dependsOn.0']]);
+    expect(await rowCounts()).toEqual(before);
+
+    const made = await graphql(mutation, { inputs: [{ ...waiting, input: { value: 21 } }, { kind: 'node', input: { value: 22 }, runAt: new Date(Date.now() + 60_000).toISOString() }, { ...waiting, input: { value: 23 } }] });
+    expect(made.data!.submitJobs.map((answer: { job: { status: string }; created: boolean }) => [answer.job.status, answer.created])).toEqual([
+      ['WAITING', true],
+      ['PENDING', true],
+      ['WAITING', true],
+    ]);
+    await db.query({ name: 'test_wf_due_now', text: `UPDATE job SET run_at = now() WHERE id = $1` }, [parentId]);
+    await startWorker();
+    for (const index of [0, 2]) {
+      const id = made.data!.submitJobs[index].job.id;
+      const deadline = Date.now() + 15_000;
+      let read = await rest('GET', `/api/v1/jobs/${id}`);
+      while (read.body.status !== 'completed' && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        read = await rest('GET', `/api/v1/jobs/${id}`);
+      }
+      expect(read.body.result).toEqual({ value: 21 + index, parents: { [parentId]: { status: 'completed', error: null, result: { value: 20, parents: {} } } } });
+    }
+  });
+});
+
 describe('failure policies and cancelling', () => {
   const graph = (policy?: 'cancel' | 'continue', step?: 'cancel' | 'continue') => ({
     ...(policy ? { onParentFailure: policy } : {}),
