@@ -11,9 +11,10 @@ import { z } from 'zod';
 import type { Database } from '../src/db/database.ts';
 import { defineKind, PermanentJobError } from '../src/kinds/define.ts';
 import { KindRegistry } from '../src/kinds/registry.ts';
+import { ThreadPool } from '../src/worker/thread-pool.ts';
 import type { Worker } from '../src/worker/worker.ts';
 import { closeTestApp, openTestApp, sseEvents, type TestApp } from './helpers/api.ts';
-import type { TestDatabase } from './helpers/database.ts';
+import { type TestDatabase, testLogger } from './helpers/database.ts';
 import { createWorker } from './helpers/jobs.ts';
 import { pruneJobsStatement } from '../src/jobs/sql/prune.ts';
 
@@ -28,7 +29,14 @@ const node = defineKind({
     return { value, parents: seen };
   },
 });
-const kinds = new KindRegistry([node]);
+// Its handler runs in a worker thread, which asks the main thread for its parents.
+const threadNode = defineKind({
+  name: 'thread-node',
+  input: z.object({}),
+  result: z.unknown(),
+  handler: { module: new URL('./fixtures/thread-handlers.ts', import.meta.url), export: 'parentsSeen' },
+});
+const kinds = new KindRegistry([node, threadNode]);
 const KEY = 'workflows-test-key-one';
 const OTHER_KEY = 'workflows-test-key-two';
 const OPERATOR_KEY = 'workflows-test-operator-key';
@@ -37,6 +45,7 @@ let testDb: TestDatabase;
 let db: Database;
 let api: TestApp;
 let worker: Worker | undefined;
+let threads: ThreadPool | undefined;
 
 beforeAll(async () => {
   ({ testDb, db, api } = await openTestApp(import.meta.filename, { service: { kinds }, apiKeys: [KEY, OTHER_KEY], adminKeys: [OPERATOR_KEY] }));
@@ -44,12 +53,15 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await worker?.stop();
+  await threads?.stop();
   await closeTestApp({ testDb, api });
 });
 
 async function startWorker(): Promise<void> {
   if (worker) return;
-  worker = createWorker(db, api.hub, { kinds, pollIntervalMs: 100 });
+  threads = new ThreadPool({ size: 1, logger: testLogger() });
+  await threads.start();
+  worker = createWorker(db, api.hub, { kinds, pollIntervalMs: 100, threads });
   await worker.start();
 }
 
@@ -243,6 +255,23 @@ describe('a workflow that runs', () => {
     expect(events.length).toBeGreaterThanOrEqual(2);
     expect(events.at(-1)!.data.workflowUpdated.finished).toBe(true);
     expect(events.slice(0, -1).every((event) => !event.data.workflowUpdated.finished)).toBe(true);
+  });
+
+  it("a step whose handler runs in a worker thread sees its parents' results too", async () => {
+    const made = await rest('POST', '/api/v1/workflows', {
+      steps: [
+        { name: 'a', kind: 'node', input: { value: 1 } },
+        { name: 'b', kind: 'node', input: { value: 2 } },
+        { name: 'join', kind: 'thread-node', input: {}, dependsOn: ['a', 'b'] },
+      ],
+    });
+    await startWorker();
+    const done = await untilWorkflow(made.body.workflowId, (body) => body.finished);
+    const join = done.steps.find((step: { name: string }) => step.name === 'join');
+    expect(join.status).toBe('completed');
+    const seen = Object.fromEntries(Object.entries(join.result.first).map(([name, parent]: [string, any]) => [name, [parent.status, parent.result.value]]));
+    expect(seen).toEqual({ a: ['completed', 1], b: ['completed', 2] });
+    expect(join.result.second).toEqual(join.result.first);
   });
 
   it('depends on an existing job of the caller: waits for it, or starts at once when it has completed', async () => {
