@@ -93,6 +93,7 @@ export function startWorkflowView({ graphql, subscribe, el, openJob }) {
     shownId = id;
     nodes = new Map();
     drawnShape = '';
+    delete $('workflows').dataset.finished;
     $('workflow-id').value = id;
     $('workflow-error').textContent = '';
     $('workflow-status').textContent = 'Loading…';
