@@ -243,6 +243,9 @@ describe("the console's workflow view", () => {
       expect(await audit(page)).toEqual([]);
       const width = await page.evaluate(() => document.documentElement.scrollWidth);
       expect(width).toBeLessThanOrEqual(options.viewport!.width);
+      // A diamond is a little wider than a phone's panel: scaled down to fit, not scrolled.
+      const graph = await page.locator('#workflow-view .workflow-graph').evaluate((wrap) => ({ fit: wrap.classList.contains('fit'), scrolls: wrap.scrollWidth > wrap.clientWidth }));
+      expect(graph).toEqual({ fit: true, scrolls: false });
       letGo();
       await page.locator('#workflows[data-finished="true"]').waitFor(PATIENCE);
       await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());

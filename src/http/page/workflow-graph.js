@@ -86,6 +86,8 @@ export function startWorkflowView({ graphql, subscribe, el, openJob }) {
   let nodes = new Map();
   let drawnShape = '';
   let jobAsked;
+  let fits = () => undefined;
+  const resized = new ResizeObserver(() => fits());
 
   function show(id, { focus = true } = {}) {
     stop?.();
@@ -94,6 +96,7 @@ export function startWorkflowView({ graphql, subscribe, el, openJob }) {
     nodes = new Map();
     drawnShape = '';
     delete $('workflows').dataset.finished;
+    resized.disconnect();
     $('workflow-id').value = id;
     $('workflow-error').textContent = '';
     $('workflow-status').textContent = 'Loading…';
@@ -131,6 +134,7 @@ export function startWorkflowView({ graphql, subscribe, el, openJob }) {
       drawnShape = shape;
       nodes = new Map();
       const layout = layoutWorkflow(workflow.steps);
+      resized.disconnect();
       $('workflow-view').replaceChildren(workflow.steps.length <= GRAPH_MAX_STEPS ? drawGraph(workflow, layout) : listSteps(workflow, layout));
     }
     for (const step of workflow.steps) nodes.get(step.jobId)?.(step);
@@ -213,8 +217,10 @@ export function startWorkflowView({ graphql, subscribe, el, openJob }) {
       steps,
     );
     const wrap = el('div', { className: 'workflow-graph' }, drawing);
-    // A graph a little wider than the panel is scaled down to fit; a much wider one would be unreadable so, and scrolls.
-    requestAnimationFrame(() => wrap.classList.toggle('fit', graphWidth <= wrap.clientWidth * 1.25));
+    // A graph a little wider than the panel is scaled down to fit; a much wider one would be
+    // unreadable so, and scrolls. Decided again when the panel's width changes (a phone turned).
+    fits = () => wrap.classList.toggle('fit', graphWidth <= wrap.clientWidth * 1.25);
+    resized.observe(wrap);
     return el('div', {}, el('p', { className: 'hint', textContent: 'Arrows run from a step to the steps that wait for it. Choose a step to open its job.' }), wrap);
   }
 
