@@ -99,6 +99,16 @@ describe('the jobs page', () => {
     }
   });
 
+  it("serves the module the console imports: the workflow graph's", async () => {
+    const script = await (await get('/assets/console.js')).text();
+    const imports = [...script.matchAll(/^import .* from '\.\/([\w-]+\.js)';$/gm)].map((match) => `/assets/${match[1]}`);
+    expect(imports).toEqual(['/assets/workflow-graph.js']);
+    const module = await get(imports[0]!);
+    expect(module.status).toBe(200);
+    expect(module.headers.get('content-type')).toBe('text/javascript; charset=utf-8');
+    expect(await module.text()).toContain('export function startWorkflowView');
+  });
+
   it('answers a repeated load with 304 when nothing changed', async () => {
     const first = await get('/assets/app.js');
     const etag = first.headers.get('etag')!;

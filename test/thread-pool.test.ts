@@ -51,6 +51,21 @@ describe('ThreadPool', () => {
     expect(call['threadId']).not.toBe(0);
   });
 
+  it("gives a thread handler its job's parents, read in the main thread when it asks, and their read's error", async () => {
+    const pool = threadPool();
+    await pool.start();
+    const parents = { fetch: { jobId: '0190f7a0-0000-7000-8000-000000000002', status: 'completed' as const, result: { rows: [1, 2] }, error: null } };
+    let reads = 0;
+    const context = { ...jobContext(), parents: async () => ((reads += 1), parents) };
+    await expect(pool.run(fixtures('parentsSeen'), {}, context)).resolves.toEqual({ first: parents, second: parents });
+    expect(reads).toBe(2);
+    // A handler that never asks costs no read.
+    await pool.run(fixtures('describeCall'), {}, context);
+    expect(reads).toBe(2);
+    const failing = { ...jobContext(), parents: () => Promise.reject(new Error('the database is away')) };
+    await expect(pool.run(fixtures('parentsFailing'), {}, failing)).rejects.toMatchObject({ message: 'the database is away' });
+  });
+
   it("keeps a thread error's name and message, and says what is wrong with a module", async () => {
     const pool = threadPool();
     await pool.start();

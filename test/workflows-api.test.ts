@@ -3,16 +3,18 @@
  * unknown name, another key's job), run by a worker in this process with each step handed its
  * parents' results, and the failure policies: a failed step cancels exactly its dependents, or
  * they run and see the failure. Cancelling a workflow, or a waiting job, cancels what has not
- * started. workflowUpdated follows it to the end.
+ * started. workflowUpdated follows it to the end. An operator reads any owner's workflow; a job names
+ * the workflow it is a step of.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { Database } from '../src/db/database.ts';
 import { defineKind, PermanentJobError } from '../src/kinds/define.ts';
 import { KindRegistry } from '../src/kinds/registry.ts';
+import { ThreadPool } from '../src/worker/thread-pool.ts';
 import type { Worker } from '../src/worker/worker.ts';
 import { closeTestApp, openTestApp, sseEvents, type TestApp } from './helpers/api.ts';
-import type { TestDatabase } from './helpers/database.ts';
+import { type TestDatabase, testLogger } from './helpers/database.ts';
 import { createWorker } from './helpers/jobs.ts';
 import { pruneJobsStatement } from '../src/jobs/sql/prune.ts';
 
@@ -27,27 +29,39 @@ const node = defineKind({
     return { value, parents: seen };
   },
 });
-const kinds = new KindRegistry([node]);
+// Its handler runs in a worker thread, which asks the main thread for its parents.
+const threadNode = defineKind({
+  name: 'thread-node',
+  input: z.object({}),
+  result: z.unknown(),
+  handler: { module: new URL('./fixtures/thread-handlers.ts', import.meta.url), export: 'parentsSeen' },
+});
+const kinds = new KindRegistry([node, threadNode]);
 const KEY = 'workflows-test-key-one';
 const OTHER_KEY = 'workflows-test-key-two';
+const OPERATOR_KEY = 'workflows-test-operator-key';
 
 let testDb: TestDatabase;
 let db: Database;
 let api: TestApp;
 let worker: Worker | undefined;
+let threads: ThreadPool | undefined;
 
 beforeAll(async () => {
-  ({ testDb, db, api } = await openTestApp(import.meta.filename, { service: { kinds }, apiKeys: [KEY, OTHER_KEY] }));
+  ({ testDb, db, api } = await openTestApp(import.meta.filename, { service: { kinds }, apiKeys: [KEY, OTHER_KEY], adminKeys: [OPERATOR_KEY] }));
 });
 
 afterAll(async () => {
   await worker?.stop();
+  await threads?.stop();
   await closeTestApp({ testDb, api });
 });
 
 async function startWorker(): Promise<void> {
   if (worker) return;
-  worker = createWorker(db, api.hub, { kinds, pollIntervalMs: 100 });
+  threads = new ThreadPool({ size: 1, logger: testLogger() });
+  await threads.start();
+  worker = createWorker(db, api.hub, { kinds, pollIntervalMs: 100, threads });
   await worker.start();
 }
 
@@ -157,6 +171,31 @@ describe('refused before anything is written', () => {
     expect({ status: read.status, code: read.body.error.code }).toEqual({ status: 404, code: 'NOT_FOUND' });
     expect((await rest('POST', `/api/v1/workflows/${made.body.workflowId}/cancel`)).status).toBe(200);
   });
+
+});
+
+describe('who reads a workflow, and from where', () => {
+  it("an operator's key reads any owner's workflow (the console), but cancels only its own", async () => {
+    const made = await rest('POST', '/api/v1/workflows', DIAMOND);
+    const id = made.body.workflowId;
+    const read = await graphql(`query($id: ID!) { workflow(id: $id) { id steps { name } } }`, { id }, OPERATOR_KEY);
+    expect(read.data?.workflow.steps.map((step: { name: string }) => step.name)).toEqual(['a', 'b', 'c', 'd']);
+    expect((await rest('GET', `/api/v1/workflows/${id}`, undefined, OPERATOR_KEY)).status).toBe(200);
+    const cancel = await rest('POST', `/api/v1/workflows/${id}/cancel`, undefined, OPERATOR_KEY);
+    expect({ status: cancel.status, code: cancel.body.error?.code }).toEqual({ status: 404, code: 'NOT_FOUND' });
+    expect(statusByName((await rest('GET', `/api/v1/workflows/${id}`)).body)).toEqual({ a: 'pending', b: 'waiting', c: 'waiting', d: 'waiting' });
+    await rest('POST', `/api/v1/workflows/${id}/cancel`);
+  });
+
+  it('a job names the workflow it is a step of (workflowStep), and a job outside any is null', async () => {
+    const made = await rest('POST', '/api/v1/workflows', DIAMOND);
+    const step = made.body.steps.find((s: { name: string }) => s.name === 'c');
+    const alone = await rest('POST', '/api/v1/jobs', { kind: 'node', input: { value: 9 }, runAt: new Date(Date.now() + 3600_000).toISOString() });
+    const query = `query($id: ID!) { job(id: $id) { workflowStep { workflowId name } } }`;
+    expect((await graphql(query, { id: step.jobId })).data?.job.workflowStep).toEqual({ workflowId: made.body.workflowId, name: 'c' });
+    expect((await graphql(query, { id: alone.body.jobId })).data?.job.workflowStep).toBeNull();
+    await rest('POST', `/api/v1/workflows/${made.body.workflowId}/cancel`);
+  });
 });
 
 describe('a workflow that runs', () => {
@@ -218,6 +257,23 @@ describe('a workflow that runs', () => {
     expect(events.slice(0, -1).every((event) => !event.data.workflowUpdated.finished)).toBe(true);
   });
 
+  it("a step whose handler runs in a worker thread sees its parents' results too", async () => {
+    const made = await rest('POST', '/api/v1/workflows', {
+      steps: [
+        { name: 'a', kind: 'node', input: { value: 1 } },
+        { name: 'b', kind: 'node', input: { value: 2 } },
+        { name: 'join', kind: 'thread-node', input: {}, dependsOn: ['a', 'b'] },
+      ],
+    });
+    await startWorker();
+    const done = await untilWorkflow(made.body.workflowId, (body) => body.finished);
+    const join = done.steps.find((step: { name: string }) => step.name === 'join');
+    expect(join.status).toBe('completed');
+    const seen = Object.fromEntries(Object.entries(join.result.first).map(([name, parent]: [string, any]) => [name, [parent.status, parent.result.value]]));
+    expect(seen).toEqual({ a: ['completed', 1], b: ['completed', 2] });
+    expect(join.result.second).toEqual(join.result.first);
+  });
+
   it('depends on an existing job of the caller: waits for it, or starts at once when it has completed', async () => {
     const parent = await rest('POST', '/api/v1/jobs', { kind: 'node', input: { value: 10 }, runAt: new Date(Date.now() + 60_000).toISOString() });
     const made = await rest('POST', '/api/v1/workflows', {
@@ -262,6 +318,42 @@ describe('a single job with dependsOn', () => {
       read = await rest('GET', `/api/v1/jobs/${child.body.jobId}`);
     }
     expect(read.body.result).toEqual({ value: 8, parents: { [parentId]: { status: 'completed', error: null, result: { value: 7, parents: {} } } } });
+  });
+});
+
+describe('a batch (submitJobs) with dependsOn', () => {
+  it("waits for the caller's jobs it names, all or none; refuses another key's job, a key, a bad input, each naming its field", async () => {
+    const parent = await rest('POST', '/api/v1/jobs', { kind: 'node', input: { value: 20 }, runAt: new Date(Date.now() + 60_000).toISOString() });
+    const parentId = parent.body.jobId as string;
+    const mutation = `mutation($inputs: [SubmitJobInput!]!) { submitJobs(inputs: $inputs) { job { id status } created } }`;
+    const refusal = async (inputs: unknown[], key = KEY) =>
+      (await graphql(mutation, { inputs }, key)).errors?.map((error) => [error.extensions?.code, error.extensions?.field]);
+    const before = await rowCounts();
+    const waiting = { kind: 'node', input: { value: 2 }, dependsOn: [parentId] };
+    expect(await refusal([{ kind: 'node', input: { value: 1 } }, waiting], OTHER_KEY)).toEqual([['NOT_FOUND', 'inputs.1.dependsOn.0']]);
+    expect(await refusal([{ kind: 'node', input: { value: 1 }, uniqueKey: 'u' }, waiting])).toEqual([['BAD_USER_INPUT', 'inputs.0.uniqueKey']]);
+    expect(await refusal([waiting, { ...waiting, input: { value: 'two' } }])).toEqual([['BAD_USER_INPUT', 'inputs.1.input.value']]);
+    expect(await refusal([waiting, { ...waiting, dependsOn: ['not-an-id'] }])).toEqual([['BAD_USER_INPUT', 'inputs.1.dependsOn.0']]);
+    expect(await rowCounts()).toEqual(before);
+
+    const made = await graphql(mutation, { inputs: [{ ...waiting, input: { value: 21 } }, { kind: 'node', input: { value: 22 }, runAt: new Date(Date.now() + 60_000).toISOString() }, { ...waiting, input: { value: 23 } }] });
+    expect(made.data!.submitJobs.map((answer: { job: { status: string }; created: boolean }) => [answer.job.status, answer.created])).toEqual([
+      ['WAITING', true],
+      ['PENDING', true],
+      ['WAITING', true],
+    ]);
+    await db.query({ name: 'test_wf_due_now', text: `UPDATE job SET run_at = now() WHERE id = $1` }, [parentId]);
+    await startWorker();
+    for (const index of [0, 2]) {
+      const id = made.data!.submitJobs[index].job.id;
+      const deadline = Date.now() + 15_000;
+      let read = await rest('GET', `/api/v1/jobs/${id}`);
+      while (read.body.status !== 'completed' && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 20));
+        read = await rest('GET', `/api/v1/jobs/${id}`);
+      }
+      expect(read.body.result).toEqual({ value: 21 + index, parents: { [parentId]: { status: 'completed', error: null, result: { value: 20, parents: {} } } } });
+    }
   });
 });
 

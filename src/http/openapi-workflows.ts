@@ -25,6 +25,7 @@ export function workflowPaths({ responses, answer, params: { workflowIdParam } }
         get: {
           operationId: 'getWorkflow',
           summary: 'Read a workflow: its steps and their states',
+          description: "Your key's own workflow; an operator's key (ADMIN_API_KEYS) reads any owner's, as it reads any job.",
           tags: ['workflows'],
           requestParams: { path: workflowIdParam },
           responses: responses({ 200: answer('The workflow.', WorkflowAnswer) }, 404),

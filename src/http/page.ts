@@ -31,7 +31,8 @@ const PAGE_HEADERS = {
 };
 
 /**
- * The jobs page at `/`: one HTML file, its scripts (app.js imports schema-form.js), its stylesheet,
+ * The jobs page at `/`: one HTML file, its scripts (app.js imports schema-form.js and console.js,
+ * which imports workflow-graph.js), its stylesheet,
  * and graphql-ws's browser build from node_modules. No build step; files are read once, on first
  * request. They are revalidated on every load (ETag), so a deploy shows at once and an unchanged
  * file costs a 304.
@@ -49,6 +50,7 @@ export function createPageHandler() {
     ['/assets/app.css', { path: join(PAGE_DIR, 'app.css'), contentType: 'text/css; charset=utf-8' }],
     ['/assets/graphql-ws.js', { path: graphqlWs, contentType: javascript }],
     ['/assets/console.js', { path: join(PAGE_DIR, 'console.js'), contentType: javascript }],
+    ['/assets/workflow-graph.js', { path: join(PAGE_DIR, 'workflow-graph.js'), contentType: javascript }],
     ['/assets/uplot.js', { path: join(uplot, 'uPlot.iife.min.js'), contentType: javascript }],
     ['/assets/uplot.css', { path: join(uplot, 'uPlot.min.css'), contentType: 'text/css; charset=utf-8' }],
   ]);

@@ -149,14 +149,20 @@ export class JobService {
     return inserted!;
   }
 
-  /** Jobs of any kinds, each input checked by its kind's schema. See `submit`. */
-  submitJobs(submissions: readonly JobSubmission[], caller: Caller): Promise<InsertedJob[]> {
-    const waits = submissions.findIndex((submission) => submission.dependsOn?.length);
-    if (waits >= 0) {
-      const field = `inputs.${waits}.dependsOn`;
-      throw new JobServiceError('BAD_USER_INPUT', `${field}: submit jobs that wait for others one at a time, or as a workflow`, field);
+  /**
+   * Jobs of any kinds, each input checked by its kind's schema. See `submit`. A batch where a job
+   * names `dependsOn` (ids of the caller's jobs) is written whole as waiting jobs are (see
+   * WorkflowService.submitBatchAfter), and then takes no idempotency, unique or concurrency key.
+   */
+  async submitJobs(submissions: readonly JobSubmission[], caller: Caller): Promise<InsertedJob[]> {
+    if (!submissions.some((submission) => submission.dependsOn?.length)) {
+      return this.submit(submissions, caller, (prefix) => ({ job: prefix, input: `${prefix}input.` }));
     }
-    return this.submit(submissions, caller, (prefix) => ({ job: prefix, input: `${prefix}input.` }));
+    if (submissions.length > this.limits.maxBatchSize) {
+      throw new JobServiceError('BAD_USER_INPUT', `at most ${this.limits.maxBatchSize} jobs fit in one request; got ${submissions.length}`, 'inputs');
+    }
+    const jobs = await this.workflows.submitBatchAfter(submissions, caller);
+    return jobs.map((job) => ({ job, created: true }));
   }
 
   /**

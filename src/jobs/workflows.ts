@@ -21,11 +21,13 @@ import {
   type NewEdge,
   type NewStep,
   readWorkflowStatement,
+  type StepOfJob,
+  stepOfJobStatement,
   type WorkflowRow,
   type WorkflowStepRow,
 } from './sql/workflows.ts';
 
-export type { DependencyFailure };
+export type { DependencyFailure, StepOfJob };
 
 export interface WorkflowStepInput extends JobSubmission {
   /** The step's name, unique in its workflow: 1 to 100 characters. */
@@ -94,15 +96,41 @@ export class WorkflowService {
     submission: JobSubmission,
     dependsOn: readonly string[],
     onParentFailure: DependencyFailure | null | undefined,
-    { owner }: Caller,
+    caller: Caller,
   ): Promise<Job> {
-    if (submission.idempotencyKey || submission.uniqueKey || submission.concurrencyKey) {
-      throw new JobServiceError('BAD_USER_INPUT', 'a job with dependsOn takes no idempotency, unique or concurrency key', 'dependsOn');
-    }
-    const step = { ...submission, name: 'job', dependsOnJobs: dependsOn, onParentFailure };
-    const [job] = await this.write({ steps: [step] }, owner, null, { step: () => '', jobs: 'dependsOn' });
-    this.options.logger?.debug({ jobId: job!.id, parents: dependsOn.length }, `job ${job!.status}`);
+    const [job] = await this.submitWaiting([{ ...submission, dependsOn }], onParentFailure, caller, { step: () => '', jobs: 'dependsOn' });
     return job!;
+  }
+
+  /**
+   * A batch of jobs (submitJobs), all or none, each waiting for the jobs of the caller's it names
+   * in `dependsOn` (none: it is pending at once), outside any workflow. Errors name `inputs.N.`.
+   * No job of such a batch takes an idempotency, unique or concurrency key: the batch is written
+   * as a workflow's steps are, and those take none.
+   */
+  submitBatchAfter(submissions: readonly (JobSubmission & { dependsOn?: readonly string[] | null })[], caller: Caller): Promise<Job[]> {
+    return this.submitWaiting(submissions, null, caller, { step: (index) => `inputs.${index}.`, jobs: 'dependsOn' });
+  }
+
+  private async submitWaiting(
+    submissions: readonly (JobSubmission & { dependsOn?: readonly string[] | null })[],
+    onParentFailure: DependencyFailure | null | undefined,
+    { owner }: Caller,
+    fields: StepFields,
+  ): Promise<Job[]> {
+    for (const [index, submission] of submissions.entries()) {
+      if (!(submission.idempotencyKey || submission.uniqueKey || submission.concurrencyKey)) continue;
+      if (submissions.length === 1) {
+        throw new JobServiceError('BAD_USER_INPUT', 'a job with dependsOn takes no idempotency, unique or concurrency key', 'dependsOn');
+      }
+      const key = submission.idempotencyKey ? 'idempotencyKey' : submission.uniqueKey ? 'uniqueKey' : 'concurrencyKey';
+      const field = `${fields.step(index)}${key}`;
+      throw new JobServiceError('BAD_USER_INPUT', `${field}: no job of a batch where one has dependsOn takes an idempotency, unique or concurrency key`, field);
+    }
+    const steps = submissions.map(({ dependsOn, ...job }, index) => ({ ...job, name: String(index), dependsOnJobs: dependsOn ?? [], onParentFailure }));
+    const jobs = await this.write({ steps }, owner, null, fields);
+    for (const job of jobs) this.options.logger?.debug({ jobId: job.id }, `job ${job.status}`);
+    return jobs;
   }
 
   /** Checks the graph whole, then writes it in one transaction; the jobs in the order of the steps. */
@@ -194,11 +222,20 @@ export class WorkflowService {
     return jobs.map((job) => byId.get(job.id)!);
   }
 
-  async get(requestedId: string, { owner }: Caller): Promise<Workflow | null> {
+  /** The caller's workflow; an operator's read (the console) finds any owner's, as job(id) does. */
+  async get(requestedId: string, { owner, operator }: Caller): Promise<Workflow | null> {
     const id = toJobId(requestedId);
     if (!id) return null;
-    const read = await readWorkflowStatement(this.options.db, id, owner);
+    const read = await readWorkflowStatement(this.options.db, id, operator ? null : owner);
     return read ? { ...read.workflow, steps: read.steps } : null;
+  }
+
+  /**
+   * Which workflow a job is a step of. It names no owner: its caller has read the job already,
+   * and a job is a step of its owner's workflow only.
+   */
+  stepOf(jobId: string): Promise<StepOfJob | null> {
+    return stepOfJobStatement(this.options.db, jobId);
   }
 
   /** Cancels the steps that have not started; answers with the workflow as it now is. */
@@ -206,7 +243,8 @@ export class WorkflowService {
     const id = toJobId(requestedId);
     if (!id) throw workflowNotFound(requestedId);
     const count = await cancelWorkflowStatement(this.options.db, id, caller.owner);
-    const workflow = await this.get(id, caller);
+    // Cancelling is the owner's own, as cancelJob is: an operator's key finds only its own here.
+    const workflow = await this.get(id, { owner: caller.owner });
     if (!workflow) throw workflowNotFound(requestedId);
     this.options.logger?.debug({ workflowId: id, cancelled: count }, 'workflow cancelled');
     return workflow;

@@ -91,7 +91,8 @@ export interface JobContext {
    * The outcomes of the jobs this one depends on (workflows, `dependsOn`), by step name (or, for a
    * job outside the workflow, its id): status, result, and the error of one that failed or was
    * cancelled (which a dependent sees only under the policy `continue`). One read, when called;
-   * `{}` for a job without parents. Not available to handlers that run in a worker thread.
+   * `{}` for a job without parents. A handler in a worker thread has it too: the thread asks,
+   * and the main thread reads and answers.
    */
   parents(): Promise<Record<string, ParentOutcome>>;
 }

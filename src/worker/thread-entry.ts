@@ -7,6 +7,7 @@
  */
 
 import type { MessagePort } from 'node:worker_threads';
+import type { ParentOutcome } from '../jobs/sql/workflows.ts';
 
 /** The part of a JobContext a thread sees: an AbortSignal cannot cross to a thread. */
 export interface ThreadJobContext {
@@ -22,7 +23,18 @@ export interface ThreadHandlerContext extends ThreadJobContext {
    * Never throws: a value that cannot be cloned is dropped.
    */
   progress(value: unknown): void;
+  /**
+   * The outcomes of the job's parents, as JobContext.parents gives them: the main thread reads
+   * them when asked (one read a call), and answers on the task's port.
+   */
+  parents(): Promise<Record<string, ParentOutcome>>;
 }
+
+/** What a thread posts on its task's port: a progress value, or a request for the parents' outcomes. */
+export type ThreadMessage = { progress: unknown } | { parents: number };
+
+/** The main thread's answer to `{ parents: n }`, naming the same n. */
+export type ThreadReply = { parents: number; ok: true; value: Record<string, ParentOutcome> } | { parents: number; ok: false; message: string };
 
 /** One task: a job's handler to call, or, with no module, a ping that proves the thread is up. */
 export interface ThreadTask {
@@ -31,7 +43,7 @@ export interface ThreadTask {
   export?: string;
   input?: unknown;
   context?: ThreadJobContext;
-  /** Where the handler's progress values go (transferred with the task). */
+  /** Where the handler's progress values and requests for its parents go (transferred with the task). */
   progressPort?: MessagePort;
 }
 
@@ -58,8 +70,9 @@ export default async function runThreadTask(task: ThreadTask): Promise<ThreadOut
     const handler = await handlerOf(task.module, task.export ?? 'default');
     // Not enumerable: a handler that hands its context back (or logs it) must not meet a function
     // that a structured clone cannot copy.
-    const context = Object.defineProperty({ ...(task.context as ThreadJobContext) }, 'progress', {
-      value: (value: unknown) => post(port, value),
+    const context = Object.defineProperties({ ...(task.context as ThreadJobContext) }, {
+      progress: { value: (value: unknown) => post(port, value) },
+      parents: { value: parentsAsker(port) },
     }) as ThreadHandlerContext;
     return { ok: true, value: await handler(task.input, context) };
   } catch (error) {
@@ -71,10 +84,36 @@ export default async function runThreadTask(task: ThreadTask): Promise<ThreadOut
 
 function post(port: MessagePort | undefined, value: unknown): void {
   try {
-    port?.postMessage(value);
+    port?.postMessage({ progress: value } satisfies ThreadMessage);
   } catch {
     // Not cloneable (a function, say): dropped, as the main thread drops a value that is not JSON.
   }
+}
+
+/**
+ * Asks the main thread for the parents' outcomes. The port listens only once asked: a handler that
+ * never asks leaves it as it was, and the port closes with the task either way.
+ */
+function parentsAsker(port: MessagePort | undefined): () => Promise<Record<string, ParentOutcome>> {
+  const waiting = new Map<number, { resolve: (value: Record<string, ParentOutcome>) => void; reject: (error: Error) => void }>();
+  let asked = 0;
+  return () => {
+    if (!port) return Promise.reject(new Error('this task has no port to ask for its parents on'));
+    if (asked === 0) {
+      port.on('message', (reply: ThreadReply) => {
+        const request = waiting.get(reply.parents);
+        waiting.delete(reply.parents);
+        if (reply.ok) request?.resolve(reply.value);
+        else request?.reject(new Error(reply.message));
+      });
+    }
+    asked += 1;
+    const id = asked;
+    return new Promise((resolve, reject) => {
+      waiting.set(id, { resolve, reject });
+      port.postMessage({ parents: id } satisfies ThreadMessage);
+    });
+  };
 }
 
 async function handlerOf(url: string, name: string): Promise<ThreadHandlerFunction> {

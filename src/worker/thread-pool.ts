@@ -1,12 +1,12 @@
 import { isAbsolute } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { MessageChannel, receiveMessageOnPort } from 'node:worker_threads';
+import { MessageChannel, type MessagePort, receiveMessageOnPort } from 'node:worker_threads';
 import { Piscina } from 'piscina';
 import { type JobContext, PermanentJobError, type ThreadHandler } from '../kinds/define.ts';
 import { StartStop } from '../lifecycle.ts';
 import type { Logger } from '../logger.ts';
 import { siblingModule } from '../sibling-module.ts';
-import type { ThreadOutcome, ThreadTask } from './thread-entry.ts';
+import type { ThreadMessage, ThreadOutcome, ThreadReply, ThreadTask } from './thread-entry.ts';
 
 export interface ThreadPoolOptions {
   /** Threads kept running: at most this many thread jobs run at once, the rest wait their turn. */
@@ -84,9 +84,13 @@ export class ThreadPool extends StartStop {
     const pool = this.pool;
     if (!pool) throw new ThreadPoolNotRunningError();
     const { signal } = context;
-    // The thread's progress values come back on a port of their own: a function cannot cross.
+    // The thread's progress values, and its requests for its parents' outcomes, come on a port of
+    // their own: a function cannot cross.
     const { port1: progress, port2: progressPort } = new MessageChannel();
-    progress.on('message', (value: unknown) => context.progress(value));
+    progress.on('message', (message: ThreadMessage) => {
+      if ('progress' in message) context.progress(message.progress);
+      else void answerParents(progress, message.parents, context);
+    });
     const task: ThreadTask = {
       module: moduleUrl(handler.module),
       export: handler.export ?? 'default',
@@ -106,7 +110,8 @@ export class ThreadPool extends StartStop {
       // The answer comes on Piscina's port, which may overtake the last values on this one; they
       // were queued before it was sent, so they are taken here, before the handler counts as returned.
       for (let queued = receiveMessageOnPort(progress); queued; queued = receiveMessageOnPort(progress)) {
-        context.progress(queued.message);
+        const message = queued.message as ThreadMessage;
+        if ('progress' in message) context.progress(message.progress);
       }
       progress.close();
     }
@@ -116,6 +121,21 @@ export class ThreadPool extends StartStop {
     error.name = outcome.error.name;
     if (outcome.error.stack !== undefined) error.stack = outcome.error.stack;
     throw error;
+  }
+}
+
+/** Reads the job's parents for its thread (JobContext.parents), and answers on the task's port. */
+async function answerParents(port: MessagePort, id: number, context: JobContext): Promise<void> {
+  let reply: ThreadReply;
+  try {
+    reply = { parents: id, ok: true, value: await context.parents() };
+  } catch (error) {
+    reply = { parents: id, ok: false, message: error instanceof Error ? error.message : String(error) };
+  }
+  try {
+    port.postMessage(reply);
+  } catch {
+    // The task has ended and its port closed: nobody waits for the answer.
   }
 }
 

@@ -33,7 +33,7 @@ export function addSubmitJobTypes(builder: Builder, { AddJobPayload }: AddJobTyp
       dependsOn: t.idList({
         required: false,
         description:
-          'Ids of your jobs that must finish first: the job is WAITING till then (see submitWorkflow). Only in submitJob; takes no idempotency, unique or concurrency key.',
+          'Ids of your jobs that must finish first: the job is WAITING till then (see submitWorkflow). Such a job takes no idempotency, unique or concurrency key, nor does any job of a submitJobs batch where one names dependsOn.',
       }),
       concurrencyKey: t.string({
         required: false,

@@ -1,5 +1,5 @@
 import type { Job as JobRow } from '../../generated/prisma/client.ts';
-import { isFinished, type Workflow as WorkflowView, workflowNotFound } from '../../jobs/workflows.ts';
+import { isFinished, type StepOfJob, type Workflow as WorkflowView, workflowNotFound } from '../../jobs/workflows.ts';
 import type { Builder } from '../builder.ts';
 import { serviceCall, serviceStream } from '../errors.ts';
 import type { JobTypes } from './job.ts';
@@ -62,11 +62,30 @@ export function addWorkflowTypes(builder: Builder, { Job, JobStatus }: JobTypes)
     }),
   });
 
+  const StepOf = builder.objectRef<StepOfJob>('JobWorkflowStep').implement({
+    description: 'Which workflow a job is a step of, and its name there.',
+    fields: (t) => ({
+      workflowId: t.exposeID('workflowId'),
+      name: t.exposeString('name'),
+    }),
+  });
+
+  // One read per job that asks: the console asks for one job's, never a list's.
+  builder.objectField(Job, 'workflowStep', (t) =>
+    t.field({
+      type: StepOf,
+      nullable: true,
+      description: 'The workflow this job is a step of, and its step name there; null for a job outside any workflow.',
+      resolve: (job, _args, { jobs }) => serviceCall(() => jobs.workflows.stepOf(job.id)),
+    }),
+  );
+
   builder.queryField('workflow', (t) =>
     t.field({
       type: Workflow,
       nullable: true,
-      description: 'A workflow with its steps and their states. An unknown id is a NOT_FOUND error.',
+      description:
+        "A workflow with its steps and their states. An unknown id, or another key's workflow, is a NOT_FOUND error; an operator's key reads any owner's.",
       args: { id: t.arg.id({ required: true }) },
       resolve: (_root, { id }, { jobs, caller }) =>
         serviceCall(async () => {

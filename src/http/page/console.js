@@ -1,13 +1,15 @@
 // The operator console: overview, finding jobs, a job's detail, bulk actions and schedules. Every
 // action is a GraphQL mutation any API client may send too; live parts (the overview, a job's
 // detail) ride the page's one WebSocket (app.js passes its subscribe). uPlot draws the charts,
-// served by this service as /assets/uplot.js.
+// served by this service as /assets/uplot.js. A workflow's graph is workflow-graph.js's.
+
+import { startWorkflowView } from './workflow-graph.js';
 
 const JOB_DETAIL = `id kind status input result progress attempt maxAttempts lastError priority owner lockedBy
   uniqueKey concurrencyKey idempotencyKey version runAt createdAt lastUpdated completedOn retrievedAt
   attempts { attempt error failedAt worker }`;
 const FINAL = new Set(['RETRIEVED', 'FAILED', 'CANCELLED']);
-const LABEL = { PENDING: 'Pending', WIP: 'Running', COMPLETED: 'Completed', RETRIEVED: 'Retrieved', FAILED: 'Failed', CANCELLED: 'Cancelled' };
+const LABEL = { PENDING: 'Pending', WIP: 'Running', COMPLETED: 'Completed', RETRIEVED: 'Retrieved', FAILED: 'Failed', CANCELLED: 'Cancelled', WAITING: 'Waiting' };
 const ACTIONS = {
   retry: { status: 'FAILED', mutation: 'retryJobs', verb: 'Retry', noun: 'failed' },
   cancel: { status: 'PENDING', mutation: 'cancelJobs', verb: 'Cancel', noun: 'pending' },
@@ -46,6 +48,7 @@ export function startConsole({ graphql, subscribe, el, json }) {
   let endCursor = null;
   let schedulesReadAt = 0;
   let operator = true;
+  const workflows = startWorkflowView({ graphql, subscribe, el, openJob: (id) => showJob(id) });
 
   // ---- overview ----------------------------------------------------------------------------------
 
@@ -295,6 +298,7 @@ export function startConsole({ graphql, subscribe, el, json }) {
     $('detail-heading').textContent = `Job ${id}`;
     $('detail-body').replaceChildren(el('p', { className: 'hint', textContent: 'Loading…' }));
     section.focus();
+    workflows.showForJob(id);
     detailStop = subscribe(
       { query: `subscription Detail($id: ID!) { jobUpdated(id: $id) { ${JOB_DETAIL} } }`, variables: { id } },
       {
@@ -458,6 +462,7 @@ export function startConsole({ graphql, subscribe, el, json }) {
     $('f-owner').closest('.field').hidden = false;
     watchOverview();
     loadSchedules();
+    workflows.restart();
   }
 
   restart();

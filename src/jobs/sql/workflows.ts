@@ -148,44 +148,71 @@ export interface WorkflowStepRow {
   dependsOn: string[];
 }
 
-const readWorkflow: Statement = {
-  name: 'workflow_read',
-  text: `
-  SELECT w.id AS "workflowId", w.on_parent_failure AS "onParentFailure", floor(extract(epoch FROM w.created_at) * 1000)::float8 AS "workflowCreatedAt",
+function readWorkflowText(anyOwner: boolean): string {
+  return `
+  SELECT w.id AS "workflowId", w.owner AS "workflowOwner", w.on_parent_failure AS "onParentFailure",
+         floor(extract(epoch FROM w.created_at) * 1000)::float8 AS "workflowCreatedAt",
          s.name AS "stepName",
          coalesce((SELECT array_agg(d.parent_name ORDER BY d.parent_name) FROM job_dependency d WHERE d.child_id = s.job_id), '{}') AS "dependsOn",
          ${columns('job')}
   FROM workflow w
   JOIN workflow_step s ON s.workflow_id = w.id
   JOIN job ON job.id = s.job_id
-  WHERE w.id = $1 AND w.owner = $2
-  ORDER BY job.created_at, s.name`,
-};
+  WHERE w.id = $1${anyOwner ? '' : ' AND w.owner = $2'}
+  ORDER BY job.created_at, s.name`;
+}
+
+const readWorkflow: Statement = { name: 'workflow_read', text: readWorkflowText(false) };
+
+/** An operator's read (the console): whoever owns it. */
+const readAnyWorkflow: Statement = { name: 'workflow_read_any', text: readWorkflowText(true) };
 
 type ReadRow = JobRow & {
   workflowId: string;
+  workflowOwner: string;
   onParentFailure: DependencyFailure;
   workflowCreatedAt: number;
   stepName: string;
   dependsOn: string[];
 };
 
-/** The workflow and its steps, or null when the owner has none of that id. A pruned step is missing. */
+/**
+ * The workflow and its steps, or null when there is none of that id (of `owner`'s, unless owner
+ * is null: an operator's read). A pruned step is missing.
+ */
 export async function readWorkflowStatement(
   db: Queryable,
   id: string,
-  owner: string,
+  owner: string | null,
 ): Promise<{ workflow: WorkflowRow; steps: WorkflowStepRow[] } | null> {
-  const rows = await db.query<ReadRow>(readWorkflow, [id, owner]);
+  const rows = owner === null ? await db.query<ReadRow>(readAnyWorkflow, [id]) : await db.query<ReadRow>(readWorkflow, [id, owner]);
   const first = rows[0];
   if (!first) return null;
-  const workflow = { id: first.workflowId, owner, onParentFailure: first.onParentFailure, createdAt: new Date(first.workflowCreatedAt) };
-  const steps = rows.map(({ workflowId: _w, onParentFailure: _p, workflowCreatedAt: _c, stepName, dependsOn, ...job }) => ({
+  const workflow = { id: first.workflowId, owner: first.workflowOwner, onParentFailure: first.onParentFailure, createdAt: new Date(first.workflowCreatedAt) };
+  const steps = rows.map(({ workflowId: _w, workflowOwner: _o, onParentFailure: _p, workflowCreatedAt: _c, stepName, dependsOn, ...job }) => ({
     name: stepName,
     dependsOn,
     job: toJob(job),
   }));
   return { workflow, steps };
+}
+
+/** Which workflow a job is a step of, and its name there. */
+export interface StepOfJob {
+  workflowId: string;
+  name: string;
+}
+
+/* One row at most, by workflow_step_job_key; a step's name and workflow never change. */
+const stepOfJob: Statement = {
+  name: 'workflow_step_of_job',
+  text: `SELECT workflow_id AS "workflowId", name FROM workflow_step WHERE job_id = $1`,
+};
+
+/** Null for a job outside any workflow (a single job with dependsOn included). */
+export async function stepOfJobStatement(db: Queryable, jobId: string): Promise<StepOfJob | null> {
+  const [row] = await db.query<StepOfJob>(stepOfJob, [jobId]);
+  return row ?? null;
 }
 
 /** What a step's handler is told of one parent. */

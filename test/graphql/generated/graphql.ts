@@ -41,7 +41,7 @@ export type OnUnique =
 export type SubmitJobInput = {
   /** 1 to 200 characters. Jobs of one key run at most the kind's `concurrencyPerKey` at once, and start at most as its per-key `rateLimit` allows, in submission order; only for kinds that set one of them. */
   concurrencyKey?: string | null | undefined;
-  /** Ids of your jobs that must finish first: the job is WAITING till then (see submitWorkflow). Only in submitJob; takes no idempotency, unique or concurrency key. */
+  /** Ids of your jobs that must finish first: the job is WAITING till then (see submitWorkflow). Such a job takes no idempotency, unique or concurrency key, nor does any job of a submitJobs batch where one names dependsOn. */
   dependsOn?: Array<string | number> | null | undefined;
   /** Submitting again with the same key and input returns the first job instead of a new one; the same key with other input is refused with CONFLICT. */
   idempotencyKey?: string | null | undefined;

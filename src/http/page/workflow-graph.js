@@ -1,0 +1,300 @@
+// The console's workflow view: a workflow's steps drawn as a graph (inline SVG, parents above
+// their children), each step's state kept live by the workflowUpdated subscription on the page's
+// one WebSocket. Reached by #workflow/<id>, by the form in its section, and from the job view of
+// a job that is a step. A step's node opens its job (console.js's job view).
+//
+// The layout is by layers: a step's layer is the longest path to it from a step with no parents,
+// and a barycentre sweep orders each layer to cut crossings. Both are linear in the steps and
+// edges (a sort per layer), so 1,000 steps lay out in a few milliseconds; beyond GRAPH_MAX_STEPS
+// a drawing would be too wide to read, and the steps are listed by layer instead. The graph's
+// shape never changes after submission, so a change redraws nothing: it sets each node's state.
+
+const GRAPH_MAX_STEPS = 200;
+/** Sweeps of the barycentre ordering, each down then up; more rarely removes another crossing. */
+const SWEEPS = 4;
+const NODE = { width: 168, height: 66, gapX: 20, gapY: 40, pad: 8 };
+const NAME_CHARS = 20;
+const SVG = 'http://www.w3.org/2000/svg';
+/** The state in words and a glyph, so that it is never told by colour alone. */
+const STATE = {
+  WAITING: { label: 'Waiting', glyph: '◇' },
+  PENDING: { label: 'Pending', glyph: '○' },
+  WIP: { label: 'Running', glyph: '▶' },
+  COMPLETED: { label: 'Completed', glyph: '✓' },
+  RETRIEVED: { label: 'Retrieved', glyph: '✓' },
+  FAILED: { label: 'Failed', glyph: '✕' },
+  CANCELLED: { label: 'Cancelled', glyph: '⊘' },
+};
+const WORKFLOW_FIELDS = 'id finished steps { name jobId kind status dependsOn }';
+
+const $ = (id) => document.getElementById(id);
+const stateOf = (status) => STATE[status] ?? { label: status, glyph: '?' };
+const shorten = (text, length) => (text.length > length ? `${text.slice(0, length - 1)}…` : text);
+
+function svg(tag, attributes = {}, ...children) {
+  const element = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, String(value));
+  element.append(...children.filter(Boolean));
+  return element;
+}
+
+/**
+ * Layers and their order for `steps` ({ name, dependsOn }): `layers[k]` holds the indexes of
+ * layer k's steps, left to right. A name in dependsOn that is no step (a job outside the
+ * workflow, or a pruned step) draws no edge.
+ */
+export function layoutWorkflow(steps) {
+  const byName = new Map(steps.map((step, index) => [step.name, index]));
+  const parents = steps.map((step) => step.dependsOn.map((name) => byName.get(name)).filter((index) => index !== undefined));
+  const children = steps.map(() => []);
+  for (const [child, list] of parents.entries()) for (const parent of list) children[parent].push(child);
+  // Kahn's order: a step is placed once all its parents are, one layer below the lowest of them.
+  const left = parents.map((list) => list.length);
+  const depth = steps.map(() => 0);
+  const queue = left.flatMap((count, index) => (count === 0 ? [index] : []));
+  for (let head = 0; head < queue.length; head += 1) {
+    for (const child of children[queue[head]]) {
+      depth[child] = Math.max(depth[child], depth[queue[head]] + 1);
+      if (--left[child] === 0) queue.push(child);
+    }
+  }
+  const layers = [];
+  for (const [index, layer] of depth.entries()) (layers[layer] ??= []).push(index);
+  // A step's position is its place in its layer scaled to 0..1, so layers of different widths compare.
+  const position = new Float64Array(steps.length);
+  const place = (layer) => layer.forEach((index, at) => (position[index] = (at + 0.5) / layer.length));
+  layers.forEach(place);
+  const reorder = (layer, neighbours) => {
+    const key = new Map(layer.map((index) => {
+      const list = neighbours[index];
+      return [index, list.length === 0 ? position[index] : list.reduce((sum, other) => sum + position[other], 0) / list.length];
+    }));
+    layer.sort((a, b) => key.get(a) - key.get(b));
+    place(layer);
+  };
+  for (let sweep = 0; sweep < SWEEPS; sweep += 1) {
+    for (let at = 1; at < layers.length; at += 1) reorder(layers[at], parents);
+    for (let at = layers.length - 2; at >= 0; at -= 1) reorder(layers[at], children);
+  }
+  return { layers, parents, depth };
+}
+
+export function startWorkflowView({ graphql, subscribe, el, openJob }) {
+  let shownId;
+  let stop;
+  /** jobId → the node (or row) showing that step, while the drawn graph is the workflow's. */
+  let nodes = new Map();
+  let drawnShape = '';
+  let jobAsked;
+  let fits = () => undefined;
+  const resized = new ResizeObserver(() => fits());
+
+  function show(id, { focus = true } = {}) {
+    stop?.();
+    stop = undefined;
+    shownId = id;
+    nodes = new Map();
+    drawnShape = '';
+    delete $('workflows').dataset.finished;
+    resized.disconnect();
+    $('workflow-id').value = id;
+    $('workflow-error').textContent = '';
+    $('workflow-status').textContent = 'Loading…';
+    $('workflow-view').replaceChildren();
+    if (focus) {
+      $('workflows').focus();
+      $('workflows').scrollIntoView({ block: 'start' });
+    }
+    stop = subscribe(
+      { query: `subscription Workflow($id: ID!) { workflowUpdated(id: $id) { ${WORKFLOW_FIELDS} } }`, variables: { id } },
+      {
+        next: (message) => {
+          if (shownId !== id) return;
+          if (message.data?.workflowUpdated) render(message.data.workflowUpdated);
+          else if (message.errors?.length) refuse(message.errors);
+        },
+        error: (errors) => {
+          if (shownId === id) refuse(Array.isArray(errors) ? errors : [{ message: 'the live connection failed' }]);
+        },
+        complete: () => undefined,
+      },
+    );
+  }
+
+  function refuse(errors) {
+    $('workflow-status').textContent = '';
+    $('workflow-view').replaceChildren();
+    const notFound = errors.some((error) => error.extensions?.code === 'NOT_FOUND');
+    $('workflow-error').textContent = notFound ? `No workflow ${shownId} is yours to see.` : `Could not show the workflow: ${errors[0]?.message ?? 'unknown error'}`;
+  }
+
+  function render(workflow) {
+    const shape = workflow.steps.map((step) => `${step.jobId}:${step.dependsOn.join(',')}`).join(';');
+    if (shape !== drawnShape) {
+      drawnShape = shape;
+      nodes = new Map();
+      const layout = layoutWorkflow(workflow.steps);
+      resized.disconnect();
+      $('workflow-view').replaceChildren(workflow.steps.length <= GRAPH_MAX_STEPS ? drawGraph(workflow, layout) : listSteps(workflow, layout));
+    }
+    for (const step of workflow.steps) nodes.get(step.jobId)?.(step);
+    const counts = new Map();
+    for (const step of workflow.steps) counts.set(step.status, (counts.get(step.status) ?? 0) + 1);
+    const parts = Object.keys(STATE).filter((status) => counts.has(status)).map((status) => `${counts.get(status)} ${stateOf(status).label.toLowerCase()}`);
+    const steps = workflow.steps.length;
+    $('workflow-status').textContent =
+      `Workflow ${workflow.id}: ${steps} step${steps === 1 ? '' : 's'}, ${parts.join(', ')}.` +
+      (workflow.finished ? ' Finished.' : '') +
+      (steps > GRAPH_MAX_STEPS ? ` Listed by layer: a graph is drawn up to ${GRAPH_MAX_STEPS} steps.` : '');
+    $('workflows').dataset.finished = String(workflow.finished);
+  }
+
+  function drawGraph(workflow, { layers, parents }) {
+    const { width, height, gapX, gapY, pad } = NODE;
+    const widest = Math.max(...layers.map((layer) => layer.length));
+    const graphWidth = widest * (width + gapX) - gapX + 2 * pad;
+    const graphHeight = layers.length * (height + gapY) - gapY + 2 * pad;
+    const at = new Map();
+    for (const [row, layer] of layers.entries()) {
+      const offset = pad + ((widest - layer.length) * (width + gapX)) / 2;
+      for (const [column, index] of layer.entries()) at.set(index, { x: offset + column * (width + gapX), y: pad + row * (height + gapY) });
+    }
+    const edges = svg('g', { class: 'edges', 'aria-hidden': 'true' });
+    for (const [child, list] of parents.entries()) {
+      const to = at.get(child);
+      for (const parent of list) {
+        const from = at.get(parent);
+        const [x1, y1, x2, y2] = [from.x + width / 2, from.y + height, to.x + width / 2, to.y - 4];
+        edges.append(svg('path', { d: `M${x1} ${y1} C${x1} ${y1 + gapY / 2} ${x2} ${y2 - gapY / 2} ${x2} ${y2}`, 'marker-end': 'url(#workflow-arrow)' }));
+      }
+    }
+    const steps = svg('g', { class: 'steps' });
+    // In layer order, so that the Tab key walks the graph from its roots down.
+    for (const index of layers.flat()) {
+      const step = workflow.steps[index];
+      const { x, y } = at.get(index);
+      // A button named by its lines as they read, "fetch stage Running": the glyph beside the state's
+      // word is hidden from that name. (An aria-label would differ from the text shown, which axe refuses.)
+      const glyph = svg('text', { class: 'glyph', x: 10, y: 57, 'aria-hidden': 'true' });
+      const state = svg('text', { class: 'state', x: 26, y: 57 });
+      const name = shorten(step.name, NAME_CHARS);
+      const node = svg(
+        'g',
+        { class: 'step', transform: `translate(${x} ${y})`, role: 'button', tabindex: 0, 'data-name': step.name },
+        svg('rect', { class: 'ring', x: -4, y: -4, width: width + 8, height: height + 8, rx: 9 }),
+        svg('rect', { class: 'box', width, height, rx: 6 }),
+        svg('text', { class: 'name', x: 10, y: 20 }, name),
+        svg('text', { class: 'kind', x: 10, y: 38 }, shorten(step.kind, NAME_CHARS + 2)),
+        glyph,
+        state,
+        name === step.name ? null : svg('title', {}, step.name),
+      );
+      const open = () => openJob(step.jobId);
+      node.addEventListener('click', open);
+      node.addEventListener('keydown', (event) => {
+        if (event.key !== 'Enter' && event.key !== ' ') return;
+        event.preventDefault();
+        open();
+      });
+      nodes.set(step.jobId, (current) => {
+        const { label, glyph: mark } = stateOf(current.status);
+        node.dataset.status = current.status;
+        glyph.textContent = mark;
+        state.textContent = label;
+      });
+      steps.append(node);
+    }
+    const arrow = svg(
+      'defs',
+      {},
+      svg('marker', { id: 'workflow-arrow', viewBox: '0 0 10 10', refX: 9, refY: 5, markerWidth: 7, markerHeight: 7, orient: 'auto-start-reverse' }, svg('path', { d: 'M0 0 L10 5 L0 10 z' })),
+    );
+    const drawing = svg(
+      'svg',
+      { width: graphWidth, height: graphHeight, viewBox: `0 0 ${graphWidth} ${graphHeight}`, role: 'group', 'aria-label': `The workflow's ${workflow.steps.length} steps, each above the steps that wait for it` },
+      arrow,
+      edges,
+      steps,
+    );
+    const wrap = el('div', { className: 'workflow-graph' }, drawing);
+    // A graph a little wider than the panel is scaled down to fit; a much wider one would be
+    // unreadable so, and scrolls. Decided again when the panel's width changes (a phone turned).
+    fits = () => wrap.classList.toggle('fit', graphWidth <= wrap.clientWidth * 1.25);
+    resized.observe(wrap);
+    return el('div', {}, el('p', { className: 'hint', textContent: 'Arrows run from a step to the steps that wait for it. Choose a step to open its job.' }), wrap);
+  }
+
+  function listSteps(workflow, { layers }) {
+    const head = el('tr', {}, ...['Layer', 'Step', 'Kind', 'State', 'Waits for'].map((name) => el('th', { scope: 'col', textContent: name })));
+    const rows = [];
+    for (const [depth, layer] of layers.entries()) {
+      for (const index of layer) {
+        const step = workflow.steps[index];
+        const open = el('button', { type: 'button', className: 'job-link' }, step.name, el('span', { className: 'visually-hidden', textContent: ': open its job' }));
+        open.addEventListener('click', () => openJob(step.jobId));
+        const chip = el('span', { className: 'chip' });
+        const row = el('tr', {}, el('td', { textContent: String(depth + 1) }), el('td', {}, open), el('td', { textContent: step.kind }), el('td', {}, chip), el('td', { textContent: step.dependsOn.join(', ') || '—' }));
+        row.dataset.name = step.name;
+        nodes.set(step.jobId, (current) => {
+          const { label, glyph } = stateOf(current.status);
+          row.dataset.status = current.status;
+          chip.dataset.status = current.status;
+          chip.replaceChildren(el('span', { ariaHidden: 'true', textContent: `${glyph} ` }), label);
+        });
+        rows.push(row);
+      }
+    }
+    const table = el('table', { className: 'console-table' }, el('thead', {}, head), el('tbody', {}, ...rows));
+    return el('div', { className: 'table-wrap', tabIndex: 0, role: 'region', ariaLabel: 'The workflow\'s steps by layer' }, table);
+  }
+
+  /** In the job view: which workflow the job is a step of, with a link to its graph. */
+  async function showForJob(jobId) {
+    jobAsked = jobId;
+    const place = $('detail-workflow');
+    place.hidden = true;
+    place.replaceChildren();
+    let step;
+    try {
+      step = (await graphql('query StepOf($id: ID!) { job(id: $id) { workflowStep { workflowId name } } }', { id: jobId })).job?.workflowStep;
+    } catch {
+      return; // The job view says what went wrong with the job itself.
+    }
+    if (!step || jobAsked !== jobId) return;
+    const link = el('a', { href: `#workflow/${encodeURIComponent(step.workflowId)}` }, 'Show the workflow graph');
+    // The hash does not change when it already names this workflow; open it all the same.
+    link.addEventListener('click', () => {
+      if (location.hash === link.hash) show(step.workflowId);
+    });
+    place.replaceChildren(el('p', {}, 'Step ', el('strong', { textContent: step.name }), ' of workflow ', el('code', { textContent: step.workflowId }), '. ', link));
+    place.hidden = false;
+  }
+
+  function fromHash() {
+    const match = /^#workflow\/(.+)$/.exec(location.hash);
+    if (match) show(decodeURIComponent(match[1]));
+  }
+
+  $('workflow-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const id = $('workflow-id').value.trim();
+    if (!id) {
+      $('workflow-error').textContent = 'Enter a workflow ID.';
+      $('workflow-id').focus();
+      return;
+    }
+    const hash = `#workflow/${encodeURIComponent(id)}`;
+    if (location.hash === hash) show(id);
+    else location.hash = hash;
+  });
+  window.addEventListener('hashchange', fromHash);
+  fromHash();
+
+  return {
+    showForJob,
+    /** A new key: the shown workflow is read again, as that key may see it. */
+    restart() {
+      if (shownId !== undefined) show(shownId, { focus: false });
+    },
+  };
+}
