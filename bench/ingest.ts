@@ -112,6 +112,7 @@ export async function ingestBenchmark(context: BenchContext): Promise<BenchResul
       'targets (issue): addJob ≥ 5,000 jobs/s at 10 connections; addJobs ≥ 30,000 jobs/s',
       'last column: jobs in the table after the phase (warm-up included) minus 2xx answers × jobs per request; negative would be a loss, a small positive number is requests in flight when autocannon stopped',
       'one service process for all rows, in this order, on one fresh database',
+      'the peers (graphile-worker, pg-boss, BullMQ, which has no HTTP API) are in the enqueue module: in-process adds through each client',
       'CPU per request: each process\'s CPU time over the warm-up and the timed run, divided by the 2xx answers of both (/proc; PostgreSQL is the backends of this database). Their sum against the 2 cores bounds requests/s',
     ],
     data: measured,

@@ -17,6 +17,7 @@ const BENCHMARKS: Record<string, () => Promise<Benchmark>> = {
   drain: async () => (await import('./drain.ts')).drainBenchmark,
   latency: async () => (await import('./latency.ts')).latencyBenchmark,
   ingest: async () => (await import('./ingest.ts')).ingestBenchmark,
+  enqueue: async () => (await import('./enqueue.ts')).enqueueBenchmark,
   fanout: async () => (await import('./fanout.ts')).fanoutBenchmark,
   idle: async () => (await import('./idle.ts')).idleBenchmark,
   cost: async () => (await import('./cost.ts')).costBenchmark,
