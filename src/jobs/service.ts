@@ -1,25 +1,17 @@
-import { context as traceContext, trace, type Tracer } from '@opentelemetry/api';
+import type { Tracer } from '@opentelemetry/api';
 import type { Database } from '../db/database.ts';
 import type { Job, JobStatus } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 import type { Metrics } from '../metrics/metrics.ts';
 import { JobServiceError, jobNotFound } from './errors.ts';
 import type { KindRegistry } from '../kinds/registry.ts';
-import {
-  type AddJobInput,
-  type FieldPaths,
-  firstWithSameKey,
-  firstWithSameUniqueKey,
-  type JobSubmission,
-  toNewJob,
-} from './job-input.ts';
+import type { AddJobInput, JobSubmission } from './job-input.ts';
 import { JobIdGenerator, toJobId } from './ids.ts';
-import { InsertCoalescer } from './insert-coalescer.ts';
 import { ReadCoalescer } from './read-coalescer.ts';
-import { failSpan, JOB_COUNT, JOB_ID, JOB_KIND, traceparentOf } from './job-spans.ts';
+import { JobSubmitter } from './submission.ts';
 import type { JobEventHub } from './events.ts';
 import { cancelJobStatement, retrieveJobStatement } from './sql/customer.ts';
-import { type InsertedJob, isKeyRace, type NewJob, type StoredJob } from './sql/insert.ts';
+import type { InsertedJob } from './sql/insert.ts';
 import { listJobsQuery } from './sql/reads.ts';
 import { openJobWatch } from './watch.ts';
 import { ScheduleService } from '../schedules/service.ts';
@@ -83,8 +75,8 @@ const READ_BATCH_SIZE = 1000;
  * following a job's changes is watch.ts's.
  */
 export class JobService {
-  /** Concurrent requests' new jobs, sent as one INSERT. */
-  private readonly inserts: InsertCoalescer;
+  /** New jobs without dependencies: checked, then stored (concurrent requests share an INSERT). */
+  private readonly submitter: JobSubmitter;
   /** Concurrent reads of single jobs (the `job` query, every subscriber's), sent as one SELECT. */
   private readonly reads: ReadCoalescer;
   private readonly ids = new JobIdGenerator();
@@ -99,7 +91,6 @@ export class JobService {
 
   private readonly db: Database;
   private readonly hub: JobEventHub;
-  private readonly kinds: KindRegistry;
   private readonly limits: JobServiceLimits;
   private readonly options: JobServiceOptions;
 
@@ -107,10 +98,8 @@ export class JobService {
     this.options = options;
     this.db = options.db;
     this.hub = options.hub;
-    this.kinds = options.kinds;
     this.limits = options.limits;
-    // A shared statement never grows past what one request may send on its own.
-    this.inserts = new InsertCoalescer(options.db, Math.max(options.limits.maxBatchSize, 1000));
+    this.submitter = new JobSubmitter({ ...options, ids: this.ids });
     this.reads = new ReadCoalescer(options.db, READ_BATCH_SIZE);
     this.schedules = new ScheduleService({ db: options.db, kinds: options.kinds, ids: this.ids, maxInputBytes: options.limits.maxInputBytes });
     this.kindControl = new KindControl({ db: options.db, kinds: options.kinds, logger: options.logger });
@@ -139,7 +128,7 @@ export class JobService {
 
   async addJobs(inputs: readonly AddJobInput[], caller: Caller): Promise<InsertedJob[]> {
     const submissions = inputs.map(({ num1, num2, ...options }): JobSubmission => ({ kind: 'add', input: { num1, num2 }, ...options }));
-    return this.submit(submissions, caller, (prefix) => ({ job: prefix, input: prefix }));
+    return this.submitter.submit(submissions, caller, (prefix) => ({ job: prefix, input: prefix }));
   }
 
   async submitJob(submission: JobSubmission, caller: Caller): Promise<InsertedJob> {
@@ -150,115 +139,19 @@ export class JobService {
   }
 
   /**
-   * Jobs of any kinds, each input checked by its kind's schema. See `submit`. A batch where a job
+   * Jobs of any kinds, each input checked by its kind's schema. See JobSubmitter.submit. A batch where a job
    * names `dependsOn` (ids of the caller's jobs) is written whole as waiting jobs are (see
    * WorkflowService.submitBatchAfter), and then takes no idempotency, unique or concurrency key.
    */
   async submitJobs(submissions: readonly JobSubmission[], caller: Caller): Promise<InsertedJob[]> {
     if (!submissions.some((submission) => submission.dependsOn?.length)) {
-      return this.submit(submissions, caller, (prefix) => ({ job: prefix, input: `${prefix}input.` }));
+      return this.submitter.submit(submissions, caller, (prefix) => ({ job: prefix, input: `${prefix}input.` }));
     }
     if (submissions.length > this.limits.maxBatchSize) {
       throw new JobServiceError('BAD_USER_INPUT', `at most ${this.limits.maxBatchSize} jobs fit in one request; got ${submissions.length}`, 'inputs');
     }
     const jobs = await this.workflows.submitBatchAfter(submissions, caller);
     return jobs.map((job) => ({ job, created: true }));
-  }
-
-  /**
-   * Adds jobs in one statement, all or none; the answer keeps the order of `submissions`. An
-   * idempotency key already used by the caller answers with its first job (created: false) when
-   * the kind and input match it, and refuses the whole request with CONFLICT when they differ. A
-   * unique key held by a pending or running job of the same kind answers with that job
-   * (onUnique `existing`) or refuses the whole request with CONFLICT (`refuse`).
-   */
-  private submit(
-    submissions: readonly JobSubmission[],
-    caller: Caller,
-    pathsFor: (prefix: string) => FieldPaths,
-  ): Promise<InsertedJob[]> {
-    const { tracer } = this.options;
-    if (!tracer) return this.store(submissions, caller, pathsFor, null);
-    const attributes = { [JOB_KIND]: [...new Set(submissions.map((submission) => submission.kind))].join(','), [JOB_COUNT]: submissions.length };
-    // The request's span, when it has one, is the parent; the jobs store this span's context.
-    return tracer.startActiveSpan('job.submit', { attributes }, async (span) => {
-      try {
-        const answer = await this.store(submissions, caller, pathsFor, traceparentOf(trace.setSpan(traceContext.active(), span)));
-        if (answer.length === 1) span.setAttribute(JOB_ID, answer[0]!.job.id);
-        return answer;
-      } catch (error) {
-        failSpan(span, error);
-        throw error;
-      } finally {
-        span.end();
-      }
-    });
-  }
-
-  /** `submit`'s work; each new job stores `traceparent`, the submission's trace context (null while tracing is off). */
-  private async store(
-    submissions: readonly JobSubmission[],
-    caller: Caller,
-    pathsFor: (prefix: string) => FieldPaths,
-    traceparent: string | null,
-  ): Promise<InsertedJob[]> {
-    if (submissions.length === 0) throw new JobServiceError('BAD_USER_INPUT', 'give at least one job', 'inputs');
-    if (submissions.length > this.limits.maxBatchSize) {
-      throw new JobServiceError(
-        'BAD_USER_INPUT',
-        `at most ${this.limits.maxBatchSize} jobs fit in one request; got ${submissions.length}`,
-        'inputs',
-      );
-    }
-    const pathOf = (index: number) => (submissions.length > 1 ? `inputs.${index}.` : '');
-    const context = { kinds: this.kinds, owner: caller.owner, ids: this.ids, limits: this.limits };
-    const jobs = submissions.map((submission, index) => toNewJob(submission, pathsFor(pathOf(index)), context));
-    if (traceparent) for (const job of jobs) job.traceparent = traceparent;
-    const firstOf = firstWithSameUniqueKey(jobs, firstWithSameKey(jobs, pathOf), pathOf);
-    const sent = jobs.filter((_job, index) => firstOf[index] === index);
-    const stored = await this.insertRequest(sent);
-    for (const [index, job] of jobs.entries()) {
-      const { job: existing, outcome } = stored.get(job.id) ?? {};
-      if (outcome === 'conflict') {
-        const field = `${pathOf(index)}idempotencyKey`;
-        throw new JobServiceError('CONFLICT', `${field} was first used for job ${existing!.id}, with other input`, field);
-      }
-      if (outcome === 'held') {
-        const field = `${pathOf(index)}uniqueKey`;
-        throw new JobServiceError('CONFLICT', `${field} is held by job ${existing!.id}, which is ${existing!.status}`, field);
-      }
-    }
-    const answer = jobs.map((_job, index): InsertedJob => {
-      const first = jobs[firstOf[index]!]!;
-      const { job, outcome } = stored.get(first.id)!;
-      return { job, created: outcome === 'created' && first === jobs[index] };
-    });
-    for (const { job, created } of answer) {
-      if (!created) continue;
-      this.options.metrics?.jobsCreated.inc({ kind: job.kind });
-      this.options.logger?.debug({ jobId: job.id, kind: job.kind }, 'job pending');
-    }
-    return answer;
-  }
-
-  /**
-   * One request's jobs, in one statement. A statement that lost a race for a key to another
-   * transaction wrote nothing, and is sent again: the next one sees the winner. Three rounds
-   * cover any interleaving of two such statements.
-   */
-  private async insertRequest(jobs: readonly NewJob[]): Promise<Map<string, StoredJob>> {
-    for (let round = 1; ; round += 1) {
-      try {
-        return await this.inserts.insert(jobs);
-      } catch (error) {
-        if (!isKeyRace(error)) throw error;
-        if (round === 3) {
-          throw new JobServiceError('CONFLICT', 'an idempotency or unique key is in use by a request still running; retry', undefined, {
-            cause: error,
-          });
-        }
-      }
-    }
   }
 
   /** A pure read: it never changes the job. An operator reads any owner's job (and so watches it). */
