@@ -4,7 +4,8 @@ import { type JobErrorCode, JobServiceError } from '../jobs/errors.ts';
 import type { Job } from '../jobs/service.ts';
 import { addNumbersOf } from '../kinds/add.ts';
 import type { ScheduleView } from '../schedules/service.ts';
-import { isFinished, type Workflow } from '../jobs/workflows.ts';
+import { isFinished } from '../jobs/workflow-watch.ts';
+import type { Workflow } from '../jobs/workflows.ts';
 import type { AddJobAnswer, JobAnswer, ScheduleAnswer, WorkflowAnswer } from './rest-schemas.ts';
 
 const STATUS_OF: Record<JobErrorCode, number> = {

@@ -5,12 +5,13 @@
  * parent to its dependents is the database's, in the statement that finishes the parent.
  */
 import type { Database } from '../db/database.ts';
-import type { Job, JobStatus } from '../generated/prisma/client.ts';
+import type { Job } from '../generated/prisma/client.ts';
 import type { KindRegistry } from '../kinds/registry.ts';
 import type { Logger } from '../logger.ts';
 import type { Caller } from './service.ts';
 import { JobServiceError } from './errors.ts';
 import type { JobEventHub } from './events.ts';
+import { watchWorkflow } from './workflow-watch.ts';
 import { type JobIdGenerator, toJobId } from './ids.ts';
 import { type JobInputLimits, type JobSubmission, toNewJob } from './job-input.ts';
 import {
@@ -257,76 +258,12 @@ export class WorkflowService {
    * async generator: return() must let go at once, even while next() waits for a change.
    */
   watch(requestedId: string, caller: Caller): AsyncIterableIterator<Workflow> {
-    const { hub } = this.options;
-    let stepIds: Set<string> | undefined;
-    const early: string[] = [];
-    let dirty = false;
-    let closed = false;
-    let current: Workflow | undefined;
-    let wake: (() => void) | undefined;
-    const changed = () => {
-      dirty = true;
-      wake?.();
-    };
-    const stopEvents = hub.onEvents((events) => {
-      for (const event of events) {
-        if (!stepIds) early.push(event.id);
-        else if (stepIds.has(event.id)) return changed();
-      }
-    });
-    const stopResync = hub.onResync(changed);
-    const close = () => {
-      closed = true;
-      stopEvents();
-      stopResync();
-      wake?.();
-    };
-    const done = { value: undefined, done: true } as const;
-    const read = async (): Promise<Workflow> => {
+    return watchWorkflow(this.options.hub, async () => {
       const workflow = await this.get(requestedId, caller);
       if (!workflow) throw workflowNotFound(requestedId);
       return workflow;
-    };
-    const iterator: AsyncIterableIterator<Workflow> = {
-      next: async () => {
-        try {
-          if (closed) return done;
-          if (!current) {
-            current = await read();
-            stepIds = new Set(current.steps.map((step) => step.job.id));
-            dirty = early.some((id) => stepIds!.has(id));
-            return { value: current, done: false };
-          }
-          if (current.steps.every((step) => isFinished(step.job.status))) {
-            close();
-            return done;
-          }
-          if (!dirty) await new Promise<void>((resolve) => (wake = resolve));
-          wake = undefined;
-          if (closed) return done;
-          dirty = false;
-          current = await read();
-          return { value: current, done: false };
-        } catch (error) {
-          close();
-          throw error;
-        }
-      },
-      return: async () => {
-        close();
-        return done;
-      },
-      [Symbol.asyncIterator]() {
-        return this;
-      },
-    };
-    return iterator;
+    });
   }
-}
-
-/** Whether a step has finished: nothing more happens to it but a retrieve. */
-export function isFinished(status: JobStatus): boolean {
-  return status === 'completed' || status === 'retrieved' || status === 'failed' || status === 'cancelled';
 }
 
 export function workflowNotFound(id: string): JobServiceError {

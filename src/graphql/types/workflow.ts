@@ -1,5 +1,6 @@
 import type { Job as JobRow } from '../../generated/prisma/client.ts';
-import { isFinished, type StepOfJob, type Workflow as WorkflowView, workflowNotFound } from '../../jobs/workflows.ts';
+import { isFinished } from '../../jobs/workflow-watch.ts';
+import { type StepOfJob, type Workflow as WorkflowView, workflowNotFound } from '../../jobs/workflows.ts';
 import type { Builder } from '../builder.ts';
 import { serviceCall, serviceStream } from '../errors.ts';
 import type { JobTypes } from './job.ts';
