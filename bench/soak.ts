@@ -80,7 +80,7 @@ try {
       `| ${m.minute} | ${m.submitted} | ${fixed(m.completedPerSecond, 0)} | ${fixed(m.e2eP50Ms, 2)} | ${fixed(m.e2eP99Ms, 2)} | ${fixed(m.rssMiB)} | ${fixed(m.tableMiB)} | ${fixed(m.indexesMiB)} | ${m.liveTuples} | ${m.deadTuples} | ${m.autovacuumRuns} | ${m.backlog} |`,
     );
   }
-  console.log(`\naccepted ${report.accepted}, refused ${report.refused}, sent again after a 503 ${report.unavailable}, shed by the load (service behind) ${report.shed}, completed ${report.completed}, failed ${report.failed}, lost ${report.lost}`);
+  console.log(`\naccepted ${report.accepted}, refused ${report.refused}, sent again (a 503, or a reused socket reset) ${report.sentAgain}, shed by the load (service behind) ${report.shed}, completed ${report.completed}, failed ${report.failed}, lost ${report.lost}`);
   const resultsDir = fileURLToPath(new URL('./results/', import.meta.url));
   mkdirSync(resultsDir, { recursive: true });
   const file = `${resultsDir}soak-${startedAt.toISOString().replace(/[:.]/g, '-')}.json`;

@@ -52,8 +52,11 @@ export interface SoakReport {
   accepted: number;
   /** Submissions it refused or that failed at the socket: each is a defect of the service or the load. */
   refused: number;
-  /** Submissions answered 503 with Retry-After, then sent again once (see `send`). */
-  unavailable: number;
+  /**
+   * Submissions sent again once, as a client should: answered 503 with Retry-After, or lost with a
+   * reused keep-alive socket the service had just closed (see `send`).
+   */
+  sentAgain: number;
   /**
    * Submissions the load never sent because MAX_IN_FLIGHT were already waiting for an answer: the
    * service fell behind the offered rate. Not lost (never accepted), but the rate was not held.
@@ -168,7 +171,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     const ledger = new Ledger();
     let accepted = 0;
     let refused = 0;
-    let unavailable = 0;
+    let sentAgain = 0;
     let shed = 0;
     let submittedInPeriod = 0;
     let inFlight = 0;
@@ -185,8 +188,10 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
       send(nextJob(n), performance.now(), 1);
     };
     // A 503 carries Retry-After (the database could not take the write in time): the load does
-    // what a client should and sends the same job again once, after that long. Only a second
-    // refusal counts as refused.
+    // what a client should and sends the same job again once, after that long. So it does when a
+    // reused keep-alive socket is reset: the service closed it as idle while this request was on
+    // its way, so the request was never read (Node's documented case, `request.reusedSocket`).
+    // Only a second failure counts as refused.
     const send = (body: string, sentAt: number, triesLeft: number) => {
       inFlight += 1;
       const req = request(
@@ -198,7 +203,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           res.on('data', (chunk: string) => (text += chunk));
           res.on('end', () => {
             if (res.statusCode === 503 && triesLeft > 0) {
-              unavailable += 1;
+              sentAgain += 1;
               log(`unavailable, sent again: ${text.slice(0, 300)}`);
               // Still in flight while it waits: the run's end waits for it too.
               const seconds = Number(res.headers['retry-after'] ?? 1);
@@ -227,8 +232,14 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
           });
         },
       );
-      req.on('error', (error) => {
+      req.on('error', (error: NodeJS.ErrnoException) => {
         inFlight -= 1;
+        if (req.reusedSocket && error.code === 'ECONNRESET' && triesLeft > 0) {
+          sentAgain += 1;
+          log('a reused socket was reset before an answer; sent again');
+          send(body, sentAt, triesLeft - 1);
+          return;
+        }
         refused += 1;
         if (refused <= 5) log(`submit failed: ${error.message}`);
       });
@@ -355,7 +366,7 @@ export async function runSoak(options: SoakOptions): Promise<SoakReport> {
     await Promise.race([Promise.all(followers), new Promise((resolve) => setTimeout(resolve, 10_000))]);
     const completed = counterTotal(await metrics(), 'jobs_completed_total') - completedAtStart;
     const lost = await ledger.finish(db);
-    return { minutes: report, accepted, refused, unavailable, shed, lost, completed, failed: ledger.failed, autovacuum };
+    return { minutes: report, accepted, refused, sentAgain, shed, lost, completed, failed: ledger.failed, autovacuum };
   } finally {
     await Promise.all(sockets.map((socket) => socket.dispose()));
     agent.destroy();
