@@ -66,8 +66,12 @@ export interface JobServiceOptions {
 }
 
 export const MAX_PAGE_SIZE = 100;
-/** Ids in one shared read: 1,000 rows of a few hundred bytes stay one quick statement. */
-const READ_BATCH_SIZE = 1000;
+/**
+ * Shared reads of single jobs: at most 4 statements at once, fewer than the pool's connections so
+ * that a burst of reads leaves room for writes; 1,000 rows of a few hundred bytes stay one quick
+ * statement.
+ */
+const SHARED_READS = { parallel: 4, maxIds: 1000 };
 
 /**
  * The one entry point of the API layers (GraphQL and REST) to jobs. It validates input
@@ -100,7 +104,7 @@ export class JobService {
     this.hub = options.hub;
     this.limits = options.limits;
     this.submitter = new JobSubmitter({ ...options, ids: this.ids });
-    this.reads = new ReadCoalescer(options.db, READ_BATCH_SIZE);
+    this.reads = new ReadCoalescer(options.db, SHARED_READS);
     this.schedules = new ScheduleService({ db: options.db, kinds: options.kinds, ids: this.ids, maxInputBytes: options.limits.maxInputBytes });
     this.kindControl = new KindControl({ db: options.db, kinds: options.kinds, logger: options.logger });
     this.workflows = new WorkflowService({
