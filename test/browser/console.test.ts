@@ -5,10 +5,9 @@
  * a customer's; every view audited with axe-core (WCAG A/AA) at 1280 and 360 px, light and dark,
  * and screenshotted into test-artifacts/.
  */
-import { copyFile, mkdir } from 'node:fs/promises';
-import { createRequire } from 'node:module';
+import { copyFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { type Browser, type BrowserContext, type BrowserContextOptions, chromium, type Page } from 'playwright-core';
+import type { BrowserContextOptions, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { Database } from '../../src/db/database.ts';
@@ -19,30 +18,21 @@ import type { Worker } from '../../src/worker/worker.ts';
 import { createTestApp, type TestApp, testServer } from '../helpers/api.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { createWorker, testKinds, waitForJob } from '../helpers/jobs.ts';
+import { ARTIFACTS, audit, DESKTOP, PATIENCE, PHONE, TestBrowser } from './chromium.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 const README_SCREENSHOT = fileURLToPath(new URL('../../docs/console.png', import.meta.url));
-const DESKTOP: BrowserContextOptions = { viewport: { width: 1280, height: 900 } };
-const PHONE: BrowserContextOptions = { viewport: { width: 360, height: 780 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
-/** Waits on the page; they only turn a hang into a readable failure, and measure nothing. */
-const PATIENCE = { timeout: 20_000 };
 const OPERATOR_KEY = 'console-browser-operator-key';
 const CUSTOMER_KEY = 'console-browser-customer-key';
-const AUDIT = { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa'] } };
 
 let testDb: TestDatabase;
 let db: Database;
 let api: TestApp;
 let server: HttpServer;
 let worker: Worker;
-let browser: Browser;
+let browser: TestBrowser;
 let base: string;
 let operator: Caller;
 let customer: Caller;
-const contexts: BrowserContext[] = [];
-const problems = new WeakMap<Page, string[]>();
 /** A flaky job fails for good until it is healed. */
 let healed = false;
 
@@ -69,12 +59,10 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${server.address.port}`;
   worker = createWorker(db, api.hub, { kinds, pollIntervalMs: 200 });
   await worker.start();
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
-  await mkdir(ARTIFACTS, { recursive: true });
+  browser = await TestBrowser.launch();
 }, 120_000);
 
 afterAll(async () => {
-  for (const context of contexts) await context.close();
   await browser?.close();
   await worker?.stop();
   await server?.stop();
@@ -84,31 +72,14 @@ afterAll(async () => {
 
 /** The page with `key` entered, once its overview (operators) or its note (customers) shows. */
 async function openConsole(key: string, options: BrowserContextOptions = DESKTOP): Promise<Page> {
-  const context = await browser.newContext(options);
-  contexts.push(context);
-  const page = await context.newPage();
-  const seen: string[] = [];
-  problems.set(page, seen);
-  page.on('pageerror', (error) => seen.push(error.message));
-  page.on('console', (message) => {
-    // The page's first requests go out before a key is entered, and are refused, as they should be.
-    if (message.type() === 'error' && !/401|Unauthorized/i.test(message.text())) seen.push(message.text());
-  });
-  await page.goto(`${base}/`);
+  // The page's first requests go out before a key is entered, and are refused, as they should be.
+  const page = await browser.open(`${base}/`, options, /401|Unauthorized/i);
   await page.getByLabel('API key', { exact: true }).fill(key);
   await page.getByLabel('API key', { exact: true }).press('Enter');
   await page.locator('#live[data-state="connected"]').waitFor(PATIENCE);
   return page;
 }
 
-async function audit(page: Page) {
-  await page.addScriptTag({ path: createRequire(import.meta.url).resolve('axe-core/axe.min.js') });
-  return page.evaluate(async (options) => {
-    const axe = (window as unknown as { axe: { run: (context: Document, options: unknown) => Promise<any> } }).axe;
-    const result = await axe.run(document, options);
-    return result.violations.map((violation: any) => ({ rule: violation.id, nodes: violation.nodes.map((node: any) => node.target.join(' ')) }));
-  }, AUDIT);
-}
 
 const kindRow = (page: Page, kind: string) => page.locator(`#kinds-table tbody tr[data-kind="${kind}"]`);
 
@@ -130,7 +101,7 @@ describe('the operator console', () => {
     expect(await page.locator('#throughput-chart canvas').count()).toBeGreaterThan(0);
     expect(Number(await kindRow(page, 'note').locator('td').nth(3).innerText())).toBeGreaterThanOrEqual(20);
     await page.screenshot({ path: `${ARTIFACTS}console-overview.png`, fullPage: true });
-    expect(problems.get(page)).toEqual([]);
+    expect(browser.problemsOf(page)).toEqual([]);
   });
 
   it('a filter finds one job among 10,000, and its detail shows input, result, attempts and times', async () => {
@@ -166,7 +137,7 @@ describe('the operator console', () => {
     await page.locator('#confirm[open]').waitFor(PATIENCE);
     await page.locator('#confirm-yes').click();
     await detail.locator('.chip[data-status="CANCELLED"]').waitFor(PATIENCE);
-    expect(problems.get(page)).toEqual([]);
+    expect(browser.problemsOf(page)).toEqual([]);
   });
 
   it('a bulk retry of failed jobs, confirmed with their number, and they then complete', async () => {
@@ -191,7 +162,7 @@ describe('the operator console', () => {
       expect(done).toMatchObject({ status: 'completed', attempt: 2, result: { n: expect.any(Number) } });
     }
     await page.getByText('Retry: 5 jobs changed.').waitFor(PATIENCE);
-    expect(problems.get(page)).toEqual([]);
+    expect(browser.problemsOf(page)).toEqual([]);
   });
 
   it("a key finds a job, whose detail lists each failed attempt's error, time and worker, live as a retry fails again", async () => {
@@ -221,7 +192,7 @@ describe('the operator console', () => {
       await page.locator('#attempt-history li:nth-child(2)').waitFor(PATIENCE);
       expect(await history.allInnerTexts()).toEqual([expect.stringMatching(/^Attempt 1 · /), expect.stringMatching(/^Attempt 2 · /)]);
       await page.locator('#job-detail').screenshot({ path: `${ARTIFACTS}console-job-history.png` });
-      expect(problems.get(page)).toEqual([]);
+      expect(browser.problemsOf(page)).toEqual([]);
     } finally {
       healed = true;
     }
@@ -247,7 +218,7 @@ describe('the operator console', () => {
     await kindRow(page, 'note').getByRole('button', { name: 'Resume note' }).click();
     await page.getByRole('button', { name: 'Resume', exact: true }).click();
     await waitForJob(api.jobs, api.hub, held.id, (state) => state.status === 'completed', undefined, operator);
-    expect(problems.get(page)).toEqual([]);
+    expect(browser.problemsOf(page)).toEqual([]);
   });
 
   it('schedules: next fire time, run now, its last job and state, pause', async () => {
@@ -262,7 +233,7 @@ describe('the operator console', () => {
     await row.getByRole('button', { name: 'Pause schedule note' }).click();
     await row.getByText('Paused', { exact: true }).waitFor(PATIENCE);
     await page.locator('#schedules').screenshot({ path: `${ARTIFACTS}console-schedules.png` });
-    expect(problems.get(page)).toEqual([]);
+    expect(browser.problemsOf(page)).toEqual([]);
   });
 
   it("a customer's key: its own jobs only, and no overview, pause or bulk actions", async () => {
@@ -280,7 +251,7 @@ describe('the operator console', () => {
       expect(await page.locator(`#results tr[data-id="${id}"]`).count()).toBe(found);
     }
     await page.screenshot({ path: `${ARTIFACTS}console-customer.png`, fullPage: true });
-    expect(problems.get(page)).toEqual([]);
+    expect(browser.problemsOf(page)).toEqual([]);
   });
 
   for (const [name, options] of [
@@ -303,7 +274,7 @@ describe('the operator console', () => {
       expect(await audit(page)).toEqual([]);
       await page.screenshot({ path: `${ARTIFACTS}console-${name}.png`, fullPage: true });
       if (name === 'desktop' && process.env.UPDATE_DOCS_SCREENSHOT === '1') await copyFile(`${ARTIFACTS}console-desktop-overview.png`, README_SCREENSHOT);
-      expect(problems.get(page)).toEqual([]);
+      expect(browser.problemsOf(page)).toEqual([]);
     });
   }
 });

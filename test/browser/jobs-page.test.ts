@@ -1,7 +1,6 @@
-import { copyFile, mkdir } from 'node:fs/promises';
-import { createRequire } from 'node:module';
+import { copyFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { type Browser, type BrowserContext, type BrowserContextOptions, chromium, type Page } from 'playwright-core';
+import type { BrowserContextOptions, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { Database } from '../../src/db/database.ts';
@@ -12,39 +11,17 @@ import type { Worker } from '../../src/worker/worker.ts';
 import { createTestApp, type TestApp, testServer } from '../helpers/api.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { ANONYMOUS, createWorker, deferred, statusOf, testKinds, waitForJob } from '../helpers/jobs.ts';
+import { ARTIFACTS, audit, DESKTOP, PATIENCE, PHONE, TestBrowser } from './chromium.ts';
 
-/** Debian's Chromium (test/browser/ensure-chromium.sh installs it), headless, quiet on the network. */
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 const README_SCREENSHOT = fileURLToPath(new URL('../../docs/jobs-page.png', import.meta.url));
-const DESKTOP: BrowserContextOptions = { viewport: { width: 1280, height: 800 } };
-const PHONE: BrowserContextOptions = {
-  viewport: { width: 360, height: 780 },
-  deviceScaleFactor: 2,
-  isMobile: true,
-  hasTouch: true,
-};
-/** Waits on the page; they only turn a hang into a readable failure, and measure nothing. */
-const PATIENCE = { timeout: 15_000 };
 
 let testDb: TestDatabase;
 let db: Database;
 let api: TestApp;
 let server: HttpServer;
 let worker: Worker;
-let browser: Browser;
+let browser: TestBrowser;
 let base: string;
-const contexts: BrowserContext[] = [];
-/** Uncaught errors and console errors of each page; a test ends by expecting none. */
-const problems = new WeakMap<Page, string[]>();
 
 /** Holds the job 2 + 3 in its worker until the test has seen it running. */
 let releaseTwoPlusThree!: () => void;
@@ -149,8 +126,7 @@ beforeAll(async () => {
   // Every step's report is written, so the bar moves by each one.
   worker = createWorker(db, api.hub, { metrics: api.metrics, kinds, progressMinIntervalMs: 20 });
   await worker.start();
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
-  await mkdir(ARTIFACTS, { recursive: true });
+  browser = await TestBrowser.launch();
 });
 
 afterAll(async () => {
@@ -158,7 +134,6 @@ afterAll(async () => {
   parcelsMayFinish.resolve();
   stepsMayGoOn.resolve();
   warmupMayFinish.resolve();
-  for (const context of contexts) await context.close();
   await browser?.close();
   await worker?.stop();
   await server?.stop();
@@ -166,22 +141,11 @@ afterAll(async () => {
   await testDb?.drop();
 });
 
-async function open(path: string, options: BrowserContextOptions = DESKTOP): Promise<Page> {
-  const context = await browser.newContext(options);
-  contexts.push(context);
-  const page = await context.newPage();
-  const seen: string[] = [];
-  problems.set(page, seen);
-  page.on('pageerror', (error) => seen.push(error.message));
-  page.on('console', (message) => {
-    if (message.type() === 'error') seen.push(message.text());
-  });
-  await page.goto(`${base}${path}`);
-  return page;
-}
+/** Uncaught errors and console errors of the page; a test ends by expecting none. */
+const problemsOf = (page: Page) => browser.problemsOf(page);
 
-function problemsOf(page: Page): string[] {
-  return problems.get(page) ?? [];
+function open(path: string, options: BrowserContextOptions = DESKTOP): Promise<Page> {
+  return browser.open(`${base}${path}`, options);
 }
 
 /** The page is ready once its list is loaded and its WebSocket is up. */
@@ -192,21 +156,6 @@ async function openJobsPage(options?: BrowserContextOptions): Promise<Page> {
   return page;
 }
 
-const AUDIT = { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa'] } };
-
-/** axe-core's WCAG A and AA rules (contrast, labels, names, roles…) on the page as it is. */
-async function audit(page: Page) {
-  await page.addScriptTag({ path: createRequire(import.meta.url).resolve('axe-core/axe.min.js') });
-  const violations = await page.evaluate(async (options) => {
-    const axe = (window as unknown as { axe: { run: (context: Document, options: unknown) => Promise<any> } }).axe;
-    const result = await axe.run(document, options);
-    return result.violations.map((violation: any) => ({
-      rule: violation.id,
-      nodes: violation.nodes.map((node: any) => node.target.join(' ')),
-    }));
-  }, AUDIT);
-  return violations;
-}
 
 
 describe('the jobs page', () => {
@@ -548,7 +497,6 @@ describe('the jobs page on a service with API keys', () => {
   it('asks for the key, refuses a wrong one, and works with the right one', async () => {
     // Without the page's policy, so the audit script can run; the other tests keep it.
     const context = await browser.newContext({ ...DESKTOP, bypassCSP: true });
-    contexts.push(context);
     const page = await context.newPage();
     await page.goto(`${keyedBase}/`);
 

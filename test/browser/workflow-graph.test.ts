@@ -7,10 +7,9 @@
  * at 1280 and 360 px, light and dark, and screenshotted into test-artifacts/ (and, with
  * UPDATE_DOCS_SCREENSHOT=1, into docs/workflow.png).
  */
-import { copyFile, mkdir } from 'node:fs/promises';
-import { createRequire } from 'node:module';
+import { copyFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
-import { type Browser, type BrowserContext, type BrowserContextOptions, chromium, type Page } from 'playwright-core';
+import type { BrowserContextOptions, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import type { Database } from '../../src/db/database.ts';
@@ -22,30 +21,21 @@ import type { Worker } from '../../src/worker/worker.ts';
 import { createTestApp, type TestApp, testServer } from '../helpers/api.ts';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.ts';
 import { createWorker, testKinds } from '../helpers/jobs.ts';
+import { ARTIFACTS, audit, DESKTOP, PATIENCE, PHONE, TestBrowser } from './chromium.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const FLAGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-const ARTIFACTS = fileURLToPath(new URL('../../test-artifacts/', import.meta.url));
 const README_SCREENSHOT = fileURLToPath(new URL('../../docs/workflow.png', import.meta.url));
-const DESKTOP: BrowserContextOptions = { viewport: { width: 1280, height: 900 } };
-const PHONE: BrowserContextOptions = { viewport: { width: 360, height: 780 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
-/** Waits on the page; they only turn a hang into a readable failure, and measure nothing. */
-const PATIENCE = { timeout: 20_000 };
 const OPERATOR_KEY = 'workflow-graph-browser-operator-key';
 const CUSTOMER_KEY = 'workflow-graph-browser-customer-key';
 const OTHER_KEY = 'workflow-graph-browser-other-key';
-const AUDIT = { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa'] } };
 
 let testDb: TestDatabase;
 let db: Database;
 let api: TestApp;
 let server: HttpServer;
 let worker: Worker;
-let browser: Browser;
+let browser: TestBrowser;
 let base: string;
 let customer: Caller;
-const contexts: BrowserContext[] = [];
-const problems = new WeakMap<Page, string[]>();
 /** A held stage runs until the test lets it go. */
 let letGo: () => void = () => undefined;
 let held = new Promise<void>((resolve) => (letGo = resolve));
@@ -71,13 +61,11 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${server.address.port}`;
   worker = createWorker(db, api.hub, { kinds, pollIntervalMs: 100 });
   await worker.start();
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: FLAGS, headless: true });
-  await mkdir(ARTIFACTS, { recursive: true });
+  browser = await TestBrowser.launch();
 }, 120_000);
 
 afterAll(async () => {
   letGo();
-  for (const context of contexts) await context.close();
   await browser?.close();
   await worker?.stop();
   await server?.stop();
@@ -87,31 +75,14 @@ afterAll(async () => {
 
 /** The page at `path` with `key` entered, once the live connection is up. */
 async function openConsole(key: string, options: BrowserContextOptions = DESKTOP, path = '/'): Promise<Page> {
-  const context = await browser.newContext(options);
-  contexts.push(context);
-  const page = await context.newPage();
-  const seen: string[] = [];
-  problems.set(page, seen);
-  page.on('pageerror', (error) => seen.push(error.message));
-  page.on('console', (message) => {
-    // The page's first requests go out before a key is entered, and are refused, as they should be.
-    if (message.type() === 'error' && !/401|Unauthorized/i.test(message.text())) seen.push(message.text());
-  });
-  await page.goto(`${base}${path}`);
+  // The page's first requests go out before a key is entered, and are refused, as they should be.
+  const page = await browser.open(`${base}${path}`, options, /401|Unauthorized/i);
   await page.getByLabel('API key', { exact: true }).fill(key);
   await page.getByLabel('API key', { exact: true }).press('Enter');
   await page.locator('#live[data-state="connected"]').waitFor(PATIENCE);
   return page;
 }
 
-async function audit(page: Page) {
-  await page.addScriptTag({ path: createRequire(import.meta.url).resolve('axe-core/axe.min.js') });
-  return page.evaluate(async (options) => {
-    const axe = (window as unknown as { axe: { run: (context: Document, options: unknown) => Promise<any> } }).axe;
-    const result = await axe.run(document, options);
-    return result.violations.map((violation: any) => ({ rule: violation.id, nodes: violation.nodes.map((node: any) => node.target.join(' ')) }));
-  }, AUDIT);
-}
 
 /** `held` names the stage that runs until the test lets it go. */
 function diamond(held?: 'fetch' | 'resize'): WorkflowStepInput[] {
@@ -171,7 +142,7 @@ describe("the console's workflow view", () => {
     await page.locator('#workflows[data-finished="true"]').waitFor(PATIENCE);
     await node(page, 'fetch').click();
     await page.locator('#detail-heading', { hasText: workflow.steps.find((step) => step.name === 'fetch')!.job.id }).waitFor(PATIENCE);
-    expect(problems.get(page)).toEqual([]);
+    expect(browser.problemsOf(page)).toEqual([]);
   });
 
   it("shows an operator any owner's workflow, and tells another customer it has none of that id", async () => {
@@ -202,7 +173,7 @@ describe("the console's workflow view", () => {
     expect(await page.locator('#workflow-view tr[data-name="join"] td').first().textContent()).toBe('3');
     expect(await page.locator('#workflow-view tbody tr:not([data-status="COMPLETED"])').count()).toBe(0);
     expect(await page.locator('#workflow-status').textContent()).toMatch(/1000 steps, 1000 completed\. Finished\. Listed by layer/);
-    expect(problems.get(page)).toEqual([]);
+    expect(browser.problemsOf(page)).toEqual([]);
   });
 
   it('lays out by longest path from the roots, and orders each layer to cut crossings', async () => {
@@ -251,7 +222,7 @@ describe("the console's workflow view", () => {
       await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
       await page.locator('#workflows').screenshot({ path: `${ARTIFACTS}workflow-${name}-finished.png` });
       if (name === 'desktop' && process.env.UPDATE_DOCS_SCREENSHOT === '1') await copyFile(`${ARTIFACTS}workflow-desktop.png`, README_SCREENSHOT);
-      expect(problems.get(page)).toEqual([]);
+      expect(browser.problemsOf(page)).toEqual([]);
     });
   }
 });
