@@ -6,10 +6,11 @@
  * owner, filters by owner, and acts in bulk.
  */
 import type { Database } from '../db/database.ts';
-import type { Job, JobStatus } from '../generated/prisma/client.ts';
+import type { Job } from '../generated/prisma/client.ts';
 import type { Logger } from '../logger.ts';
 import { scheduleNotFound, scheduleScope, type ScheduleService } from '../schedules/service.ts';
 import { JobServiceError, jobNotFound, operatorsOnly } from './errors.ts';
+import { type JobFilterInput, toJobFilter } from './console-filter.ts';
 import { toJobId, uuidv7Floor } from './ids.ts';
 import type { JobSubmission } from './job-input.ts';
 import { type AttemptError, readAttemptErrorsStatement } from './sql/attempt-errors.ts';
@@ -29,28 +30,11 @@ import {
   scheduleRanStatement,
 } from './sql/console.ts';
 
-export type { AttemptError, ConsoleAction };
+export type { AttemptError, ConsoleAction, JobFilterInput };
 
 interface Caller {
   owner: string;
   operator?: boolean;
-}
-
-/** A filter as the API takes it. */
-export interface JobFilterInput {
-  kind?: string | null;
-  status?: JobStatus | null;
-  /** An owner (the SHA-256 of an API key, as jobs show it); operators only. */
-  owner?: string | null;
-  id?: string | null;
-  /** Jobs that hold this key: each is an exact match, served by an index of the jobs with that key. */
-  uniqueKey?: string | null;
-  concurrencyKey?: string | null;
-  idempotencyKey?: string | null;
-  createdAfter?: Date | null;
-  createdBefore?: Date | null;
-  /** Jobs whose input (or result) holds `value` at the dotted `path`, as JSON. */
-  match?: { in?: 'input' | 'result' | null; path: string; value?: unknown } | null;
 }
 
 export interface ConsolePageArgs {
@@ -92,8 +76,6 @@ export interface Overview {
 
 /** The most jobs one bulk action changes, and the most a count counts: a call acts on the oldest this many. */
 export const BULK_MAX = 10_000;
-/** A JSON match searches this far back when the filter sets no `createdAfter`. */
-export const MATCH_WINDOW_MS = 24 * 3600_000;
 const MAX_PAGE = 100;
 const QUEUE_CAP = 100_000;
 const HOUR_CAP = 200_000;
@@ -126,7 +108,7 @@ export class JobConsole {
     }
     const after = args.after == null ? undefined : toJobId(args.after);
     if (args.after != null && !after) throw new JobServiceError('BAD_USER_INPUT', 'after must be a cursor from a previous page', 'after');
-    const filter = this.filterOf(input, caller);
+    const filter = toJobFilter(input, caller);
     if (!filter) return { jobs: [], hasNextPage: false, endCursor: null };
     const rows = await consoleListStatement(this.options.db, { filter, order: args.order ?? 'newest', after, limit: first + 1 });
     const jobs = rows.slice(0, first);
@@ -135,7 +117,7 @@ export class JobConsole {
 
   /** How many jobs the filter finds, counted up to BULK_MAX: what a bulk action's confirmation states. */
   async count(input: JobFilterInput, caller: Caller): Promise<JobCount> {
-    const filter = this.filterOf(input, caller);
+    const filter = toJobFilter(input, caller);
     const count = filter ? await consoleCountStatement(this.options.db, filter, BULK_MAX) : 0;
     return { count: Math.min(count, BULK_MAX), more: count > BULK_MAX, cap: BULK_MAX };
   }
@@ -147,7 +129,7 @@ export class JobConsole {
    */
   async bulk(action: ConsoleAction, input: JobFilterInput, caller: Caller): Promise<JobCount> {
     if (!caller.operator) throw operatorsOnly('act on jobs in bulk');
-    const filter = this.filterOf(input, caller);
+    const filter = toJobFilter(input, caller);
     const changed = filter ? await this.act(action, filter, BULK_MAX) : [];
     this.options.logger?.info({ action, jobs: changed.length }, 'jobs changed in bulk');
     return { count: changed.length, more: changed.length === BULK_MAX, cap: BULK_MAX };
@@ -159,7 +141,7 @@ export class JobConsole {
    */
   async retry(requestedId: string, caller: Caller): Promise<Job> {
     const id = toJobId(requestedId);
-    const filter = id ? this.filterOf({ id }, caller) : null;
+    const filter = id ? toJobFilter({ id }, caller) : null;
     const [job] = filter ? await this.act('retry', filter, 1) : [];
     if (job) return job;
     const now = id ? await this.read(id, caller) : null;
@@ -259,51 +241,5 @@ export class JobConsole {
       }
       throw error;
     }
-  }
-
-  /**
-   * The filter as SQL sees it, or null when it can find nothing (an id that is no UUID). A
-   * customer's is scoped to its own jobs; an owner filter is an operator's.
-   */
-  private filterOf(input: JobFilterInput, caller: Caller): JobFilter | null {
-    if (input.owner != null && !caller.operator && input.owner !== caller.owner) throw operatorsOnly('filter jobs by owner');
-    const filter: JobFilter = {};
-    const owner = caller.operator ? (input.owner ?? undefined) : caller.owner;
-    if (owner !== undefined) filter.owner = owner;
-    if (input.kind != null) filter.kind = input.kind;
-    if (input.status != null) filter.status = input.status;
-    if (input.uniqueKey != null) filter.uniqueKey = input.uniqueKey;
-    if (input.concurrencyKey != null) filter.concurrencyKey = input.concurrencyKey;
-    if (input.idempotencyKey != null) {
-      // Keys are scoped to their owner, and the owner's key index is the only one they have.
-      if (filter.owner === undefined && caller.owner !== '') {
-        throw new JobServiceError('BAD_USER_INPUT', 'a filter by idempotency key names the owner too: each API key has keys of its own', 'owner');
-      }
-      filter.idempotencyKey = input.idempotencyKey;
-      // An open service (no API keys): every job's owner is ''.
-      filter.owner ??= '';
-    }
-    if (input.id != null) {
-      const id = toJobId(input.id);
-      if (!id) return null;
-      filter.id = id;
-    }
-    let after = input.createdAfter ?? null;
-    if (input.match != null) {
-      const { path, value } = input.match;
-      const keys = path.split('.');
-      if (path === '' || keys.some((key) => key === '') || keys.length > 10) {
-        throw new JobServiceError('BAD_USER_INPUT', 'match.path must be keys separated by dots, such as `customer.id`', 'match.path');
-      }
-      if (value === undefined) throw new JobServiceError('BAD_USER_INPUT', 'match.value must be a JSON value', 'match.value');
-      const contained = JSON.stringify(keys.reduceRight<unknown>((inner, key) => ({ [key]: inner }), value));
-      if (input.match.in === 'result') filter.resultContains = contained;
-      else filter.inputContains = contained;
-      // The match has no index: it reads the rows of a bounded range of the primary key.
-      after ??= new Date((input.createdBefore ?? new Date()).getTime() - MATCH_WINDOW_MS);
-    }
-    if (after) filter.idFrom = uuidv7Floor(after);
-    if (input.createdBefore != null) filter.idBefore = uuidv7Floor(input.createdBefore);
-    return filter;
   }
 }

@@ -24,7 +24,7 @@
  * - a JSON match in input or result: containment (`@>`) checked on the rows of the other
  *   filters' range. It has no index of its own (a GIN index over every input would cost each
  *   insert far more than the job itself), so it is bounded: without a time range, it searches
- *   the last MATCH_WINDOW_MS of jobs (src/jobs/console.ts).
+ *   the last MATCH_WINDOW_MS of jobs (src/jobs/console-filter.ts).
  */
 import type { Queryable, Statement } from '../../db/database.ts';
 import type { Job, JobStatus } from '../../generated/prisma/client.ts';
