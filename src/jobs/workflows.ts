@@ -11,7 +11,7 @@ import type { Logger } from '../logger.ts';
 import type { Caller } from './service.ts';
 import { JobServiceError } from './errors.ts';
 import type { JobEventHub } from './events.ts';
-import { cancelDoomed, checkAcyclic } from './workflow-graph.ts';
+import { cancelDoomed, checkAcyclic } from './workflow-dag.ts';
 import { watchWorkflow } from './workflow-watch.ts';
 import { type JobIdGenerator, toJobId } from './ids.ts';
 import { type JobInputLimits, type JobSubmission, toNewJob } from './job-input.ts';
