@@ -11,8 +11,6 @@ import type { Logger } from '../logger.ts';
 import type { Caller } from './service.ts';
 import { JobServiceError } from './errors.ts';
 import type { JobEventHub } from './events.ts';
-import { cancelDoomed, checkAcyclic } from './workflow-dag.ts';
-import { watchWorkflow } from './workflow-watch.ts';
 import { type JobIdGenerator, toJobId } from './ids.ts';
 import { type JobInputLimits, type JobSubmission, toNewJob } from './job-input.ts';
 import {
@@ -28,6 +26,8 @@ import {
   type WorkflowRow,
   type WorkflowStepRow,
 } from './sql/workflows.ts';
+import { cancelDoomed, checkAcyclic } from './workflow-dag.ts';
+import { watchWorkflow } from './workflow-watch.ts';
 
 export type { DependencyFailure, StepOfJob };
 
