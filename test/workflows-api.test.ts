@@ -36,7 +36,15 @@ const threadNode = defineKind({
   result: z.unknown(),
   handler: { module: new URL('./fixtures/thread-handlers.ts', import.meta.url), export: 'parentsSeen' },
 });
-const kinds = new KindRegistry([node, threadNode]);
+// One job at a time per concurrency key: its claim finds jobs by the order they drew at insert.
+const ledger = defineKind({
+  name: 'ledger',
+  input: z.object({ cents: z.number() }),
+  result: z.object({ cents: z.number(), after: z.array(z.string()) }),
+  options: { concurrencyPerKey: 1 },
+  handler: async ({ cents }, context) => ({ cents, after: Object.keys(await context.parents()).sort() }),
+});
+const kinds = new KindRegistry([node, threadNode, ledger]);
 const KEY = 'workflows-test-key-one';
 const OTHER_KEY = 'workflows-test-key-two';
 const OPERATOR_KEY = 'workflows-test-operator-key';
@@ -272,6 +280,26 @@ describe('a workflow that runs', () => {
     const seen = Object.fromEntries(Object.entries(join.result.first).map(([name, parent]: [string, any]) => [name, [parent.status, parent.result.value]]));
     expect(seen).toEqual({ a: ['completed', 1], b: ['completed', 2] });
     expect(join.result.second).toEqual(join.result.first);
+  });
+
+  it('a step of a kind limited per concurrency key waits, then runs, and its dependents after it', async () => {
+    const made = await rest('POST', '/api/v1/workflows', {
+      steps: [
+        { name: 'first', kind: 'ledger', input: { cents: 1 } },
+        { name: 'a', kind: 'node', input: { value: 1 } },
+        { name: 'book', kind: 'ledger', input: { cents: 2 }, dependsOn: ['a', 'first'] },
+        { name: 'after', kind: 'node', input: { value: 3 }, dependsOn: ['book'] },
+      ],
+    });
+    expect(made.status).toBe(201);
+    const orders = await db.prisma.job.findMany({ where: { kind: 'ledger', id: { in: made.body.steps.map((step: { jobId: string }) => step.jobId) } } });
+    expect(orders.map((job) => job.concurrencyOrder)).not.toContain(null);
+    await startWorker();
+    const done = await untilWorkflow(made.body.workflowId, (body) => body.finished);
+    const step = (name: string) => done.steps.find((s: { name: string }) => s.name === name);
+    expect(done.steps.map((s: { status: string }) => s.status)).toEqual(['completed', 'completed', 'completed', 'completed']);
+    expect(step('book').result).toEqual({ cents: 2, after: ['a', 'first'] });
+    expect(step('after').result.parents.book).toMatchObject({ status: 'completed', result: { cents: 2, after: ['a', 'first'] } });
   });
 
   it('depends on an existing job of the caller: waits for it, or starts at once when it has completed', async () => {

@@ -172,13 +172,6 @@ export class WorkflowService {
     const jobs = steps.map(({ name: _n, dependsOn: _d, dependsOnJobs: _j, onParentFailure: _p, ...job }, index) =>
       toNewJob(job, { job: fields.step(index), input: `${fields.step(index)}input.` }, context),
     );
-    for (const [index, job] of jobs.entries()) {
-      // Such a kind's claim finds its jobs by their concurrency_order, which a step does not draw.
-      if (job.sequenced) {
-        const field = `${fields.step(index)}kind`;
-        throw new JobServiceError('BAD_USER_INPUT', `${field}: ${job.kind} limits jobs per concurrency key, which a job with dependencies cannot take (yet)`, field);
-      }
-    }
     const inserted = await db.transaction(async (tx) => {
       const known = await lockParentsStatement(tx, [...new Set(external.flat())], owner);
       const edges: NewEdge[] = [];
@@ -213,6 +206,7 @@ export class WorkflowService {
           parentsLeft: left,
           hasDependents: false,
           traceparent: job.traceparent ?? null,
+          sequenced: job.sequenced ?? false,
         };
       });
       for (const list of parents) for (const parent of list) newSteps[parent]!.hasDependents = true;

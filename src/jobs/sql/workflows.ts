@@ -50,6 +50,12 @@ export interface NewStep {
   parentsLeft: number;
   hasDependents: boolean;
   traceparent: string | null;
+  /**
+   * Its kind limits jobs per concurrency key: it draws a `concurrency_order` at insert, as any job
+   * of such a kind does (insert.ts), so that the kind's claim finds it once it is pending. A
+   * waiting step holds no place: the claim looks only at pending jobs of a key.
+   */
+  sequenced: boolean;
 }
 
 export interface NewEdge {
@@ -84,14 +90,17 @@ const insertWorkflow: Statement = {
   step AS (
     SELECT * FROM ROWS FROM (unnest($4::uuid[]), unnest($5::text[]), unnest($6::text[]), jsonb_array_elements($7::jsonb),
                              unnest($8::int[]), unnest($9::int[]), unnest($10::timestamptz[]), unnest($11::int[]),
-                             unnest($12::job_status[]), unnest($13::int[]), unnest($14::boolean[]), unnest($15::text[]))
-      AS s(id, name, kind, input, max_attempts, timeout_seconds, run_at, priority, status, parents_left, has_dependents, traceparent)
+                             unnest($12::job_status[]), unnest($13::int[]), unnest($14::boolean[]), unnest($15::text[]),
+                             unnest($20::boolean[]))
+      AS s(id, name, kind, input, max_attempts, timeout_seconds, run_at, priority, status, parents_left, has_dependents, traceparent,
+           sequenced)
   ),
   inserted AS (
     INSERT INTO job (id, kind, input, max_attempts, timeout_seconds, run_at, priority, owner, status, parents_left,
-                     has_dependents, traceparent, completed_on)
+                     has_dependents, traceparent, completed_on, concurrency_order)
     SELECT id, kind, input, max_attempts, timeout_seconds, coalesce(run_at, now()), priority, $2, status, parents_left,
-           has_dependents, traceparent, CASE WHEN status = 'cancelled' THEN now() END
+           has_dependents, traceparent, CASE WHEN status = 'cancelled' THEN now() END,
+           CASE WHEN sequenced THEN nextval('job_concurrency_order_seq') END
     FROM step
     RETURNING *
   ),
@@ -130,6 +139,7 @@ export async function insertWorkflowStatement(db: Queryable, workflow: NewWorkfl
     edges.map((e) => e.childId),
     edges.map((e) => e.parentName),
     edges.map((e) => e.onFailure),
+    steps.map((s) => s.sequenced),
   ]);
   return rows.map(toJob);
 }
