@@ -79,6 +79,7 @@ function consoleOn(db: Database): JobConsole {
     db,
     schedules: {} as never,
     submit: () => Promise.reject(new Error('not here')),
+    read: () => Promise.reject(new Error('not here')),
     kinds: async () => [],
   });
 }

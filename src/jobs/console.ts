@@ -26,7 +26,6 @@ import {
   kindQueuesStatement,
   lastHourStatement,
   type MinuteOfKind,
-  readAnyJobStatement,
   scheduleRanStatement,
 } from './sql/console.ts';
 
@@ -87,6 +86,8 @@ export interface JobConsoleOptions {
   schedules: ScheduleService;
   /** The job service's submission, for `runSchedule`. */
   submit: (submission: JobSubmission, caller: Caller) => Promise<InsertedJob>;
+  /** The job service's read of one job: any owner's for an operator, the caller's own otherwise. */
+  read: (id: string, caller: Caller) => Promise<Job | null>;
   /** Paused kinds, for the overview. */
   kinds: () => Promise<{ name: string; paused: boolean }[]>;
   logger?: Logger;
@@ -144,17 +145,9 @@ export class JobConsole {
     const filter = id ? toJobFilter({ id }, caller) : null;
     const [job] = filter ? await this.act('retry', filter, 1) : [];
     if (job) return job;
-    const now = id ? await this.read(id, caller) : null;
+    const now = id ? await this.options.read(id, caller) : null;
     if (!now) throw jobNotFound(requestedId);
     throw new JobServiceError('CONFLICT', `only a ${ACTION_STATUS.retry} job can be retried; this one is ${now.status}`, 'id');
-  }
-
-  /** One job, whoever owns it for an operator; the caller's own for a customer. */
-  read(id: string, caller: Caller): Promise<Job | null> {
-    if (caller.operator) return readAnyJobStatement(this.options.db, id);
-    return consoleListStatement(this.options.db, { filter: { id, owner: caller.owner }, order: 'newest', limit: 1 }).then(
-      ([job]) => job ?? null,
-    );
   }
 
   /**
@@ -163,7 +156,7 @@ export class JobConsole {
    */
   async history(requestedId: string, caller: Caller): Promise<AttemptError[] | null> {
     const id = toJobId(requestedId);
-    const job = id ? await this.read(id, caller) : null;
+    const job = id ? await this.options.read(id, caller) : null;
     return job ? this.historyOf(job) : null;
   }
 

@@ -119,6 +119,7 @@ export class JobService {
       db: options.db,
       schedules: this.schedules,
       submit: (submission, caller) => this.submitJob(submission, caller),
+      read: (id, caller) => this.getJob(id, caller),
       kinds: () => this.kindControl.list(),
       logger: options.logger,
     });

@@ -83,7 +83,7 @@ describe('behind PgBouncer in transaction mode', () => {
     const testDb = await createTestDatabase('cluster_pgbouncer_prepared');
     try {
       const app = await service({ ROLE: 'api', DATABASE_URL: bouncer.url(testDb.name), DB_POOL_SIZE: '10' });
-      // Concurrent reads of jobs (the named job_read each) spread the pool's connections over
+      // Concurrent reads of jobs (the named jobs_read each) spread the pool's connections over
       // PgBouncer's server connections, so a statement prepared on one is soon run on another.
       // Concurrent adds would not do (the service folds them into one INSERT), nor would /ready
       // (concurrent checks share one). An unknown id is read all the same: 404 when it worked.

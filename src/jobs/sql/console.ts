@@ -202,17 +202,6 @@ export async function consoleActStatement(db: Queryable, action: ConsoleAction, 
   return (await db.query<JobRow>(statement, values)).map(toJob);
 }
 
-/** One job, whoever owns it: an operator's read (readJobStatement is the owner's). */
-const readAnyJob: Statement = {
-  name: 'console_job_read',
-  text: `SELECT ${columns('job')} FROM job WHERE id = $1`,
-};
-
-export async function readAnyJobStatement(db: Queryable, id: string): Promise<Job | null> {
-  const [row] = await db.query<JobRow>(readAnyJob, [id]);
-  return row ? toJob(row) : null;
-}
-
 /** One kind's queue now: pending jobs due and delayed, and running ones; each count stops at the cap. */
 export interface KindQueue {
   kind: string;

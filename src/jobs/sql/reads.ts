@@ -47,7 +47,7 @@ export interface JobListing {
  * (README.md, "Prisma's place"): its WHERE depends on which filters the caller gave, which
  * Prisma composes, typed, where named statements would need one per combination. A page is one
  * query however many jobs it holds, and no worker or subscriber waits on it, so Prisma's cost per
- * query (0.75 ms for a findFirst, against 0.07 ms for `job_read`) matters here far less than on
+ * query (0.75 ms for a findFirst, against 0.07 ms for a prepared read of one job) matters here far less than on
  * the read of one job, which every subscriber wake-up repeats.
  */
 export function listJobsQuery(db: Pick<Database, 'prisma'>, listing: JobListing): Promise<Job[]> {
