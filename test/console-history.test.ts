@@ -12,7 +12,7 @@ import { KindRegistry } from '../src/kinds/registry.ts';
 import { failJobsStatement, storedFailuresStatement } from '../src/jobs/sql/outcomes.ts';
 import { pruneJobsStatement } from '../src/jobs/sql/prune.ts';
 import type { Worker } from '../src/worker/worker.ts';
-import { closeTestApp, openTestApp, type TestApp } from './helpers/api.ts';
+import { closeTestApp, keyedClient, openTestApp, type TestApp } from './helpers/api.ts';
 import { claimJobsStatement } from './helpers/claim.ts';
 import type { TestDatabase } from './helpers/database.ts';
 import { createWorker } from './helpers/jobs.ts';
@@ -49,6 +49,7 @@ const WORKER = 'history-worker';
 let testDb: TestDatabase;
 let db: Database;
 let api: TestApp;
+let client: ReturnType<typeof keyedClient>;
 let worker: Worker;
 
 beforeAll(async () => {
@@ -57,6 +58,7 @@ beforeAll(async () => {
     apiKeys: [CUSTOMER, OTHER],
     adminKeys: [OPERATOR],
   }));
+  client = keyedClient(api.app);
   worker = createWorker(db, api.hub, {
     kinds: new KindRegistry([flaky, doomed, fine]),
     workerId: WORKER,
@@ -70,30 +72,10 @@ afterAll(async () => {
   await closeTestApp({ testDb, api });
 });
 
-async function rest(method: string, path: string, key: string, body?: unknown) {
-  const response = await api.app.fetch(`http://yoga${path}`, {
-    method,
-    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  return { status: response.status, body: (await response.json()) as Record<string, any> };
-}
-
-type GraphQLAnswer = { data?: Record<string, any> | null; errors?: Array<{ message: string; extensions?: Record<string, unknown> }> };
-
-async function graphql(key: string, query: string, variables?: Record<string, unknown>): Promise<GraphQLAnswer> {
-  const response = await api.app.fetch('http://yoga/graphql', {
-    method: 'POST',
-    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ query, variables }),
-  });
-  return (await response.json()) as GraphQLAnswer;
-}
-
 const JOB = 'query($id: ID!) { job(id: $id) { id status attempt lockedBy lastError attempts { attempt error failedAt worker } } }';
 
 async function submit(key: string, kind: string, maxAttempts: number, runAt?: Date): Promise<string> {
-  const answer = await rest('POST', '/api/v1/jobs', key, {
+  const answer = await client.rest('POST', '/api/v1/jobs', key, {
     kind,
     input: { text: kind },
     maxAttempts,
@@ -104,8 +86,8 @@ async function submit(key: string, kind: string, maxAttempts: number, runAt?: Da
 }
 
 async function settled(key: string, id: string, status: string) {
-  await expect.poll(async () => (await graphql(key, JOB, { id })).data?.['job']?.status, { timeout: 15_000 }).toBe(status);
-  return (await graphql(key, JOB, { id })).data!['job'];
+  await expect.poll(async () => (await client.graphql(key, JOB, { id })).data?.['job']?.status, { timeout: 15_000 }).toBe(status);
+  return (await client.graphql(key, JOB, { id })).data!['job'];
 }
 
 describe("a job's failed attempts", () => {
@@ -123,15 +105,15 @@ describe("a job's failed attempts", () => {
     expect(second).toBeGreaterThanOrEqual(first);
     expect(second).toBeLessThanOrEqual(Date.now());
 
-    expect(await rest('GET', `/api/v1/jobs/${id}/attempts`, CUSTOMER)).toEqual({ status: 200, body: { attempts: job.attempts } });
-    expect((await graphql(OPERATOR, JOB, { id })).data!['job'].attempts).toEqual(job.attempts);
-    expect((await rest('GET', `/api/v1/jobs/${id}/attempts`, OPERATOR)).body).toEqual({ attempts: job.attempts });
+    expect(await client.rest('GET', `/api/v1/jobs/${id}/attempts`, CUSTOMER)).toEqual({ status: 200, body: { attempts: job.attempts } });
+    expect((await client.graphql(OPERATOR, JOB, { id })).data!['job'].attempts).toEqual(job.attempts);
+    expect((await client.rest('GET', `/api/v1/jobs/${id}/attempts`, OPERATOR)).body).toEqual({ attempts: job.attempts });
 
     // Another customer sees neither the job nor its history.
-    const theirs = await graphql(OTHER, JOB, { id });
+    const theirs = await client.graphql(OTHER, JOB, { id });
     expect(theirs.errors?.map((error) => error.extensions?.['code'])).toEqual(['NOT_FOUND']);
-    expect((await rest('GET', `/api/v1/jobs/${id}/attempts`, OTHER)).status).toBe(404);
-    expect((await rest('GET', '/api/v1/jobs/not-a-job/attempts', CUSTOMER)).status).toBe(404);
+    expect((await client.rest('GET', `/api/v1/jobs/${id}/attempts`, OTHER)).status).toBe(404);
+    expect((await client.rest('GET', '/api/v1/jobs/not-a-job/attempts', CUSTOMER)).status).toBe(404);
   });
 
   it('a job that succeeds at once has no history', async () => {
@@ -150,10 +132,10 @@ describe("a job's failed attempts", () => {
     const failed = await settled(CUSTOMER, id, 'FAILED');
     expect(failed.attempts).toEqual([{ attempt: 1, error: 'doomed attempt 1', failedAt: expect.any(String), worker: WORKER }]);
 
-    const retried = await graphql(OPERATOR, 'mutation($filter: JobFilter!) { retryJobs(filter: $filter) { count } }', { filter: { id } });
+    const retried = await client.graphql(OPERATOR, 'mutation($filter: JobFilter!) { retryJobs(filter: $filter) { count } }', { filter: { id } });
     expect(retried.data).toEqual({ retryJobs: { count: 1 } });
     await expect
-      .poll(async () => (await graphql(CUSTOMER, JOB, { id })).data!['job'].attempts.length, { timeout: 15_000 })
+      .poll(async () => (await client.graphql(CUSTOMER, JOB, { id })).data!['job'].attempts.length, { timeout: 15_000 })
       .toBe(2);
     const again = await settled(CUSTOMER, id, 'FAILED');
     expect(again.attempts).toEqual([
@@ -169,14 +151,14 @@ describe("a job's failed attempts", () => {
     await db.query({ name: 'history_go_stale', text: `UPDATE job SET last_updated = now() - interval '1 hour' WHERE id = $1` }, [id]);
     const [again] = await claimJobsStatement(db, 'rescuer', 10, 30);
     expect(again).toMatchObject({ id, attempt: 2 });
-    const job = (await graphql(CUSTOMER, JOB, { id })).data!['job'];
+    const job = (await client.graphql(CUSTOMER, JOB, { id })).data!['job'];
     expect(job).toMatchObject({ status: 'WIP', attempt: 2, lockedBy: 'rescuer', lastError: 'timed out: no heartbeat for 30 s' });
     expect(job.attempts).toEqual([{ attempt: 1, error: 'timed out: no heartbeat for 30 s', failedAt: expect.any(String), worker: 'dead-worker' }]);
 
     // The last attempt lost: the claim fails the job, and the history says so too.
     await db.query({ name: 'history_go_stale', text: `UPDATE job SET last_updated = now() - interval '1 hour' WHERE id = $1` }, [id]);
     expect(await claimJobsStatement(db, 'rescuer', 10, 30)).toEqual([]);
-    const timedOut = (await graphql(CUSTOMER, JOB, { id })).data!['job'];
+    const timedOut = (await client.graphql(CUSTOMER, JOB, { id })).data!['job'];
     expect(timedOut).toMatchObject({ status: 'FAILED', lockedBy: 'rescuer' });
     expect(timedOut.attempts.map((entry: { attempt: number; error: string; worker: string }) => [entry.attempt, entry.error, entry.worker])).toEqual([
       [1, 'timed out: no heartbeat for 30 s', 'dead-worker'],
@@ -192,7 +174,7 @@ describe("a job's failed attempts", () => {
     expect(await failJobsStatement(db, [failure])).toEqual(new Set([id]));
     expect(await failJobsStatement(db, [failure])).toEqual(new Set());
     expect(await storedFailuresStatement(db, [failure])).toEqual(new Set([id]));
-    const job = (await graphql(CUSTOMER, JOB, { id })).data!['job'];
+    const job = (await client.graphql(CUSTOMER, JOB, { id })).data!['job'];
     expect(job.attempts).toEqual([{ attempt: 1, error: 'lost answer', failedAt: expect.any(String), worker: 'hand' }]);
   });
 

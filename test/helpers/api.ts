@@ -160,3 +160,27 @@ export async function* sseEvents(response: Response): AsyncGenerator<unknown> {
     await reader.cancel().catch(() => undefined);
   }
 }
+
+export type KeyedGraphQLAnswer = { data?: Record<string, any> | null; errors?: Array<{ message: string; extensions?: Record<string, unknown> }> };
+
+/** The app as a client holding an API key: a REST call or a GraphQL operation, sent with `key`. */
+export function keyedClient(app: Pick<App, 'fetch'>) {
+  return {
+    async rest(method: string, path: string, key: string, body?: unknown) {
+      const response = await app.fetch(`http://yoga${path}`, {
+        method,
+        headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: response.status, body: (await response.json()) as Record<string, any> };
+    },
+    async graphql(key: string, query: string, variables?: Record<string, unknown>): Promise<KeyedGraphQLAnswer> {
+      const response = await app.fetch('http://yoga/graphql', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ query, variables }),
+      });
+      return (await response.json()) as KeyedGraphQLAnswer;
+    },
+  };
+}
