@@ -1,10 +1,13 @@
 import SchemaBuilder from '@pothos/core';
 import type { Caller, JobService } from '../jobs/service.ts';
+import type { JobLoaders } from './loaders.ts';
 
-/** What every resolver gets: the job service, and who is asking. */
+/** What every resolver gets: the job service, who is asking, and the operation's batched reads. */
 export interface GraphQLContext {
   jobs: JobService;
   caller: Caller;
+  /** Made for each operation (see loaders.ts): a list's jobs share one read of a field. */
+  loaders: JobLoaders;
   /** Set for an operation over graphql-ws: lets a shared subscription send its messages itself. */
   webSocketOperation?: WebSocketOperation;
 }

@@ -7,6 +7,7 @@ import { isTransient } from '../db/errors.ts';
 import type { Migration } from '../db/migrate.ts';
 import type { GraphQLContext } from '../graphql/builder.ts';
 import { withCode } from '../graphql/errors.ts';
+import { createJobLoaders } from '../graphql/loaders.ts';
 import { buildSchema } from '../graphql/schema.ts';
 import { createSharedSubscriptionsPlugin } from '../graphql/shared-subscriptions.ts';
 import type { Caller, JobService } from '../jobs/service.ts';
@@ -216,7 +217,7 @@ export function createApp(deps: AppDeps): App {
     context: (initial) => {
       const caller = auth.authenticate(authorizationOf(initial));
       if (!caller) throw unauthenticated();
-      return { jobs, caller };
+      return { jobs, caller, loaders: createJobLoaders(jobs) };
     },
     logging: errorLog.yogaLogger,
     // Logged by errorLog.plugin, with the request's id, before they are masked here.

@@ -22,7 +22,7 @@ import {
   type NewStep,
   readWorkflowStatement,
   type StepOfJob,
-  stepOfJobStatement,
+  stepsOfJobsStatement,
   type WorkflowRow,
   type WorkflowStepRow,
 } from './sql/workflows.ts';
@@ -227,11 +227,12 @@ export class WorkflowService {
   }
 
   /**
-   * Which workflow a job is a step of. It names no owner: its caller has read the job already,
-   * and a job is a step of its owner's workflow only.
+   * Which workflow each job is a step of, by job id (a job outside any is absent), in one read
+   * however many jobs. It names no owner: its caller has read the jobs already, and a job is a
+   * step of its owner's workflow only.
    */
-  stepOf(jobId: string): Promise<StepOfJob | null> {
-    return stepOfJobStatement(this.options.db, jobId);
+  stepsOf(jobIds: readonly string[]): Promise<Map<string, StepOfJob>> {
+    return stepsOfJobsStatement(this.options.db, jobIds);
   }
 
   /** Cancels the steps that have not started; answers with the workflow as it now is. */

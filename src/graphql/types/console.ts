@@ -31,13 +31,13 @@ export function addConsoleTypes(builder: Builder, { Job, JobStatus, JobConnectio
     }),
   });
 
-  // Read only when a query asks for it: one read of job_attempt_error's key per job.
+  // Read only when a query asks for it: a list's jobs share one read of job_attempt_error (loaders.ts).
   builder.objectField(Job, 'attempts', (t) =>
     t.field({
       type: [AttemptErrorRef],
       description:
         'Its failed attempts, oldest first, each with its error, time and worker; a job that never failed has none. An attempt lost to the stale rule (its worker presumed dead) is one of them, as timed out.',
-      resolve: (job, _args, { jobs }) => serviceCall(() => jobs.console.historyOf(job)),
+      resolve: (job, _args, { loaders }) => serviceCall(() => loaders.attempts.load(job.id)),
     }),
   );
 

@@ -71,13 +71,13 @@ export function addWorkflowTypes(builder: Builder, { Job, JobStatus }: JobTypes)
     }),
   });
 
-  // One read per job that asks: the console asks for one job's, never a list's.
+  // Read only when a query asks for it: a list's jobs share one read of workflow_step (loaders.ts).
   builder.objectField(Job, 'workflowStep', (t) =>
     t.field({
       type: StepOf,
       nullable: true,
       description: 'The workflow this job is a step of, and its step name there; null for a job outside any workflow.',
-      resolve: (job, _args, { jobs }) => serviceCall(() => jobs.workflows.stepOf(job.id)),
+      resolve: (job, _args, { loaders }) => serviceCall(() => loaders.workflowStep.load(job.id)),
     }),
   );
 

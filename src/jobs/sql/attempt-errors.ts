@@ -14,13 +14,25 @@ export interface AttemptError {
   worker: string | null;
 }
 
-// The primary key (job_id, attempt) serves the read, in attempt order.
+/*
+ * The failed attempts of many jobs at once: a list of jobs that asks for `attempts` (GraphQL)
+ * reads them all in one statement, not one per job. A plain read: no row locks, and it sees the
+ * rows committed when it starts, as any read of a job does. The primary key (job_id, attempt)
+ * serves it, one index probe per id, in attempt order.
+ */
 const readAttemptErrors: Statement = {
-  name: 'job_attempt_errors',
-  text: `SELECT attempt, error, ${epochMs('failed_at')} AS "failedAt", worker FROM job_attempt_error WHERE job_id = $1 ORDER BY attempt`,
+  name: 'job_attempt_errors_of_jobs',
+  text: `
+  SELECT job_id AS "jobId", attempt, error, ${epochMs('failed_at')} AS "failedAt", worker
+  FROM job_attempt_error WHERE job_id = ANY ($1::uuid[])
+  ORDER BY job_id, attempt`,
 };
 
-export async function readAttemptErrorsStatement(db: Queryable, jobId: string): Promise<AttemptError[]> {
-  const rows = await db.query<Omit<AttemptError, 'failedAt'> & { failedAt: number }>(readAttemptErrors, [jobId]);
-  return rows.map((row) => ({ ...row, failedAt: new Date(row.failedAt) }));
+/** Each job's failed attempts, oldest first, by job id; a job that never failed has an empty list. */
+export async function readAttemptErrorsStatement(db: Queryable, jobIds: readonly string[]): Promise<Map<string, AttemptError[]>> {
+  const byJob = new Map<string, AttemptError[]>(jobIds.map((id) => [id, []]));
+  if (jobIds.length === 0) return byJob;
+  const rows = await db.query<Omit<AttemptError, 'failedAt'> & { jobId: string; failedAt: number }>(readAttemptErrors, [[...new Set(jobIds)]]);
+  for (const { jobId, failedAt, ...row } of rows) byJob.get(jobId)?.push({ ...row, failedAt: new Date(failedAt) });
+  return byJob;
 }

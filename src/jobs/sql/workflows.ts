@@ -213,16 +213,21 @@ export interface StepOfJob {
   name: string;
 }
 
-/* One row at most, by workflow_step_job_key; a step's name and workflow never change. */
-const stepOfJob: Statement = {
-  name: 'workflow_step_of_job',
-  text: `SELECT workflow_id AS "workflowId", name FROM workflow_step WHERE job_id = $1`,
+/*
+ * Which workflow each of many jobs is a step of: a list of jobs that asks for `workflowStep`
+ * (GraphQL) reads them all in one statement, not one per job. A plain read, no locks: a step's
+ * name and workflow never change. workflow_step_job_key serves it, one row at most per id.
+ */
+const stepsOfJobs: Statement = {
+  name: 'workflow_steps_of_jobs',
+  text: `SELECT job_id AS "jobId", workflow_id AS "workflowId", name FROM workflow_step WHERE job_id = ANY ($1::uuid[])`,
 };
 
-/** Null for a job outside any workflow (a single job with dependsOn included). */
-export async function stepOfJobStatement(db: Queryable, jobId: string): Promise<StepOfJob | null> {
-  const [row] = await db.query<StepOfJob>(stepOfJob, [jobId]);
-  return row ?? null;
+/** By job id; a job outside any workflow (a single job with dependsOn included) is absent. */
+export async function stepsOfJobsStatement(db: Queryable, jobIds: readonly string[]): Promise<Map<string, StepOfJob>> {
+  if (jobIds.length === 0) return new Map();
+  const rows = await db.query<StepOfJob & { jobId: string }>(stepsOfJobs, [[...new Set(jobIds)]]);
+  return new Map(rows.map(({ jobId, ...step }) => [jobId, step]));
 }
 
 /** What a step's handler is told of one parent. */
