@@ -20,9 +20,11 @@
 -- 14 %. A full-page image after a checkpoint leaves out a page's free space, so the emptier
 -- pages cost no more there (BENCHMARKS.md, "A cheaper job, part two").
 --
--- PostgreSQL cannot move a column, so the table is rebuilt: once, under an exclusive lock, in one
--- transaction with the rest of this migration (src/db/migrate.ts runs them all in one), in time
--- proportional to the jobs kept (the pruner's retention bounds them).
+-- PostgreSQL cannot move a column, so the table is rebuilt: once, under an exclusive lock, in time
+-- proportional to the jobs kept (the pruner's retention bounds them). The script is one
+-- transaction whoever applies it: the service's migrator runs the pending migrations in one, and
+-- `prisma migrate deploy` sends each script as one multi-statement query, which PostgreSQL runs as
+-- one (a failure part-way leaves the old table as it was).
 
 CREATE TABLE job_reordered (
     id uuid NOT NULL,
