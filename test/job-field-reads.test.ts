@@ -19,6 +19,8 @@ const echo = defineKind({ name: 'echo', input: z.object({ text: z.string() }), r
 const CUSTOMER = 'job-field-reads-customer-a';
 const OTHER = 'job-field-reads-customer-b';
 const OPERATOR = 'job-field-reads-operator-key';
+/** Owns only the big workflow of the last test, so the lists of the others stay as they are. */
+const BIG = 'job-field-reads-customer-c';
 
 let testDb: TestDatabase;
 let db: Database;
@@ -76,7 +78,7 @@ async function fail(ids: string[], attempt: number, retryInMs: number): Promise<
 beforeAll(async () => {
   testDb = await createTestDatabase(import.meta.filename);
   db = testDb.open();
-  api = await createTestApp(counting(db), { service: { kinds: new KindRegistry([echo]) }, apiKeys: [CUSTOMER, OTHER], adminKeys: [OPERATOR] });
+  api = await createTestApp(counting(db), { service: { kinds: new KindRegistry([echo]) }, apiKeys: [CUSTOMER, OTHER, BIG], adminKeys: [OPERATOR] });
   client = keyedClient(api.app);
 
   // 30 of CUSTOMER's jobs: two workflows' steps and jobs outside any; and 2 of OTHER's.
@@ -152,5 +154,14 @@ describe('a list of jobs that asks for attempts and workflowStep', () => {
     expect((await client.graphql(OTHER, `query($id: ID!) { job(id: $id) { ${FIELDS} } }`, { id })).errors?.map((error) => error.extensions?.['code'])).toEqual([
       'NOT_FOUND',
     ]);
+  });
+
+  it('a list of more than 1,000 jobs: a statement per 1,000', async () => {
+    const big = await submitWorkflow(BIG, Array.from({ length: 1001 }, (_, i) => `step${i}`));
+    const { data, statements } = await counted(BIG, `query($id: ID!) { workflow(id: $id) { steps { job { id workflowStep { workflowId name } } } } }`, { id: big });
+    const jobs = (data['workflow'].steps as { job: Omit<Node, 'attempts'> }[]).map((step) => step.job);
+    expect(jobs).toHaveLength(1001);
+    for (const job of jobs) expect(job.workflowStep, job.id).toEqual(expected.get(job.id)!.workflowStep);
+    expect(statements).toEqual(['workflow_read', 'workflow_steps_of_jobs', 'workflow_steps_of_jobs']);
   });
 });

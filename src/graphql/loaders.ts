@@ -13,12 +13,15 @@ import type { StepOfJob } from '../jobs/workflows.ts';
  * mutation may change a job's history between two fields of one operation, so each load reads
  * the database as the field did before. The keys are ids of jobs the caller has already been
  * given (by job(id), jobs, searchJobs, a mutation or a workflow), so they check no owner, as the
- * fields' own reads never did.
+ * fields' own reads never did. A statement takes at most MAX_IDS_PER_READ ids, as the shared
+ * reads of whole jobs do (read-coalescer.ts): a workflow's 5,000 steps are five reads.
  */
 export interface JobLoaders {
   attempts: DataLoader<string, AttemptError[]>;
   workflowStep: DataLoader<string, StepOfJob | null>;
 }
+
+const MAX_IDS_PER_READ = 1000;
 
 export function createJobLoaders(jobs: JobService): JobLoaders {
   return {
@@ -27,14 +30,14 @@ export function createJobLoaders(jobs: JobService): JobLoaders {
         const byJob = await jobs.console.historiesOf(ids);
         return ids.map((id) => byJob.get(id) ?? []);
       },
-      { cache: false },
+      { cache: false, maxBatchSize: MAX_IDS_PER_READ },
     ),
     workflowStep: new DataLoader(
       async (ids) => {
         const byJob = await jobs.workflows.stepsOf(ids);
         return ids.map((id) => byJob.get(id) ?? null);
       },
-      { cache: false },
+      { cache: false, maxBatchSize: MAX_IDS_PER_READ },
     ),
   };
 }
