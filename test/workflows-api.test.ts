@@ -195,6 +195,25 @@ describe('who reads a workflow, and from where', () => {
     await rest('POST', `/api/v1/workflows/${id}/cancel`);
   });
 
+  it('lists the steps in the order they were submitted, whatever their names, over REST and GraphQL', async () => {
+    const names = ['zeta', 'alpha', 'mu', 'beta', 'omega', 'delta', 'kappa', 'gamma'];
+    const steps = names.map((name, index) => ({
+      name,
+      kind: 'node',
+      input: { value: index },
+      dependsOn: index === 0 ? [] : [names[0]],
+      runAt: new Date(Date.now() + 3600_000).toISOString(),
+    }));
+    const made = await rest('POST', '/api/v1/workflows', { steps });
+    expect(made.status).toBe(201);
+    const stepNames = (body: { steps: { name: string }[] }) => body.steps.map((step) => step.name);
+    expect(stepNames(made.body)).toEqual(names);
+    expect(stepNames((await rest('GET', `/api/v1/workflows/${made.body.workflowId}`)).body)).toEqual(names);
+    const read = await graphql(`query($id: ID!) { workflow(id: $id) { steps { name } } }`, { id: made.body.workflowId });
+    expect(stepNames(read.data!.workflow)).toEqual(names);
+    await rest('POST', `/api/v1/workflows/${made.body.workflowId}/cancel`);
+  });
+
   it('a job names the workflow it is a step of (workflowStep), and a job outside any is null', async () => {
     const made = await rest('POST', '/api/v1/workflows', DIAMOND);
     const step = made.body.steps.find((s: { name: string }) => s.name === 'c');

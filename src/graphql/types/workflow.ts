@@ -45,7 +45,7 @@ export function addWorkflowTypes(builder: Builder, { Job, JobStatus }: JobTypes)
         description: 'Every step completed, failed or was cancelled.',
         resolve: (w) => w.steps.every((step) => isFinished(step.job.status)),
       }),
-      steps: t.field({ type: [WorkflowStep], description: 'Oldest first; steps submitted together (one submitWorkflow) by name.', resolve: (w) => w.steps }),
+      steps: t.field({ type: [WorkflowStep], description: 'In the order they were submitted.', resolve: (w) => w.steps }),
     }),
   });
 

@@ -91,9 +91,9 @@ const insertWorkflow: Statement = {
     SELECT * FROM ROWS FROM (unnest($4::uuid[]), unnest($5::text[]), unnest($6::text[]), jsonb_array_elements($7::jsonb),
                              unnest($8::int[]), unnest($9::int[]), unnest($10::timestamptz[]), unnest($11::int[]),
                              unnest($12::job_status[]), unnest($13::int[]), unnest($14::boolean[]), unnest($15::text[]),
-                             unnest($20::boolean[]))
+                             unnest($20::boolean[])) WITH ORDINALITY
       AS s(id, name, kind, input, max_attempts, timeout_seconds, run_at, priority, status, parents_left, has_dependents, traceparent,
-           sequenced)
+           sequenced, position)
   ),
   inserted AS (
     INSERT INTO job (id, kind, input, max_attempts, timeout_seconds, run_at, priority, owner, status, parents_left,
@@ -105,8 +105,8 @@ const insertWorkflow: Statement = {
     RETURNING *
   ),
   named AS (
-    INSERT INTO workflow_step (workflow_id, name, job_id)
-    SELECT flow.id, step.name, step.id FROM flow, step
+    INSERT INTO workflow_step (workflow_id, name, job_id, position)
+    SELECT flow.id, step.name, step.id, step.position FROM flow, step
   ),
   edges AS (
     INSERT INTO job_dependency (parent_id, child_id, parent_name, on_failure)
@@ -169,7 +169,7 @@ function readWorkflowText(anyOwner: boolean): string {
   JOIN workflow_step s ON s.workflow_id = w.id
   JOIN job ON job.id = s.job_id
   WHERE w.id = $1${anyOwner ? '' : ' AND w.owner = $2'}
-  ORDER BY job.created_at, s.name`;
+  ORDER BY s.position, s.name`;
 }
 
 const readWorkflow: Statement = { name: 'workflow_read', text: readWorkflowText(false) };
