@@ -49,7 +49,8 @@ export async function costBenchmark(context: BenchContext): Promise<BenchResult>
       await waitForQuiet(15, 10_000);
       const trial = await runIsolated<CostTrial>(module, system.run, { ...args, ...system.args }, {
         execArgv: context.execArgv,
-        timeoutMs: 300_000,
+        // Five minutes per 20,000 jobs: at 100,000 a fixed five minutes cut the trial short.
+        timeoutMs: Math.max(300_000, args.jobs * 15),
       });
       trials.get(system.name)!.push(trial);
       for (const phase of trial.phases) {

@@ -206,7 +206,7 @@ describe('who reads a workflow, and from where', () => {
     }));
     const made = await rest('POST', '/api/v1/workflows', { steps });
     expect(made.status).toBe(201);
-    const stepNames = (body: { steps: { name: string }[] }) => body.steps.map((step) => step.name);
+    const stepNames = (body: Record<string, unknown>) => (body['steps'] as { name: string }[]).map((step) => step.name);
     expect(stepNames(made.body)).toEqual(names);
     expect(stepNames((await rest('GET', `/api/v1/workflows/${made.body.workflowId}`)).body)).toEqual(names);
     const read = await graphql(`query($id: ID!) { workflow(id: $id) { steps { name } } }`, { id: made.body.workflowId });
