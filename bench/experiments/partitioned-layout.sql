@@ -25,14 +25,7 @@ CREATE INDEX ON job_one (heartbeat_at) WHERE queue_state = 2;
 CREATE INDEX ON job_one (kind, id) WHERE queue_state IS NULL;
 
 CREATE TABLE job_split (
-  id uuid NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), max_attempts int NOT NULL DEFAULT 3,
-  priority int NOT NULL DEFAULT 0, kind text NOT NULL, owner text NOT NULL DEFAULT '', input jsonb NOT NULL,
-  run_at timestamptz NOT NULL DEFAULT now(), attempt int NOT NULL DEFAULT 0, locked_by text, result jsonb,
-  completed_on timestamptz,
-  queue_state smallint GENERATED ALWAYS AS (CASE status WHEN 'pending' THEN 1 WHEN 'wip' THEN 2 END) STORED,
-  heartbeat_at timestamptz GENERATED ALWAYS AS (CASE WHEN status = 'wip' THEN last_updated END) STORED,
-  status exp_status NOT NULL DEFAULT 'pending', version int NOT NULL DEFAULT 1,
-  last_updated timestamptz NOT NULL DEFAULT now(), retrieved_at timestamptz,
+  LIKE job_one INCLUDING DEFAULTS INCLUDING GENERATED,
   settled boolean NOT NULL DEFAULT false,
   PRIMARY KEY (id, settled)
 ) PARTITION BY LIST (settled);
