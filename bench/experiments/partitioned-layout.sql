@@ -1,5 +1,5 @@
--- Issue 25's last candidate, a partitioned layout, against the one table, on WAL per job: the
--- tables of the experiment; partitioned-layout.sh runs it.
+-- Issue 25's last candidate, a partitioned layout, against the one table, on WAL per job:
+--   bash bench/experiments/layout-wal.sh bench/experiments/partitioned-layout.sql
 --
 -- Both layouts hold the job table's columns in the job_column_order migration's order, at
 -- fillfactor 50, with the queue's indexes (the primary key, pending, wip, settled by kind).
@@ -35,3 +35,6 @@ CREATE INDEX ON job_split_active (owner, priority DESC, run_at, id) WHERE queue_
 CREATE INDEX ON job_split_active (heartbeat_at) WHERE queue_state = 2;
 CREATE INDEX ON job_split_settled (kind, id);
 
+
+CREATE TABLE experiment_layout (position int, name text, complete_also text, owner text);
+INSERT INTO experiment_layout VALUES (1, 'job_one', '', ''''''), (2, 'job_split', ', settled = true', '''''');
