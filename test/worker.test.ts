@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { Database, Queryable } from '../src/db/database.ts';
+import type { Database, Queryable, Statement } from '../src/db/database.ts';
 import { addDecimals } from '../src/jobs/decimal.ts';
 import type { JobEventHub } from '../src/jobs/events.ts';
 import { PermanentJobError } from '../src/kinds/define.ts';
@@ -329,7 +329,7 @@ describe('the local queue', () => {
       expect(added.filter(({ job }) => runs.has(addNumbersOf(job)!.num1))).toHaveLength(1);
       const ids = added.map(({ job }) => job.id);
 
-      await survivesStaleRule(ids, worker.id, beats.next);
+      await survivesStaleRule(ids, worker.id, beats);
       release.resolve();
       for (const { job } of added) {
         const completed = await waitForJob(service, hub, job.id, statusOf('completed'));
@@ -351,20 +351,36 @@ describe('the local queue', () => {
 const TIMEOUT_SECONDS = 30;
 
 /**
- * The database for a worker, and `next()`: resolves once a heartbeat sent after the call has
- * committed. A beat already in flight when `next()` is called is not counted: it may have read
- * the jobs before the test changed them (`vi.waitFor` moves a faked setInterval on as it polls,
- * so a beat can start at any time before). The deadline only turns a missing beat into a
- * readable failure.
+ * The database for a worker, and two controls over it.
+ *
+ * `next()` resolves once a heartbeat sent after the call has committed. A beat already in flight
+ * when `next()` is called is not counted: it may have read the jobs before the test changed them
+ * (`vi.waitFor` moves a faked setInterval on as it polls, so a beat can start at any time before).
+ * The deadline only turns a missing beat into a readable failure.
+ *
+ * `holdClaims()` resolves once no claim of the worker is in flight, and keeps its next claims
+ * waiting until the returned function is called. A claim the worker still had to make (a NOTIFY of
+ * the jobs just added can come after the claim that took them) would otherwise apply the stale
+ * rule to the jobs the test has just made stale, and take them back from the worker itself.
  */
 function heartbeats(on: Database) {
   let waiting: { sent: boolean; committed: () => void } | undefined;
+  let claimsInFlight = 0;
+  let claimsDone = deferred();
+  let claimsHeld: Promise<void> | undefined;
+  const isClaim = (statement: Statement) => statement.name.startsWith('jobs_claim');
   const watched = interceptStatements(on, {
-    before(statement) {
+    async before(statement) {
       if (statement.name === 'jobs_heartbeat' && waiting) waiting.sent = true;
+      if (!isClaim(statement)) return;
+      while (claimsHeld) await claimsHeld;
+      claimsInFlight += 1;
     },
     after(statement) {
       if (statement.name === 'jobs_heartbeat' && waiting?.sent) waiting.committed();
+      if (!isClaim(statement)) return;
+      claimsInFlight -= 1;
+      if (claimsInFlight === 0) claimsDone.resolve();
     },
   });
   const next = () =>
@@ -379,7 +395,19 @@ function heartbeats(on: Database) {
         },
       };
     });
-  return { db: watched, next };
+  const holdClaims = async (): Promise<() => void> => {
+    const release = deferred();
+    claimsHeld = release.promise;
+    if (claimsInFlight > 0) {
+      claimsDone = deferred();
+      await claimsDone.promise;
+    }
+    return () => {
+      claimsHeld = undefined;
+      release.resolve();
+    };
+  };
+  return { db: watched, next, holdClaims };
 }
 
 /**
@@ -387,13 +415,15 @@ function heartbeats(on: Database) {
  * had died, and the worker's heartbeat clock (setInterval, faked) moves on by a third of the
  * timeout. The beat that comes must have refreshed every job, and a rival that claims with the
  * same timeout right after must get none of them. Neither a stalled machine nor a slow rival can
- * change the outcome: the rival claims only when told to, and a beat comes only when the clock is moved.
+ * change the outcome: the rival claims only when told to, a beat comes only when the clock is
+ * moved, and the worker's own claims wait until the round is over.
  */
-async function survivesStaleRule(ids: string[], workerId: string, nextBeat: () => Promise<void>): Promise<void> {
+async function survivesStaleRule(ids: string[], workerId: string, beats: ReturnType<typeof heartbeats>): Promise<void> {
   for (let round = 1; round <= 3; round += 1) {
+    const releaseClaims = await beats.holdClaims();
     const silentSince = new Date(Date.now() - 3_600_000);
     await db.prisma.job.updateMany({ where: { id: { in: ids } }, data: { lastUpdated: silentSince } });
-    const beat = nextBeat();
+    const beat = beats.next();
     await vi.advanceTimersByTimeAsync((TIMEOUT_SECONDS * 1000) / 3);
     await beat;
     const refreshed = await db.prisma.job.findMany({ where: { id: { in: ids }, lastUpdated: { gt: silentSince } } });
@@ -401,6 +431,7 @@ async function survivesStaleRule(ids: string[], workerId: string, nextBeat: () =
     expect({ round, claimed: await claimJobsStatement(db, 'rival', 10, TIMEOUT_SECONDS) }).toEqual({ round, claimed: [] });
     const rows = await db.prisma.job.findMany({ where: { id: { in: ids } }, select: { status: true, attempt: true, lockedBy: true } });
     expect(rows).toEqual(ids.map(() => ({ status: 'wip', attempt: 1, lockedBy: workerId })));
+    releaseClaims();
   }
 }
 
@@ -518,7 +549,7 @@ describe('a dead worker', () => {
       const { job } = await service.addJob({ num1: '1', num2: '1' }, ANONYMOUS);
       await started.promise;
 
-      await survivesStaleRule([job.id], worker.id, beats.next);
+      await survivesStaleRule([job.id], worker.id, beats);
       release.resolve();
       const completed = await waitForJob(service, hub, job.id, statusOf('completed'));
       expect(runs).toBe(1);
