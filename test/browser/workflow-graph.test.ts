@@ -3,7 +3,8 @@
  * drawn as a graph whose nodes change state live (running, waiting, then completed) without a
  * reload; a node opens its step's job, whose view links back to the graph; a workflow opened by
  * #workflow/<id> before the key was entered; another customer's workflow not shown; 1,000 steps
- * listed by layer; the layout's layers and ordering; the view audited with axe-core (WCAG A/AA)
+ * listed by layer; the layout's layers and ordering; edges that skip layers routed through lanes
+ * of their own, never behind a step; the view audited with axe-core (WCAG A/AA)
  * at 1280 and 360 px, light and dark, and screenshotted into test-artifacts/ (and, with
  * UPDATE_DOCS_SCREENSHOT=1, into docs/workflow.png).
  */
@@ -83,6 +84,26 @@ async function openConsole(key: string, options: BrowserContextOptions = DESKTOP
   return page;
 }
 
+
+/**
+ * In the page, as a string to evaluate: (paths, boxes) => which paths ({ element, name }) pass
+ * behind which steps' boxes ({ x, y, width, height, name }, in the drawing's own units), from
+ * points every 2 px along each. A box's border is not inside it, so an edge may leave its
+ * parent's bottom; it ends above its child's top, where the arrow's tip is.
+ */
+const BEHIND = `(paths, boxes) => {
+  const found = new Set();
+  for (const { element, name } of paths) {
+    const matrix = element.getCTM();
+    for (let at = 0; at <= element.getTotalLength(); at += 2) {
+      const { x, y } = element.getPointAtLength(at).matrixTransform(matrix);
+      for (const box of boxes) {
+        if (x > box.x + 0.5 && x < box.x + box.width - 0.5 && y > box.y + 0.5 && y < box.y + box.height - 0.5) found.add(name + ' behind ' + box.name);
+      }
+    }
+  }
+  return [...found];
+}`;
 
 /** `held` names the stage that runs until the test lets it go. */
 function diamond(held?: 'fetch' | 'resize'): WorkflowStepInput[] {
@@ -191,6 +212,76 @@ describe("the console's workflow view", () => {
     })()`);
     expect(layout.chain).toEqual([['root', 'outside'], ['one'], ['two'], ['late']]);
     expect(layout.crossed).toEqual([['a', 'b'], ['x2', 'x1']]);
+  });
+
+  it('routes an edge that skips layers through a lane of its own in each, beside the steps it skips, not behind them', async () => {
+    const page = await openConsole(CUSTOMER_KEY);
+    // 'late' waits for 'root' and for the end of the chain below it: that edge skips two layers.
+    const routed: { layers: string[][]; via: number[]; width: number; behind: string[]; shuffled: string[]; unlaned: number[] } = await page.evaluate(`(async () => {
+      const { layoutWorkflow, placeWorkflow } = await import('/assets/workflow-graph.js');
+      const step = (name, ...dependsOn) => ({ name, dependsOn });
+      const behind = (steps, layout) => {
+        const { boxes, edges } = placeWorkflow(layout);
+        const drawing = document.body.appendChild(document.createElementNS('http://www.w3.org/2000/svg', 'svg'));
+        const paths = edges.map(({ parent, child, d }) => {
+          const element = drawing.appendChild(document.createElementNS('http://www.w3.org/2000/svg', 'path'));
+          element.setAttribute('d', d);
+          return { element, name: steps[parent].name + '→' + steps[child].name };
+        });
+        const found = (${BEHIND})(paths, boxes.map((box, index) => ({ ...box, name: steps[index].name })));
+        drawing.remove();
+        return found;
+      };
+      const chain = [step('root'), step('one', 'root'), step('two', 'one'), step('late', 'root', 'two')];
+      const layout = layoutWorkflow(chain);
+      const long = layout.edges.find((edge) => chain[edge.parent].name === 'root' && chain[edge.child].name === 'late');
+      // 60 steps, each waiting for up to three earlier ones picked by a fixed pseudo-random sequence.
+      let seed = 7;
+      const next = (below) => ((seed = (seed * 48271) % 2147483647), seed % below);
+      const shuffled = [step('s0')];
+      for (let index = 1; index < 60; index += 1) {
+        const parents = new Set(Array.from({ length: 1 + next(3) }, () => 's' + next(index)));
+        shuffled.push(step('s' + index, ...(next(8) === 0 ? [] : parents)));
+      }
+      return {
+        layers: layout.layers.map((layer) => layer.map((index) => chain[index].name)),
+        via: long.via.map((point) => layout.order.findIndex((layer) => layer.includes(point))),
+        width: placeWorkflow(layout).width,
+        behind: behind(chain, layout),
+        shuffled: behind(shuffled, layoutWorkflow(shuffled)),
+        unlaned: layoutWorkflow(chain, { maxLanes: 1 }).edges.map((edge) => edge.via.length),
+      };
+    })()`);
+    expect(routed.layers).toEqual([['root'], ['one'], ['two'], ['late']]);
+    // A virtual point in each layer the edge skips, and a lane far narrower than a second step.
+    expect(routed.via).toEqual([1, 2]);
+    expect(routed.width).toBeLessThan(2 * 168);
+    expect(routed.behind).toEqual([]);
+    expect(routed.shuffled).toEqual([]);
+    // Past its budget of lanes a graph gets none, and is drawn as before.
+    expect(routed.unlaned).toEqual([0, 0, 0, 0]);
+
+    // The same chain drawn: one path per edge, none behind a step.
+    const steps: WorkflowStepInput[] = [
+      { name: 'root', kind: 'stage', input: {} },
+      { name: 'one', kind: 'stage', input: {}, dependsOn: ['root'] },
+      { name: 'two', kind: 'stage', input: {}, dependsOn: ['one'] },
+      { name: 'late', kind: 'stage', input: {}, dependsOn: ['root', 'two'] },
+    ];
+    const workflow = await api.jobs.workflows.submit({ steps }, customer);
+    await showWorkflow(page, workflow.id);
+    expect(await page.locator('#workflow-view .edges path').count()).toBe(4);
+    const drawn: string[] = await page.evaluate(`(${BEHIND})(
+      [...document.querySelectorAll('#workflow-view .edges path')].map((element, index) => ({ element, name: 'edge ' + index })),
+      [...document.querySelectorAll('#workflow-view g.step')].map((node) => {
+        const box = node.querySelector('rect.box');
+        const { x, y, width, height } = box.getBBox();
+        const corner = new DOMPoint(x, y).matrixTransform(box.getCTM());
+        return { x: corner.x, y: corner.y, width, height, name: node.dataset.name };
+      }),
+    )`);
+    expect(drawn).toEqual([]);
+    expect(browser.problemsOf(page)).toEqual([]);
   });
 
   for (const [name, options] of [
