@@ -197,6 +197,25 @@ describe("the console's workflow view", () => {
     expect(browser.problemsOf(page)).toEqual([]);
   });
 
+  it('lists a graph whose arrows would need more lanes than a drawing can show apart', async () => {
+    // 100 steps, each waiting for every step before it: one per row, and 161,700 lanes.
+    const steps: WorkflowStepInput[] = Array.from({ length: 100 }, (_, index) => ({
+      name: `s${index}`,
+      kind: 'add',
+      input: { num1: String(index), num2: '0' },
+      dependsOn: Array.from({ length: index }, (_, parent) => `s${parent}`),
+    }));
+    const workflow = await api.jobs.workflows.submit({ steps }, customer);
+    const page = await openConsole(CUSTOMER_KEY);
+    await page.evaluate((hash) => (location.hash = hash), `#workflow/${workflow.id}`);
+    await page.locator('#workflow-view tbody tr').first().waitFor(PATIENCE);
+    expect(await page.locator('#workflow-view tbody tr').count()).toBe(100);
+    expect(await page.locator('#workflow-view svg').count()).toBe(0);
+    expect(await page.locator('#workflow-view tr[data-name="s99"] td').first().textContent()).toBe('100');
+    expect(await page.locator('#workflow-status').textContent()).toMatch(/100 steps, .*Listed by layer: its arrows skip more rows than a drawing could show apart/);
+    expect(browser.problemsOf(page)).toEqual([]);
+  });
+
   it('lays out by longest path from the roots, and orders each layer to cut crossings', async () => {
     const page = await openConsole(CUSTOMER_KEY);
     // As a string: vitest would rewrite an import() written in this file, and the page has no such helper.
@@ -217,7 +236,7 @@ describe("the console's workflow view", () => {
   it('routes an edge that skips layers through a lane of its own in each, beside the steps it skips, not behind them', async () => {
     const page = await openConsole(CUSTOMER_KEY);
     // 'late' waits for 'root' and for the end of the chain below it: that edge skips two layers.
-    const routed: { layers: string[][]; via: number[]; width: number; behind: string[]; shuffled: string[]; unlaned: number[] } = await page.evaluate(`(async () => {
+    const routed: { layers: string[][]; via: number[]; width: number; behind: string[]; shuffled: string[]; unlaned: number[]; laned: boolean[] } = await page.evaluate(`(async () => {
       const { layoutWorkflow, placeWorkflow } = await import('/assets/workflow-graph.js');
       const step = (name, ...dependsOn) => ({ name, dependsOn });
       const behind = (steps, layout) => {
@@ -250,6 +269,7 @@ describe("the console's workflow view", () => {
         behind: behind(chain, layout),
         shuffled: behind(shuffled, layoutWorkflow(shuffled)),
         unlaned: layoutWorkflow(chain, { maxLanes: 1 }).edges.map((edge) => edge.via.length),
+        laned: [layout.laned, layoutWorkflow(chain, { maxLanes: 1 }).laned],
       };
     })()`);
     expect(routed.layers).toEqual([['root'], ['one'], ['two'], ['late']]);
@@ -258,8 +278,9 @@ describe("the console's workflow view", () => {
     expect(routed.width).toBeLessThan(2 * 168);
     expect(routed.behind).toEqual([]);
     expect(routed.shuffled).toEqual([]);
-    // Past its budget of lanes a graph gets none, and is drawn as before.
+    // Past its budget of lanes a graph gets none, and says so: the view lists it (the next test).
     expect(routed.unlaned).toEqual([0, 0, 0, 0]);
+    expect(routed.laned).toEqual([true, false]);
 
     // The same chain drawn: one path per edge, none behind a step.
     const steps: WorkflowStepInput[] = [

@@ -9,8 +9,9 @@
 // runs beside that layer's steps, never behind one, and it is plain which step it comes from and
 // goes to. The layers and the sweep are linear in the steps and edges (a sort per layer); the
 // lanes add the layers the edges skip, up to GRAPH_MAX_LANES of them. Beyond GRAPH_MAX_STEPS a
-// drawing would be too wide to read, and the steps are listed by layer instead, without lanes, so
-// 1,000 steps lay out in a few milliseconds whatever their edges. The graph's shape never changes
+// drawing would be too wide to read, and beyond GRAPH_MAX_LANES its arrows could not be told
+// apart: the steps are listed by layer instead, without lanes, so 1,000 steps lay out in a few
+// milliseconds whatever their edges. The graph's shape never changes
 // after submission, so a change redraws nothing: it sets each node's state.
 
 const GRAPH_MAX_STEPS = 200;
@@ -18,7 +19,7 @@ const GRAPH_MAX_STEPS = 200;
  * A drawing's lanes, at most: 200 steps in a chain that each also wait for its first step need
  * 19,701, laid out in about a fifth of a second. A graph that needs more (200 steps that each
  * wait for all before them need 1.3 million, many seconds' work) could not be read for its edges
- * anyway, so it is drawn without lanes, its long edges behind the steps they skip.
+ * anyway, and is listed by layer, as a graph of too many steps is.
  */
 const GRAPH_MAX_LANES = 20_000;
 /** Sweeps of the barycentre ordering, each down then up; more rarely removes another crossing. */
@@ -61,7 +62,8 @@ function svg(tag, attributes = {}, ...children) {
  * an edge to the next layer). The points are ordered with the steps, so a long edge keeps a lane
  * of its own beside the steps it passes instead of running behind them, and the sweep keeps its
  * crossings down as it does a step's. They cost an edge's span each, so a graph that would need
- * more than `maxLanes` gets none: a list of steps draws no edge and asks for none.
+ * more than `maxLanes` gets none, and `laned` is false: a list of steps draws no edge and asks
+ * for none.
  */
 export function layoutWorkflow(steps, { maxLanes = Infinity } = {}) {
   const byName = new Map(steps.map((step, index) => [step.name, index]));
@@ -126,7 +128,7 @@ export function layoutWorkflow(steps, { maxLanes = Infinity } = {}) {
     for (let at = order.length - 2; at >= 0; at -= 1) reorder(order[at], down);
   }
   const layers = order.map((layer) => layer.filter((item) => item < steps.length));
-  return { layers, order, edges, parents, depth };
+  return { layers, order, edges, parents, depth, laned: lanes };
 }
 
 /**
@@ -180,6 +182,8 @@ export function startWorkflowView({ graphql, subscribe, el, openJob }) {
   /** jobId → the node (or row) showing that step, while the drawn graph is the workflow's. */
   let nodes = new Map();
   let drawnShape = '';
+  /** Why the shown workflow is listed rather than drawn; empty while it is drawn. */
+  let listedBecause = '';
   let jobAsked;
   let fits = () => undefined;
   const resized = new ResizeObserver(() => fits());
@@ -228,10 +232,15 @@ export function startWorkflowView({ graphql, subscribe, el, openJob }) {
     if (shape !== drawnShape) {
       drawnShape = shape;
       nodes = new Map();
-      const drawn = workflow.steps.length <= GRAPH_MAX_STEPS;
-      const layout = layoutWorkflow(workflow.steps, { maxLanes: drawn ? GRAPH_MAX_LANES : 0 });
+      const fewSteps = workflow.steps.length <= GRAPH_MAX_STEPS;
+      const layout = layoutWorkflow(workflow.steps, { maxLanes: fewSteps ? GRAPH_MAX_LANES : 0 });
+      listedBecause = !fewSteps
+        ? `a graph is drawn up to ${GRAPH_MAX_STEPS} steps`
+        : layout.laned
+          ? ''
+          : `its arrows skip more rows than a drawing could show apart (${GRAPH_MAX_LANES.toLocaleString('en')} row crossings at most)`;
       resized.disconnect();
-      $('workflow-view').replaceChildren(drawn ? drawGraph(workflow, layout) : listSteps(workflow, layout));
+      $('workflow-view').replaceChildren(listedBecause ? listSteps(workflow, layout) : drawGraph(workflow, layout));
     }
     for (const step of workflow.steps) nodes.get(step.jobId)?.(step);
     const counts = new Map();
@@ -241,7 +250,7 @@ export function startWorkflowView({ graphql, subscribe, el, openJob }) {
     $('workflow-status').textContent =
       `Workflow ${workflow.id}: ${steps} step${steps === 1 ? '' : 's'}, ${parts.join(', ')}.` +
       (workflow.finished ? ' Finished.' : '') +
-      (steps > GRAPH_MAX_STEPS ? ` Listed by layer: a graph is drawn up to ${GRAPH_MAX_STEPS} steps.` : '');
+      (listedBecause ? ` Listed by layer: ${listedBecause}.` : '');
     $('workflows').dataset.finished = String(workflow.finished);
   }
 
