@@ -107,7 +107,7 @@ describe('the job column order migration', () => {
     const indexesBefore = await indexDefinitions();
     expect(jobsBefore).toHaveLength(statuses.length);
 
-    await migrate(db, migrations, testLogger());
+    await migrate(db, migrations.slice(0, index + 1), testLogger());
 
     expect(await allJobs()).toEqual(jobsBefore);
     expect(await indexDefinitions()).toEqual(indexesBefore);
@@ -123,6 +123,8 @@ describe('the job column order migration', () => {
   });
 
   it('leaves the queue working on the rebuilt table: a job submitted now completes', async () => {
+    // With the later migrations too: this build's statements name their columns.
+    await migrate(db, migrations, testLogger());
     const hub = createHub(db);
     await hub.start();
     try {

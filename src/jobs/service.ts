@@ -11,8 +11,8 @@ import { ReadCoalescer } from './read-coalescer.ts';
 import { JobSubmitter } from './submission.ts';
 import type { JobEventHub } from './events.ts';
 import { cancelJobStatement, retrieveJobStatement } from './sql/customer.ts';
+import { consoleListStatement } from './sql/console.ts';
 import type { InsertedJob } from './sql/insert.ts';
-import { listJobsQuery } from './sql/reads.ts';
 import { openJobWatch } from './watch.ts';
 import { ScheduleService } from '../schedules/service.ts';
 import { KindControl } from './kind-control.ts';
@@ -207,11 +207,11 @@ export class JobService {
     if (args.after != null && !after) {
       throw new JobServiceError('BAD_USER_INPUT', 'after must be a cursor from a previous page', 'after');
     }
-    const rows = await listJobsQuery(this.db, {
-      owner: caller.owner,
-      status: args.status ?? undefined,
-      kind: args.kind ?? undefined,
-      before: after,
+    // The console's statements: a caller's own jobs are a console filter by owner.
+    const rows = await consoleListStatement(this.db, {
+      filter: { owner: caller.owner, ...(args.status ? { status: args.status } : {}), ...(args.kind ? { kind: args.kind } : {}) },
+      order: 'newest',
+      ...(after ? { after } : {}),
       limit: first + 1,
     });
     const jobs = rows.slice(0, first);

@@ -190,7 +190,7 @@ const claimLimitedJobs: Statement = {
     UNION ALL
     (SELECT id FROM job
      WHERE NOT $8 AND queue_state = 1 AND run_at <= now() AND kind = $5
-     ORDER BY owner, priority DESC, run_at, id
+     ORDER BY owner_hash, priority DESC, run_at, id
      LIMIT $2)
   ),
   due AS (

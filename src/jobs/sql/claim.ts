@@ -96,9 +96,11 @@ export function claimedCte(ids: string): string {
  *   $4 when the kind has none); their worker is presumed dead. They go first, being the oldest
  *   work in the queue, whoever owns them. $3, the shortest timeout of any kind, bounds the index
  *   scan: without it a claim would walk every wip job, healthy ones included, to find none stale.
- * - `owners`: whose turn it is. $6 is the owner whose turn came last in this worker's previous
- *   claim; the owners with pending jobs (due or not) after it, then those before it, are found by
- *   a loose index scan of the claim index (owner, priority DESC, run_at, id), one probe per owner
+ * - `owners`: whose turn it is. Owners are known here by their hash (`owner_hash`, see the
+ *   owner_hash migration), which keeps the claim index's entries narrow with API keys; two owners
+ *   whose hashes meet take their turns as one. $6 is the owner whose turn came last in this
+ *   worker's previous claim; the owners with pending jobs (due or not) after it, then those before
+ *   it, are found by a loose index scan of the claim index (owner_hash, priority DESC, run_at, id), one probe per owner
  *   whatever its backlog, and $6 itself comes last, unprobed: at most MAX_OWNERS, and at most the
  *   batch. $6 is not probed because a probe must step over the dead entries at the head of an
  *   owner's range (its jobs claimed since the last vacuum), which `fair` steps over again: with
@@ -154,6 +156,11 @@ const MAX_OWNERS = 32;
  * costs `fair` at about 75 per owner it expects for it, whatever the backlog.
  */
 const MAX_SHARE = 5000;
+/**
+ * Whose turn came last: $6, the hash of that owner, or the open service's one owner ('') at a
+ * worker's first claim, so that a service without API keys has no owner but its own in the walk.
+ */
+const TURN_AFTER = "coalesce($6::bigint, hashtextextended('', 0))";
 
 const claimJobs: Statement = {
   name: 'jobs_claim',
@@ -173,27 +180,28 @@ const claimJobs: Statement = {
   ),
   wanted AS MATERIALIZED (SELECT $2 - (SELECT count(*) FROM stale)::int AS n),
   owners AS MATERIALIZED (
-    SELECT owner, row_number() OVER () AS pos, count(*) OVER () AS owners FROM (
-      SELECT owner FROM (
-        (WITH RECURSIVE after (owner) AS (
-           SELECT min(owner) FROM job WHERE queue_state = 1 AND owner > $6
+    SELECT owner_hash, row_number() OVER () AS pos, count(*) OVER () AS owners FROM (
+      SELECT owner_hash FROM (
+        (WITH RECURSIVE after (owner_hash) AS (
+           SELECT min(owner_hash) FROM job WHERE queue_state = 1 AND owner_hash > ${TURN_AFTER}
            UNION ALL
-           SELECT (SELECT min(owner) FROM job WHERE queue_state = 1 AND owner > after.owner)
-           FROM after WHERE after.owner IS NOT NULL)
-         SELECT owner FROM after WHERE owner IS NOT NULL)
+           SELECT (SELECT min(owner_hash) FROM job WHERE queue_state = 1 AND owner_hash > after.owner_hash)
+           FROM after WHERE after.owner_hash IS NOT NULL)
+         SELECT owner_hash FROM after WHERE owner_hash IS NOT NULL)
         UNION ALL
-        (WITH RECURSIVE before (owner) AS (
-           SELECT min(owner) FROM job WHERE queue_state = 1 AND owner < $6
+        (WITH RECURSIVE before (owner_hash) AS (
+           SELECT min(owner_hash) FROM job WHERE queue_state = 1 AND owner_hash < ${TURN_AFTER}
            UNION ALL
-           SELECT (SELECT min(owner) FROM job WHERE queue_state = 1 AND owner > before.owner AND owner < $6)
-           FROM before WHERE before.owner IS NOT NULL)
-         SELECT owner FROM before WHERE owner IS NOT NULL)
+           SELECT (SELECT min(owner_hash) FROM job
+                   WHERE queue_state = 1 AND owner_hash > before.owner_hash AND owner_hash < ${TURN_AFTER})
+           FROM before WHERE before.owner_hash IS NOT NULL)
+         SELECT owner_hash FROM before WHERE owner_hash IS NOT NULL)
         UNION ALL
-        SELECT $6) AS turns
+        SELECT ${TURN_AFTER}) AS turns
       LIMIT least($2, ${MAX_OWNERS})) AS bounded
   ),
   shares AS MATERIALIZED (
-    SELECT owner, pos, least(wanted.n / owners + (pos <= wanted.n % owners)::int, ${MAX_SHARE}) AS share,
+    SELECT owner_hash, pos, least(wanted.n / owners + (pos <= wanted.n % owners)::int, ${MAX_SHARE}) AS share,
            pos = coalesce(nullif(wanted.n % owners, 0), owners) AS last_turn
     FROM owners, wanted
   ),
@@ -202,7 +210,7 @@ const claimJobs: Statement = {
     FROM shares CROSS JOIN LATERAL (
       SELECT id FROM (
         SELECT id FROM job
-        WHERE owner = shares.owner AND queue_state = 1 AND run_at <= now()
+        WHERE owner_hash = shares.owner_hash AND queue_state = 1 AND run_at <= now()
           AND array_position((SELECT kinds FROM runnable), kind) IS NOT NULL
         ORDER BY priority DESC, run_at, id
         LIMIT ${MAX_SHARE}
@@ -215,7 +223,7 @@ const claimJobs: Statement = {
       AND id <> ALL (ARRAY(SELECT id FROM fair))
       AND EXISTS (SELECT FROM (SELECT pos, count(*) AS taken FROM fair GROUP BY pos) AS taken
                   JOIN shares USING (pos) WHERE taken.taken = shares.share)
-    ORDER BY owner, priority DESC, run_at, id
+    ORDER BY owner_hash, priority DESC, run_at, id
     LIMIT (SELECT n FROM wanted) - (SELECT count(*) FROM fair)
     FOR UPDATE SKIP LOCKED
   ),
@@ -225,7 +233,7 @@ const claimJobs: Statement = {
   ${settleDependents('claimed', { condition: "status = 'failed'" })},
   ${commitWithoutFlushWait}
   SELECT id, kind, input, attempt, "maxAttempts", "createdAtMs", traceparent, status, "lastError",
-         (SELECT owner FROM shares WHERE last_turn) AS "ownerCursor"
+         (SELECT owner_hash::text FROM shares WHERE last_turn) AS "ownerCursor"
   FROM claimed, announced, settled, flush_not_awaited
   ORDER BY priority DESC, run_at, id`,
 };
@@ -239,12 +247,15 @@ export interface ClaimResult {
 
 /** A claim of unlimited kinds: its jobs, and where the next claim's turn among owners begins. */
 export interface FairClaimResult extends ClaimResult {
-  /** The owner whose turn came last: pass it to the next claim. Unchanged when nothing was claimed. */
-  ownerCursor: string;
+  /** The owner whose turn came last (its hash): pass it to the next claim. Unchanged when nothing was claimed. */
+  ownerCursor: OwnerCursor;
 }
 
-/** The cursor of a worker's first claim: owners are served from the first in owner order. */
-export const FIRST_OWNER_CURSOR = '';
+/** Where a claim's turn among owners begins: the hash of the owner whose turn came last, as text. */
+export type OwnerCursor = string | null;
+
+/** The cursor of a worker's first claim: owners are served from the first in the claim index. */
+export const FIRST_OWNER_CURSOR: OwnerCursor = null;
 
 /** What a worker may claim, and when the stale rule takes a job back: see `claimJobs`. */
 export interface ClaimScope {
@@ -266,9 +277,9 @@ export async function claimBatchStatement(
   workerId: string,
   limit: number,
   scope: ClaimScope,
-  ownerCursor: string = FIRST_OWNER_CURSOR,
+  ownerCursor: OwnerCursor = FIRST_OWNER_CURSOR,
 ): Promise<FairClaimResult> {
-  const rows = await db.query<ClaimedRow & { ownerCursor: string | null }>(claimJobs, [
+  const rows = await db.query<ClaimedRow & { ownerCursor: OwnerCursor }>(claimJobs, [
     workerId,
     limit,
     scope.shortestTimeoutSeconds,

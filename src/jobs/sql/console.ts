@@ -9,7 +9,7 @@
  * after its insert (README, "The operator console"):
  * - time range, id and the cursor: the primary key. Ids are UUIDv7, so a creation time range is
  *   an id range, and newest-first is a backward walk of the key;
- * - kind: job_kind_idx (kind, id); owner: job_owner_idx (owner, id). Both hold settled jobs only
+ * - kind: job_kind_idx (kind, id); owner: job_owner_idx (owner_hash, id). Both hold settled jobs only
  *   (queue_state NULL or above 2; see the console_indexes migration for why), so a kind's or an
  *   owner's pending and running jobs are found through the queue's partial indexes, and a filter
  *   by kind or owner with no status is a union of the two (`inFlightApart`);
@@ -73,17 +73,21 @@ function conditions(filter: JobFilter, first: number): { where: string[]; values
     key += letter;
   };
   if (filter.owner === '') add('e', (n) => `job.owner = ${n}`, filter.owner);
-  // job_owner_idx holds owners other than '' only: its condition, written out, lets a generic
-  // plan (one that does not know $n) use it too.
-  else if (filter.owner !== undefined) add('o', (n) => `job.owner = ${n} AND job.owner <> ''`, filter.owner);
+  // job_owner_idx and the claim index hold the owner's hash, which finds the entries, and the
+  // owner decides. job_owner_idx holds owners other than '' only: its condition, written out,
+  // lets a generic plan (one that does not know $n) use it too.
+  else if (filter.owner !== undefined) {
+    add('o', (n) => `job.owner_hash = hashtextextended(${n}, 0) AND job.owner = ${n} AND job.owner <> ''`, filter.owner);
+  }
   if (filter.kind !== undefined) add('k', (n) => `job.kind = ${n}`, filter.kind);
   if (filter.status !== undefined) {
     const state = QUEUE_STATE[filter.status];
     // The partial indexes' condition, written out, so that the planner can match it; the status
-    // itself stays the condition that decides.
+    // itself stays the condition that decides. The text differs with the state, and so must the
+    // statement's name: a connection refuses a name it has prepared with another text.
     if (state !== null) where.push(`job.queue_state = ${state}`);
     else where.push(SETTLED);
-    add('s', (n) => `job.status = ${n}::job_status`, filter.status);
+    add(`s${state ?? ''}`, (n) => `job.status = ${n}::job_status`, filter.status);
   }
   if (filter.id !== undefined) add('i', (n) => `job.id = ${n}::uuid`, filter.id);
   if (filter.uniqueKey !== undefined) add('u', (n) => `job.unique_key = ${n}`, filter.uniqueKey);

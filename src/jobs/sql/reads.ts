@@ -1,5 +1,5 @@
 /** Reading jobs, without changing them. */
-import type { Database, Queryable, Statement } from '../../db/database.ts';
+import type { Queryable, Statement } from '../../db/database.ts';
 import type { Job, JobStatus } from '../../generated/prisma/client.ts';
 import { columns, type JobRow, toJob } from './rows.ts';
 
@@ -32,34 +32,3 @@ export const QUEUE_STATE: Record<JobStatus, number | null> = {
   retrieved: null,
   waiting: null,
 };
-
-export interface JobListing {
-  owner: string;
-  status?: JobStatus;
-  kind?: string;
-  /** The id of the last job of the previous page: the page holds older jobs only. */
-  before?: string;
-  limit: number;
-}
-
-/**
- * One page of an owner's jobs, newest first. The one query that goes through Prisma, on purpose
- * (README.md, "Prisma's place"): its WHERE depends on which filters the caller gave, which
- * Prisma composes, typed, where named statements would need one per combination. A page is one
- * query however many jobs it holds, and no worker or subscriber waits on it, so Prisma's cost per
- * query (0.75 ms for a findFirst, against 0.07 ms for a prepared read of one job) matters here far less than on
- * the read of one job, which every subscriber wake-up repeats.
- */
-export function listJobsQuery(db: Pick<Database, 'prisma'>, listing: JobListing): Promise<Job[]> {
-  // Ids are UUIDv7, so id order is creation order; `lt` keeps paging stable when rows vanish.
-  return db.prisma.job.findMany({
-    where: {
-      owner: listing.owner,
-      ...(listing.status ? { status: listing.status, queueState: QUEUE_STATE[listing.status] } : {}),
-      ...(listing.kind ? { kind: listing.kind } : {}),
-      ...(listing.before ? { id: { lt: listing.before } } : {}),
-    },
-    orderBy: { id: 'desc' },
-    take: listing.limit,
-  });
-}

@@ -34,9 +34,9 @@ export interface OldestTransaction {
 /*
  * Always cheap, whatever the table's size: the table's size estimate from pg_class, the due
  * pending jobs counted through the pending partial index and capped at $1, and the oldest due
- * job found by a loose index scan. The pending index leads with owner and priority, so
+ * job found by a loose index scan. The pending index leads with the owner (its hash) and priority, so
  * min(run_at) over it would read every pending entry; instead the recursive CTE hops from one
- * distinct (owner, priority) to the next (one or two index probes each) and takes the first
+ * distinct (owner_hash, priority) to the next (one or two index probes each) and takes the first
  * run_at under each. Its cost grows with the number of owners and priorities in use, not with the
  * backlog. The oldest open transaction comes
  * from pg_stat_activity, which is read from shared memory: one row per connection, no table.
@@ -47,20 +47,20 @@ const queueStats: Statement = {
   name: 'jobs_queue_stats',
   text: `
   WITH RECURSIVE priorities AS (
-    (SELECT owner, priority FROM job WHERE queue_state = 1 ORDER BY owner, priority DESC LIMIT 1)
+    (SELECT owner_hash, priority FROM job WHERE queue_state = 1 ORDER BY owner_hash, priority DESC LIMIT 1)
     UNION ALL
-    SELECT next.owner, next.priority FROM priorities CROSS JOIN LATERAL (
-      (SELECT job.owner, job.priority FROM job
-       WHERE job.queue_state = 1 AND job.owner = priorities.owner AND job.priority < priorities.priority
+    SELECT next.owner_hash, next.priority FROM priorities CROSS JOIN LATERAL (
+      (SELECT job.owner_hash, job.priority FROM job
+       WHERE job.queue_state = 1 AND job.owner_hash = priorities.owner_hash AND job.priority < priorities.priority
        ORDER BY job.priority DESC LIMIT 1)
       UNION ALL
-      (SELECT job.owner, job.priority FROM job WHERE job.queue_state = 1 AND job.owner > priorities.owner
-       ORDER BY job.owner, job.priority DESC LIMIT 1)
+      (SELECT job.owner_hash, job.priority FROM job WHERE job.queue_state = 1 AND job.owner_hash > priorities.owner_hash
+       ORDER BY job.owner_hash, job.priority DESC LIMIT 1)
       LIMIT 1) AS next
   ),
   firsts AS (
     SELECT (SELECT job.run_at FROM job
-            WHERE job.queue_state = 1 AND job.owner = priorities.owner AND job.priority = priorities.priority
+            WHERE job.queue_state = 1 AND job.owner_hash = priorities.owner_hash AND job.priority = priorities.priority
             ORDER BY job.run_at LIMIT 1) AS run_at
     FROM priorities
   )
