@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { runIsolated } from './lib/isolate.ts';
 import { waitForQuiet } from './lib/quiet.ts';
 import { type BenchContext, type BenchResult, median } from './lib/types.ts';
@@ -13,8 +14,13 @@ interface System {
   args: Record<string, unknown>;
 }
 
+/** The owner of ours-keyed's jobs: an API key's digest, as the service stores it. */
+const KEYED_OWNER = createHash('sha256').update('cost-benchmark-key').digest('hex');
+
 const SYSTEMS: System[] = [
   { name: 'ours', run: 'costOurs', args: {} },
+  // Off unless named (`--systems ours-keyed`): what an API key's owner adds to the same job.
+  { name: 'ours-keyed', run: 'costOurs', args: { owner: KEYED_OWNER } },
   { name: 'sql-floor', run: 'costFloor', args: { clients: 2 } },
   { name: 'graphile-batched', run: 'costGraphile', args: {} },
   { name: 'pg-boss', run: 'costPgBoss', args: {} },
@@ -40,7 +46,9 @@ const FIGURES: Array<[title: string, pick: (cost: PhaseCost) => number | null, d
  * fresh process on a fresh database, after a CHECKPOINT; systems take turns.
  */
 export async function costBenchmark(context: BenchContext): Promise<BenchResult> {
-  const chosen = SYSTEMS.filter((system) => context.systems.length === 0 || context.systems.includes(system.name));
+  const chosen = SYSTEMS.filter((system) =>
+    context.systems.length === 0 ? system.name !== 'ours-keyed' : context.systems.includes(system.name),
+  );
   const args: CostArgs = { jobs: context.sizes.jobs ?? JOBS, batch: BATCH };
   const module = new URL('./cost/systems.ts', import.meta.url).href;
   const trials = new Map<string, CostTrial[]>(chosen.map((system) => [system.name, []]));
@@ -87,6 +95,7 @@ export async function costBenchmark(context: BenchContext): Promise<BenchResult>
       'WAL: pg_walinspect, the records that touch this database\'s relations plus their transactions\' commit records, without full-page images; FPI: those images, which depend on when the last checkpoint ran (a CHECKPOINT precedes each trial and the worker drain; the server\'s own may fall anywhere)',
       'index inserts: B-tree INSERT_LEAF, INSERT_POST, SPLIT_L and SPLIT_R records; HOT %: n_tup_hot_upd / n_tup_upd; dead tuples: n_dead_tup (autovacuum is off on this server)',
       'ours: insert through the job service; claim and complete through the worker\'s statements in batches of 500; retrieve one job per call, 8 customers at once; "worker drain" is the worker itself on a second set of jobs',
+      'ours-keyed (when named): ours with every job an API key\'s (the owner a 64-character SHA-256 digest), as a service with API_KEYS stores them',
       'sql-floor: the same table filled by our insert, drained by pgbench (2 clients, -M prepared): claim up to 500 with SKIP LOCKED, then complete them; no NOTIFY, no Node',
       'graphile-batched: addJobs in batches of 500, then the runner (concurrency 24, localQueue 500, batched completions); a completed job is deleted',
       'pg-boss: insert, fetch (batchSize 500) and complete (500 ids per call) through its public API',

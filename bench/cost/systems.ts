@@ -19,6 +19,8 @@ export interface CostArgs {
   jobs: number;
   /** Jobs per insert statement, per claim and per completion. */
   batch: number;
+  /** Whose jobs they are: '' (the open service's), or an API key's SHA-256 digest in hex. */
+  owner?: string;
 }
 
 export interface CostTrial {
@@ -38,7 +40,7 @@ export async function costOurs(args: CostArgs): Promise<CostTrial> {
   const { config, logger, fresh, db, hub, kinds, service } = ours;
   let meter: CostMeter | undefined;
   try {
-    const caller = { owner: '' };
+    const caller = { owner: args.owner ?? '' };
     const enqueue = async () => {
       for (const chunk of chunks(args.jobs, args.batch)) await service.addJobs(chunk.map(input), caller);
     };
@@ -236,14 +238,16 @@ export async function costFloor(args: CostArgs & { clients: number }): Promise<C
     await settle(fresh.url);
     // The claim's own condition, which its partial index names: queue_state since the cheaper_job
     // migration, the status before it (so the floor runs on either version of the schema).
-    const [derived] = await db.query<{ has: boolean }>({
+    const [derived] = await db.query<{ has: boolean; hashed: boolean }>({
       name: 'cost_floor_schema',
-      text: `SELECT EXISTS (SELECT FROM information_schema.columns WHERE table_name = 'job' AND column_name = 'queue_state') AS has`,
+      text: `SELECT EXISTS (SELECT FROM information_schema.columns WHERE table_name = 'job' AND column_name = 'queue_state') AS has,
+                    EXISTS (SELECT FROM information_schema.columns WHERE table_name = 'job' AND column_name = 'owner_hash') AS hashed`,
     });
     // The jobs are all the anonymous owner's: naming it lets the claim index that leads with the
-    // owner (since the fair_share_claim migration) give the claim order, and costs the older one
-    // only a filter.
-    const pending = `owner = '' AND ${derived!.has ? 'queue_state = 1' : `status = 'pending'`}`;
+    // owner (since the fair_share_claim migration; its hash since the owner_hash one) give the
+    // claim order, and costs the older one only a filter.
+    const owner = derived!.hashed ? `owner_hash = hashtextextended('', 0) AND owner = ''` : `owner = ''`;
+    const pending = `${owner} AND ${derived!.has ? 'queue_state = 1' : `status = 'pending'`}`;
     const script = join(dir, 'drain.sql');
     writeFileSync(
       script,
