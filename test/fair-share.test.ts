@@ -103,7 +103,7 @@ describe('the claim shares a batch between owners', () => {
     const [turns] = await jobs.db.query<{ order: string[] }>(
       {
         name: 'test_fair_owner_order',
-        text: `SELECT array_agg(owner ORDER BY hashtextextended(owner, 0)) AS order FROM unnest($1::text[]) AS owner`,
+        text: `SELECT array_agg(owner ORDER BY hashtext(owner)) AS order FROM unnest($1::text[]) AS owner`,
       },
       [[A.owner, B.owner, C.owner]],
     );

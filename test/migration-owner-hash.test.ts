@@ -64,7 +64,7 @@ describe('the owner_hash migration', () => {
     expect(await allJobs()).toEqual(before);
     const hashes = await db.query<{ matches: boolean }>({
       name: 'owner_hash_check',
-      text: `SELECT owner_hash = hashtextextended(owner, 0) AS matches FROM job`,
+      text: `SELECT owner_hash = hashtext(owner) AS matches FROM job`,
     });
     expect(hashes.map((row) => row.matches)).toEqual([true, true, true, true]);
     const indexes = await db.query<{ indexname: string; indexdef: string }>({

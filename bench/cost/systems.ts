@@ -246,7 +246,7 @@ export async function costFloor(args: CostArgs & { clients: number }): Promise<C
     // The jobs are all the anonymous owner's: naming it lets the claim index that leads with the
     // owner (since the fair_share_claim migration; its hash since the owner_hash one) give the
     // claim order, and costs the older one only a filter.
-    const owner = derived!.hashed ? `owner_hash = hashtextextended('', 0) AND owner = ''` : `owner = ''`;
+    const owner = derived!.hashed ? `owner_hash = hashtext('') AND owner = ''` : `owner = ''`;
     const pending = `${owner} AND ${derived!.has ? 'queue_state = 1' : `status = 'pending'`}`;
     const script = join(dir, 'drain.sql');
     writeFileSync(

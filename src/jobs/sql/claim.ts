@@ -160,7 +160,7 @@ const MAX_SHARE = 5000;
  * Whose turn came last: $6, the hash of that owner, or the open service's one owner ('') at a
  * worker's first claim, so that a service without API keys has no owner but its own in the walk.
  */
-const TURN_AFTER = "coalesce($6::bigint, hashtextextended('', 0))";
+const TURN_AFTER = "coalesce($6::int, hashtext(''))";
 
 const claimJobs: Statement = {
   name: 'jobs_claim',

@@ -77,7 +77,7 @@ function conditions(filter: JobFilter, first: number): { where: string[]; values
   // owner decides. job_owner_idx holds owners other than '' only: its condition, written out,
   // lets a generic plan (one that does not know $n) use it too.
   else if (filter.owner !== undefined) {
-    add('o', (n) => `job.owner_hash = hashtextextended(${n}, 0) AND job.owner = ${n} AND job.owner <> ''`, filter.owner);
+    add('o', (n) => `job.owner_hash = hashtext(${n}) AND job.owner = ${n} AND job.owner <> ''`, filter.owner);
   }
   if (filter.kind !== undefined) add('k', (n) => `job.kind = ${n}`, filter.kind);
   if (filter.status !== undefined) {
