@@ -1,38 +1,27 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../src/db/database.ts';
-import { migrate, type Migration, readMigrations } from '../src/db/migrate.ts';
-import { MIGRATIONS_DIR } from '../src/db/open.ts';
-import { openPostgres } from '../src/db/postgres.ts';
-import { databaseUrl, withAdmin } from './helpers/admin.ts';
-import { testLogger } from './helpers/database.ts';
+import { migrate } from '../src/db/migrate.ts';
+import { withAdmin } from './helpers/admin.ts';
+import { createUnmigratedDatabase, testLogger, type UnmigratedDatabase } from './helpers/database.ts';
 import { ANONYMOUS, createHub, createService, createWorker, statusOf, waitForJob } from './helpers/jobs.ts';
 
 const COLUMN_ORDER_MIGRATION = '20261205000000_job_column_order';
 
-let name: string;
+let unmigrated: UnmigratedDatabase;
 let reader: string;
 let db: Database;
-let migrations: Migration[];
 
 beforeAll(async () => {
-  const suffix = randomBytes(4).toString('hex');
-  name = `test_migration_column_order_${suffix}`;
-  reader = `test_job_reader_${suffix}`;
-  await withAdmin(async (admin) => {
-    await admin.query(`CREATE DATABASE ${name}`);
-    await admin.query(`CREATE ROLE ${reader} NOLOGIN`);
-  });
-  db = openPostgres({ connectionString: databaseUrl(name), poolSize: 2, logger: testLogger() });
-  migrations = await readMigrations(MIGRATIONS_DIR);
+  reader = `test_job_reader_${randomBytes(4).toString('hex')}`;
+  await withAdmin((admin) => admin.query(`CREATE ROLE ${reader} NOLOGIN`));
+  unmigrated = await createUnmigratedDatabase('test_migration_column_order');
+  db = unmigrated.db;
 });
 
 afterAll(async () => {
-  await db.close();
-  await withAdmin(async (admin) => {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.query(`DROP ROLE IF EXISTS ${reader}`);
-  });
+  await unmigrated.drop();
+  await withAdmin((admin) => admin.query(`DROP ROLE IF EXISTS ${reader}`));
 });
 
 /** Every job whole, generated columns included, in id order: what the rebuild must keep. */
@@ -60,9 +49,8 @@ async function tableSettings(): Promise<{ heap: string[]; toast: string[] }> {
 
 describe('the job column order migration', () => {
   it('keeps every job, column for column, and the indexes, settings and grants of the table', async () => {
-    const index = migrations.findIndex((migration) => migration.name === COLUMN_ORDER_MIGRATION);
-    expect(index).toBeGreaterThan(0);
-    await migrate(db, migrations.slice(0, index), testLogger());
+    const before = unmigrated.before(COLUMN_ORDER_MIGRATION);
+    await migrate(db, before, testLogger());
 
     // A job in every state, with every optional column set somewhere.
     const statuses = ['pending', 'wip', 'completed', 'retrieved', 'failed', 'cancelled', 'waiting'] as const;
@@ -107,7 +95,7 @@ describe('the job column order migration', () => {
     const indexesBefore = await indexDefinitions();
     expect(jobsBefore).toHaveLength(statuses.length);
 
-    await migrate(db, migrations.slice(0, index + 1), testLogger());
+    await migrate(db, unmigrated.migrations.slice(0, before.length + 1), testLogger());
 
     expect(await allJobs()).toEqual(jobsBefore);
     expect(await indexDefinitions()).toEqual(indexesBefore);
@@ -124,7 +112,7 @@ describe('the job column order migration', () => {
 
   it('leaves the queue working on the rebuilt table: a job submitted now completes', async () => {
     // With the later migrations too: this build's statements name their columns.
-    await migrate(db, migrations, testLogger());
+    await migrate(db, unmigrated.migrations, testLogger());
     const hub = createHub(db);
     await hub.start();
     try {

@@ -1,11 +1,8 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../src/db/database.ts';
-import { migrate, type Migration, readMigrations } from '../src/db/migrate.ts';
-import { MIGRATIONS_DIR } from '../src/db/open.ts';
-import { openPostgres } from '../src/db/postgres.ts';
-import { databaseUrl, withAdmin } from './helpers/admin.ts';
-import { testLogger } from './helpers/database.ts';
+import { migrate } from '../src/db/migrate.ts';
+import { createUnmigratedDatabase, testLogger, type UnmigratedDatabase } from './helpers/database.ts';
 import { ANONYMOUS, createHub, createService, createWorker, statusOf, waitForJob } from './helpers/jobs.ts';
 
 const KINDS_MIGRATION = '20261203140000_job_kinds';
@@ -24,21 +21,15 @@ const OLD_JOBS = [
   { status: 'cancelled', num1: '-7', num2: '7', result: null, key: null },
 ] as const;
 
-let name: string;
+let unmigrated: UnmigratedDatabase;
 let db: Database;
-let migrations: Migration[];
 
 beforeAll(async () => {
-  name = `test_migration_job_kinds_${randomBytes(4).toString('hex')}`;
-  await withAdmin((admin) => admin.query(`CREATE DATABASE ${name}`));
-  db = openPostgres({ connectionString: databaseUrl(name), poolSize: 2, logger: testLogger() });
-  migrations = await readMigrations(MIGRATIONS_DIR);
+  unmigrated = await createUnmigratedDatabase('test_migration_job_kinds');
+  db = unmigrated.db;
 });
 
-afterAll(async () => {
-  await db.close();
-  await withAdmin((admin) => admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
-});
+afterAll(() => unmigrated.drop());
 
 async function countsByStatus(): Promise<Record<string, number>> {
   const rows = await db.query<{ status: string; count: number }>({
@@ -50,9 +41,7 @@ async function countsByStatus(): Promise<Record<string, number>> {
 
 describe('the job kinds migration', () => {
   it('carries every job of a populated database over, with nothing lost', async () => {
-    const index = migrations.findIndex((migration) => migration.name === KINDS_MIGRATION);
-    expect(index).toBeGreaterThan(0);
-    await migrate(db, migrations.slice(0, index), testLogger());
+    await migrate(db, unmigrated.before(KINDS_MIGRATION), testLogger());
     const ids = OLD_JOBS.map(() => randomUUID());
     for (const [i, job] of OLD_JOBS.entries()) {
       await db.query(
@@ -67,7 +56,7 @@ describe('the job kinds migration', () => {
     }
     const before = await countsByStatus();
 
-    await migrate(db, migrations, testLogger());
+    await migrate(db, unmigrated.migrations, testLogger());
 
     const after = await countsByStatus();
     console.info(`jobs per status, before → after the migration: ${JSON.stringify(before)} → ${JSON.stringify(after)}`);

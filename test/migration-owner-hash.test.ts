@@ -4,35 +4,26 @@
  * shares between the owners the migration found, and an owner's listing finds its jobs through
  * the new indexes.
  */
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Database } from '../src/db/database.ts';
-import { migrate, type Migration, readMigrations } from '../src/db/migrate.ts';
-import { MIGRATIONS_DIR } from '../src/db/open.ts';
-import { openPostgres } from '../src/db/postgres.ts';
+import { migrate } from '../src/db/migrate.ts';
 import { claimBatchStatement } from '../src/jobs/sql/claim.ts';
-import { databaseUrl, withAdmin } from './helpers/admin.ts';
-import { testLogger } from './helpers/database.ts';
+import { createUnmigratedDatabase, testLogger, type UnmigratedDatabase } from './helpers/database.ts';
 import { createHub, createService } from './helpers/jobs.ts';
 
 const OWNER_HASH_MIGRATION = '20261205200000_owner_hash';
 const KEYED = createHash('sha256').update('owner-hash-migration-key').digest('hex');
 
-let name: string;
+let unmigrated: UnmigratedDatabase;
 let db: Database;
-let migrations: Migration[];
 
 beforeAll(async () => {
-  name = `test_migration_owner_hash_${randomBytes(4).toString('hex')}`;
-  await withAdmin((admin) => admin.query(`CREATE DATABASE ${name}`));
-  db = openPostgres({ connectionString: databaseUrl(name), poolSize: 2, logger: testLogger() });
-  migrations = await readMigrations(MIGRATIONS_DIR);
+  unmigrated = await createUnmigratedDatabase('test_migration_owner_hash');
+  db = unmigrated.db;
 });
 
-afterAll(async () => {
-  await db.close();
-  await withAdmin((admin) => admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
-});
+afterAll(() => unmigrated.drop());
 
 /** Every job whole, in id order, without the column the migration adds. */
 async function allJobs(): Promise<unknown[]> {
@@ -42,9 +33,7 @@ async function allJobs(): Promise<unknown[]> {
 
 describe('the owner_hash migration', () => {
   it('keeps every job, derives each hash, and rebuilds the owner-led indexes on it', async () => {
-    const index = migrations.findIndex((migration) => migration.name === OWNER_HASH_MIGRATION);
-    expect(index).toBeGreaterThan(0);
-    await migrate(db, migrations.slice(0, index), testLogger());
+    await migrate(db, unmigrated.before(OWNER_HASH_MIGRATION), testLogger());
     // Pending and completed jobs of a keyed owner and of no owner.
     for (const [owner, status] of [[KEYED, 'pending'], [KEYED, 'completed'], ['', 'pending'], ['', 'completed']]) {
       await db.query(
@@ -59,7 +48,7 @@ describe('the owner_hash migration', () => {
     }
     const before = await allJobs();
 
-    await migrate(db, migrations, testLogger());
+    await migrate(db, unmigrated.migrations, testLogger());
 
     expect(await allJobs()).toEqual(before);
     const hashes = await db.query<{ matches: boolean }>({

@@ -3,6 +3,8 @@ import { basename } from 'node:path';
 import { pino } from 'pino';
 import { inject } from 'vitest';
 import type { Database } from '../../src/db/database.ts';
+import { type Migration, readMigrations } from '../../src/db/migrate.ts';
+import { MIGRATIONS_DIR } from '../../src/db/open.ts';
 import { openPostgres } from '../../src/db/postgres.ts';
 import type { Logger } from '../../src/logger.ts';
 import { databaseUrl, withAdmin } from './admin.ts';
@@ -60,6 +62,36 @@ export async function createTestDatabase(file: string): Promise<TestDatabase> {
     },
     async drop() {
       await Promise.all(opened.map((db) => db.close()));
+      await withAdmin((admin) => admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
+    },
+  };
+}
+
+/** A database of its own with no migration applied, for a migration's test to apply them up to and past it. */
+export interface UnmigratedDatabase {
+  db: Database;
+  /** Every migration of this build, in order. */
+  migrations: Migration[];
+  /** The migrations before `name`: what the database held before it. */
+  before(name: string): Migration[];
+  drop(): Promise<void>;
+}
+
+export async function createUnmigratedDatabase(prefix: string): Promise<UnmigratedDatabase> {
+  const name = `${prefix}_${randomBytes(4).toString('hex')}`;
+  await withAdmin((admin) => admin.query(`CREATE DATABASE ${name}`));
+  const db = openPostgres({ connectionString: databaseUrl(name), poolSize: 2, logger: testLogger() });
+  const migrations = await readMigrations(MIGRATIONS_DIR);
+  return {
+    db,
+    migrations,
+    before(migration) {
+      const index = migrations.findIndex((candidate) => candidate.name === migration);
+      if (index < 1) throw new Error(`no migration ${migration} after the first`);
+      return migrations.slice(0, index);
+    },
+    async drop() {
+      await db.close();
       await withAdmin((admin) => admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
     },
   };
