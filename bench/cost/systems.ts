@@ -7,7 +7,7 @@ import pg from 'pg';
 import { Logger, makeWorkerUtils, run, runMigrations, type WorkerEvents } from 'graphile-worker';
 import { PgBoss } from 'pg-boss';
 import { addDecimals } from '../../src/jobs/decimal.ts';
-import { claimBatchStatement } from '../../src/jobs/sql/claim.ts';
+import { claimBatchStatement, type FairClaimResult } from '../../src/jobs/sql/claim.ts';
 import { completeJobsStatement } from '../../src/jobs/sql/outcomes.ts';
 import { workerFromConfig } from '../../src/runtime.ts';
 import { heardCompleted, openOurs } from '../lib/ours.ts';
@@ -53,8 +53,12 @@ export async function costOurs(args: CostArgs): Promise<CostTrial> {
     const claimed: Array<{ id: string; attempt: number; input: { num1: string; num2: string } }> = [];
     phases.push(
       await meter.measure('claim', args.jobs, async () => {
+        // Each claim passes on the owners' turn, as the worker's claim loop does.
+        let ownerCursor: FairClaimResult['ownerCursor'] | undefined;
         for (;;) {
-          const { claimed: batch } = await claimBatchStatement(db, 'cost-bench', args.batch, scope);
+          const result = await claimBatchStatement(db, 'cost-bench', args.batch, scope, ownerCursor);
+          const batch = result.claimed;
+          ownerCursor = result.ownerCursor;
           if (batch.length === 0) break;
           for (const job of batch) claimed.push(job as (typeof claimed)[number]);
         }
