@@ -100,12 +100,13 @@ export function claimedCte(ids: string): string {
  *   owner_hash migration), which keeps the claim index's entries narrow with API keys; two owners
  *   whose hashes meet take their turns as one. $6 is the owner whose turn came last in this
  *   worker's previous claim; the owners with pending jobs (due or not) after it, then those before
- *   it, are found by a loose index scan of the claim index (owner_hash, priority DESC, run_at, id), one probe per owner
- *   whatever its backlog, and $6 itself comes last, unprobed: at most MAX_OWNERS, and at most the
- *   batch. $6 is not probed because a probe must step over the dead entries at the head of an
- *   owner's range (its jobs claimed since the last vacuum), which `fair` steps over again: with
- *   one owner, the walk is two probes that find no other owner and step over nothing. An owner
- *   of $6 with nothing pending gets a share it cannot fill, and `rest` hands it to the others.
+ *   it, are found by a loose index scan of the claim index (owner_hash, priority DESC, run_at,
+ *   id), one probe per owner whatever its backlog, and $6 itself comes last, unprobed: at most
+ *   MAX_OWNERS, and at most the batch. $6 is not probed because a probe must step over the dead
+ *   entries at the head of an owner's range (its jobs claimed since the last vacuum), which
+ *   `fair` steps over again: with one owner, the walk is two probes that find no other owner and
+ *   step over nothing. An owner of $6 with nothing pending gets a share it cannot fill, and
+ *   `rest` hands it to the others.
  * - `shares`: what `stale` left of $2, split evenly over those owners; the first ones in the walk
  *   take one more each when it does not divide (the cursor moves past the last of them, so the
  *   extra job goes round).
