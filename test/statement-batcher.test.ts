@@ -4,7 +4,7 @@ import type { Database } from '../src/db/database.ts';
 import { NotWritten, type Sent, StatementBatcher, type StatementBatcherOptions } from '../src/db/statement-batcher.ts';
 import { insertJobsStatement } from '../src/jobs/sql/insert.ts';
 import { type Failure, failJobsStatement } from '../src/jobs/sql/outcomes.ts';
-import type { ClaimedJob } from '../src/jobs/sql/claim.ts';
+import type { ClaimedJob } from '../src/jobs/sql/claimed.ts';
 import { claimJobsStatement } from './helpers/claim.ts';
 import { createTestDatabase, type TestDatabase } from './helpers/database.ts';
 import { type InterceptedDatabase, interceptStatements, type StatementHooks } from './helpers/intercept.ts';

@@ -1,7 +1,7 @@
 import { type Context, type Span, trace, type Tracer } from '@opentelemetry/api';
 import { NotWritten, type Sent } from '../db/statement-batcher.ts';
 import { contextOf, failSpan, JOB_ATTEMPT, JOB_ID, JOB_KIND, JOB_OUTCOME } from '../jobs/job-spans.ts';
-import type { ClaimedJob } from '../jobs/sql/claim.ts';
+import type { ClaimedJob } from '../jobs/sql/claimed.ts';
 import type { WriteOutcome } from './outcome-writer.ts';
 
 /**

@@ -1,12 +1,7 @@
 import type { Database } from '../db/database.ts';
 import type { JobEventHub } from '../jobs/events.ts';
-import {
-  type ClaimedJob,
-  type ClaimResult,
-  type ClaimScope,
-  claimBatchStatement,
-  FIRST_OWNER_CURSOR,
-} from '../jobs/sql/claim.ts';
+import { type ClaimScope, claimBatchStatement, FIRST_OWNER_CURSOR } from '../jobs/sql/claim.ts';
+import type { ClaimedJob, ClaimResult } from '../jobs/sql/claimed.ts';
 import { claimLimitedStatement, type LimitedKindScope } from '../jobs/sql/claim-limited.ts';
 import type { JobEvent } from '../jobs/sql/job-events.ts';
 import type { Logger } from '../logger.ts';

@@ -1,6 +1,6 @@
 import type { Tracer } from '@opentelemetry/api';
 import { NotWritten } from '../db/statement-batcher.ts';
-import type { ClaimedJob } from '../jobs/sql/claim.ts';
+import type { ClaimedJob } from '../jobs/sql/claimed.ts';
 import { type JobContext, type JobKind, PermanentJobError, type ThreadHandler } from '../kinds/define.ts';
 import { storableResult } from '../kinds/result.ts';
 import type { KindRegistry } from '../kinds/registry.ts';

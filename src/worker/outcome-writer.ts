@@ -1,7 +1,7 @@
 import type { Database } from '../db/database.ts';
 import { type Sent, StatementBatcher } from '../db/statement-batcher.ts';
 import type { JobEventHub } from '../jobs/events.ts';
-import type { ClaimedJob } from '../jobs/sql/claim.ts';
+import type { ClaimedJob } from '../jobs/sql/claimed.ts';
 import {
   type Completion,
   completeJobsReturningStatement,

@@ -1,5 +1,6 @@
 import type { Queryable } from '../../src/db/database.ts';
-import { type ClaimedJob, claimBatchStatement } from '../../src/jobs/sql/claim.ts';
+import { claimBatchStatement } from '../../src/jobs/sql/claim.ts';
+import type { ClaimedJob } from '../../src/jobs/sql/claimed.ts';
 
 /** Every kind a test makes. */
 const TEST_KINDS = ['add', 'greet', 'echo', 'doomed'];

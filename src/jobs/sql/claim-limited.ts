@@ -4,7 +4,7 @@
  * worker process. Kinds without limits never come here (see `jobs_claim` in claim.ts).
  */
 import type { Database, Statement } from '../../db/database.ts';
-import { type ClaimedRow, claimedCte, type ClaimResult, lostAttemptsCte, STALE_COLUMNS, toClaimResult } from './claim.ts';
+import { type ClaimedRow, claimedCte, type ClaimResult, lostAttemptsCte, STALE_COLUMNS, toClaimResult } from './claimed.ts';
 import { announce, commitWithoutFlushWait, settleDependents } from './ctes.ts';
 import { ALL_KINDS } from './kind-pause.ts';
 
