@@ -209,11 +209,16 @@ describe('GraphQL reads, retrieval and cancellation', () => {
   });
 
   it('jobs pages newest first, filters by status, and checks its arguments', async () => {
-    // Its own jobs, the newest in the table whatever ran before: ids are UUIDv7.
+    // Its own jobs, the newest in the table whatever ran before: ids are UUIDv7, ordered by their
+    // millisecond and, within one, by random bits; so each job is added in a millisecond of its own.
     const added: string[] = [];
     // Due in an hour, so the worker of this block leaves them pending and one can be cancelled.
     const runAt = new Date(Date.now() + 3_600_000);
-    for (let i = 0; i < 5; i += 1) added.push((await api.jobs.addJob({ num1: String(i), num2: '1', runAt }, ANONYMOUS)).job.id);
+    for (let i = 0; i < 5; i += 1) {
+      const before = Date.now();
+      while (Date.now() === before) await new Promise((resolve) => setTimeout(resolve, 1));
+      added.push((await api.jobs.addJob({ num1: String(i), num2: '1', runAt }, ANONYMOUS)).job.id);
+    }
     await api.jobs.cancelJob(added[0]!, ANONYMOUS);
 
     const page1 = await execute(api.app, JobsDocument, { first: 2 });
